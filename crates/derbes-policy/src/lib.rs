@@ -1,0 +1,133 @@
+//! The privacy policy as data.
+//!
+//! `policy/ibusiness.toml` holds the published text of the policy block by
+//! block (Russian original, English translation) and, beside it, what the
+//! engine needs: operations, purposes with their categories and retention,
+//! recipients, rights with deadlines, consent kinds and the registration form.
+//! [`Policy::parse`] validates all of it and reports every problem with its
+//! line and column.
+//!
+//! ```
+//! use derbes_policy::{Policy, Lang, render, Format};
+//! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/ibusiness.toml")).unwrap();
+//! let policy = Policy::parse(&text).unwrap();
+//! assert_eq!(policy.operator.bin.to_string(), "220440001087");
+//! assert_eq!(policy.deadlines.withdrawal, 1);
+//! let marketing = policy.purpose("marketing").unwrap();
+//! assert!(marketing.allows_category("contact"));
+//! let ru = render(&policy, Lang::Ru, Format::Markdown);
+//! assert!(ru.contains("Цели сбора персональной информации"));
+//! assert!(Policy::parse("schema = 2").is_err());
+//! ```
+
+mod diff;
+mod model;
+mod raw;
+mod render;
+mod validate;
+pub mod vocab;
+
+use std::fmt;
+use std::path::Path;
+
+pub use diff::{diff, Change, ChangeKind};
+pub use model::*;
+pub use render::{render, Format};
+pub use vocab::*;
+
+/// One problem in a policy file, with its position (1-based).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Every problem found in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// One line per problem: `origin:line:column: message`.
+    pub fn report(&self, origin: &str) -> String {
+        self.0
+            .iter()
+            .map(|p| format!("{origin}:{}:{}: {}", p.line, p.column, p.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.report("policy"))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", .problems.report(.path))]
+    Invalid { path: String, problems: Problems },
+}
+
+impl Policy {
+    /// Parse and validate a policy file's text.
+    pub fn parse(source: &str) -> Result<Policy, Problems> {
+        let raw: raw::RawPolicyFile = toml::from_str(source).map_err(|e| {
+            let (line, column) = validate::line_col(source, e.span().map(|s| s.start).unwrap_or(0));
+            Problems(vec![Problem {
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }])
+        })?;
+        validate::validate(source, raw)
+    }
+}
+
+/// A policy read from a file, with the text it came from and that text's
+/// SHA-256 (what the store publishes and consents refer to).
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    pub policy: Policy,
+    pub text: String,
+    pub sha256: String,
+}
+
+impl LoadedPolicy {
+    pub fn from_text(text: String) -> Result<LoadedPolicy, Problems> {
+        let policy = Policy::parse(&text)?;
+        let sha256 = sha256_hex(text.as_bytes());
+        Ok(LoadedPolicy {
+            policy,
+            text,
+            sha256,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        LoadedPolicy::from_text(text).map_err(|problems| LoadError::Invalid {
+            path: shown,
+            problems,
+        })
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,349 @@
+//! The validated policy. Every reference in it resolves: a purpose's categories
+//! exist, a recipient's purposes exist, and so on. Built only by
+//! [`crate::Policy::parse`].
+
+use chrono::NaiveDate;
+use derbes_kz::Bin;
+use serde::Serialize;
+
+use crate::vocab::*;
+
+/// A text in the policy's languages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Text {
+    pub ru: String,
+    pub en: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kk: Option<String>,
+}
+
+/// A language a text can be rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ru,
+    En,
+}
+
+impl Lang {
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "ru" => Some(Lang::Ru),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+}
+
+impl Text {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Ru => &self.ru,
+            Lang::En => &self.en,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Operator {
+    pub name: Text,
+    pub bin: Bin,
+    pub address: Text,
+    pub app: String,
+    pub website: String,
+    pub includes_affiliates: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subjects {
+    pub minimum_age: u32,
+    pub citizenship: String,
+    pub representation: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentRules {
+    pub cookie_max_months: u32,
+}
+
+/// Deadlines in working days of the Kazakhstan calendar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deadlines {
+    pub access: u32,
+    pub information: u32,
+    pub refusal: u32,
+    pub rectification: u32,
+    pub blocking: u32,
+    pub unblocking: u32,
+    pub destruction: u32,
+    pub withdrawal: u32,
+    pub objection: u32,
+    pub complaint: u32,
+    pub transfer_notice: u32,
+    pub breach_notice: u32,
+}
+
+impl Deadlines {
+    /// Every deadline by its key, in file order.
+    pub fn entries(&self) -> [(&'static str, u32); 12] {
+        [
+            ("access", self.access),
+            ("information", self.information),
+            ("refusal", self.refusal),
+            ("rectification", self.rectification),
+            ("blocking", self.blocking),
+            ("unblocking", self.unblocking),
+            ("destruction", self.destruction),
+            ("withdrawal", self.withdrawal),
+            ("objection", self.objection),
+            ("complaint", self.complaint),
+            ("transfer_notice", self.transfer_notice),
+            ("breach_notice", self.breach_notice),
+        ]
+    }
+
+    pub fn get(&self, key: &str) -> Option<u32> {
+        self.entries()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperationDef {
+    pub id: Operation,
+    pub name: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelDef {
+    pub id: Channel,
+    pub name: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub id: String,
+    pub kind: SourceKind,
+    pub name: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Field {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    pub name: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Category {
+    pub id: String,
+    pub name: Text,
+    /// False for data that is not personal data (3.4: organisation details).
+    pub personal: bool,
+    pub technical: bool,
+    pub biometric: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requires_consent: Option<ConsentKind>,
+    pub fields: Vec<Field>,
+}
+
+impl Category {
+    pub fn field(&self, id: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.id == id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    pub months: u32,
+    pub after: RetentionStart,
+    pub basis: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Purpose {
+    pub id: String,
+    /// The clause that declares it ("2" for section 2's list).
+    pub clause: String,
+    pub kind: PurposeKind,
+    pub name: Text,
+    pub categories: Vec<String>,
+    pub operations: Vec<Operation>,
+    pub channels: Vec<Channel>,
+    pub depersonalised_only: bool,
+    pub retention: Retention,
+}
+
+impl Purpose {
+    pub fn allows_category(&self, category: &str) -> bool {
+        self.categories.iter().any(|c| c == category)
+    }
+
+    pub fn allows_operation(&self, op: Operation) -> bool {
+        self.operations.contains(&op)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recipient {
+    pub id: String,
+    pub clause: String,
+    pub kind: RecipientKind,
+    pub name: Text,
+    /// Needs the subject's consent to transfer to third parties.
+    pub third_party: bool,
+    /// Located abroad: needs consent to cross-border transfer.
+    pub cross_border: bool,
+    /// Receives data only on a legal basis with a reference.
+    pub legal_basis_required: bool,
+    pub purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RightDef {
+    pub id: Right,
+    /// The key in [`Deadlines`].
+    pub deadline: String,
+    pub deadline_days: u32,
+    pub name: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentKindDef {
+    pub id: ConsentKind,
+    pub name: Text,
+    pub per_channel: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_months: Option<u32>,
+}
+
+/// A field named `category.field`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct FieldRef {
+    pub category: String,
+    pub field: String,
+}
+
+impl From<FieldRef> for String {
+    fn from(f: FieldRef) -> String {
+        format!("{}.{}", f.category, f.field)
+    }
+}
+
+impl std::fmt::Display for FieldRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.category, self.field)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FormField {
+    pub field: FieldRef,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Form {
+    pub id: String,
+    pub name: Text,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentKind>,
+    pub fields: Vec<FormField>,
+}
+
+/// What a block of the document means to the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Refs {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<Operation>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rights: Vec<Right>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<Channel>,
+}
+
+/// One block of the published document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Block {
+    pub kind: BlockKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term: Option<Text>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub header: bool,
+    pub text: Text,
+    pub refs: Refs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub means: Option<String>,
+}
+
+/// The whole validated policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    pub schema: u32,
+    pub id: String,
+    pub version: String,
+    pub published: NaiveDate,
+    pub title: Text,
+    pub law: Text,
+    pub data_residency: String,
+    pub operator: Operator,
+    pub subjects: Subjects,
+    pub consent: ConsentRules,
+    pub deadlines: Deadlines,
+    pub operations: Vec<OperationDef>,
+    pub channels: Vec<ChannelDef>,
+    pub sources: Vec<Source>,
+    pub categories: Vec<Category>,
+    pub purposes: Vec<Purpose>,
+    pub recipients: Vec<Recipient>,
+    pub rights: Vec<RightDef>,
+    pub consent_kinds: Vec<ConsentKindDef>,
+    pub forms: Vec<Form>,
+    pub document: Vec<Block>,
+}
+
+impl Policy {
+    pub fn purpose(&self, id: &str) -> Option<&Purpose> {
+        self.purposes.iter().find(|p| p.id == id)
+    }
+
+    pub fn category(&self, id: &str) -> Option<&Category> {
+        self.categories.iter().find(|c| c.id == id)
+    }
+
+    pub fn recipient(&self, id: &str) -> Option<&Recipient> {
+        self.recipients.iter().find(|r| r.id == id)
+    }
+
+    pub fn source(&self, id: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.id == id)
+    }
+
+    pub fn form(&self, id: &str) -> Option<&Form> {
+        self.forms.iter().find(|f| f.id == id)
+    }
+
+    pub fn right(&self, id: Right) -> Option<&RightDef> {
+        self.rights.iter().find(|r| r.id == id)
+    }
+
+    /// The field `category.field`, if declared.
+    pub fn field(&self, r: &FieldRef) -> Option<&Field> {
+        self.category(&r.category)?.field(&r.field)
+    }
+}

@@ -1,0 +1,178 @@
+//! The fixed vocabularies the engine decides with. The policy file gives each
+//! term its published wording; the engine's meaning lives here.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! vocabulary {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every term, in the order the policy lists them.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The snake_case identifier used in files, JSON and URLs.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s),+ }
+            }
+
+            /// Parse an identifier; `None` for an unknown one.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary!(
+    /// Processing operations (the policy's introduction; the Law's list).
+    Operation {
+        Collection => "collection",
+        Recording => "recording",
+        Systematisation => "systematisation",
+        Storage => "storage",
+        Update => "update",
+        Extraction => "extraction",
+        Use => "use",
+        Transfer => "transfer",
+        CrossBorderTransfer => "cross_border_transfer",
+        Depersonalisation => "depersonalisation",
+        Blocking => "blocking",
+        Deletion => "deletion",
+        Destruction => "destruction",
+    }
+);
+
+vocabulary!(
+    /// Communication channels (section 2, 7.11).
+    Channel {
+        Sms => "sms",
+        Whatsapp => "whatsapp",
+        Telegram => "telegram",
+        Push => "push",
+        Email => "email",
+        PhoneCall => "phone_call",
+    }
+);
+
+vocabulary!(
+    /// What a purpose is for; `Marketing` needs the channel's own consent.
+    PurposeKind {
+        Service => "service",
+        Marketing => "marketing",
+        Analytics => "analytics",
+        Security => "security",
+        Legal => "legal",
+    }
+);
+
+vocabulary!(
+    /// Kinds of recipient (section 6).
+    RecipientKind {
+        Affiliate => "affiliate",
+        Partner => "partner",
+        FinancialInstitution => "financial_institution",
+        AdPlatform => "ad_platform",
+        Advertiser => "advertiser",
+        Telecom => "telecom",
+        Contractor => "contractor",
+        Assignee => "assignee",
+        Authority => "authority",
+        ThirdParty => "third_party",
+        LegalProtection => "legal_protection",
+    }
+);
+
+vocabulary!(
+    /// Kinds of source (5.1).
+    SourceKind {
+        Subject => "subject",
+        Representative => "representative",
+        Device => "device",
+        ThirdParty => "third_party",
+    }
+);
+
+vocabulary!(
+    /// Kinds of consent the ledger records.
+    ConsentKind {
+        Policy => "policy",
+        Marketing => "marketing",
+        Cookies => "cookies",
+        Entrepreneur => "entrepreneur",
+    }
+);
+
+vocabulary!(
+    /// The type of a field's value, which decides how input is validated.
+    FieldType {
+        Iin => "iin",
+        Bin => "bin",
+        Phone => "phone",
+        Email => "email",
+        Iban => "iban",
+        Bik => "bik",
+        Text => "text",
+        Url => "url",
+        IpAddress => "ip_address",
+        Boolean => "boolean",
+    }
+);
+
+vocabulary!(
+    /// From when a purpose's retention period runs.
+    RetentionStart {
+        Collection => "collection",
+        RelationshipEnd => "relationship_end",
+    }
+);
+
+vocabulary!(
+    /// The data subject's rights and the deadlines that go with them.
+    Right {
+        Access => "access",
+        Information => "information",
+        Rectification => "rectification",
+        Blocking => "blocking",
+        Unblocking => "unblocking",
+        Objection => "objection",
+        Withdrawal => "withdrawal",
+        Destruction => "destruction",
+        Complaint => "complaint",
+    }
+);
+
+vocabulary!(
+    /// The blocks the published document is made of.
+    BlockKind {
+        Title => "title",
+        Heading => "heading",
+        Paragraph => "paragraph",
+        Item => "item",
+        Subitem => "subitem",
+        Term => "term",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        for op in Operation::ALL {
+            assert_eq!(Operation::parse(op.as_str()), Some(*op));
+            assert_eq!(serde_json::to_string(op).unwrap(), format!("\"{op}\""));
+        }
+        assert_eq!(Channel::parse("carrier_pigeon"), None);
+    }
+}
