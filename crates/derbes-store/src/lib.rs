@@ -1,0 +1,244 @@
+//! Storage for derbes: one interface, two engines.
+//!
+//! SQLite is the embedded default (a file in the data directory, WAL journal,
+//! `synchronous=FULL` so that whatever a caller was told is saved survives a
+//! power cut); PostgreSQL is for production (`DATABASE_URL`). Both run the
+//! same SQL through sqlx's `Any` driver — placeholders are written `$1`, which
+//! both accept — and their own migrations, applied at start-up. The same test
+//! suite runs against both.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), derbes_store::StoreError> {
+//! use derbes_store::{Store, StoreConfig};
+//! let store = Store::open(&StoreConfig::sqlite_in("./derbes-data")).await?;
+//! store.migrate().await?;
+//! store.ping().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Every subject-scoped table that later issues add is keyed by `subject_id`
+//! first, so the schema can be distributed by subject.
+
+mod migrate;
+mod policy_versions;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use migrate::latest_version;
+pub use policy_versions::{PolicyVersion, PublishOutcome};
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A SQLite file (created with its directory if missing).
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL URL, `postgres://user@host:port/db?options=...`.
+    Postgres { url: String },
+}
+
+impl StoreConfig {
+    /// `derbes.db` in `data_dir`.
+    pub fn sqlite_in(data_dir: impl AsRef<Path>) -> StoreConfig {
+        StoreConfig::Sqlite {
+            path: data_dir.as_ref().join("derbes.db"),
+        }
+    }
+
+    /// PostgreSQL when `database_url` is given, SQLite in `data_dir` otherwise.
+    /// A `sqlite:` URL names a SQLite file.
+    pub fn choose(database_url: Option<&str>, data_dir: &Path) -> Result<StoreConfig, StoreError> {
+        match database_url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Ok(StoreConfig::sqlite_in(data_dir)),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(StoreConfig::Postgres { url: u.to_string() })
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                let path = u
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                let path = path.split('?').next().unwrap_or(path);
+                Ok(StoreConfig::Sqlite {
+                    path: PathBuf::from(path),
+                })
+            }
+            Some(_) => Err(StoreError::Config(
+                "DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into(),
+            )),
+        }
+    }
+
+    /// A description safe to log: never a password.
+    pub fn redacted(&self) -> String {
+        match self {
+            StoreConfig::Sqlite { path } => format!("sqlite {}", path.display()),
+            StoreConfig::Postgres { url } => {
+                let rest = url.split_once("://").map(|x| x.1).unwrap_or(url);
+                let host = rest.rsplit_once('@').map(|x| x.1).unwrap_or(rest);
+                let host = host.split('?').next().unwrap_or(host);
+                format!("postgres {host}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage configuration: {0}")]
+    Config(String),
+    #[error("cannot prepare the data directory: {0}")]
+    DataDir(#[source] std::io::Error),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("policy version {version} is already published with different content (sha256 {existing}); publish changes under a new version")]
+    PolicyVersionConflict { version: String, existing: String },
+    #[error("the database schema is version {found}, newer than this derbes knows ({known}); upgrade derbes")]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+/// A connection pool on one backend.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Unix time in microseconds.
+pub(crate) fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Percent-encode the characters SQLite URLs treat specially in a path.
+fn sqlite_url(path: &Path) -> String {
+    let mut s = String::from("sqlite://");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => s.push_str("%25"),
+            '?' => s.push_str("%3F"),
+            '#' => s.push_str("%23"),
+            c => s.push(c),
+        }
+    }
+    s.push_str("?mode=rwc");
+    s
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+impl Store {
+    /// Connect (creating the SQLite file and its directory if needed). Does
+    /// not migrate: call [`Store::migrate`].
+    pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend, max) = match config {
+            StoreConfig::Sqlite { path } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    if !dir.exists() {
+                        std::fs::create_dir_all(dir).map_err(StoreError::DataDir)?;
+                        restrict(dir).map_err(StoreError::DataDir)?;
+                    }
+                }
+                (sqlite_url(path), Backend::Sqlite, 8)
+            }
+            StoreConfig::Postgres { url } => (url.clone(), Backend::Postgres, 16),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; FULL makes
+                        // every commit durable before it returns.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Open and bring the schema up to date.
+    pub async fn open_and_migrate(config: &StoreConfig) -> Result<Store, StoreError> {
+        let store = Store::open(config).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Apply pending migrations; returns the versions applied now. Refuses a
+    /// schema newer than this build.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let applied = migrate::run(self).await?;
+        let found = self.schema_version().await?;
+        if found > latest_version() {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                known: latest_version(),
+            });
+        }
+        Ok(applied)
+    }
+
+    /// The highest migration applied.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM derbes_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("v")?)
+    }
+
+    /// A round trip to the database (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Close every connection (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,156 @@
+//! Throw-away databases for tests: a SQLite file in a temporary directory, or
+//! a fresh schema in PostgreSQL that is dropped afterwards.
+//!
+//! PostgreSQL tests never skip silently: when the server cannot be reached
+//! they fail, unless `DERBES_SKIP_POSTGRES=1` is set outside CI (it is
+//! ignored when `CI` is set). The server is `DERBES_TEST_DATABASE_URL`,
+//! by default `postgres://postgres@127.0.0.1:5432/test`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{Store, StoreConfig};
+
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A store that cleans up after itself.
+#[derive(Debug)]
+pub struct TestDb {
+    pub store: Store,
+    pub config: StoreConfig,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema { admin_url: String, schema: String },
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The PostgreSQL server tests use.
+pub fn admin_url() -> String {
+    std::env::var("DERBES_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
+}
+
+/// Whether PostgreSQL tests may be skipped (never in CI).
+pub fn postgres_skipped() -> bool {
+    std::env::var_os("CI").is_none() && std::env::var("DERBES_SKIP_POSTGRES").as_deref() == Ok("1")
+}
+
+/// `url` with `search_path` set to `schema` for every connection.
+pub fn url_with_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+impl TestDb {
+    /// A migrated SQLite store in a new temporary directory.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+        let config = StoreConfig::sqlite_in(dir.path());
+        let store = Store::open_and_migrate(&config)
+            .await
+            .unwrap_or_else(|e| panic!("sqlite test store: {e}"));
+        TestDb {
+            store,
+            config,
+            cleanup: Cleanup::Dir(dir),
+        }
+    }
+
+    /// A migrated PostgreSQL store in a new schema; `None` only when skipping
+    /// was asked for explicitly.
+    pub async fn postgres() -> Option<TestDb> {
+        if postgres_skipped() {
+            eprintln!("DERBES_SKIP_POSTGRES=1: skipping a PostgreSQL test");
+            return None;
+        }
+        let admin_url = admin_url();
+        let schema = format!(
+            "derbes_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_subsec_nanos()
+        );
+        let admin = Store::open(&StoreConfig::Postgres {
+            url: admin_url.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required for the tests and is not reachable ({e}). \
+                     Start it (see README) or, outside CI only, set DERBES_SKIP_POSTGRES=1."
+            )
+        });
+        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin.pool)
+            .await
+            .unwrap_or_else(|e| panic!("create test schema: {e}"));
+        admin.close().await;
+        let config = StoreConfig::Postgres {
+            url: url_with_schema(&admin_url, &schema),
+        };
+        let store = Store::open_and_migrate(&config)
+            .await
+            .unwrap_or_else(|e| panic!("postgres test store: {e}"));
+        Some(TestDb {
+            store,
+            config,
+            cleanup: Cleanup::Schema { admin_url, schema },
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Schema { admin_url, schema } = &self.cleanup {
+            let (url, schema) = (admin_url.clone(), schema.clone());
+            // Drop runs outside async; a short-lived runtime on its own thread
+            // drops the schema even when the test panicked.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    if let Ok(admin) = Store::open(&StoreConfig::Postgres { url }).await {
+                        let _ = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                            .execute(&admin.pool)
+                            .await;
+                        admin.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Run an async test body against SQLite and PostgreSQL:
+/// `both_backends!(name, path::to::async_fn_taking_store);`
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::testing::TestDb::sqlite().await;
+                $body(&db.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = $crate::testing::TestDb::postgres().await {
+                    $body(&db.store).await;
+                }
+            }
+        }
+    };
+}

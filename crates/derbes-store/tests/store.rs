@@ -1,0 +1,134 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The storage suite: every test runs unchanged on SQLite and PostgreSQL.
+
+use chrono::NaiveDate;
+use derbes_store::{both_backends, latest_version, PublishOutcome, Store, StoreError};
+
+async fn migrations_apply_once(store: &Store) {
+    assert_eq!(store.schema_version().await.unwrap(), latest_version());
+    // Already migrated by the harness: running again applies nothing.
+    assert!(store.migrate().await.unwrap().is_empty());
+    store.ping().await.unwrap();
+}
+
+async fn publish_is_idempotent_and_conflicts_are_refused(store: &Store) {
+    let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+    assert_eq!(
+        store
+            .publish_policy("1.0.0", "aa", day, "content one")
+            .await
+            .unwrap(),
+        PublishOutcome::Published
+    );
+    assert_eq!(
+        store
+            .publish_policy("1.0.0", "aa", day, "content one")
+            .await
+            .unwrap(),
+        PublishOutcome::AlreadyPublished
+    );
+    match store
+        .publish_policy("1.0.0", "bb", day, "content two")
+        .await
+    {
+        Err(StoreError::PolicyVersionConflict { version, existing }) => {
+            assert_eq!(version, "1.0.0");
+            assert_eq!(existing, "aa");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    store
+        .publish_policy("1.1.0", "cc", day, "content «три» ✓")
+        .await
+        .unwrap();
+    let versions = store.policy_versions().await.unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect::<Vec<_>>(),
+        ["1.0.0", "1.1.0"]
+    );
+    assert_eq!(versions[0].published_on, day);
+    let (v, content) = store.policy_version("1.1.0").await.unwrap().unwrap();
+    assert_eq!(v.sha256, "cc");
+    assert_eq!(content, "content «три» ✓", "content is kept byte for byte");
+    assert!(store.policy_version("9.9.9").await.unwrap().is_none());
+}
+
+async fn concurrent_publishers_agree(store: &Store) {
+    let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.publish_policy("2.0.0", "hash", day, "same").await
+        }));
+    }
+    let mut published = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            PublishOutcome::Published => published += 1,
+            PublishOutcome::AlreadyPublished => {}
+        }
+    }
+    assert_eq!(published, 1, "exactly one writer records a version");
+}
+
+both_backends!(migrations, migrations_apply_once);
+both_backends!(publish, publish_is_idempotent_and_conflicts_are_refused);
+both_backends!(concurrency, concurrent_publishers_agree);
+
+#[tokio::test]
+async fn sqlite_store_survives_reopen_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = derbes_store::StoreConfig::sqlite_in(dir.path().join("nested"));
+    {
+        let store = Store::open_and_migrate(&config).await.unwrap();
+        store
+            .publish_policy("1", "h", NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), "c")
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let store = Store::open_and_migrate(&config).await.unwrap();
+    assert_eq!(store.policy_versions().await.unwrap().len(), 1);
+    assert!(
+        dir.path().join("nested/derbes.db-wal").exists()
+            || dir.path().join("nested/derbes.db").exists()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("nested"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "the data directory is private");
+    }
+}
+
+#[test]
+fn config_choice_and_redaction() {
+    use derbes_store::StoreConfig;
+    let dir = std::path::Path::new("/data");
+    assert_eq!(
+        StoreConfig::choose(None, dir).unwrap(),
+        StoreConfig::sqlite_in(dir)
+    );
+    assert_eq!(
+        StoreConfig::choose(Some("  "), dir).unwrap(),
+        StoreConfig::sqlite_in(dir)
+    );
+    let pg =
+        StoreConfig::choose(Some("postgres://u:secret@db:5432/x?sslmode=require"), dir).unwrap();
+    assert_eq!(pg.redacted(), "postgres db:5432/x");
+    assert!(!pg.redacted().contains("secret"));
+    assert!(StoreConfig::choose(Some("mysql://x"), dir).is_err());
+    assert_eq!(
+        StoreConfig::choose(Some("sqlite:///tmp/a.db"), dir).unwrap(),
+        StoreConfig::Sqlite {
+            path: "/tmp/a.db".into()
+        }
+    );
+}
