@@ -10,6 +10,7 @@ use crate::vocab::*;
 
 /// A text in the policy's languages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Text {
     pub ru: String,
     pub en: String,
@@ -44,8 +45,10 @@ impl Text {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Operator {
     pub name: Text,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "220440001087"))]
     pub bin: Bin,
     pub address: Text,
     pub app: String,
@@ -54,6 +57,7 @@ pub struct Operator {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subjects {
     pub minimum_age: u32,
     pub citizenship: String,
@@ -61,12 +65,14 @@ pub struct Subjects {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentRules {
     pub cookie_max_months: u32,
 }
 
 /// Deadlines in working days of the Kazakhstan calendar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deadlines {
     pub access: u32,
     pub information: u32,
@@ -110,18 +116,21 @@ impl Deadlines {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationDef {
     pub id: Operation,
     pub name: Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelDef {
     pub id: Channel,
     pub name: Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Source {
     pub id: String,
     pub kind: SourceKind,
@@ -129,6 +138,7 @@ pub struct Source {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Field {
     pub id: String,
     #[serde(rename = "type")]
@@ -137,6 +147,7 @@ pub struct Field {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Category {
     pub id: String,
     pub name: Text,
@@ -156,6 +167,7 @@ impl Category {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Retention {
     pub months: u32,
     pub after: RetentionStart,
@@ -163,6 +175,7 @@ pub struct Retention {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Purpose {
     pub id: String,
     /// The clause that declares it ("2" for section 2's list).
@@ -187,6 +200,7 @@ impl Purpose {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recipient {
     pub id: String,
     pub clause: String,
@@ -202,6 +216,7 @@ pub struct Recipient {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RightDef {
     pub id: Right,
     /// The key in [`Deadlines`].
@@ -211,6 +226,7 @@ pub struct RightDef {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentKindDef {
     pub id: ConsentKind,
     pub name: Text,
@@ -240,12 +256,16 @@ impl std::fmt::Display for FieldRef {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FormField {
+    /// `category.field`, e.g. `identity.iin`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "identity.iin"))]
     pub field: FieldRef,
     pub required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Form {
     pub id: String,
     pub name: Text,
@@ -256,6 +276,7 @@ pub struct Form {
 
 /// What a block of the document means to the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refs {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub purposes: Vec<String>,
@@ -275,6 +296,7 @@ pub struct Refs {
 
 /// One block of the published document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Block {
     pub kind: BlockKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -293,10 +315,12 @@ pub struct Block {
 
 /// The whole validated policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policy {
     pub schema: u32,
     pub id: String,
     pub version: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
     pub published: NaiveDate,
     pub title: Text,
     pub law: Text,

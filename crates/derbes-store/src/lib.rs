@@ -242,3 +242,10 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// RFC 3339 (UTC, microseconds) of unix microseconds as stored.
+pub fn micros_to_rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}

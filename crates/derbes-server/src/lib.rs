@@ -1,0 +1,73 @@
+//! The derbes HTTP API.
+//!
+//! [`app`] builds the whole router from an [`AppState`], so tests drive it
+//! without a socket and `derbes serve` binds it to one.
+//!
+//! ```no_run
+//! # async fn demo(state: derbes_server::AppState) {
+//! let router = derbes_server::app(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, router).await.unwrap();
+//! # }
+//! ```
+
+mod error;
+mod log;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use derbes_policy::LoadedPolicy;
+use derbes_store::Store;
+
+pub use error::{ApiError, ErrorBody, ErrorResponse, FieldError};
+pub use openapi::ApiDoc;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    policy: LoadedPolicy,
+    /// The policy model as JSON, rendered once.
+    policy_json: Vec<u8>,
+    /// The OpenAPI document, rendered once.
+    openapi_json: Vec<u8>,
+}
+
+impl AppState {
+    /// The state for a store and the policy in force.
+    pub fn new(store: Store, policy: LoadedPolicy) -> Result<AppState, serde_json::Error> {
+        let policy_json = serde_json::to_vec(&routes::PolicyResponse::of(&policy))?;
+        let openapi_json = openapi::document_json()?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                store,
+                policy,
+                policy_json,
+                openapi_json,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn policy(&self) -> &LoadedPolicy {
+        &self.inner.policy
+    }
+}
+
+/// The complete router.
+pub fn app(state: AppState) -> Router {
+    routes::router()
+        .layer(axum::middleware::from_fn(log::access_log))
+        .with_state(state)
+}

@@ -1,0 +1,233 @@
+//! Health, readiness, the policy and the API's own description.
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use derbes_policy::{render, Format, Lang, LoadedPolicy, Policy};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{ApiError, AppState, ErrorResponse};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/policy", get(policy))
+        .route("/api/v1/policy/document", get(policy_document))
+        .route("/api/v1/policy/versions", get(policy_versions))
+        .fallback(not_found)
+}
+
+fn json_bytes(bytes: &[u8]) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes.to_vec(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the process is up.
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready` or `unavailable`.
+    pub status: &'static str,
+    /// `sqlite` or `postgres`.
+    pub storage: &'static str,
+    /// The policy version in force.
+    pub policy_version: String,
+}
+
+/// Readiness: storage answers a round trip.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses(
+        (status = 200, description = "Storage is reachable", body = Ready),
+        (status = 503, description = "Storage is not reachable", body = Ready)))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let storage = state.store().backend().as_str();
+    let policy_version = state.policy().policy.version.clone();
+    match state.store().ping().await {
+        Ok(()) => Json(Ready {
+            status: "ready",
+            storage,
+            policy_version,
+        })
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Ready {
+                    status: "unavailable",
+                    storage,
+                    policy_version,
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "service",
+    responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+pub(crate) async fn openapi(State(state): State<AppState>) -> Response {
+    json_bytes(&state.inner.openapi_json)
+}
+
+/// The policy in force, with the hash of the file it was loaded from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyResponse<'a> {
+    /// SHA-256 of the policy file, as published.
+    pub sha256: &'a str,
+    pub policy: &'a Policy,
+}
+
+impl<'a> PolicyResponse<'a> {
+    pub(crate) fn of(loaded: &'a LoadedPolicy) -> PolicyResponse<'a> {
+        PolicyResponse {
+            sha256: &loaded.sha256,
+            policy: &loaded.policy,
+        }
+    }
+}
+
+/// The current policy as data: purposes, categories, recipients, rights,
+/// deadlines and the published text.
+#[utoipa::path(get, path = "/api/v1/policy", tag = "policy",
+    responses((status = 200, description = "The policy in force", body = PolicyResponse)))]
+pub(crate) async fn policy(State(state): State<AppState>) -> Response {
+    json_bytes(&state.inner.policy_json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DocumentQuery {
+    /// `ru` (default, the original) or `en`.
+    pub lang: Option<String>,
+    /// `html` (default) or `md`.
+    pub format: Option<String>,
+}
+
+/// The readable policy document.
+#[utoipa::path(get, path = "/api/v1/policy/document", tag = "policy", params(DocumentQuery),
+    responses(
+        (status = 200, description = "The document", content_type = "text/html"),
+        (status = 400, description = "Unknown language or format", body = ErrorResponse)))]
+pub(crate) async fn policy_document(
+    State(state): State<AppState>,
+    Query(q): Query<DocumentQuery>,
+) -> Result<Response, ApiError> {
+    let lang = match q.lang.as_deref() {
+        None => Lang::Ru,
+        Some(l) => {
+            Lang::parse(l).ok_or_else(|| ApiError::invalid("lang", "expected `ru` or `en`"))?
+        }
+    };
+    let format = match q.format.as_deref() {
+        None => Format::Html,
+        Some(f) => Format::parse(f)
+            .ok_or_else(|| ApiError::invalid("format", "expected `html` or `md`"))?,
+    };
+    let body = render(&state.policy().policy, lang, format);
+    Ok(match format {
+        Format::Html => Html(body).into_response(),
+        Format::Markdown => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/markdown; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response(),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyVersionView {
+    pub version: String,
+    pub sha256: String,
+    /// Publication date (Asia/Almaty), `YYYY-MM-DD`.
+    pub published_on: String,
+    /// When derbes first recorded it (RFC 3339, UTC).
+    pub recorded_at: String,
+    /// Whether this is the version in force.
+    pub current: bool,
+}
+
+/// Every policy version published through this derbes, oldest first.
+#[utoipa::path(get, path = "/api/v1/policy/versions", tag = "policy",
+    responses(
+        (status = 200, description = "Published versions", body = [PolicyVersionView]),
+        (status = 500, description = "Storage failed", body = ErrorResponse)))]
+pub(crate) async fn policy_versions(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<PolicyVersionView>>, ApiError> {
+    let versions = state
+        .store()
+        .policy_versions()
+        .await
+        .map_err(|e| ApiError::internal("policy versions", &e))?;
+    let current = &state.policy().sha256;
+    Ok(Json(
+        versions
+            .into_iter()
+            .map(|v| PolicyVersionView {
+                current: &v.sha256 == current,
+                recorded_at: chrono_like(v.recorded_at),
+                published_on: v.published_on.to_string(),
+                version: v.version,
+                sha256: v.sha256,
+            })
+            .collect(),
+    ))
+}
+
+/// RFC 3339 of unix microseconds.
+fn chrono_like(micros: i64) -> String {
+    derbes_store::micros_to_rfc3339(micros)
+}
+
+/// A small page for people who open the service in a browser.
+pub(crate) async fn index(State(state): State<AppState>) -> Html<String> {
+    let p = &state.policy().policy;
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>derbes</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}}</style></head>\
+         <body><h1>derbes</h1><p>Personal-data engine for «{app}». Policy version {version} ({published}).</p><ul>\
+         <li><a href=\"/api/v1/policy/document?lang=ru\">Политика конфиденциальности (русский)</a></li>\
+         <li><a href=\"/api/v1/policy/document?lang=en\">Privacy policy (English)</a></li>\
+         <li><a href=\"/api/v1/openapi.json\">OpenAPI document</a></li>\
+         <li><a href=\"/readyz\">Readiness</a></li></ul></body></html>",
+        app = p.operator.app,
+        version = p.version,
+        published = p.published,
+    ))
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /api/v1/openapi.json",
+    )
+}

@@ -1,0 +1,141 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The real router against real SQLite and PostgreSQL, without a socket.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use derbes_policy::LoadedPolicy;
+use derbes_server::{app, AppState};
+use derbes_store::{both_backends, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const SEED: &str = include_str!("../../../policy/ibusiness.toml");
+
+async fn state(store: &Store) -> AppState {
+    let policy = LoadedPolicy::from_text(SEED.to_string()).unwrap();
+    let p = &policy.policy;
+    store
+        .publish_policy(&p.version, &policy.sha256, p.published, &policy.text)
+        .await
+        .unwrap();
+    AppState::new(store.clone(), policy).unwrap()
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, String, String) {
+    let response = app(state.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let ctype = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, ctype, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap()
+}
+
+async fn health_and_readiness(store: &Store) {
+    let st = state(store).await;
+    let (status, _, body) = get(&st, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["status"], "ok");
+    let (status, _, body) = get(&st, "/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    let v = json(&body);
+    assert_eq!(v["status"], "ready");
+    assert_eq!(v["storage"], store.backend().as_str());
+    assert_eq!(v["policy_version"], "1.0.0");
+    // Storage gone: not ready, and says so without internals.
+    store.close().await;
+    let (status, _, body) = get(&st, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(&body)["status"], "unavailable");
+}
+
+async fn policy_endpoints(store: &Store) {
+    let st = state(store).await;
+    let (status, ctype, body) = get(&st, "/api/v1/policy").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ctype, "application/json");
+    let v = json(&body);
+    assert_eq!(v["policy"]["operator"]["bin"], "220440001087");
+    assert_eq!(v["policy"]["deadlines"]["withdrawal"], 1);
+    assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(v["policy"]["purposes"].as_array().unwrap().len(), 21);
+
+    let (status, _, body) = get(&st, "/api/v1/policy/versions").await;
+    assert_eq!(status, StatusCode::OK);
+    let v = json(&body);
+    assert_eq!(v[0]["version"], "1.0.0");
+    assert_eq!(v[0]["current"], true);
+    assert_eq!(v[0]["published_on"], "2026-11-24");
+
+    let (status, ctype, body) = get(&st, "/api/v1/policy/document").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/html"));
+    assert!(body.contains("Цели сбора персональной информации"));
+    let (status, ctype, body) = get(&st, "/api/v1/policy/document?lang=en&format=md").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/markdown"));
+    assert!(body.starts_with("# PRIVACY POLICY"));
+}
+
+both_backends!(health, health_and_readiness);
+both_backends!(policy, policy_endpoints);
+
+#[tokio::test]
+async fn errors_are_json_and_name_the_field() {
+    let db = derbes_store::testing::TestDb::sqlite().await;
+    let st = state(&db.store).await;
+    let (status, ctype, body) = get(&st, "/api/v1/policy/document?lang=de").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(ctype, "application/json");
+    let v = json(&body);
+    assert_eq!(v["error"]["code"], "invalid_input");
+    assert_eq!(v["error"]["details"][0]["field"], "lang");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`ru` or `en`"));
+    let (status, _, body) = get(&st, "/api/v1/no/such/thing?iin=871008401427").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let v = json(&body);
+    assert_eq!(v["error"]["code"], "not_found");
+    assert!(!body.contains("871008401427"), "errors never echo input");
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_route() {
+    let db = derbes_store::testing::TestDb::sqlite().await;
+    let st = state(&db.store).await;
+    let (status, _, body) = get(&st, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let v = json(&body);
+    assert!(v["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/api/v1/policy",
+        "/api/v1/policy/document",
+        "/api/v1/policy/versions",
+        "/api/v1/openapi.json",
+    ] {
+        assert!(
+            v["paths"][path]["get"].is_object(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    assert!(v["components"]["schemas"]["ErrorResponse"].is_object());
+    assert!(v["components"]["schemas"]["Policy"].is_object());
+    let (status, ctype, body) = get(&st, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/html"));
+    assert!(body.contains("/api/v1/openapi.json"));
+}
