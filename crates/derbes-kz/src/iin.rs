@@ -220,7 +220,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let cases: &[(&str, Result<(&str, Sex), IinError>)] = &[
+        type Case = (&'static str, Result<(&'static str, Sex), IinError>);
+        let cases: &[Case] = &[
             ("871008401427", Ok(("1987-10-08", Sex::Female))),
             ("000101500002", Err(IinError::CheckDigit { expected: 9 })),
             ("87100840142", Err(IinError::Length(11))),

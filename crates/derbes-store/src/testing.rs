@@ -6,6 +6,9 @@
 //! ignored when `CI` is set). The server is `DERBES_TEST_DATABASE_URL`,
 //! by default `postgres://postgres@127.0.0.1:5432/test`.
 
+// Test support: failing loudly is the point, so panics are allowed here only.
+#![allow(clippy::panic)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{Store, StoreConfig};

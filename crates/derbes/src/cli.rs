@@ -1,0 +1,155 @@
+//! The command-line interface: every command and option, with help text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// derbes — the personal-data engine behind the iBusiness privacy policy.
+///
+/// Exit codes: 0 ok, 1 a negative result (invalid input, problems found),
+/// 2 a usage or runtime error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "derbes",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (SQLite in the data directory unless DATABASE_URL is set).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(StorageArgs),
+    /// Check, show, render and compare the policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Kazakhstan primitives: IIN, BIN, IBAN, phone numbers, working days.
+    #[command(subcommand)]
+    Kz(KzCommand),
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Data directory (SQLite database, later keys).
+    #[arg(
+        long,
+        env = "DERBES_DATA_DIR",
+        default_value = "./derbes-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user@host:port/db); SQLite in the data directory when unset.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "DERBES_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+    /// The policy file in force.
+    #[arg(
+        long,
+        env = "DERBES_POLICY",
+        default_value = "policy/ibusiness.toml",
+        value_name = "FILE"
+    )]
+    pub policy: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file; print each problem as file:line:column: message.
+    Check {
+        /// The policy file.
+        #[arg(default_value = "policy/ibusiness.toml", env = "DERBES_POLICY")]
+        file: PathBuf,
+    },
+    /// Show the policy model (use --json for all of it).
+    Show {
+        #[arg(default_value = "policy/ibusiness.toml", env = "DERBES_POLICY")]
+        file: PathBuf,
+    },
+    /// Render the readable policy document.
+    Render {
+        #[arg(default_value = "policy/ibusiness.toml", env = "DERBES_POLICY")]
+        file: PathBuf,
+        /// Language: ru (the original) or en.
+        #[arg(long, value_enum, default_value_t = LangArg::Ru)]
+        lang: LangArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = FormatArg::Md)]
+        format: FormatArg,
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// What changed between two policy files that matters to users.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// Exit 1 when there are changes (like `git diff --exit-code`).
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Policy versions published in the store.
+    Versions(StorageArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LangArg {
+    Ru,
+    En,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Md,
+    Html,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KzCommand {
+    /// Validate an IIN; show birth date and sex.
+    Iin { iin: String },
+    /// Validate a BIN; show registration month, entity type and attribute.
+    Bin { bin: String },
+    /// Validate a Kazakhstan IBAN.
+    Iban { iban: String },
+    /// Validate and normalise a Kazakhstan phone number to E.164.
+    Phone { phone: String },
+    /// Every non-working day of a year, weekends included.
+    Calendar {
+        /// The year (2000-2100).
+        year: i32,
+    },
+    /// The deadline of "within N working days of receipt".
+    Deadline {
+        /// When the request was received, RFC 3339 (e.g. 2024-05-03T17:30:00+05:00).
+        #[arg(long, value_name = "TIME")]
+        received: String,
+        /// Working days allowed.
+        #[arg(long, value_name = "N")]
+        working_days: u32,
+    },
+}

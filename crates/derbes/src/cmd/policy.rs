@@ -1,0 +1,184 @@
+//! `derbes policy ...`: the policy file from the command line.
+
+use std::path::Path;
+
+use derbes_policy::{diff, render, Format, Lang, LoadError, LoadedPolicy};
+use serde_json::json;
+
+use crate::cli::{FormatArg, LangArg, PolicyCommand};
+use crate::out::{self, CliError, Outcome};
+
+fn load(path: &Path) -> Result<LoadedPolicy, CliError> {
+    LoadedPolicy::load(path).map_err(|e| CliError(e.to_string()))
+}
+
+pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
+    match cmd {
+        PolicyCommand::Check { file } => check(&file, json),
+        PolicyCommand::Show { file } => show(&file, json),
+        PolicyCommand::Render {
+            file,
+            lang,
+            format,
+            out,
+        } => {
+            let p = load(&file)?;
+            let lang = match lang {
+                LangArg::Ru => Lang::Ru,
+                LangArg::En => Lang::En,
+            };
+            let format = match format {
+                FormatArg::Md => Format::Markdown,
+                FormatArg::Html => Format::Html,
+            };
+            let text = render(&p.policy, lang, format);
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?,
+                None => crate::out!("{text}"),
+            }
+            Ok(Outcome::Ok)
+        }
+        PolicyCommand::Diff {
+            old,
+            new,
+            exit_code,
+        } => {
+            let (a, b) = (load(&old)?, load(&new)?);
+            let changes = diff(&a.policy, &b.policy);
+            if json {
+                out::json(&json!({
+                    "old": { "version": a.policy.version, "sha256": a.sha256 },
+                    "new": { "version": b.policy.version, "sha256": b.sha256 },
+                    "changes": changes,
+                }))?;
+            } else if changes.is_empty() {
+                crate::outln!(
+                    "no changes that matter to users ({} -> {})",
+                    a.policy.version,
+                    b.policy.version
+                );
+            } else {
+                crate::outln!(
+                    "{} -> {}: {} change(s)",
+                    a.policy.version,
+                    b.policy.version,
+                    changes.len()
+                );
+                for c in &changes {
+                    let sign = match c.kind {
+                        derbes_policy::ChangeKind::Added => "+",
+                        derbes_policy::ChangeKind::Removed => "-",
+                        derbes_policy::ChangeKind::Changed => "~",
+                    };
+                    let detail = if c.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", c.detail)
+                    };
+                    crate::outln!("  {sign} {} {}{detail}", c.area, c.id);
+                }
+            }
+            Ok(if exit_code && !changes.is_empty() {
+                Outcome::Negative
+            } else {
+                Outcome::Ok
+            })
+        }
+        PolicyCommand::Versions(storage) => super::serve::versions(storage, json),
+    }
+}
+
+fn check(file: &Path, json: bool) -> Result<Outcome, CliError> {
+    match LoadedPolicy::load(file) {
+        Ok(p) => {
+            if json {
+                out::json(&json!({
+                    "valid": true,
+                    "version": p.policy.version,
+                    "sha256": p.sha256,
+                }))?;
+            } else {
+                crate::outln!(
+                    "{} {}: version {}, {} purposes, {} categories, {} recipients",
+                    out::verdict(true, "valid"),
+                    file.display(),
+                    p.policy.version,
+                    p.policy.purposes.len(),
+                    p.policy.categories.len(),
+                    p.policy.recipients.len()
+                );
+            }
+            Ok(Outcome::Ok)
+        }
+        Err(LoadError::Invalid { path, problems }) => {
+            if json {
+                out::json(&json!({ "valid": false, "file": path, "problems": problems.0 }))?;
+            } else {
+                crate::outln!("{}", problems.report(&path));
+                crate::outln!(
+                    "{} {path}: {} problem(s)",
+                    out::verdict(false, "invalid"),
+                    problems.0.len()
+                );
+            }
+            Ok(Outcome::Negative)
+        }
+        Err(e @ LoadError::Io { .. }) => Err(CliError(e.to_string())),
+    }
+}
+
+fn show(file: &Path, json: bool) -> Result<Outcome, CliError> {
+    let p = load(file)?;
+    if json {
+        out::json(&json!({ "sha256": p.sha256, "policy": p.policy }))?;
+        return Ok(Outcome::Ok);
+    }
+    let m = &p.policy;
+    crate::outln!(
+        "{} — version {}, published {}",
+        m.title.en,
+        m.version,
+        m.published
+    );
+    crate::outln!(
+        "operator: {} (BIN {}), {}",
+        m.operator.name.en,
+        m.operator.bin,
+        m.operator.address.en
+    );
+    crate::outln!(
+        "subjects: {}+ years, citizenship {}",
+        m.subjects.minimum_age,
+        m.subjects.citizenship
+    );
+    crate::outln!("\npurposes ({}):", m.purposes.len());
+    for pu in &m.purposes {
+        crate::outln!(
+            "  {:<24} {:<9} {}",
+            pu.id,
+            pu.kind.as_str(),
+            pu.categories.join(", ")
+        );
+    }
+    crate::outln!("\nrecipients ({}):", m.recipients.len());
+    for r in &m.recipients {
+        let abroad = if r.cross_border {
+            " [cross-border]"
+        } else {
+            ""
+        };
+        crate::outln!(
+            "  {:<26} {:<21} {}{abroad}",
+            r.id,
+            r.kind.as_str(),
+            r.purposes.join(", ")
+        );
+    }
+    crate::outln!("\ndeadlines (working days):");
+    for (k, v) in m.deadlines.entries() {
+        crate::outln!("  {k:<16} {v}");
+    }
+    crate::outln!("\nsha256 {}", p.sha256);
+    Ok(Outcome::Ok)
+}

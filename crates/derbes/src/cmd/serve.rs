@@ -1,0 +1,160 @@
+//! `derbes serve`, `derbes migrate`, `derbes policy versions`: the commands
+//! that open storage.
+
+use std::path::Path;
+use std::time::Instant;
+
+use derbes_policy::LoadedPolicy;
+use derbes_server::{app, AppState};
+use derbes_store::{PublishOutcome, Store, StoreConfig};
+use serde_json::json;
+
+use crate::cli::{ServeArgs, StorageArgs};
+use crate::out::{self, CliError, Outcome};
+
+/// Structured log lines on standard error: text by default, JSON with
+/// `DERBES_LOG_FORMAT=json`; level from `DERBES_LOG` (default `info`).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DERBES_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("DERBES_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
+}
+
+fn store_config(args: &StorageArgs) -> Result<StoreConfig, CliError> {
+    Ok(StoreConfig::choose(
+        args.database_url.as_deref(),
+        &args.data_dir,
+    )?)
+}
+
+async fn open(args: &StorageArgs) -> Result<(Store, StoreConfig), CliError> {
+    let config = store_config(args)?;
+    let store = Store::open_and_migrate(&config)
+        .await
+        .map_err(|e| CliError(format!("storage ({}): {e}", config.redacted())))?;
+    Ok((store, config))
+}
+
+pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
+    init_logging();
+    let started = Instant::now();
+    let policy = load_policy(&args.policy)?;
+    super::runtime()?.block_on(async move {
+        let (store, config) = open(&args.storage).await?;
+        let p = &policy.policy;
+        match store.publish_policy(&p.version, &policy.sha256, p.published, &policy.text).await? {
+            PublishOutcome::Published => {
+                tracing::info!(version = %p.version, sha256 = %policy.sha256, "policy version published")
+            }
+            PublishOutcome::AlreadyPublished => {}
+        }
+        let version = p.version.clone();
+        let state = AppState::new(store.clone(), policy)?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            address = %format!("http://{addr}"),
+            storage = %config.redacted(),
+            policy_version = %version,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "derbes ready"
+        );
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        store.close().await;
+        tracing::info!("derbes stopped");
+        Ok(Outcome::Ok)
+    })
+}
+
+fn load_policy(path: &Path) -> Result<LoadedPolicy, CliError> {
+    LoadedPolicy::load(path).map_err(|e| CliError(format!("the policy cannot be loaded:\n{e}")))
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+pub fn migrate(args: StorageArgs, json: bool) -> Result<Outcome, CliError> {
+    super::runtime()?.block_on(async move {
+        let config = store_config(&args)?;
+        let store = Store::open(&config).await?;
+        let applied = store.migrate().await?;
+        let version = store.schema_version().await?;
+        store.close().await;
+        if json {
+            out::json(&json!({ "storage": config.redacted(), "applied": applied, "schema_version": version }))?;
+        } else {
+            crate::outln!("{}: schema version {version} ({} migration(s) applied now)", config.redacted(), applied.len());
+        }
+        Ok(Outcome::Ok)
+    })
+}
+
+pub fn versions(args: StorageArgs, json: bool) -> Result<Outcome, CliError> {
+    super::runtime()?.block_on(async move {
+        let (store, _) = open(&args).await?;
+        let versions = store.policy_versions().await?;
+        store.close().await;
+        if json {
+            let list: Vec<_> = versions
+                .iter()
+                .map(|v| {
+                    json!({
+                        "version": v.version,
+                        "sha256": v.sha256,
+                        "published_on": v.published_on.to_string(),
+                        "recorded_at": derbes_store::micros_to_rfc3339(v.recorded_at),
+                    })
+                })
+                .collect();
+            out::json(&list)?;
+        } else if versions.is_empty() {
+            crate::outln!(
+                "no policy version published yet (derbes serve publishes the one in force)"
+            );
+        } else {
+            for v in &versions {
+                crate::outln!(
+                    "{:<10} published {}  recorded {}  sha256 {}",
+                    v.version,
+                    v.published_on,
+                    derbes_store::micros_to_rfc3339(v.recorded_at),
+                    v.sha256
+                );
+            }
+        }
+        Ok(Outcome::Ok)
+    })
+}

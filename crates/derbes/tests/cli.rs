@@ -1,0 +1,454 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The real binary, as scripts and people use it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn derbes() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_derbes"));
+    c.current_dir(repo_root())
+        .env("NO_COLOR", "1")
+        .env_remove("DATABASE_URL");
+    c
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(args: &[&str]) -> Output {
+    derbes().args(args).output().unwrap()
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+#[test]
+fn kz_contract() {
+    let o = run(&["kz", "iin", "871008401427", "--json"]);
+    assert_eq!(code(&o), 0);
+    let v = json_of(&o);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["birth_date"], "1987-10-08");
+    // Digit 7 is 4: a woman born in the 20th century.
+    assert_eq!(v["sex"], "female");
+
+    let o = run(&["kz", "iin", "871008401428", "--json"]);
+    assert_eq!(code(&o), 1);
+    let v = json_of(&o);
+    assert_eq!(v["valid"], false);
+    assert!(v["reason"].as_str().unwrap().contains("check digit"));
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("871008401428"),
+        "never echoes the input"
+    );
+
+    let v = json_of(&run(&["kz", "bin", "940140000385", "--json"]));
+    assert_eq!(
+        v,
+        serde_json::json!({"valid": true, "registered": "1994-01", "entity": "resident_legal_entity", "attribute": "head_office"})
+    );
+
+    let o = run(&["kz", "iban", "KZ86125KZT5004100100", "--json"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(json_of(&o)["bank_code"], "125");
+    assert_eq!(code(&run(&["kz", "iban", "KZ87125KZT5004100100"])), 1);
+
+    let v = json_of(&run(&["kz", "phone", "8 (701) 123-45-67", "--json"]));
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["e164"], "+77011234567");
+    assert_eq!(code(&run(&["kz", "phone", "+7 912 123 45 67"])), 1);
+
+    let v = json_of(&run(&[
+        "kz",
+        "deadline",
+        "--received",
+        "2024-05-03T17:30:00+05:00",
+        "--working-days",
+        "1",
+        "--json",
+    ]));
+    assert_eq!(v["due"], "2024-05-04T23:59:59+05:00");
+
+    let o = run(&["kz", "calendar", "2024", "--json"]);
+    assert_eq!(code(&o), 0);
+    let v = json_of(&o);
+    assert_eq!(v["year"], 2024);
+    let days: Vec<&str> = v["non_working_days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(days[0], "2024-01-01");
+    assert!(days.contains(&"2024-05-08") && !days.contains(&"2024-05-04"));
+    assert!(days.contains(&"2024-01-06"), "weekends included");
+    assert_eq!(v["coverage"], "complete");
+}
+
+#[test]
+fn kz_usage_errors_exit_2() {
+    assert_eq!(code(&run(&["kz", "calendar", "1999"])), 2);
+    let o = run(&[
+        "kz",
+        "deadline",
+        "--received",
+        "yesterday",
+        "--working-days",
+        "1",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("RFC 3339"));
+    assert_eq!(code(&run(&["kz", "iin"])), 2);
+    assert_eq!(code(&run(&["kz", "calendar", "twenty"])), 2);
+    assert_eq!(code(&run(&["nonsense"])), 2);
+    // An uncovered year answers provisionally and says so.
+    let o = run(&["kz", "calendar", "2027", "--json"]);
+    assert_eq!(code(&o), 0);
+    assert!(json_of(&o)["coverage"]["provisional"].is_string());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning"));
+}
+
+#[test]
+fn help_everywhere() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["policy", "--help"],
+        vec!["policy", "check", "--help"],
+        vec!["policy", "render", "--help"],
+        vec!["policy", "diff", "--help"],
+        vec!["kz", "--help"],
+        vec!["kz", "deadline", "--help"],
+    ] {
+        let o = run(&args);
+        assert_eq!(code(&o), 0, "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn policy_commands() {
+    let o = run(&["policy", "check"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let o = run(&["policy", "check", "--json"]);
+    assert_eq!(json_of(&o)["valid"], true);
+
+    let dir = tempfile::tempdir().unwrap();
+    let seed = std::fs::read_to_string(repo_root().join("policy/ibusiness.toml")).unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        seed.replacen("transfer_notice = 10", "transfer_notice = -10", 1),
+    )
+    .unwrap();
+    let o = run(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = seed
+        .lines()
+        .position(|l| l.starts_with("transfer_notice"))
+        .unwrap()
+        + 1;
+    assert!(
+        text.contains(&format!(
+            "{}:{line}:19: deadline `transfer_notice` cannot be negative",
+            bad.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(code(&run(&["policy", "check", "/no/such/file.toml"])), 2);
+
+    let v = json_of(&run(&["policy", "show", "--json"]));
+    assert_eq!(v["policy"]["operator"]["bin"], "220440001087");
+
+    let out = dir.path().join("policy.html");
+    let o = run(&[
+        "policy",
+        "render",
+        "--lang",
+        "ru",
+        "--format",
+        "html",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("<html lang=\"ru\">") && html.contains("Заключительные положения"));
+    assert_eq!(code(&run(&["policy", "render", "--lang", "kk"])), 2);
+
+    let new = dir.path().join("new.toml");
+    std::fs::write(
+        &new,
+        seed.replacen("version = \"1.0.0\"", "version = \"1.1.0\"", 1)
+            .replacen("minimum_age = 18", "minimum_age = 21", 1),
+    )
+    .unwrap();
+    let o = run(&[
+        "policy",
+        "diff",
+        "policy/ibusiness.toml",
+        new.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0);
+    let v = json_of(&o);
+    assert_eq!(v["new"]["version"], "1.1.0");
+    assert_eq!(v["changes"][0]["id"], "minimum_age");
+    assert_eq!(
+        code(&run(&[
+            "policy",
+            "diff",
+            "policy/ibusiness.toml",
+            new.to_str().unwrap(),
+            "--exit-code"
+        ])),
+        1
+    );
+    assert_eq!(
+        code(&run(&[
+            "policy",
+            "diff",
+            "policy/ibusiness.toml",
+            "policy/ibusiness.toml",
+            "--exit-code"
+        ])),
+        0
+    );
+}
+
+/// A running `derbes serve` that is stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path, database_url: Option<&str>) -> Server {
+        let mut cmd = derbes();
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        if let Some(url) = database_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("address=http://") {
+                    let addr = line[i + 15..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .to_string();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start"));
+        Server { child, addr, log }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let status: u16 = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// SIGTERM and wait: graceful shutdown exits 0.
+    fn stop(mut self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                let log = self.log.lock().unwrap().clone();
+                return (status.code().unwrap_or(-1), log);
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn serve_round_trip(database_url: Option<&str>, backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), database_url);
+    let (status, body) = server.get("/healthz");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"ok\""));
+    let (status, body) = server.get("/readyz");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(&format!("\"storage\":\"{backend}\"")),
+        "{body}"
+    );
+    let (status, body) = server.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"openapi\""));
+    let (status, _) = server.get("/api/v1/unknown?iin=871008401427&phone=%2B77011234567");
+    assert_eq!(status, 404);
+    let (exit, log) = server.stop();
+    assert_eq!(exit, 0, "{log}");
+    assert!(log.contains("derbes stopped"), "{log}");
+    assert!(
+        !log.contains("871008401427") && !log.contains("77011234567"),
+        "query strings never reach the log:\n{log}"
+    );
+    if backend == "sqlite" {
+        assert!(dir.path().join("derbes.db").exists());
+    }
+}
+
+#[test]
+fn serve_on_sqlite() {
+    serve_round_trip(None, "sqlite");
+}
+
+#[test]
+fn serve_on_postgres() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(derbes_store::testing::TestDb::postgres()) else {
+        return;
+    };
+    let derbes_store::StoreConfig::Postgres { url } = &db.config else {
+        unreachable!()
+    };
+    serve_round_trip(Some(url), "postgres");
+    // The same data directory with the policy already published starts again.
+    serve_round_trip(Some(url), "postgres");
+    drop(db);
+}
+
+#[test]
+fn serve_refuses_a_changed_policy_under_the_same_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None);
+    let (exit, _) = server.stop();
+    assert_eq!(exit, 0);
+    let edited = dir.path().join("edited.toml");
+    let seed = std::fs::read_to_string(repo_root().join("policy/ibusiness.toml")).unwrap();
+    std::fs::write(
+        &edited,
+        seed.replacen("minimum_age = 18", "minimum_age = 19", 1),
+    )
+    .unwrap();
+    let o = derbes()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--policy",
+            edited.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already published with different content"));
+    let o = run(&[
+        "policy",
+        "versions",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(json_of(&o)[0]["version"], "1.0.0");
+}
+
+#[test]
+fn serve_reports_a_broken_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "schema = 1\n[policy\n").unwrap();
+    let o = derbes()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--policy",
+            bad.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml:2:"));
+}
+
+#[test]
+fn migrate_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "migrate",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0);
+    let v = json_of(&o);
+    assert_eq!(v["schema_version"], derbes_store::latest_version());
+    assert_eq!(
+        v["applied"].as_array().unwrap().len() as i64,
+        derbes_store::latest_version()
+    );
+    let v = json_of(&run(&[
+        "migrate",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(v["applied"].as_array().unwrap().is_empty());
+    let o = run(&["migrate", "--database-url", "mysql://nope"]);
+    assert_eq!(code(&o), 2);
+}
