@@ -18,6 +18,7 @@ mod routes;
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::Router;
 use derbes_policy::LoadedPolicy;
 use derbes_store::Store;
@@ -35,17 +36,17 @@ pub struct AppState {
 struct Inner {
     store: Store,
     policy: LoadedPolicy,
-    /// The policy model as JSON, rendered once.
-    policy_json: Vec<u8>,
+    /// The policy model as JSON, rendered once and shared by every response.
+    policy_json: Bytes,
     /// The OpenAPI document, rendered once.
-    openapi_json: Vec<u8>,
+    openapi_json: Bytes,
 }
 
 impl AppState {
     /// The state for a store and the policy in force.
     pub fn new(store: Store, policy: LoadedPolicy) -> Result<AppState, serde_json::Error> {
-        let policy_json = serde_json::to_vec(&routes::PolicyResponse::of(&policy))?;
-        let openapi_json = openapi::document_json()?;
+        let policy_json = Bytes::from(serde_json::to_vec(&routes::PolicyResponse::of(&policy))?);
+        let openapi_json = Bytes::from(openapi::document_json()?);
         Ok(AppState {
             inner: Arc::new(Inner {
                 store,

@@ -367,6 +367,17 @@ fn serve_on_postgres() {
     drop(db);
 }
 
+/// `derbes serve` with `policy` that is expected to stop on its own (refuse to start).
+fn serve_to_completion(data_dir: &std::path::Path, policy: &std::path::Path) -> Output {
+    derbes()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .arg("--policy")
+        .arg(policy)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn serve_refuses_a_changed_policy_under_the_same_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,18 +391,7 @@ fn serve_refuses_a_changed_policy_under_the_same_version() {
         seed.replacen("minimum_age = 18", "minimum_age = 19", 1),
     )
     .unwrap();
-    let o = derbes()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--policy",
-            edited.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let o = serve_to_completion(dir.path(), &edited);
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("already published with different content"));
     let o = run(&[
@@ -410,18 +410,7 @@ fn serve_reports_a_broken_policy() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "schema = 1\n[policy\n").unwrap();
-    let o = derbes()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--policy",
-            bad.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let o = serve_to_completion(dir.path(), &bad);
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml:2:"));
 }
