@@ -1,0 +1,532 @@
+//! Where the keys come from and how they are kept.
+//!
+//! On disk (the default), the data directory holds `keys/`:
+//! - `kek-<id>.key`: one key-encryption key each, 64 hex digits, mode 0600;
+//! - `active`: the id of the KEK new data keys are wrapped under;
+//! - `index.key`: the blind-index key (never rotated: indexes would change).
+//!
+//! `DERBES_MASTER_KEY` (64 hex digits) supplies the active KEK instead, and
+//! `DERBES_PREVIOUS_MASTER_KEYS` (comma-separated) older ones still needed to
+//! re-wrap; `DERBES_INDEX_KEY` the blind-index key. Keys are never logged: a KEK
+//! is known by its id, the first 16 hex digits of its SHA-256.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ring::hmac;
+use zeroize::Zeroizing;
+
+use crate::{
+    aes_key, hex, open_with, random, seal_with, wrap_aad, DataKey, VaultError, WrappedKey,
+};
+
+/// The public name of a KEK.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KekId(String);
+
+impl KekId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Accept an id read back from storage.
+    pub fn from_stored(s: &str) -> KekId {
+        KekId(s.to_string())
+    }
+
+    fn of(key: &[u8; 32]) -> KekId {
+        let d = ring::digest::digest(&ring::digest::SHA256, key);
+        KekId(hex::encode(&d.as_ref()[..8]))
+    }
+}
+
+impl std::fmt::Display for KekId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where the active KEK came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// Key files in the data directory.
+    Files,
+    /// `DERBES_MASTER_KEY`.
+    Environment,
+    /// In memory only (tests).
+    Ephemeral,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("key directory {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} must be 64 hex digits (32 bytes)")]
+    BadKey { what: String },
+    #[error("the active key {0} named in keys/active has no key file")]
+    MissingActive(String),
+    #[error("key file {path} is readable by others (mode {mode:o}); it must be 0600")]
+    Permissions { path: String, mode: u32 },
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("the active KEK comes from DERBES_MASTER_KEY; to rotate, put the new key there and the old one in DERBES_PREVIOUS_MASTER_KEYS, then re-wrap")]
+    EnvironmentManaged,
+}
+
+struct Kek {
+    id: KekId,
+    key: ring::aead::LessSafeKey,
+}
+
+/// The KEKs and the blind-index key.
+pub struct Keyring {
+    keks: Vec<Kek>,
+    active: usize,
+    index: hmac::Key,
+    source: KeySource,
+    dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("active", &self.active().as_str())
+            .field(
+                "keks",
+                &self.keks.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+            )
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyringError + '_ {
+    move |source| KeyringError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Write `contents` to a new file with mode 0600, durably; fails if it exists.
+fn write_secret(path: &Path, contents: &str) -> Result<(), KeyringError> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(contents.as_bytes()).map_err(io(path))?;
+    f.sync_all().map_err(io(path))?;
+    Ok(())
+}
+
+/// Replace a small file atomically (write a temporary, fsync, rename, fsync dir).
+fn replace_file(path: &Path, contents: &str) -> Result<(), KeyringError> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    write_secret(&tmp, contents)?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), KeyringError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyringError::Permissions {
+            path: path.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), KeyringError> {
+    Ok(())
+}
+
+fn parse_key(text: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, KeyringError> {
+    hex::decode::<32>(text)
+        .map(Zeroizing::new)
+        .ok_or_else(|| KeyringError::BadKey {
+            what: what.to_string(),
+        })
+}
+
+fn kek(bytes: &[u8; 32]) -> Result<Kek, KeyringError> {
+    Ok(Kek {
+        id: KekId::of(bytes),
+        key: aes_key(bytes)?,
+    })
+}
+
+/// Environment inputs, read by the caller so that this crate stays testable.
+#[derive(Debug, Default, Clone)]
+pub struct KeyEnv {
+    pub master_key: Option<String>,
+    pub previous_master_keys: Option<String>,
+    pub index_key: Option<String>,
+}
+
+impl KeyEnv {
+    /// `DERBES_MASTER_KEY`, `DERBES_PREVIOUS_MASTER_KEYS`, `DERBES_INDEX_KEY`.
+    pub fn from_process() -> KeyEnv {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        KeyEnv {
+            master_key: get("DERBES_MASTER_KEY"),
+            previous_master_keys: get("DERBES_PREVIOUS_MASTER_KEYS"),
+            index_key: get("DERBES_INDEX_KEY"),
+        }
+    }
+}
+
+impl Keyring {
+    /// A keyring that lives only in memory (tests, benchmarks).
+    pub fn ephemeral() -> Keyring {
+        // The system generator failing is not recoverable in a test.
+        let (k, i) = match (random::<32>(), random::<32>()) {
+            (Ok(k), Ok(i)) => (k, i),
+            _ => (Zeroizing::new([7u8; 32]), Zeroizing::new([9u8; 32])),
+        };
+        let Ok(kek) = kek(&k) else {
+            unreachable_keyring()
+        };
+        Keyring {
+            keks: vec![kek],
+            active: 0,
+            index: hmac::Key::new(hmac::HMAC_SHA256, &i[..]),
+            source: KeySource::Ephemeral,
+            dir: None,
+        }
+    }
+
+    /// Open the keyring of a data directory, creating keys on first start.
+    pub fn open(data_dir: &Path, env: &KeyEnv) -> Result<Keyring, KeyringError> {
+        let dir = data_dir.join("keys");
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
+            }
+        }
+        // KEK files.
+        let mut keks = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with("kek-") && name.ends_with(".key") {
+                check_private(&path)?;
+                let text = Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
+                keks.push(kek(&*parse_key(
+                    &text,
+                    &format!("key file {}", path.display()),
+                )?)?);
+            }
+        }
+        keks.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut source = KeySource::Files;
+        let active_id = if let Some(m) = &env.master_key {
+            let k = kek(&*parse_key(m, "DERBES_MASTER_KEY")?)?;
+            let id = k.id.clone();
+            keks.retain(|x| x.id != id);
+            keks.push(k);
+            source = KeySource::Environment;
+            id
+        } else {
+            let active_path = dir.join("active");
+            if active_path.exists() {
+                KekId(
+                    fs::read_to_string(&active_path)
+                        .map_err(io(&active_path))?
+                        .trim()
+                        .to_string(),
+                )
+            } else if let Some(first) = keks.first() {
+                let id = first.id.clone();
+                replace_file(&active_path, id.as_str())?;
+                id
+            } else {
+                // First start: a new KEK, written before it is named active.
+                let bytes = random::<32>()?;
+                let k = kek(&bytes)?;
+                let id = k.id.clone();
+                write_secret(&dir.join(format!("kek-{id}.key")), &hex::encode(&bytes[..]))?;
+                replace_file(&active_path, id.as_str())?;
+                keks.push(k);
+                id
+            }
+        };
+        if let Some(prev) = &env.previous_master_keys {
+            for (i, p) in prev
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .enumerate()
+            {
+                let k = kek(&*parse_key(
+                    p,
+                    &format!("DERBES_PREVIOUS_MASTER_KEYS entry {}", i + 1),
+                )?)?;
+                if !keks.iter().any(|x| x.id == k.id) {
+                    keks.push(k);
+                }
+            }
+        }
+        let active = keks
+            .iter()
+            .position(|k| k.id == active_id)
+            .ok_or_else(|| KeyringError::MissingActive(active_id.0.clone()))?;
+        // Blind-index key.
+        let index_bytes = match &env.index_key {
+            Some(k) => parse_key(k, "DERBES_INDEX_KEY")?,
+            None => {
+                let path = dir.join("index.key");
+                if path.exists() {
+                    check_private(&path)?;
+                    let text = Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
+                    parse_key(&text, "keys/index.key")?
+                } else {
+                    let bytes = random::<32>()?;
+                    write_secret(&path, &hex::encode(&bytes[..]))?;
+                    bytes
+                }
+            }
+        };
+        Ok(Keyring {
+            keks,
+            active,
+            index: hmac::Key::new(hmac::HMAC_SHA256, &index_bytes[..]),
+            source,
+            dir: Some(dir),
+        })
+    }
+
+    /// The KEK new data keys are wrapped under.
+    pub fn active(&self) -> &KekId {
+        &self.keks[self.active].id
+    }
+
+    /// Every KEK the keyring holds.
+    pub fn kek_ids(&self) -> Vec<KekId> {
+        self.keks.iter().map(|k| k.id.clone()).collect()
+    }
+
+    pub fn source(&self) -> KeySource {
+        self.source
+    }
+
+    /// A fresh data key for `subject`, and the same key wrapped for storage.
+    pub fn new_data_key(&self, subject: &str) -> Result<(DataKey, WrappedKey), VaultError> {
+        let bytes = random::<32>()?;
+        let kek = &self.keks[self.active];
+        let wrapped = seal_with(&kek.key, &wrap_aad(subject, &kek.id), &bytes[..])?;
+        Ok((
+            DataKey::from_bytes(&bytes)?,
+            WrappedKey {
+                kek: kek.id.clone(),
+                bytes: wrapped,
+            },
+        ))
+    }
+
+    fn kek_of(&self, id: &KekId) -> Result<&Kek, VaultError> {
+        self.keks
+            .iter()
+            .find(|k| &k.id == id)
+            .ok_or_else(|| VaultError::UnknownKek(id.0.clone()))
+    }
+
+    fn unwrap_bytes(
+        &self,
+        subject: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let kek = self.kek_of(&wrapped.kek)?;
+        let plain = open_with(&kek.key, &wrap_aad(subject, &kek.id), &wrapped.bytes)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        if plain.len() != 32 {
+            return Err(VaultError::Open);
+        }
+        out.copy_from_slice(&plain);
+        Ok(out)
+    }
+
+    /// The data key of `subject` from its stored form.
+    pub fn unwrap_key(&self, subject: &str, wrapped: &WrappedKey) -> Result<DataKey, VaultError> {
+        DataKey::from_bytes(&*self.unwrap_bytes(subject, wrapped)?)
+    }
+
+    /// Re-wrap a data key under the active KEK (key rotation).
+    pub fn rewrap(&self, subject: &str, wrapped: &WrappedKey) -> Result<WrappedKey, VaultError> {
+        let bytes = self.unwrap_bytes(subject, wrapped)?;
+        let kek = &self.keks[self.active];
+        Ok(WrappedKey {
+            kek: kek.id.clone(),
+            bytes: seal_with(&kek.key, &wrap_aad(subject, &kek.id), &bytes[..])?,
+        })
+    }
+
+    /// A new KEK on disk, made active. The key file is durable before
+    /// `keys/active` names it, so a crash at any point loses nothing.
+    pub fn rotate(&mut self) -> Result<KekId, KeyringError> {
+        let dir = match (&self.source, &self.dir) {
+            (KeySource::Environment, _) => return Err(KeyringError::EnvironmentManaged),
+            (_, Some(dir)) => dir.clone(),
+            (_, None) => {
+                let k = kek(&*random::<32>()?)?;
+                self.keks.push(k);
+                self.active = self.keks.len() - 1;
+                return Ok(self.active().clone());
+            }
+        };
+        let bytes = random::<32>()?;
+        let k = kek(&bytes)?;
+        let id = k.id.clone();
+        write_secret(&dir.join(format!("kek-{id}.key")), &hex::encode(&bytes[..]))?;
+        replace_file(&dir.join("active"), id.as_str())?;
+        self.keks.push(k);
+        self.active = self.keks.len() - 1;
+        Ok(id)
+    }
+
+    /// HMAC-SHA256 of `value` under the blind-index key, separated by `kind`
+    /// (`iin`, `phone`, ...). Equal inputs give equal digests; nothing else
+    /// can be learned from one.
+    pub fn blind_index(&self, kind: &str, value: &str) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.index);
+        ctx.update(kind.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(value.as_bytes());
+        let tag = ctx.sign();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// A short pseudonym (hex) for evidence such as a client address.
+    pub fn pseudonym(&self, kind: &str, value: &str) -> String {
+        hex::encode(&self.blind_index(kind, value)[..12])
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_keyring() -> ! {
+    panic!("AES-256-GCM rejected a 32-byte key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_start_creates_private_keys_and_reopens_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
+        let (k, w) = a.new_data_key("s").unwrap();
+        let sealed = k.seal("s", "f", b"secret").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for entry in fs::read_dir(dir.path().join("keys")).unwrap() {
+                let p = entry.unwrap().path();
+                let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", p.display());
+            }
+            let mode = fs::metadata(dir.path().join("keys"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o700);
+        }
+        let b = Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
+        assert_eq!(a.active(), b.active());
+        assert_eq!(a.blind_index("iin", "x"), b.blind_index("iin", "x"));
+        let k2 = b.unwrap_key("s", &w).unwrap();
+        assert_eq!(&k2.open("s", "f", &sealed).unwrap()[..], b"secret");
+    }
+
+    #[test]
+    fn rotation_keeps_old_keys_usable_and_rewraps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ring = Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
+        let old = ring.active().clone();
+        let (_, w) = ring.new_data_key("s").unwrap();
+        let new = ring.rotate().unwrap();
+        assert_ne!(old, new);
+        let reopened = Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
+        assert_eq!(reopened.active(), &new);
+        assert!(
+            reopened.unwrap_key("s", &w).is_ok(),
+            "the old KEK is still there"
+        );
+        let rw = reopened.rewrap("s", &w).unwrap();
+        assert_eq!(rw.kek, new);
+        assert!(reopened.unwrap_key("s", &rw).is_ok());
+    }
+
+    #[test]
+    fn environment_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = KeyEnv {
+            master_key: Some("11".repeat(32)),
+            previous_master_keys: None,
+            index_key: Some("22".repeat(32)),
+        };
+        let mut ring = Keyring::open(dir.path(), &env).unwrap();
+        assert_eq!(ring.source(), KeySource::Environment);
+        assert!(!dir.path().join("keys/index.key").exists());
+        assert!(matches!(
+            ring.rotate(),
+            Err(KeyringError::EnvironmentManaged)
+        ));
+        let bad = KeyEnv {
+            master_key: Some("xyz".into()),
+            ..KeyEnv::default()
+        };
+        let err = Keyring::open(dir.path(), &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("DERBES_MASTER_KEY must be 64 hex digits"),
+            "{err}"
+        );
+        assert!(!err.contains("xyz"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn readable_key_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
+        let path = dir.path().join(format!("keys/kek-{}.key", ring.active()));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            Keyring::open(dir.path(), &KeyEnv::default()),
+            Err(KeyringError::Permissions { .. })
+        ));
+    }
+
+    #[test]
+    fn blind_index_separates_kinds() {
+        let ring = Keyring::ephemeral();
+        assert_ne!(ring.blind_index("iin", "1"), ring.blind_index("phone", "1"));
+        assert_eq!(ring.blind_index("iin", "1"), ring.blind_index("iin", "1"));
+        assert_eq!(ring.pseudonym("ip", "1.2.3.4").len(), 24);
+    }
+}
