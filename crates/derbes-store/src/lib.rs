@@ -21,6 +21,7 @@
 
 mod migrate;
 mod policy_versions;
+mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -33,6 +34,9 @@ use sqlx::{AnyPool, Executor};
 
 pub use migrate::latest_version;
 pub use policy_versions::{PolicyVersion, PublishOutcome};
+pub use subjects::{
+    ConsentRow, FieldRow, NewConsent, NewSubject, Rectification, SubjectRow, TokenRow,
+};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +118,12 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("policy version {version} is already published with different content (sha256 {existing}); publish changes under a new version")]
     PolicyVersionConflict { version: String, existing: String },
+    #[error("{0} is already registered")]
+    Duplicate(String),
+    #[error("{0} changed since it was read; read it again")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
     #[error("the database schema is version {found}, newer than this derbes knows ({known}); upgrade derbes")]
     SchemaTooNew { found: i64, known: i64 },
 }

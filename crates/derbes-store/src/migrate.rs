@@ -25,7 +25,10 @@ macro_rules! migration {
     };
 }
 
-const MIGRATIONS: &[Migration] = &[migration!(1, "0001_policy_versions")];
+const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_policy_versions"),
+    migration!(2, "0002_subjects_and_consents"),
+];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.
 const PG_LOCK_KEY: i64 = 0x6465_7262_6573; // "derbes"

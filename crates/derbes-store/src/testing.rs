@@ -157,3 +157,49 @@ macro_rules! both_backends {
         }
     };
 }
+
+impl Store {
+    /// Every row of `table` as text (tests search it for plaintext).
+    pub async fn debug_dump_table(&self, table: &str) -> Result<String, crate::StoreError> {
+        let sql = match self.backend {
+            crate::Backend::Postgres => {
+                format!("SELECT CAST(t.* AS TEXT) AS row_text FROM {table} t")
+            }
+            crate::Backend::Sqlite => return Ok(String::new()),
+        };
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let mut out = String::new();
+        for r in rows {
+            use sqlx::Row;
+            let t: String = r.try_get("row_text")?;
+            out.push_str(&t);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// Copy one sealed field over another (tests: ciphertext moved elsewhere).
+    pub async fn debug_swap_field(
+        &self,
+        from_subject: &str,
+        from_field: &str,
+        to_subject: &str,
+        to_field: &str,
+    ) -> Result<(), crate::StoreError> {
+        use sqlx::Row;
+        let sealed: Vec<u8> =
+            sqlx::query("SELECT sealed FROM subject_fields WHERE subject_id = $1 AND field = $2")
+                .bind(from_subject)
+                .bind(from_field)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("sealed")?;
+        sqlx::query("UPDATE subject_fields SET sealed = $1 WHERE subject_id = $2 AND field = $3")
+            .bind(sealed)
+            .bind(to_subject)
+            .bind(to_field)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

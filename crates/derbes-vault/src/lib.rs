@@ -86,6 +86,11 @@ pub(crate) fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, VaultError>
     Ok(out)
 }
 
+/// Fill `out` from the system's secure random generator.
+pub fn random_bytes(out: &mut [u8]) -> Result<(), VaultError> {
+    rng().fill(out).map_err(|_| VaultError::Random)
+}
+
 /// `VERSION || nonce || ciphertext || tag`.
 pub(crate) fn seal_with(
     key: &LessSafeKey,

@@ -1,0 +1,49 @@
+use derbes_core::Problem;
+use derbes_store::StoreError;
+
+/// What can go wrong, in terms a caller can act on. Internal causes are kept
+/// for the log; none of them carries personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the input was refused")]
+    Invalid(Vec<Problem>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("a subject with this {0} is already registered")]
+    Duplicate(String),
+    #[error("{0} changed meanwhile; read it again")]
+    Conflict(String),
+    #[error("the subject's data has been destroyed")]
+    Destroyed,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn invalid(field: &str, code: &'static str, reason: impl Into<String>) -> EngineError {
+        EngineError::Invalid(vec![Problem::new(field, code, reason)])
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate(kind) => EngineError::Duplicate(kind),
+            StoreError::Conflict(f) => EngineError::Conflict(f),
+            StoreError::NotFound(what) => EngineError::NotFound(what),
+            other => EngineError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<derbes_vault::VaultError> for EngineError {
+    fn from(e: derbes_vault::VaultError) -> Self {
+        EngineError::Internal(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for EngineError {
+    fn from(e: serde_json::Error) -> Self {
+        EngineError::Internal(format!("json: {e}"))
+    }
+}

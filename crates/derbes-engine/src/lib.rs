@@ -1,0 +1,633 @@
+//! The derbes application layer: the one place where the policy, the domain
+//! rules, the vault and the store meet. The HTTP server and the CLI call it;
+//! neither touches keys or sealed data directly.
+//!
+//! Personal data is in plaintext only inside these methods and in what they
+//! return to the caller; it is never logged.
+
+mod error;
+mod keys;
+mod organizations;
+mod staff;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Months, Utc};
+use derbes_core::{
+    almaty_date, build_consent, validate_fields, validate_registration, ConsentId, ConsentRecord,
+    ConsentRequest, ConsentState, Problem, Receipt, RegistrationRequest, SignedReceipt, SubjectId,
+};
+use derbes_policy::{FieldType, LoadedPolicy};
+use derbes_store::{FieldRow, NewConsent, NewSubject, Rectification, Store};
+use derbes_vault::{DataKey, KekId, KeyEnv, Keyring, WrappedKey};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use error::EngineError;
+pub use keys::{KeyStatus, RotationReport};
+pub use organizations::OrganizationRequest;
+pub use staff::Staff;
+
+/// The clock, replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Shared by every request; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    policy: Arc<LoadedPolicy>,
+    keys: Arc<RwLock<Arc<Keyring>>>,
+    data_dir: Option<PathBuf>,
+    key_env: KeyEnv,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy", &self.policy.policy.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A field of a subject, decrypted for a permitted use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldView {
+    pub field: String,
+    pub value: Value,
+    pub source: String,
+    pub collected_at: DateTime<Utc>,
+    pub purposes: Vec<String>,
+}
+
+/// A consent with its state now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsentView {
+    pub state: ConsentState,
+    #[serde(flatten)]
+    pub record: ConsentRecord,
+}
+
+/// The result of a registration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Registered {
+    pub subject_id: SubjectId,
+    /// The receipt of each consent given with the registration.
+    pub consent_receipts: Vec<SignedReceipt>,
+}
+
+/// What a receipt check found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceiptCheck {
+    /// The receipt is exactly what the ledger recorded.
+    pub valid: bool,
+    pub consent_id: Option<ConsentId>,
+    pub state: Option<ConsentState>,
+}
+
+/// Identifiers that can be looked up by blind index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupKind {
+    Iin,
+    Phone,
+}
+
+impl LookupKind {
+    fn index_kind(self) -> &'static str {
+        match self {
+            LookupKind::Iin => "iin",
+            LookupKind::Phone => "phone",
+        }
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(m: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(m).unwrap_or_default()
+}
+
+/// The purposes that may use a field's category, by the policy.
+fn purposes_for(policy: &LoadedPolicy, category: &str) -> Vec<String> {
+    policy
+        .policy
+        .purposes
+        .iter()
+        .filter(|p| p.allows_category(category))
+        .map(|p| p.id.clone())
+        .collect()
+}
+
+impl Engine {
+    /// An engine over a store, a policy and the keyring of `data_dir`.
+    pub fn open(
+        store: Store,
+        policy: LoadedPolicy,
+        data_dir: PathBuf,
+        env: &KeyEnv,
+    ) -> Result<Engine, EngineError> {
+        let keys =
+            Keyring::open(&data_dir, env).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let mut engine = Engine::with_keyring(store, policy, keys, Some(data_dir));
+        engine.key_env = env.clone();
+        Ok(engine)
+    }
+
+    /// An engine with a given keyring (tests, benchmarks).
+    pub fn with_keyring(
+        store: Store,
+        policy: LoadedPolicy,
+        keys: Keyring,
+        data_dir: Option<PathBuf>,
+    ) -> Engine {
+        Engine {
+            store,
+            policy: Arc::new(policy),
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
+            data_dir,
+            key_env: KeyEnv::default(),
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Replace the clock (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Engine {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &LoadedPolicy {
+        &self.policy
+    }
+
+    pub(crate) fn keyring(&self) -> Arc<Keyring> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reload the keyring from the data directory (after `derbes keys rotate`
+    /// ran in another process).
+    pub(crate) fn reload_keys(&self) -> Result<(), EngineError> {
+        let Some(dir) = &self.data_dir else {
+            return Ok(());
+        };
+        let fresh =
+            Keyring::open(dir, &self.key_env).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.replace_keyring(fresh);
+        Ok(())
+    }
+
+    pub(crate) fn replace_keyring(&self, ring: Keyring) {
+        match self.keys.write() {
+            Ok(mut k) => *k = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+    }
+
+    fn pseudonym(&self, req: &ConsentRequest) -> Option<String> {
+        req.evidence
+            .client_address
+            .as_ref()
+            .map(|ip| self.keyring().pseudonym("client_address", ip.trim()))
+    }
+
+    fn new_consent(
+        &self,
+        subject: SubjectId,
+        req: &ConsentRequest,
+        prefix: &str,
+    ) -> Result<(NewConsent, SignedReceipt), Vec<Problem>> {
+        let (record, signed) = build_consent(
+            &self.policy,
+            subject,
+            req,
+            self.pseudonym(req),
+            self.now(),
+            prefix,
+        )?;
+        let row = NewConsent {
+            consent_id: record.consent_id.to_string(),
+            kind: record.kind.as_str().to_string(),
+            given_at: micros(record.given_at),
+            expires_at: record.expires_at.map(micros),
+            record_json: serde_json::to_string(&record).unwrap_or_default(),
+            receipt_sha256: record.receipt_sha256.clone(),
+        };
+        Ok((row, signed))
+    }
+
+    /// Register a user as the registration form describes (7.10): all fields
+    /// sealed under a new data key, IIN and phone blind-indexed, the consents
+    /// recorded — in one transaction. Nothing is stored when anything is refused.
+    pub async fn register(&self, req: &RegistrationRequest) -> Result<Registered, EngineError> {
+        let now = self.now();
+        let valid = validate_registration(&self.policy.policy, req, almaty_date(now))
+            .map_err(EngineError::Invalid)?;
+        let subject = SubjectId::new();
+        let sid = subject.to_string();
+        let mut consents = Vec::new();
+        let mut receipts = Vec::new();
+        let mut problems = Vec::new();
+        for (i, c) in req.consents.iter().enumerate() {
+            match self.new_consent(subject, c, &format!("consents[{i}].")) {
+                Ok((row, signed)) => {
+                    consents.push(row);
+                    receipts.push(signed);
+                }
+                Err(p) => problems.extend(p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        let keys = self.keyring();
+        let (key, wrapped) = keys.new_data_key(&sid)?;
+        let mut fields = Vec::with_capacity(valid.fields.len());
+        for f in &valid.fields {
+            let name = f.field.to_string();
+            fields.push(FieldRow {
+                sealed: key.seal(&sid, &name, f.value.as_bytes())?,
+                field: name,
+                source: valid.source.clone(),
+                collected_at: micros(now),
+                purposes: purposes_for(&self.policy, &f.field.category).join(","),
+                version: 1,
+            });
+        }
+        let mut index = vec![(
+            "iin".to_string(),
+            keys.blind_index("iin", &valid.iin.to_string()).to_vec(),
+        )];
+        if let Some(phone) = &valid.phone {
+            index.push((
+                "phone".to_string(),
+                keys.blind_index("phone", phone).to_vec(),
+            ));
+        }
+        self.store
+            .insert_subject(&NewSubject {
+                subject_id: sid,
+                policy_version: self.policy.policy.version.clone(),
+                created_at: micros(now),
+                kek_id: wrapped.kek.to_string(),
+                wrapped_key: wrapped.bytes,
+                fields,
+                index,
+                consents,
+            })
+            .await?;
+        Ok(Registered {
+            subject_id: subject,
+            consent_receipts: receipts,
+        })
+    }
+
+    /// Find a subject by IIN or phone, through the blind index.
+    pub async fn lookup(
+        &self,
+        kind: LookupKind,
+        value: &str,
+    ) -> Result<Option<SubjectId>, EngineError> {
+        let (field, ty) = match kind {
+            LookupKind::Iin => ("iin", FieldType::Iin),
+            LookupKind::Phone => ("phone", FieldType::Phone),
+        };
+        let canonical = derbes_core::canonical(ty, &Value::String(value.to_string()))
+            .map_err(|(code, reason)| EngineError::invalid(field, code, reason))?;
+        let digest = self.keyring().blind_index(kind.index_kind(), &canonical);
+        match self.store.lookup(kind.index_kind(), &digest).await? {
+            None => Ok(None),
+            Some(s) => Ok(Some(
+                SubjectId::parse(&s).map_err(|e| EngineError::Internal(e.to_string()))?,
+            )),
+        }
+    }
+
+    /// The subject's data key, or why there is none.
+    async fn data_key(&self, subject: SubjectId) -> Result<DataKey, EngineError> {
+        let sid = subject.to_string();
+        let row = self
+            .store
+            .subject(&sid)
+            .await?
+            .ok_or(EngineError::NotFound("subject"))?;
+        if row.status == "destroyed" {
+            return Err(EngineError::Destroyed);
+        }
+        let (kek, bytes) = self
+            .store
+            .subject_key(&sid)
+            .await?
+            .ok_or(EngineError::Destroyed)?;
+        let wrapped = WrappedKey {
+            kek: KekId::from_stored(&kek),
+            bytes,
+        };
+        match self.keyring().unwrap_key(&sid, &wrapped) {
+            Ok(k) => Ok(k),
+            Err(derbes_vault::VaultError::UnknownKek(_)) => {
+                // Rotated by another process: pick up the new keyring once.
+                self.reload_keys()?;
+                Ok(self.keyring().unwrap_key(&sid, &wrapped)?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn view(&self, key: &DataKey, sid: &str, row: &FieldRow) -> Result<FieldView, EngineError> {
+        let plain = key.open(sid, &row.field, &row.sealed)?;
+        let text = String::from_utf8(plain.to_vec())
+            .map_err(|_| EngineError::Internal("a sealed field is not UTF-8".into()))?;
+        let ty = derbes_core::field_ref(&self.policy.policy, &row.field).map(|(_, t)| t);
+        let value = match (ty, text.as_str()) {
+            (Some(FieldType::Boolean), "true") => Value::Bool(true),
+            (Some(FieldType::Boolean), "false") => Value::Bool(false),
+            _ => Value::String(text),
+        };
+        Ok(FieldView {
+            field: row.field.clone(),
+            value,
+            source: row.source.clone(),
+            collected_at: from_micros(row.collected_at),
+            purposes: row
+                .purposes
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        })
+    }
+
+    /// The fields `purpose` may use by the policy, decrypted.
+    pub async fn data_for_purpose(
+        &self,
+        subject: SubjectId,
+        purpose: &str,
+    ) -> Result<Vec<FieldView>, EngineError> {
+        let p = self.policy.policy.purpose(purpose).ok_or_else(|| {
+            EngineError::invalid("purpose", "unknown_purpose", "not a purpose of the policy")
+        })?;
+        let key = self.data_key(subject).await?;
+        let sid = subject.to_string();
+        let rows = self.store.subject_fields(&sid).await?;
+        rows.iter()
+            .filter(|r| {
+                r.field
+                    .split_once('.')
+                    .is_some_and(|(c, _)| p.allows_category(c))
+            })
+            .map(|r| self.view(&key, &sid, r))
+            .collect()
+    }
+
+    /// Rectification (4.1, 7.11): new values with their source and reason; the
+    /// previous values are kept sealed under the same key for as long as the
+    /// longest retention of the purposes that use them.
+    pub async fn rectify(
+        &self,
+        subject: SubjectId,
+        values: &BTreeMap<String, Value>,
+        source: Option<&str>,
+        reason: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let p = &self.policy.policy;
+        let mut problems = Vec::new();
+        if values.is_empty() {
+            problems.push(Problem::new(
+                "fields",
+                "missing_field",
+                "name at least one field to correct",
+            ));
+        }
+        if reason.trim().is_empty() || reason.chars().count() > 1000 {
+            problems.push(Problem::new(
+                "reason",
+                "invalid_reason",
+                "a reason of 1 to 1000 characters is required",
+            ));
+        }
+        let ie_consent = self
+            .has_active_consent(subject, derbes_policy::ConsentKind::Entrepreneur)
+            .await?;
+        let inputs = validate_fields(
+            p,
+            values,
+            &|f| f.category != "organisation" && (f.category != "entrepreneur" || ie_consent),
+            &mut problems,
+        );
+        let source = derbes_core::source_id(p, source, &mut problems);
+        for f in &inputs {
+            if f.field.to_string() == "identity.iin" {
+                if let Ok(iin) = derbes_kz::Iin::parse(&f.value) {
+                    let min = p.subjects.minimum_age as i32;
+                    if iin.age_on(almaty_date(self.now())) < min {
+                        problems.push(Problem::new(
+                            "identity.iin",
+                            "under_age",
+                            format!("users must be {min} or older"),
+                        ));
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        let key = self.data_key(subject).await?;
+        let sid = subject.to_string();
+        let now = self.now();
+        let current = self.store.subject_fields(&sid).await?;
+        let keys = self.keyring();
+        let mut changes = Vec::new();
+        let mut index = Vec::new();
+        for f in &inputs {
+            let name = f.field.to_string();
+            let old = current.iter().find(|r| r.field == name);
+            let keep_months = p
+                .purposes
+                .iter()
+                .filter(|pu| pu.allows_category(&f.field.category))
+                .map(|pu| pu.retention.months)
+                .max()
+                .unwrap_or(0);
+            let keep_until = now
+                .checked_add_months(Months::new(keep_months))
+                .unwrap_or(now);
+            changes.push(Rectification {
+                new: FieldRow {
+                    sealed: key.seal(&sid, &name, f.value.as_bytes())?,
+                    field: name.clone(),
+                    source: source.clone(),
+                    collected_at: micros(now),
+                    purposes: purposes_for(&self.policy, &f.field.category).join(","),
+                    version: old.map(|o| o.version + 1).unwrap_or(1),
+                },
+                expected_version: old.map(|o| o.version),
+                sealed_reason: key.seal(
+                    &sid,
+                    &format!("{name}#reason"),
+                    reason.trim().as_bytes(),
+                )?,
+                keep_until: micros(keep_until),
+            });
+            match name.as_str() {
+                "identity.iin" => index.push((
+                    "iin".to_string(),
+                    keys.blind_index("iin", &f.value).to_vec(),
+                )),
+                "contact.phone" => index.push((
+                    "phone".to_string(),
+                    keys.blind_index("phone", &f.value).to_vec(),
+                )),
+                _ => {}
+            }
+        }
+        self.store
+            .rectify(&sid, &changes, &index, micros(now))
+            .await?;
+        Ok(changes.into_iter().map(|c| c.new.field).collect())
+    }
+
+    async fn consent_records(&self, subject: SubjectId) -> Result<Vec<ConsentRecord>, EngineError> {
+        let rows = self.store.consents(&subject.to_string()).await?;
+        rows.iter()
+            .map(|r| {
+                let mut rec: ConsentRecord = serde_json::from_str(&r.record_json)?;
+                rec.withdrawn_at = r.withdrawn_at.map(from_micros);
+                Ok(rec)
+            })
+            .collect()
+    }
+
+    async fn has_active_consent(
+        &self,
+        subject: SubjectId,
+        kind: derbes_policy::ConsentKind,
+    ) -> Result<bool, EngineError> {
+        let now = self.now();
+        Ok(self
+            .consent_records(subject)
+            .await?
+            .iter()
+            .any(|c| c.kind == kind && c.state(now) == ConsentState::Active))
+    }
+
+    async fn require_active(&self, subject: SubjectId) -> Result<(), EngineError> {
+        let row = self
+            .store
+            .subject(&subject.to_string())
+            .await?
+            .ok_or(EngineError::NotFound("subject"))?;
+        if row.status == "destroyed" {
+            return Err(EngineError::Destroyed);
+        }
+        Ok(())
+    }
+
+    /// Record a consent; returns its receipt.
+    pub async fn add_consent(
+        &self,
+        subject: SubjectId,
+        req: &ConsentRequest,
+    ) -> Result<SignedReceipt, EngineError> {
+        self.require_active(subject).await?;
+        let (row, signed) = self
+            .new_consent(subject, req, "")
+            .map_err(EngineError::Invalid)?;
+        self.store
+            .insert_consent(&subject.to_string(), &row)
+            .await?;
+        Ok(signed)
+    }
+
+    /// The full consent history with each consent's state now.
+    pub async fn consents(&self, subject: SubjectId) -> Result<Vec<ConsentView>, EngineError> {
+        if self.store.subject(&subject.to_string()).await?.is_none() {
+            return Err(EngineError::NotFound("subject"));
+        }
+        let now = self.now();
+        Ok(self
+            .consent_records(subject)
+            .await?
+            .into_iter()
+            .map(|record| ConsentView {
+                state: record.state(now),
+                record,
+            })
+            .collect())
+    }
+
+    /// Withdraw a consent (appended to the ledger; the record is unchanged).
+    /// Returns the consent's view after withdrawal.
+    pub async fn withdraw_consent(
+        &self,
+        subject: SubjectId,
+        consent: ConsentId,
+        evidence: &Value,
+    ) -> Result<ConsentView, EngineError> {
+        let now = self.now();
+        let evidence = serde_json::to_string(evidence)?;
+        if evidence.len() > 4000 {
+            return Err(EngineError::invalid(
+                "evidence",
+                "too_long",
+                "at most 4000 characters of evidence",
+            ));
+        }
+        self.store
+            .withdraw_consent(
+                &subject.to_string(),
+                &consent.to_string(),
+                micros(now),
+                &evidence,
+            )
+            .await?;
+        self.consents(subject)
+            .await?
+            .into_iter()
+            .find(|c| c.record.consent_id == consent)
+            .ok_or(EngineError::NotFound("consent"))
+    }
+
+    /// Confirm that a receipt a user kept is exactly what the ledger recorded.
+    pub async fn verify_receipt(&self, receipt: &Receipt) -> Result<ReceiptCheck, EngineError> {
+        let sha = receipt.sha256();
+        let Some(row) = self.store.consent_by_receipt(&sha).await? else {
+            return Ok(ReceiptCheck {
+                valid: false,
+                consent_id: None,
+                state: None,
+            });
+        };
+        let mut rec: ConsentRecord = serde_json::from_str(&row.record_json)?;
+        rec.withdrawn_at = row.withdrawn_at.map(from_micros);
+        // The hash covers every word of the receipt; finding it is the proof.
+        Ok(ReceiptCheck {
+            valid: rec.receipt_sha256 == sha,
+            consent_id: Some(rec.consent_id),
+            state: Some(rec.state(self.now())),
+        })
+    }
+
+    /// Crypto-shred a subject (the data key and every sealed row go).
+    pub async fn shred(&self, subject: SubjectId) -> Result<bool, EngineError> {
+        Ok(self
+            .store
+            .shred_subject(&subject.to_string(), micros(self.now()))
+            .await?)
+    }
+}

@@ -1,0 +1,91 @@
+//! Organisations a user acts for (3.4): not personal data, kept apart from
+//! subjects, linked to their representatives.
+
+use std::collections::BTreeMap;
+
+use derbes_core::{validate_fields, OrganizationId, Problem, SubjectId};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{micros, Engine, EngineError};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationRequest {
+    /// `organisation.*` fields of the policy's organisation form.
+    pub fields: BTreeMap<String, Value>,
+    /// Subjects who act for the organisation.
+    #[serde(default)]
+    pub representatives: Vec<SubjectId>,
+}
+
+impl Engine {
+    /// Register an organisation (BIN and IBAN validated) and link representatives.
+    pub async fn register_organization(
+        &self,
+        req: &OrganizationRequest,
+    ) -> Result<OrganizationId, EngineError> {
+        let p = &self.policy.policy;
+        let form = p.form("organisation");
+        let mut problems = Vec::new();
+        let fields = validate_fields(
+            p,
+            &req.fields,
+            &|f| form.is_some_and(|form| form.fields.iter().any(|x| &x.field == f)),
+            &mut problems,
+        );
+        if let Some(form) = form {
+            for ff in form.fields.iter().filter(|ff| ff.required) {
+                let name = ff.field.to_string();
+                if !req.fields.contains_key(&name) {
+                    problems.push(Problem::new(
+                        name,
+                        "missing_field",
+                        "required by the organisation form",
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        let bin = fields
+            .iter()
+            .find(|f| f.field.field == "bin")
+            .map(|f| f.value.clone())
+            .ok_or_else(|| EngineError::invalid("organisation.bin", "missing_field", "required"))?;
+        let json: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|f| (f.field.to_string(), Value::String(f.value.clone())))
+            .collect();
+        let id = OrganizationId::new();
+        let reps: Vec<String> = req
+            .representatives
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.store
+            .insert_organization(
+                &id.to_string(),
+                &bin,
+                &serde_json::to_string(&json)?,
+                &reps,
+                micros(self.now()),
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// An organisation's details and representatives.
+    pub async fn organization(
+        &self,
+        id: OrganizationId,
+    ) -> Result<(Value, Vec<String>), EngineError> {
+        let (fields, reps) = self
+            .store
+            .organization(&id.to_string())
+            .await?
+            .ok_or(EngineError::NotFound("organization"))?;
+        Ok((serde_json::from_str(&fields)?, reps))
+    }
+}

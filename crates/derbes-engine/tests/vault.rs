@@ -1,0 +1,483 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The vault's promises, on SQLite and PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use derbes_core::{ConsentRequest, ConsentState, RegistrationRequest, SubjectId};
+use derbes_engine::{Engine, EngineError, LookupKind};
+use derbes_kz::{Iin, Sex};
+use derbes_policy::LoadedPolicy;
+use derbes_store::testing::TestDb;
+use derbes_store::{Store, StoreConfig};
+use derbes_vault::KeyEnv;
+use serde_json::json;
+
+const IIN: &str = "871008401427";
+const PHONE: &str = "+77017654321";
+const SURNAME: &str = "Тлеубердиева";
+
+fn policy() -> LoadedPolicy {
+    LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string()).unwrap()
+}
+
+fn engine(store: &Store, dir: &std::path::Path) -> Engine {
+    Engine::open(
+        store.clone(),
+        policy(),
+        dir.to_path_buf(),
+        &KeyEnv::default(),
+    )
+    .unwrap()
+}
+
+fn registration(iin: &str, phone: &str, surname: &str) -> RegistrationRequest {
+    serde_json::from_value(json!({
+        "fields": {
+            "identity.iin": iin, "identity.rk_citizen": true,
+            "full_name.surname": surname, "full_name.first_name": "Асель",
+            "contact.phone": phone, "contact.email": "asel@example.kz", "position.position": "бухгалтер"
+        },
+        "consents": [
+            {"kind": "policy", "evidence": {"app_version": "3.2.1", "client_address": "203.0.113.7"}},
+            {"kind": "marketing", "channel": "sms"}
+        ]
+    }))
+    .unwrap()
+}
+
+fn synthetic_iin(n: u16) -> String {
+    let date = NaiveDate::from_ymd_opt(1990, 1, 1).unwrap() + Duration::days(i64::from(n) * 37);
+    (0..50)
+        .find_map(|s| Iin::from_parts(date, Sex::Male, n * 10 + s).ok())
+        .unwrap()
+        .to_string()
+}
+
+/// Every byte the database holds, as text the test can search.
+async fn dump(db: &TestDb) -> Vec<u8> {
+    match &db.config {
+        StoreConfig::Sqlite { path } => {
+            db.store.close().await;
+            let mut all = Vec::new();
+            for suffix in ["", "-wal", "-shm"] {
+                let p = format!("{}{suffix}", path.display());
+                if let Ok(bytes) = std::fs::read(&p) {
+                    all.extend(bytes);
+                }
+            }
+            all
+        }
+        StoreConfig::Postgres { .. } => {
+            let mut all = String::new();
+            for table in [
+                "subjects",
+                "subject_keys",
+                "subject_fields",
+                "subject_field_history",
+                "blind_index",
+                "consents",
+                "consent_withdrawals",
+                "organizations",
+                "organization_representatives",
+                "staff_tokens",
+            ] {
+                all.push_str(&db.store.debug_dump_table(table).await.unwrap());
+            }
+            all.into_bytes()
+        }
+    }
+}
+
+/// The needle as text, or hex-encoded as PostgreSQL prints BYTEA.
+fn contains(hay: &[u8], needle: &str) -> bool {
+    let hex = derbes_vault::hex::encode(needle.as_bytes());
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+        || hay.windows(hex.len()).any(|w| w == hex.as_bytes())
+}
+
+async fn ciphertext_only_at_rest(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&db.store, dir.path());
+    let r = e
+        .register(&registration(IIN, PHONE, SURNAME))
+        .await
+        .unwrap();
+    e.rectify(
+        r.subject_id,
+        &BTreeMap::from([("full_name.surname".to_string(), json!("Тлеубердиева-Ким"))]),
+        None,
+        "замужество",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        e.lookup(LookupKind::Iin, IIN).await.unwrap(),
+        Some(r.subject_id)
+    );
+    assert_eq!(
+        e.lookup(LookupKind::Phone, "8 701 765 43 21")
+            .await
+            .unwrap(),
+        Some(r.subject_id)
+    );
+    let bytes = dump(&db).await;
+    assert!(!bytes.is_empty());
+    for needle in [
+        IIN,
+        PHONE,
+        "7017654321",
+        SURNAME,
+        "Тлеубердиева-Ким",
+        "asel@example.kz",
+        "бухгалтер",
+        "замужество",
+        "203.0.113.7",
+    ] {
+        assert!(
+            !contains(&bytes, needle),
+            "`{needle}` found in plaintext at rest"
+        );
+    }
+}
+
+async fn swapped_ciphertexts_fail(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&db.store, dir.path());
+    let a = e
+        .register(&registration(IIN, PHONE, SURNAME))
+        .await
+        .unwrap()
+        .subject_id;
+    let b = e
+        .register(&registration(&synthetic_iin(3), "+77012223344", "Омаров"))
+        .await
+        .unwrap()
+        .subject_id;
+    assert_eq!(
+        e.data_for_purpose(a, "identification").await.unwrap().len(),
+        7
+    );
+    // Move a's sealed surname into b's row, and a's surname into a's first_name.
+    db.store
+        .debug_swap_field(
+            &a.to_string(),
+            "full_name.surname",
+            &b.to_string(),
+            "full_name.surname",
+        )
+        .await
+        .unwrap();
+    let err = e.data_for_purpose(b, "identification").await.unwrap_err();
+    assert!(matches!(err, EngineError::Internal(_)), "{err:?}");
+    db.store
+        .debug_swap_field(
+            &a.to_string(),
+            "full_name.first_name",
+            &a.to_string(),
+            "full_name.surname",
+        )
+        .await
+        .unwrap();
+    assert!(e.data_for_purpose(a, "identification").await.is_err());
+}
+
+async fn shredded_rows_are_unreadable(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&db.store, dir.path());
+    let s = e
+        .register(&registration(IIN, PHONE, SURNAME))
+        .await
+        .unwrap()
+        .subject_id;
+    let sid = s.to_string();
+    // A "backup" of the sealed rows taken before destruction.
+    let backup = db.store.subject_fields(&sid).await.unwrap();
+    assert!(!backup.is_empty());
+    assert!(e.shred(s).await.unwrap());
+    assert!(matches!(
+        e.data_for_purpose(s, "identification").await,
+        Err(EngineError::Destroyed)
+    ));
+    assert_eq!(e.lookup(LookupKind::Iin, IIN).await.unwrap(), None);
+    assert!(db.store.subject_key(&sid).await.unwrap().is_none());
+    assert!(db.store.subject_fields(&sid).await.unwrap().is_empty());
+    // With the KEK alone, nothing in the backup opens: the data key is gone,
+    // and no other subject's key opens it either.
+    let other = e
+        .register(&registration(&synthetic_iin(5), "+77015556677", "Ли"))
+        .await
+        .unwrap()
+        .subject_id;
+    let ring = derbes_vault::Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
+    let (kek, bytes) = db
+        .store
+        .subject_key(&other.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    let other_key = ring
+        .unwrap_key(
+            &other.to_string(),
+            &derbes_vault::WrappedKey {
+                kek: derbes_vault::KekId::from_stored(&kek),
+                bytes,
+            },
+        )
+        .unwrap();
+    for row in &backup {
+        assert!(other_key.open(&sid, &row.field, &row.sealed).is_err());
+    }
+    // The consents stay as proof; re-registration with the same IIN is possible.
+    assert_eq!(e.consents(s).await.unwrap().len(), 2);
+    assert!(e.register(&registration(IIN, PHONE, SURNAME)).await.is_ok());
+}
+
+async fn rotation_interrupted_and_resumed_loses_nothing(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&db.store, dir.path());
+    let mut subjects = Vec::new();
+    for n in 0..7u16 {
+        let r = e
+            .register(&registration(
+                &synthetic_iin(10 + n),
+                &format!("+7701000{:04}", n),
+                "Сидоров",
+            ))
+            .await
+            .unwrap();
+        subjects.push(r.subject_id);
+    }
+    let before = e.key_status().await.unwrap();
+    assert_eq!(before.pending_rewrap, 0);
+    // Interrupted after one batch of 3.
+    let r = e.rotate_keys(3, Some(1), &|_, _| {}).await.unwrap();
+    assert!(r.new_kek.is_some());
+    assert_eq!(r.rewrapped, 3);
+    assert_eq!(r.remaining, 4);
+    // A "crash": a new process opens the same data directory.
+    let e2 = engine(&db.store, dir.path());
+    let st = e2.key_status().await.unwrap();
+    assert_eq!(st.pending_rewrap, 4);
+    assert_eq!(st.active_kek, r.active_kek);
+    for s in &subjects {
+        assert_eq!(
+            e2.data_for_purpose(*s, "identification")
+                .await
+                .unwrap()
+                .len(),
+            7,
+            "readable mid-rotation"
+        );
+    }
+    // Resume: no new KEK, the rest re-wrapped.
+    let seen = Arc::new(Mutex::new(0u64));
+    let s2 = seen.clone();
+    let r2 = e2
+        .rotate_keys(2, None, &move |done, _| *s2.lock().unwrap() = done)
+        .await
+        .unwrap();
+    assert!(r2.new_kek.is_none());
+    assert_eq!(r2.rewrapped, 4);
+    assert_eq!(*seen.lock().unwrap(), 4);
+    assert_eq!(r2.remaining, 0);
+    for s in &subjects {
+        assert_eq!(
+            e2.data_for_purpose(*s, "identification")
+                .await
+                .unwrap()
+                .len(),
+            7
+        );
+    }
+    // The first engine, still holding the old keyring, picks up the new KEK.
+    assert_eq!(
+        e.data_for_purpose(subjects[0], "identification")
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+async fn consent_states_follow_time_and_withdrawal(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Arc::new(Mutex::new(at("2026-11-24T10:00:00Z")));
+    let n2 = now.clone();
+    let e = engine(&db.store, dir.path()).with_clock(Arc::new(move || *n2.lock().unwrap()));
+    let s = e
+        .register(&registration(IIN, PHONE, SURNAME))
+        .await
+        .unwrap()
+        .subject_id;
+    let cookies: ConsentRequest =
+        serde_json::from_value(json!({"kind": "cookies", "expires_in_months": 1})).unwrap();
+    let receipt = e.add_consent(s, &cookies).await.unwrap();
+    let check = e.verify_receipt(&receipt.receipt).await.unwrap();
+    assert!(check.valid);
+    assert_eq!(check.state, Some(ConsentState::Active));
+    let mut forged = receipt.receipt.clone();
+    forged.expires_at = None;
+    assert!(!e.verify_receipt(&forged).await.unwrap().valid);
+
+    let states = |v: Vec<derbes_engine::ConsentView>| {
+        v.into_iter()
+            .map(|c| (c.record.kind.as_str().to_string(), c.state))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        states(e.consents(s).await.unwrap()),
+        vec![
+            ("policy".into(), ConsentState::Active),
+            ("marketing".into(), ConsentState::Active),
+            ("cookies".into(), ConsentState::Active)
+        ]
+    );
+    *now.lock().unwrap() = at("2026-12-24T10:00:00Z");
+    assert_eq!(
+        states(e.consents(s).await.unwrap())[2].1,
+        ConsentState::Expired
+    );
+    let marketing = e.consents(s).await.unwrap()[1].record.consent_id;
+    let v = e
+        .withdraw_consent(s, marketing, &json!({"channel": "in_app"}))
+        .await
+        .unwrap();
+    assert_eq!(v.state, ConsentState::Withdrawn);
+    // Withdrawing again changes nothing; an unknown consent is not found.
+    assert_eq!(
+        e.withdraw_consent(s, marketing, &json!({}))
+            .await
+            .unwrap()
+            .state,
+        ConsentState::Withdrawn
+    );
+    assert!(matches!(
+        e.withdraw_consent(s, derbes_core::ConsentId::new(), &json!({}))
+            .await,
+        Err(EngineError::NotFound(_))
+    ));
+    assert_eq!(
+        e.verify_receipt(&receipt.receipt).await.unwrap().state,
+        Some(ConsentState::Expired)
+    );
+}
+
+async fn registration_is_all_or_nothing(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&db.store, dir.path());
+    // Under 18: refused, nothing stored.
+    let minor = Iin::from_parts(NaiveDate::from_ymd_opt(2010, 5, 5).unwrap(), Sex::Female, 1)
+        .or_else(|_| Iin::from_parts(NaiveDate::from_ymd_opt(2010, 5, 5).unwrap(), Sex::Female, 2))
+        .unwrap()
+        .to_string();
+    match e.register(&registration(&minor, PHONE, SURNAME)).await {
+        Err(EngineError::Invalid(p)) => assert_eq!(p[0].code, "under_age"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.store.subject_count().await.unwrap(), (0, 0));
+    assert_eq!(e.lookup(LookupKind::Iin, &minor).await.unwrap(), None);
+    // A bad consent refuses the whole registration.
+    let mut req = registration(IIN, PHONE, SURNAME);
+    req.consents
+        .push(serde_json::from_value(json!({"kind": "cookies", "expires_in_months": 40})).unwrap());
+    assert!(matches!(
+        e.register(&req).await,
+        Err(EngineError::Invalid(_))
+    ));
+    assert_eq!(db.store.subject_count().await.unwrap(), (0, 0));
+    // Duplicates by IIN or by phone.
+    e.register(&registration(IIN, PHONE, SURNAME))
+        .await
+        .unwrap();
+    assert!(
+        matches!(e.register(&registration(IIN, "+77019998877", SURNAME)).await, Err(EngineError::Duplicate(k)) if k == "iin")
+    );
+    assert!(
+        matches!(e.register(&registration(&synthetic_iin(1), PHONE, SURNAME)).await, Err(EngineError::Duplicate(k)) if k == "phone")
+    );
+    assert_eq!(db.store.subject_count().await.unwrap(), (1, 0));
+    let _ = SubjectId::new();
+}
+
+async fn rectification_keeps_history_sealed(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&db.store, dir.path());
+    let s = e
+        .register(&registration(IIN, PHONE, SURNAME))
+        .await
+        .unwrap()
+        .subject_id;
+    let changed = e
+        .rectify(
+            s,
+            &BTreeMap::from([("contact.phone".to_string(), json!("8 702 111 22 33"))]),
+            Some("subject"),
+            "сменила номер",
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, vec!["contact.phone".to_string()]);
+    assert_eq!(
+        e.lookup(LookupKind::Phone, "+77021112233").await.unwrap(),
+        Some(s)
+    );
+    assert_eq!(
+        e.lookup(LookupKind::Phone, PHONE).await.unwrap(),
+        None,
+        "the old phone no longer finds the subject"
+    );
+    let data = e.data_for_purpose(s, "communication").await.unwrap();
+    let phone = data.iter().find(|f| f.field == "contact.phone").unwrap();
+    assert_eq!(phone.value, json!("+77021112233"));
+    let hist = db
+        .store
+        .field_history(&s.to_string(), "contact.phone")
+        .await
+        .unwrap();
+    assert_eq!(hist.len(), 1);
+    assert!(hist[0].4 > hist[0].3, "kept until a date after replacement");
+    // Refusals: unknown purpose, organisation fields, entrepreneur without consent.
+    assert!(
+        matches!(e.data_for_purpose(s, "world_domination").await, Err(EngineError::Invalid(p)) if p[0].code == "unknown_purpose")
+    );
+    let r = e
+        .rectify(
+            s,
+            &BTreeMap::from([("entrepreneur.bik".to_string(), json!("KCJBKZKX"))]),
+            None,
+            "x",
+        )
+        .await;
+    assert!(matches!(r, Err(EngineError::Invalid(p)) if p[0].code == "field_not_allowed"));
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(derbes_store::testing::TestDb::sqlite().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = derbes_store::testing::TestDb::postgres().await {
+                    super::$name(db).await;
+                }
+            }
+        }
+    };
+}
+
+both!(ciphertext_only_at_rest);
+both!(swapped_ciphertexts_fail);
+both!(shredded_rows_are_unreadable);
+both!(rotation_interrupted_and_resumed_loses_nothing);
+both!(consent_states_follow_time_and_withdrawal);
+both!(registration_is_all_or_nothing);
+both!(rectification_keeps_history_sealed);

@@ -1,0 +1,664 @@
+//! Subjects, their sealed fields, keys, blind indexes, consents,
+//! organisations and staff tokens. The store never sees plaintext personal
+//! data: values arrive sealed, identifiers arrive as blind-index digests.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::{Backend, Store, StoreError};
+
+/// A field as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRow {
+    pub field: String,
+    pub sealed: Vec<u8>,
+    pub source: String,
+    pub collected_at: i64,
+    /// Comma-separated purpose ids.
+    pub purposes: String,
+    pub version: i64,
+}
+
+/// Everything a registration writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewSubject {
+    pub subject_id: String,
+    pub policy_version: String,
+    pub created_at: i64,
+    pub kek_id: String,
+    pub wrapped_key: Vec<u8>,
+    pub fields: Vec<FieldRow>,
+    /// (kind, digest) pairs: `iin`, `phone`.
+    pub index: Vec<(String, Vec<u8>)>,
+    pub consents: Vec<NewConsent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewConsent {
+    pub consent_id: String,
+    pub kind: String,
+    pub given_at: i64,
+    pub expires_at: Option<i64>,
+    pub record_json: String,
+    pub receipt_sha256: String,
+}
+
+/// A consent as stored, with its withdrawal if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    pub subject_id: String,
+    pub consent_id: String,
+    pub record_json: String,
+    pub withdrawn_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRow {
+    pub subject_id: String,
+    pub status: String,
+    pub created_at: i64,
+    pub policy_version: String,
+    pub destroyed_at: Option<i64>,
+}
+
+/// One rectified field: the new value and the old one moved to history.
+#[derive(Debug, Clone)]
+pub struct Rectification {
+    pub new: FieldRow,
+    /// The version the caller read; the update fails if it changed meanwhile.
+    pub expected_version: Option<i64>,
+    pub sealed_reason: Vec<u8>,
+    pub keep_until: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub token_id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+fn field_row(r: &AnyRow) -> Result<FieldRow, StoreError> {
+    Ok(FieldRow {
+        field: r.try_get("field")?,
+        sealed: r.try_get("sealed")?,
+        source: r.try_get("source")?,
+        collected_at: r.try_get("collected_at")?,
+        purposes: r.try_get("purposes")?,
+        version: r.try_get("version")?,
+    })
+}
+
+fn consent_row(r: &AnyRow) -> Result<ConsentRow, StoreError> {
+    Ok(ConsentRow {
+        subject_id: r.try_get("subject_id")?,
+        consent_id: r.try_get("consent_id")?,
+        record_json: r.try_get("record")?,
+        withdrawn_at: r.try_get("withdrawn_at")?,
+    })
+}
+
+const CONSENT_SELECT: &str = "SELECT c.subject_id, c.consent_id, c.record, w.withdrawn_at \
+     FROM consents c LEFT JOIN consent_withdrawals w \
+     ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id";
+
+impl Store {
+    /// A write transaction. On SQLite it takes the write lock up front so that
+    /// concurrent writers queue instead of failing to upgrade their lock.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    async fn index_owner(
+        tx: &mut Transaction<'static, Any>,
+        kind: &str,
+        digest: &[u8],
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT subject_id FROM blind_index WHERE kind = $1 AND digest = $2")
+            .bind(kind)
+            .bind(digest)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("subject_id")?),
+            None => None,
+        })
+    }
+
+    async fn insert_field(
+        tx: &mut Transaction<'static, Any>,
+        subject: &str,
+        f: &FieldRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(subject)
+        .bind(&f.field)
+        .bind(&f.sealed)
+        .bind(&f.source)
+        .bind(f.collected_at)
+        .bind(&f.purposes)
+        .bind(f.version)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_consent_tx(
+        tx: &mut Transaction<'static, Any>,
+        subject: &str,
+        c: &NewConsent,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(subject)
+        .bind(&c.consent_id)
+        .bind(&c.kind)
+        .bind(c.given_at)
+        .bind(c.expires_at)
+        .bind(&c.record_json)
+        .bind(&c.receipt_sha256)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Register a subject: the subject, its wrapped key, sealed fields, blind
+    /// indexes and consents, all or nothing. An identifier already indexed
+    /// is refused as [`StoreError::Duplicate`].
+    pub async fn insert_subject(&self, s: &NewSubject) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for (kind, digest) in &s.index {
+            if Self::index_owner(&mut tx, kind, digest).await?.is_some() {
+                return Err(StoreError::Duplicate(kind.clone()));
+            }
+        }
+        sqlx::query("INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ($1, 'active', $2, $3)")
+            .bind(&s.subject_id)
+            .bind(s.created_at)
+            .bind(&s.policy_version)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&s.subject_id)
+            .bind(&s.kek_id)
+            .bind(&s.wrapped_key)
+            .bind(s.created_at)
+            .execute(&mut *tx)
+            .await?;
+        for f in &s.fields {
+            Self::insert_field(&mut tx, &s.subject_id, f).await?;
+        }
+        for (kind, digest) in &s.index {
+            let r = sqlx::query(
+                "INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3)",
+            )
+            .bind(kind)
+            .bind(digest)
+            .bind(&s.subject_id)
+            .execute(&mut *tx)
+            .await;
+            if let Err(e) = r {
+                return Err(duplicate_or(e, kind));
+            }
+        }
+        for c in &s.consents {
+            Self::insert_consent_tx(&mut tx, &s.subject_id, c).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| duplicate_or(e, "identifier"))?;
+        Ok(())
+    }
+
+    /// The subject an identifier's digest belongs to.
+    pub async fn lookup(&self, kind: &str, digest: &[u8]) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT subject_id FROM blind_index WHERE kind = $1 AND digest = $2")
+            .bind(kind)
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("subject_id")?),
+            None => None,
+        })
+    }
+
+    pub async fn subject(&self, subject_id: &str) -> Result<Option<SubjectRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT subject_id, status, created_at, policy_version, destroyed_at FROM subjects WHERE subject_id = $1",
+        )
+        .bind(subject_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some(SubjectRow {
+                subject_id: r.try_get("subject_id")?,
+                status: r.try_get("status")?,
+                created_at: r.try_get("created_at")?,
+                policy_version: r.try_get("policy_version")?,
+                destroyed_at: r.try_get("destroyed_at")?,
+            })),
+        }
+    }
+
+    /// The subject's wrapped data key: (KEK id, bytes).
+    pub async fn subject_key(
+        &self,
+        subject_id: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT kek_id, wrapped FROM subject_keys WHERE subject_id = $1")
+            .bind(subject_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((r.try_get("kek_id")?, r.try_get("wrapped")?))),
+        }
+    }
+
+    pub async fn subject_fields(&self, subject_id: &str) -> Result<Vec<FieldRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT field, sealed, source, collected_at, purposes, version FROM subject_fields \
+             WHERE subject_id = $1 ORDER BY field",
+        )
+        .bind(subject_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(field_row).collect()
+    }
+
+    /// Apply rectifications in one transaction: each old value moves to the
+    /// history, the new one replaces it; blind indexes follow (`index`: kind,
+    /// new digest). Fails with [`StoreError::Conflict`] if a field changed
+    /// since it was read, [`StoreError::Duplicate`] if an identifier is taken.
+    pub async fn rectify(
+        &self,
+        subject_id: &str,
+        changes: &[Rectification],
+        index: &[(String, Vec<u8>)],
+        replaced_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for (kind, digest) in index {
+            match Self::index_owner(&mut tx, kind, digest).await? {
+                Some(owner) if owner != subject_id => {
+                    return Err(StoreError::Duplicate(kind.clone()))
+                }
+                _ => {}
+            }
+            sqlx::query("DELETE FROM blind_index WHERE kind = $1 AND subject_id = $2")
+                .bind(kind)
+                .bind(subject_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3)")
+                .bind(kind)
+                .bind(digest)
+                .bind(subject_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| duplicate_or(e, kind))?;
+        }
+        for c in changes {
+            let old = sqlx::query(
+                "SELECT field, sealed, source, collected_at, purposes, version FROM subject_fields \
+                 WHERE subject_id = $1 AND field = $2",
+            )
+            .bind(subject_id)
+            .bind(&c.new.field)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let old = match old {
+                Some(r) => Some(field_row(&r)?),
+                None => None,
+            };
+            if old.as_ref().map(|o| o.version) != c.expected_version {
+                return Err(StoreError::Conflict(c.new.field.clone()));
+            }
+            if let Some(o) = old {
+                sqlx::query(
+                    "INSERT INTO subject_field_history (subject_id, field, version, sealed, source, collected_at, \
+                     replaced_at, sealed_reason, keep_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(subject_id)
+                .bind(&o.field)
+                .bind(o.version)
+                .bind(&o.sealed)
+                .bind(&o.source)
+                .bind(o.collected_at)
+                .bind(replaced_at)
+                .bind(&c.sealed_reason)
+                .bind(c.keep_until)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM subject_fields WHERE subject_id = $1 AND field = $2")
+                    .bind(subject_id)
+                    .bind(&o.field)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Self::insert_field(&mut tx, subject_id, &c.new).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Previous values of a field, newest first: (version, sealed, sealed reason, replaced_at, keep_until).
+    pub async fn field_history(
+        &self,
+        subject_id: &str,
+        field: &str,
+    ) -> Result<Vec<(i64, Vec<u8>, Vec<u8>, i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, sealed, sealed_reason, replaced_at, keep_until FROM subject_field_history \
+             WHERE subject_id = $1 AND field = $2 ORDER BY version DESC",
+        )
+        .bind(subject_id)
+        .bind(field)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("version")?,
+                    r.try_get("sealed")?,
+                    r.try_get("sealed_reason")?,
+                    r.try_get("replaced_at")?,
+                    r.try_get("keep_until")?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn insert_consent(&self, subject_id: &str, c: &NewConsent) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        Self::insert_consent_tx(&mut tx, subject_id, c).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every consent of a subject, oldest first.
+    pub async fn consents(&self, subject_id: &str) -> Result<Vec<ConsentRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{CONSENT_SELECT} WHERE c.subject_id = $1 ORDER BY c.given_at, c.consent_id"
+        ))
+        .bind(subject_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(consent_row).collect()
+    }
+
+    pub async fn consent_by_receipt(&self, sha256: &str) -> Result<Option<ConsentRow>, StoreError> {
+        let row = sqlx::query(&format!("{CONSENT_SELECT} WHERE c.receipt_sha256 = $1"))
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(consent_row).transpose()
+    }
+
+    /// Append a withdrawal. `Ok(false)` when it was already withdrawn;
+    /// [`StoreError::NotFound`] when there is no such consent.
+    pub async fn withdraw_consent(
+        &self,
+        subject_id: &str,
+        consent_id: &str,
+        at: i64,
+        evidence: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let exists =
+            sqlx::query("SELECT 1 AS one FROM consents WHERE subject_id = $1 AND consent_id = $2")
+                .bind(subject_id)
+                .bind(consent_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("consent"));
+        }
+        let done = sqlx::query(
+            "INSERT INTO consent_withdrawals (subject_id, consent_id, withdrawn_at, evidence) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subject_id, consent_id) DO NOTHING",
+        )
+        .bind(subject_id)
+        .bind(consent_id)
+        .bind(at)
+        .bind(evidence)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    /// Register an organisation and link its representatives.
+    pub async fn insert_organization(
+        &self,
+        organization_id: &str,
+        bin: &str,
+        fields_json: &str,
+        representatives: &[String],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let taken = sqlx::query("SELECT 1 AS one FROM organizations WHERE bin = $1")
+            .bind(bin)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Duplicate("bin".into()));
+        }
+        sqlx::query("INSERT INTO organizations (organization_id, bin, fields, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(organization_id)
+            .bind(bin)
+            .bind(fields_json)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| duplicate_or(e, "bin"))?;
+        for s in representatives {
+            let active = sqlx::query(
+                "SELECT 1 AS one FROM subjects WHERE subject_id = $1 AND status = 'active'",
+            )
+            .bind(s)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if active.is_none() {
+                return Err(StoreError::NotFound("representative subject"));
+            }
+            sqlx::query("INSERT INTO organization_representatives (organization_id, subject_id, created_at) VALUES ($1, $2, $3)")
+                .bind(organization_id)
+                .bind(s)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An organisation's fields (JSON) and its representatives.
+    pub async fn organization(
+        &self,
+        organization_id: &str,
+    ) -> Result<Option<(String, Vec<String>)>, StoreError> {
+        let row = sqlx::query("SELECT fields FROM organizations WHERE organization_id = $1")
+            .bind(organization_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let reps = sqlx::query("SELECT subject_id FROM organization_representatives WHERE organization_id = $1 ORDER BY subject_id")
+            .bind(organization_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("subject_id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(Some((row.try_get("fields")?, reps)))
+    }
+
+    /// Crypto-shred a subject: delete its data key, sealed fields, history and
+    /// blind indexes; keep a tombstone without personal data. Consents (no
+    /// personal data) stay as proof. Returns false if already destroyed.
+    pub async fn shred_subject(&self, subject_id: &str, at: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE subjects SET status = 'destroyed', destroyed_at = $2 WHERE subject_id = $1 AND status <> 'destroyed'",
+        )
+        .bind(subject_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        for table in [
+            "subject_keys",
+            "subject_fields",
+            "subject_field_history",
+            "blind_index",
+            "organization_representatives",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE subject_id = $1"))
+                .bind(subject_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed == 1)
+    }
+
+    /// How many data keys each KEK wraps.
+    pub async fn keys_per_kek(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kek_id, COUNT(*) AS n FROM subject_keys GROUP BY kek_id ORDER BY kek_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("kek_id")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Up to `limit` wrapped keys not under `kek_id`: (subject, kek, wrapped).
+    pub async fn keys_not_under(
+        &self,
+        kek_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject_id, kek_id, wrapped FROM subject_keys WHERE kek_id <> $1 ORDER BY subject_id LIMIT $2",
+        )
+        .bind(kek_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("subject_id")?,
+                    r.try_get("kek_id")?,
+                    r.try_get("wrapped")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Replace wrapped keys in one transaction, each only if still under its
+    /// old KEK (so a concurrent rotation or shred is never overwritten).
+    /// Returns how many rows changed.
+    pub async fn rewrap_keys(
+        &self,
+        updates: &[(String, String, String, Vec<u8>)],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut n = 0;
+        for (subject, old_kek, new_kek, wrapped) in updates {
+            n += sqlx::query("UPDATE subject_keys SET kek_id = $1, wrapped = $2 WHERE subject_id = $3 AND kek_id = $4")
+                .bind(new_kek)
+                .bind(wrapped)
+                .bind(subject)
+                .bind(old_kek)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn subject_count(&self) -> Result<(i64, i64), StoreError> {
+        let r = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), 0) AS a, \
+             COALESCE(SUM(CASE WHEN status = 'destroyed' THEN 1 ELSE 0 END), 0) AS d FROM subjects",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((r.try_get("a")?, r.try_get("d")?))
+    }
+
+    pub async fn insert_token(
+        &self,
+        token_id: &str,
+        name: &str,
+        role: &str,
+        sha256: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO staff_tokens (token_id, name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token_id)
+            .bind(name)
+            .bind(role)
+            .bind(sha256)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The live (not revoked) token with this hash.
+    pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_id, name, role, created_at, revoked_at FROM staff_tokens \
+             WHERE token_sha256 = $1 AND revoked_at IS NULL",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some(TokenRow {
+                token_id: r.try_get("token_id")?,
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+                created_at: r.try_get("created_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })),
+        }
+    }
+
+    pub async fn token_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM staff_tokens")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+}
+
+/// A unique violation becomes [`StoreError::Duplicate`]; anything else stays.
+fn duplicate_or(e: sqlx::Error, kind: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Duplicate(kind.to_string())
+        }
+        _ => StoreError::Database(e),
+    }
+}
