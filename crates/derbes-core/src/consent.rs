@@ -15,6 +15,7 @@ use crate::value::Problem;
 
 /// How the consent reached the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CollectedVia {
     InApp,
@@ -25,6 +26,7 @@ pub enum CollectedVia {
 
 /// Evidence supplied with a consent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceInput {
     pub collected_via: Option<CollectedVia>,
@@ -36,6 +38,7 @@ pub struct EvidenceInput {
 
 /// A consent as the app submits it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRequest {
     pub kind: ConsentKind,
@@ -55,6 +58,7 @@ pub struct ConsentRequest {
 
 /// A consent in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentRecord {
     pub consent_id: ConsentId,
     pub subject_id: SubjectId,
@@ -79,6 +83,7 @@ pub struct ConsentRecord {
 
 /// Where a consent stands at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentState {
     Active,
@@ -100,6 +105,7 @@ impl ConsentRecord {
 
 /// The operator as named on a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptOperator {
     pub name: String,
@@ -109,6 +115,7 @@ pub struct ReceiptOperator {
 
 /// The policy as named on a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptPolicy {
     pub version: String,
@@ -119,6 +126,7 @@ pub struct ReceiptPolicy {
 /// What the user keeps: the consent's content. Its SHA-256 over the compact
 /// JSON (fields in this order) is what the ledger stores and later confirms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     pub receipt_version: u32,
@@ -153,6 +161,7 @@ impl Receipt {
 
 /// A receipt and its hash, as returned to the app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedReceipt {
     pub receipt: Receipt,
     pub sha256: String,

@@ -14,6 +14,7 @@ use crate::value::{canonical, Problem};
 
 /// A registration as the app submits it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRequest {
     /// `category.field` → value, e.g. `"identity.iin": "871008401427"`.

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 /// A field's problem: a stable code and a reason for a person.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// The field (`identity.iin`) or input path (`consent.channel`).
     pub field: String,

@@ -7,6 +7,7 @@ use crate::{Engine, EngineError};
 
 /// What `derbes keys status` shows: no secrets, only ids and counts.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyStatus {
     pub active_kek: String,
     /// `files` or `environment`.
@@ -22,6 +23,7 @@ pub struct KeyStatus {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KekUse {
     pub id: String,
     pub data_keys: i64,
@@ -31,6 +33,7 @@ pub struct KekUse {
 
 /// What a rotation did.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RotationReport {
     /// The new KEK, when one was created (not when only resuming).
     pub new_kek: Option<String>,

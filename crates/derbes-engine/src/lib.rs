@@ -54,6 +54,7 @@ impl std::fmt::Debug for Engine {
 
 /// A field of a subject, decrypted for a permitted use.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldView {
     pub field: String,
     pub value: Value,
@@ -64,6 +65,7 @@ pub struct FieldView {
 
 /// A consent with its state now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentView {
     pub state: ConsentState,
     #[serde(flatten)]
@@ -72,6 +74,7 @@ pub struct ConsentView {
 
 /// The result of a registration.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Registered {
     pub subject_id: SubjectId,
     /// The receipt of each consent given with the registration.
@@ -80,6 +83,7 @@ pub struct Registered {
 
 /// What a receipt check found.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReceiptCheck {
     /// The receipt is exactly what the ledger recorded.
     pub valid: bool,

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::{micros, Engine, EngineError};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationRequest {
     /// `organisation.*` fields of the policy's organisation form.

@@ -6,6 +6,7 @@ use crate::{micros, Engine, EngineError};
 
 /// An authenticated staff member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Staff {
     pub token_id: String,
     pub name: String,

@@ -10,8 +10,10 @@ use utoipa::ToSchema;
 /// Which input was wrong and why.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FieldError {
-    /// The field or parameter, e.g. `lang`.
+    /// The field or parameter, e.g. `identity.iin` or `lang`.
     pub field: String,
+    /// A stable code for this field's problem, e.g. `invalid_iin`, `under_age`.
+    pub code: String,
     /// Why it was refused.
     pub reason: String,
 }
@@ -61,9 +63,19 @@ impl ApiError {
         );
         e.body.details.push(FieldError {
             field: field.into(),
+            code: "invalid_input".into(),
             reason,
         });
         e
+    }
+
+    /// 401 with a `WWW-Authenticate` challenge.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid staff bearer token is required (Authorization: Bearer ...)",
+        )
     }
 
     pub fn not_found(what: &str) -> ApiError {
@@ -87,6 +99,81 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorResponse { error: self.body })).into_response()
+        let challenge = self.status == StatusCode::UNAUTHORIZED;
+        let mut r = (self.status, Json(ErrorResponse { error: self.body })).into_response();
+        if challenge {
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"derbes\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<derbes_engine::EngineError> for ApiError {
+    fn from(e: derbes_engine::EngineError) -> Self {
+        use derbes_engine::EngineError as E;
+        match e {
+            E::Invalid(problems) => {
+                let code = match problems.as_slice() {
+                    [one] => one.code.to_string(),
+                    _ => "invalid_input".to_string(),
+                };
+                let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &code,
+                    format!(
+                        "the request was refused; see details ({})",
+                        fields.join(", ")
+                    ),
+                );
+                err.body.details = problems
+                    .into_iter()
+                    .map(|p| FieldError {
+                        field: p.field,
+                        code: p.code.to_string(),
+                        reason: p.reason,
+                    })
+                    .collect();
+                err
+            }
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Duplicate(kind) if kind == "bin" => ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_organization",
+                "an organisation with this BIN is already registered",
+            ),
+            E::Duplicate(kind) => {
+                let mut err = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "duplicate_subject",
+                    format!("a subject with this {kind} is already registered"),
+                );
+                let field = match kind.as_str() {
+                    "iin" => "identity.iin",
+                    "phone" => "contact.phone",
+                    other => other,
+                };
+                err.body.details.push(FieldError {
+                    field: field.into(),
+                    code: "duplicate_subject".into(),
+                    reason: "already registered".into(),
+                });
+                err
+            }
+            E::Conflict(field) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{field} changed meanwhile; read it again and retry"),
+            ),
+            E::Destroyed => ApiError::new(
+                StatusCode::GONE,
+                "subject_destroyed",
+                "this subject's personal data has been destroyed",
+            ),
+            E::Internal(cause) => ApiError::internal("engine", &cause),
+        }
     }
 }

@@ -11,15 +11,19 @@
 //! # }
 //! ```
 
+mod auth;
+mod body;
 mod error;
 mod log;
 mod openapi;
 mod routes;
+mod subjects;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::Router;
+use derbes_engine::Engine;
 use derbes_policy::LoadedPolicy;
 use derbes_store::Store;
 
@@ -34,8 +38,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    store: Store,
-    policy: LoadedPolicy,
+    engine: Engine,
     /// The policy model as JSON, rendered once and shared by every response.
     policy_json: Bytes,
     /// The OpenAPI document, rendered once.
@@ -43,32 +46,37 @@ struct Inner {
 }
 
 impl AppState {
-    /// The state for a store and the policy in force.
-    pub fn new(store: Store, policy: LoadedPolicy) -> Result<AppState, serde_json::Error> {
-        let policy_json = Bytes::from(serde_json::to_vec(&routes::PolicyResponse::of(&policy))?);
+    /// The state for an engine (its store, policy and keys).
+    pub fn new(engine: Engine) -> Result<AppState, serde_json::Error> {
+        let policy_json = Bytes::from(serde_json::to_vec(&routes::PolicyResponse::of(
+            engine.policy(),
+        ))?);
         let openapi_json = Bytes::from(openapi::document_json()?);
         Ok(AppState {
             inner: Arc::new(Inner {
-                store,
-                policy,
+                engine,
                 policy_json,
                 openapi_json,
             }),
         })
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        self.inner.engine.store()
     }
 
     pub fn policy(&self) -> &LoadedPolicy {
-        &self.inner.policy
+        self.inner.engine.policy()
     }
 }
 
 /// The complete router.
 pub fn app(state: AppState) -> Router {
-    routes::router()
+    routes::router(state.clone())
         .layer(axum::middleware::from_fn(log::access_log))
         .with_state(state)
 }

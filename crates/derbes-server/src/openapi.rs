@@ -18,13 +18,42 @@ use crate::routes;
         routes::policy,
         routes::policy_document,
         routes::policy_versions,
+        crate::subjects::register,
+        crate::subjects::lookup_get,
+        crate::subjects::lookup_post,
+        crate::subjects::data,
+        crate::subjects::rectify,
+        crate::subjects::add_consent,
+        crate::subjects::consents,
+        crate::subjects::withdraw,
+        crate::subjects::verify,
+        crate::subjects::register_organization,
+        crate::subjects::organization,
     ),
+    modifiers(&BearerAuth),
     tags(
         (name = "service", description = "Health, readiness and this document"),
         (name = "policy", description = "The privacy policy in force and its versions"),
+        (name = "subjects", description = "Registration, lookup, data for a purpose, rectification"),
+        (name = "consents", description = "The consent ledger and receipts"),
+        (name = "organizations", description = "Organisations users act for (not personal data)"),
     )
 )]
 pub struct ApiDoc;
+
+/// Staff bearer tokens.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 pub(crate) fn document_json() -> Result<Vec<u8>, serde_json::Error> {
     let mut doc = ApiDoc::openapi();

@@ -11,8 +11,33 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{ApiError, AppState, ErrorResponse};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router(state: AppState) -> Router<AppState> {
+    use crate::subjects as s;
+    use axum::routing::post;
+    let protected = Router::new()
+        .route("/api/v1/subjects", post(s::register))
+        .route(
+            "/api/v1/subjects/lookup",
+            get(s::lookup_get).post(s::lookup_post),
+        )
+        .route("/api/v1/subjects/{id}/data", get(s::data).patch(s::rectify))
+        .route(
+            "/api/v1/subjects/{id}/consents",
+            get(s::consents).post(s::add_consent),
+        )
+        .route(
+            "/api/v1/subjects/{id}/consents/{consent_id}/withdrawal",
+            post(s::withdraw),
+        )
+        .route("/api/v1/consents/verify", post(s::verify))
+        .route("/api/v1/organizations", post(s::register_organization))
+        .route("/api/v1/organizations/{id}", get(s::organization))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::auth::require_staff,
+        ));
     Router::new()
+        .merge(protected)
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -19,7 +19,13 @@ async fn state(store: &Store) -> AppState {
         .publish_policy(&p.version, &policy.sha256, p.published, &policy.text)
         .await
         .unwrap();
-    AppState::new(store.clone(), policy).unwrap()
+    let engine = derbes_engine::Engine::with_keyring(
+        store.clone(),
+        policy,
+        derbes_vault::Keyring::ephemeral(),
+        None,
+    );
+    AppState::new(engine).unwrap()
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, String, String) {

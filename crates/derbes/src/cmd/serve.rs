@@ -4,9 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
+use derbes_engine::Engine;
 use derbes_policy::LoadedPolicy;
 use derbes_server::{app, AppState};
 use derbes_store::{PublishOutcome, Store, StoreConfig};
+use derbes_vault::KeyEnv;
 use serde_json::json;
 
 use crate::cli::{ServeArgs, StorageArgs};
@@ -58,7 +60,16 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             PublishOutcome::AlreadyPublished => {}
         }
         let version = p.version.clone();
-        let state = AppState::new(store.clone(), policy)?;
+        let engine = Engine::open(store.clone(), policy, args.storage.data_dir.clone(), &KeyEnv::from_process())
+            .map_err(|e| CliError(format!("keys: {e}")))?;
+        if let Some(token) = engine.bootstrap_admin().await? {
+            // Shown once, on standard output, never in the log.
+            crate::outln!(
+                "First start: an administrator token was created. It is shown only now; keep it safe:\n\n    {token}\n"
+            );
+            tracing::info!("administrator token created and printed once on standard output");
+        }
+        let state = AppState::new(engine)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
