@@ -22,6 +22,7 @@
 pub mod consent;
 pub mod ids;
 pub mod registration;
+pub mod synthetic;
 pub mod value;
 
 pub use consent::{

@@ -8,6 +8,7 @@
 mod error;
 mod keys;
 mod organizations;
+mod seed;
 mod staff;
 
 use std::collections::BTreeMap;
@@ -26,8 +27,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::EngineError;
-pub use keys::{KeyStatus, RotationReport};
+pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use organizations::OrganizationRequest;
+pub use seed::SeedReport;
 pub use staff::Staff;
 
 /// The clock, replaceable in tests.

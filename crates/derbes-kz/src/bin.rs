@@ -107,6 +107,52 @@ impl Bin {
         }
     }
 
+    /// Build a BIN from its parts (for synthetic test data): registration
+    /// year (1990-2089) and month, entity type, attribute and a 5-digit serial.
+    /// Fails when these digits have no check digit (try another serial).
+    pub fn from_parts(
+        year: i32,
+        month: u32,
+        entity: EntityType,
+        attribute: Attribute,
+        serial: u32,
+    ) -> Result<Bin, BinError> {
+        if !(1..=12).contains(&month) {
+            return Err(BinError::Month(month as u8));
+        }
+        let yy = (year.rem_euclid(100)) as u8;
+        let e = match entity {
+            EntityType::ResidentLegalEntity => 4,
+            EntityType::NonResidentLegalEntity => 5,
+            EntityType::JointIndividualEntrepreneurship => 6,
+        };
+        let a = match attribute {
+            Attribute::HeadOffice => 0,
+            Attribute::Branch => 1,
+            Attribute::RepresentativeOffice => 2,
+            Attribute::PeasantFarm => 3,
+        };
+        let s = serial % 100_000;
+        let eleven = [
+            yy / 10,
+            yy % 10,
+            (month / 10) as u8,
+            (month % 10) as u8,
+            e,
+            a,
+            (s / 10_000) as u8,
+            (s / 1000 % 10) as u8,
+            (s / 100 % 10) as u8,
+            (s / 10 % 10) as u8,
+            (s % 10) as u8,
+        ];
+        let (check, _) = check_digit(&eleven).ok_or(BinError::Uncheckable)?;
+        let mut digits = [0u8; 12];
+        digits[..11].copy_from_slice(&eleven);
+        digits[11] = check;
+        Ok(Bin { digits })
+    }
+
     /// Registration year and month. Two-digit years 90-99 are 1990s (registration
     /// in independent Kazakhstan began in the 1990s), 00-89 are 2000-2089.
     pub fn registered(&self) -> (i32, u32) {
@@ -208,6 +254,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn built_bins_parse_back(year in 1990i32..2089, month in 1u32..=12, serial in 0u32..100_000) {
+            if let Ok(b) = Bin::from_parts(year, month, EntityType::ResidentLegalEntity, Attribute::Branch, serial) {
+                let back = Bin::parse(&b.to_string()).unwrap();
+                prop_assert_eq!(back.registered(), (year, month));
+                prop_assert_eq!(back.attribute(), Attribute::Branch);
+            }
+        }
+
         #[test]
         fn never_panics(s in "[0-9]{0,14}|\\PC{0,14}") {
             if let Ok(bin) = Bin::parse(&s) {

@@ -37,6 +37,65 @@ pub enum Command {
     /// Kazakhstan primitives: IIN, BIN, IBAN, phone numbers, working days.
     #[command(subcommand)]
     Kz(KzCommand),
+    /// Key-encryption keys: status and rotation.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Developer tools: synthetic data for tests, benchmarks and demos.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+/// Storage plus the policy in force: what commands that use the engine need.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The policy file in force.
+    #[arg(
+        long,
+        env = "DERBES_POLICY",
+        default_value = "policy/ibusiness.toml",
+        value_name = "FILE"
+    )]
+    pub policy: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Which KEK is active, how many data keys each KEK wraps, unfinished rotations.
+    Status(EngineArgs),
+    /// Create a new KEK and re-wrap every data key under it (resumes an
+    /// interrupted rotation instead when one is unfinished).
+    Rotate {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Data keys re-wrapped per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Register N synthetic users (valid IINs, KZ phones, some minors for the
+    /// age gate to refuse), organisations and consents of every kind, through
+    /// the real registration path; print the rates measured.
+    Seed {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// How many users.
+        #[arg(long, value_name = "N")]
+        subjects: u64,
+        /// The population: the same seed always gives the same people.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First index (to add more people of the same population).
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Registrations in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
 }
 
 /// Where the data lives.
@@ -58,7 +117,7 @@ pub struct StorageArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub storage: StorageArgs,
+    pub engine: EngineArgs,
     /// Address to listen on.
     #[arg(
         long,
@@ -67,14 +126,6 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub listen: SocketAddr,
-    /// The policy file in force.
-    #[arg(
-        long,
-        env = "DERBES_POLICY",
-        default_value = "policy/ibusiness.toml",
-        value_name = "FILE"
-    )]
-    pub policy: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -441,3 +441,110 @@ fn migrate_command() {
     let o = run(&["migrate", "--database-url", "mysql://nope"]);
     assert_eq!(code(&o), 2);
 }
+
+#[test]
+fn dev_seed_and_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = run(&[
+        "dev",
+        "seed",
+        "--subjects",
+        "60",
+        "--seed",
+        "11",
+        "--data-dir",
+        d,
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    let (registered, minors) = (
+        v["registered"].as_u64().unwrap(),
+        v["refused_minors"].as_u64().unwrap(),
+    );
+    assert_eq!(registered + minors, 60);
+    assert!(registered > 40);
+    assert_eq!(
+        v["lookups"].as_u64().unwrap(),
+        registered,
+        "every adult is found by IIN"
+    );
+    // The same population again: everyone is already there.
+    let v = json_of(&run(&[
+        "dev",
+        "seed",
+        "--subjects",
+        "60",
+        "--seed",
+        "11",
+        "--data-dir",
+        d,
+        "--json",
+    ]));
+    assert_eq!(v["registered"], 0);
+    assert_eq!(v["duplicates"].as_u64().unwrap(), registered);
+
+    let s = json_of(&run(&["keys", "status", "--data-dir", d, "--json"]));
+    assert_eq!(s["keks"][0]["data_keys"].as_u64().unwrap(), registered);
+    let old = s["active_kek"].as_str().unwrap().to_string();
+    let r = json_of(&run(&[
+        "keys",
+        "rotate",
+        "--data-dir",
+        d,
+        "--batch",
+        "7",
+        "--json",
+    ]));
+    assert_eq!(r["rewrapped"].as_u64().unwrap(), registered);
+    assert_eq!(r["remaining"], 0);
+    let s = json_of(&run(&["keys", "status", "--data-dir", d, "--json"]));
+    assert_ne!(s["active_kek"], old.as_str());
+    assert_eq!(s["pending_rewrap"], 0);
+    let text = String::from_utf8(run(&["keys", "status", "--data-dir", d]).stdout).unwrap();
+    assert!(
+        text.contains("active") && text.contains("previous"),
+        "{text}"
+    );
+    // No key material in any output.
+    let keyfile = std::fs::read_to_string(dir.path().join(format!("keys/kek-{old}.key"))).unwrap();
+    assert!(!text.contains(keyfile.trim()));
+}
+
+#[test]
+fn dev_seed_on_postgres() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(derbes_store::testing::TestDb::postgres()) else {
+        return;
+    };
+    let derbes_store::StoreConfig::Postgres { url } = &db.config else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let o = derbes()
+        .args([
+            "dev",
+            "seed",
+            "--subjects",
+            "30",
+            "--seed",
+            "5",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    assert_eq!(
+        v["registered"].as_u64().unwrap() + v["refused_minors"].as_u64().unwrap(),
+        30
+    );
+    drop(db);
+}

@@ -1,5 +1,7 @@
 //! One module per command group.
 
+mod dev;
+mod keys;
 mod kz;
 mod policy;
 mod serve;
@@ -14,6 +16,8 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Policy(c) => policy::run(c, json),
         Command::Serve(args) => serve::serve(args),
         Command::Migrate(args) => serve::migrate(args, json),
+        Command::Keys(c) => keys::run(c, json),
+        Command::Dev(c) => dev::run(c, json),
     }
 }
 
@@ -23,4 +27,19 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))
+}
+
+/// A progress bar on a terminal; hidden for `--json` or when output is piped.
+pub(crate) fn progress_bar(len: u64, json: bool, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{what} {{bar:40}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})"
+    )) {
+        bar.set_style(style);
+    }
+    bar
 }

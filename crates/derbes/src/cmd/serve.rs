@@ -11,7 +11,7 @@ use derbes_store::{PublishOutcome, Store, StoreConfig};
 use derbes_vault::KeyEnv;
 use serde_json::json;
 
-use crate::cli::{ServeArgs, StorageArgs};
+use crate::cli::{EngineArgs, ServeArgs, StorageArgs};
 use crate::out::{self, CliError, Outcome};
 
 /// Structured log lines on standard error: text by default, JSON with
@@ -46,22 +46,37 @@ async fn open(args: &StorageArgs) -> Result<(Store, StoreConfig), CliError> {
     Ok((store, config))
 }
 
+/// Open storage, publish the policy in force and open the keyring.
+pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfig), CliError> {
+    let policy = load_policy(&args.policy)?;
+    let (store, config) = open(&args.storage).await?;
+    let p = &policy.policy;
+    match store
+        .publish_policy(&p.version, &policy.sha256, p.published, &policy.text)
+        .await?
+    {
+        PublishOutcome::Published => {
+            tracing::info!(version = %p.version, sha256 = %policy.sha256, "policy version published")
+        }
+        PublishOutcome::AlreadyPublished => {}
+    }
+    let engine = Engine::open(
+        store,
+        policy,
+        args.storage.data_dir.clone(),
+        &KeyEnv::from_process(),
+    )
+    .map_err(|e| CliError(format!("keys: {e}")))?;
+    Ok((engine, config))
+}
+
 pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     init_logging();
     let started = Instant::now();
-    let policy = load_policy(&args.policy)?;
     super::runtime()?.block_on(async move {
-        let (store, config) = open(&args.storage).await?;
-        let p = &policy.policy;
-        match store.publish_policy(&p.version, &policy.sha256, p.published, &policy.text).await? {
-            PublishOutcome::Published => {
-                tracing::info!(version = %p.version, sha256 = %policy.sha256, "policy version published")
-            }
-            PublishOutcome::AlreadyPublished => {}
-        }
-        let version = p.version.clone();
-        let engine = Engine::open(store.clone(), policy, args.storage.data_dir.clone(), &KeyEnv::from_process())
-            .map_err(|e| CliError(format!("keys: {e}")))?;
+        let (engine, config) = open_engine(&args.engine).await?;
+        let store = engine.store().clone();
+        let version = engine.policy().policy.version.clone();
         if let Some(token) = engine.bootstrap_admin().await? {
             // Shown once, on standard output, never in the log.
             crate::outln!(
@@ -70,6 +85,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             tracing::info!("administrator token created and printed once on standard output");
         }
         let state = AppState::new(engine)?;
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -82,7 +98,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             "derbes ready"
         );
         axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await?;
         store.close().await;
         tracing::info!("derbes stopped");
@@ -94,27 +110,24 @@ fn load_policy(path: &Path) -> Result<LoadedPolicy, CliError> {
     LoadedPolicy::load(path).map_err(|e| CliError(format!("the policy cannot be loaded:\n{e}")))
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM, registered at once so that a signal arriving right
+/// after start-up is not lost (the handlers exist before "ready" is logged).
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| CliError(format!("cannot install the SIGTERM handler: {e}")))?;
+    let ctrl_c = tokio::spawn(tokio::signal::ctrl_c());
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
 
 pub fn migrate(args: StorageArgs, json: bool) -> Result<Outcome, CliError> {
