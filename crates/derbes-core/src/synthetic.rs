@@ -190,13 +190,13 @@ pub fn subject(seed: u64, index: u64, today: NaiveDate) -> SyntheticSubject {
     fields.insert("identity.rk_citizen".into(), json!(true));
     fields.insert(
         "full_name.surname".into(),
-        json!(surname(*r.pick(SURNAMES), sex)),
+        json!(surname(r.pick::<&str>(SURNAMES), sex)),
     );
     fields.insert("full_name.first_name".into(), json!(first));
     if r.chance(80) {
         fields.insert(
             "full_name.patronymic".into(),
-            json!(patronymic(*r.pick(FATHERS), sex)),
+            json!(patronymic(r.pick::<&str>(FATHERS), sex)),
         );
     }
     fields.insert("contact.phone".into(), json!(phone));
@@ -220,7 +220,7 @@ pub fn subject(seed: u64, index: u64, today: NaiveDate) -> SyntheticSubject {
             "entrepreneur.surname_initials".into(),
             json!(format!(
                 "{} {}.",
-                surname(*r.pick(SURNAMES), sex),
+                surname(r.pick::<&str>(SURNAMES), sex),
                 first.chars().next().unwrap_or('А')
             )),
         );
