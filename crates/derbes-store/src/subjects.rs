@@ -151,34 +151,24 @@ impl Store {
         Ok(())
     }
 
-    async fn insert_consent_tx(
-        tx: &mut Transaction<'static, Any>,
-        subject: &str,
-        c: &NewConsent,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(subject)
-        .bind(&c.consent_id)
-        .bind(&c.kind)
-        .bind(c.given_at)
-        .bind(c.expires_at)
-        .bind(&c.record_json)
-        .bind(&c.receipt_sha256)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
     /// Register a subject: the subject, its wrapped key, sealed fields, blind
     /// indexes and consents, all or nothing. An identifier already indexed
-    /// is refused as [`StoreError::Duplicate`].
+    /// is refused as [`StoreError::Duplicate`]. Few round trips: the unique
+    /// index detects duplicates, fields and consents go in multi-row inserts.
     pub async fn insert_subject(&self, s: &NewSubject) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         for (kind, digest) in &s.index {
-            if Self::index_owner(&mut tx, kind, digest).await?.is_some() {
+            let inserted = sqlx::query(
+                "INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, digest) DO NOTHING",
+            )
+            .bind(kind)
+            .bind(digest)
+            .bind(&s.subject_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| duplicate_or(e, kind))?
+            .rows_affected();
+            if inserted == 0 {
                 return Err(StoreError::Duplicate(kind.clone()));
             }
         }
@@ -195,24 +185,43 @@ impl Store {
             .bind(s.created_at)
             .execute(&mut *tx)
             .await?;
-        for f in &s.fields {
-            Self::insert_field(&mut tx, &s.subject_id, f).await?;
-        }
-        for (kind, digest) in &s.index {
-            let r = sqlx::query(
-                "INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3)",
-            )
-            .bind(kind)
-            .bind(digest)
-            .bind(&s.subject_id)
-            .execute(&mut *tx)
-            .await;
-            if let Err(e) = r {
-                return Err(duplicate_or(e, kind));
+        if !s.fields.is_empty() {
+            let sql = multi_row_insert(
+                "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) VALUES ",
+                7,
+                s.fields.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for f in &s.fields {
+                q = q
+                    .bind(&s.subject_id)
+                    .bind(&f.field)
+                    .bind(&f.sealed)
+                    .bind(&f.source)
+                    .bind(f.collected_at)
+                    .bind(&f.purposes)
+                    .bind(f.version);
             }
+            q.execute(&mut *tx).await?;
         }
-        for c in &s.consents {
-            Self::insert_consent_tx(&mut tx, &s.subject_id, c).await?;
+        if !s.consents.is_empty() {
+            let sql = multi_row_insert(
+                "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256) VALUES ",
+                7,
+                s.consents.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for c in &s.consents {
+                q = q
+                    .bind(&s.subject_id)
+                    .bind(&c.consent_id)
+                    .bind(&c.kind)
+                    .bind(c.given_at)
+                    .bind(c.expires_at)
+                    .bind(&c.record_json)
+                    .bind(&c.receipt_sha256);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit()
             .await
@@ -381,10 +390,21 @@ impl Store {
             .collect()
     }
 
+    /// Append a consent: one statement, committed on return.
     pub async fn insert_consent(&self, subject_id: &str, c: &NewConsent) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        Self::insert_consent_tx(&mut tx, subject_id, c).await?;
-        tx.commit().await?;
+        sqlx::query(
+            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(subject_id)
+        .bind(&c.consent_id)
+        .bind(&c.kind)
+        .bind(c.given_at)
+        .bind(c.expires_at)
+        .bind(&c.record_json)
+        .bind(&c.receipt_sha256)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -651,6 +671,27 @@ impl Store {
             .await?
             .try_get("n")?)
     }
+}
+
+/// `prefix (($1, ..., $cols), ($cols+1, ...), ...)` for `rows` rows.
+fn multi_row_insert(prefix: &str, cols: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(prefix.len() + rows * cols * 5);
+    sql.push_str(prefix);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// A unique violation becomes [`StoreError::Duplicate`]; anything else stays.

@@ -203,3 +203,43 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The peer for registration benchmarks: `n` durable commits of one small
+    /// row each (one transaction per row, as a registration is), `concurrency`
+    /// at a time. Returns the elapsed time.
+    pub async fn bench_durable_commits(
+        &self,
+        n: u64,
+        concurrency: u64,
+    ) -> Result<std::time::Duration, crate::StoreError> {
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS bench_peer (id TEXT NOT NULL PRIMARY KEY, payload TEXT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let start = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency.max(1) {
+            let (store, next) = (self.clone(), next.clone());
+            tasks.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<(), crate::StoreError>(());
+                    }
+                    let mut tx = store.begin_write().await?;
+                    sqlx::query("INSERT INTO bench_peer (id, payload) VALUES ($1, $2)")
+                        .bind(format!("{}-{i}", std::process::id()))
+                        .bind("x".repeat(200))
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| crate::StoreError::Config(e.to_string()))??;
+        }
+        Ok(start.elapsed())
+    }
+}
