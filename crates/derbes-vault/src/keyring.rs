@@ -159,6 +159,15 @@ fn check_private(_path: &Path) -> Result<(), KeyringError> {
     Ok(())
 }
 
+/// A key file given by path: private, one hex key.
+pub fn read_key_file(path: &Path) -> Result<String, KeyringError> {
+    check_private(path)?;
+    Ok(fs::read_to_string(path)
+        .map_err(io(path))?
+        .trim()
+        .to_string())
+}
+
 fn parse_key(text: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, KeyringError> {
     hex::decode::<32>(text)
         .map(Zeroizing::new)
@@ -183,14 +192,21 @@ pub struct KeyEnv {
 }
 
 impl KeyEnv {
-    /// `DERBES_MASTER_KEY`, `DERBES_PREVIOUS_MASTER_KEYS`, `DERBES_INDEX_KEY`.
-    pub fn from_process() -> KeyEnv {
+    /// `DERBES_MASTER_KEY` (or `DERBES_MASTER_KEY_FILE`, a file holding it,
+    /// which must be mode 0600), `DERBES_PREVIOUS_MASTER_KEYS`,
+    /// `DERBES_INDEX_KEY`.
+    pub fn from_process() -> Result<KeyEnv, KeyringError> {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        KeyEnv {
-            master_key: get("DERBES_MASTER_KEY"),
+        let master_key = match (get("DERBES_MASTER_KEY"), get("DERBES_MASTER_KEY_FILE")) {
+            (Some(k), _) => Some(k),
+            (None, Some(path)) => Some(read_key_file(Path::new(&path))?),
+            (None, None) => None,
+        };
+        Ok(KeyEnv {
+            master_key,
             previous_master_keys: get("DERBES_PREVIOUS_MASTER_KEYS"),
             index_key: get("DERBES_INDEX_KEY"),
-        }
+        })
     }
 }
 

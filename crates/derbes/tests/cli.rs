@@ -548,3 +548,52 @@ fn dev_seed_on_postgres() {
     );
     drop(db);
 }
+
+#[test]
+fn master_key_from_environment_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let key = "ab".repeat(32);
+    let o = derbes()
+        .args(["keys", "status", "--json", "--data-dir", d])
+        .env("DERBES_MASTER_KEY", &key)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    assert_eq!(v["source"], "environment");
+    let id = v["active_kek"].as_str().unwrap().to_string();
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(&key));
+    // The same key from a private file is the same KEK.
+    let file = dir.path().join("master.key");
+    std::fs::write(&file, &key).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = derbes()
+            .args(["keys", "status", "--data-dir", d])
+            .env("DERBES_MASTER_KEY_FILE", &file)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 2, "a readable key file is refused");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("0600"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let v = json_of(
+        &derbes()
+            .args(["keys", "status", "--json", "--data-dir", d])
+            .env("DERBES_MASTER_KEY_FILE", &file)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(v["active_kek"], id.as_str());
+    // Rotation is refused for an environment-managed KEK, with advice.
+    let o = derbes()
+        .args(["keys", "rotate", "--data-dir", d])
+        .env("DERBES_MASTER_KEY", &key)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("DERBES_PREVIOUS_MASTER_KEYS"));
+}

@@ -60,13 +60,9 @@ pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfi
         }
         PublishOutcome::AlreadyPublished => {}
     }
-    let engine = Engine::open(
-        store,
-        policy,
-        args.storage.data_dir.clone(),
-        &KeyEnv::from_process(),
-    )
-    .map_err(|e| CliError(format!("keys: {e}")))?;
+    let env = KeyEnv::from_process().map_err(|e| CliError(format!("keys: {e}")))?;
+    let engine = Engine::open(store, policy, args.storage.data_dir.clone(), &env)
+        .map_err(|e| CliError(format!("keys: {e}")))?;
     Ok((engine, config))
 }
 
