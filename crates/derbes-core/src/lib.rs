@@ -31,8 +31,8 @@ pub use consent::{
 };
 pub use ids::{ConsentId, IdError, OrganizationId, SubjectId};
 pub use registration::{
-    field_ref, source_id, validate_fields, validate_registration, FieldInput, RegistrationRequest,
-    ValidRegistration,
+    field_ref, in_form, require_form_fields, source_id, validate_fields, validate_form,
+    validate_registration, FieldInput, RegistrationRequest, ValidRegistration,
 };
 pub use value::{canonical, Problem};
 

@@ -107,6 +107,49 @@ pub fn validate_fields(
     out
 }
 
+/// Whether `field` belongs to `form`.
+pub fn in_form(form: &derbes_policy::Form, field: &FieldRef) -> bool {
+    form.fields.iter().any(|x| &x.field == field)
+}
+
+/// A `missing_field` problem for each required field of `form` absent from `values`.
+pub fn require_form_fields(
+    form: &derbes_policy::Form,
+    values: &BTreeMap<String, Value>,
+    problems: &mut Vec<Problem>,
+) {
+    for ff in form.fields.iter().filter(|ff| ff.required) {
+        let name = ff.field.to_string();
+        if !values.contains_key(&name) {
+            problems.push(Problem::new(
+                name,
+                "missing_field",
+                format!("required by the {} form", form.id),
+            ));
+        }
+    }
+}
+
+/// Validate `values` as exactly the fields of one form of the policy.
+pub fn validate_form(
+    policy: &Policy,
+    form_id: &str,
+    values: &BTreeMap<String, Value>,
+    problems: &mut Vec<Problem>,
+) -> Vec<FieldInput> {
+    let Some(form) = policy.form(form_id) else {
+        problems.push(Problem::new(
+            "form",
+            "unknown_form",
+            format!("the policy declares no `{form_id}` form"),
+        ));
+        return Vec::new();
+    };
+    let fields = validate_fields(policy, values, &|f| in_form(form, f), problems);
+    require_form_fields(form, values, problems);
+    fields
+}
+
 /// Check the source id against the policy.
 pub fn source_id(policy: &Policy, source: Option<&str>, problems: &mut Vec<Problem>) -> String {
     let s = source.unwrap_or("subject");
@@ -131,14 +174,14 @@ pub fn validate_registration(
     let mut problems = Vec::new();
     let registration = policy.form("registration");
     let entrepreneur = policy.form("entrepreneur");
-    let in_form = |form: Option<&derbes_policy::Form>, f: &FieldRef| {
-        form.is_some_and(|form| form.fields.iter().any(|x| &x.field == f))
+    let in_opt = |form: Option<&derbes_policy::Form>, f: &FieldRef| {
+        form.is_some_and(|form| in_form(form, f))
     };
     let gives = |kind: ConsentKind| req.consents.iter().any(|c| c.kind == kind);
     let fields = validate_fields(
         policy,
         &req.fields,
-        &|f| in_form(registration, f) || in_form(entrepreneur, f),
+        &|f| in_opt(registration, f) || in_opt(entrepreneur, f),
         &mut problems,
     );
     for form in [registration, entrepreneur].into_iter().flatten() {
@@ -149,16 +192,7 @@ pub fn validate_registration(
         if form.id != "registration" && !used {
             continue;
         }
-        for ff in form.fields.iter().filter(|ff| ff.required) {
-            let name = ff.field.to_string();
-            if !req.fields.contains_key(&name) {
-                problems.push(Problem::new(
-                    name,
-                    "missing_field",
-                    format!("required by the {} form", form.id),
-                ));
-            }
-        }
+        require_form_fields(form, &req.fields, &mut problems);
         if let Some(kind) = form.consent {
             if used && !gives(kind) {
                 problems.push(Problem::new(

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use derbes_core::{validate_fields, OrganizationId, Problem, SubjectId};
+use derbes_core::{validate_form, OrganizationId, SubjectId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -27,26 +27,8 @@ impl Engine {
         req: &OrganizationRequest,
     ) -> Result<OrganizationId, EngineError> {
         let p = &self.policy.policy;
-        let form = p.form("organisation");
         let mut problems = Vec::new();
-        let fields = validate_fields(
-            p,
-            &req.fields,
-            &|f| form.is_some_and(|form| form.fields.iter().any(|x| &x.field == f)),
-            &mut problems,
-        );
-        if let Some(form) = form {
-            for ff in form.fields.iter().filter(|ff| ff.required) {
-                let name = ff.field.to_string();
-                if !req.fields.contains_key(&name) {
-                    problems.push(Problem::new(
-                        name,
-                        "missing_field",
-                        "required by the organisation form",
-                    ));
-                }
-            }
-        }
+        let fields = validate_form(p, "organisation", &req.fields, &mut problems);
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
