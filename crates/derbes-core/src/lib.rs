@@ -20,6 +20,7 @@
 //! ```
 
 pub mod consent;
+pub mod decision;
 pub mod ids;
 pub mod registration;
 pub mod synthetic;
@@ -28,6 +29,10 @@ pub mod value;
 pub use consent::{
     build_consent, receipt_of, CollectedVia, ConsentRecord, ConsentRequest, ConsentState,
     EvidenceInput, Receipt, ReceiptOperator, SignedReceipt,
+};
+pub use decision::{
+    Compiled, ConsentFacts, Decision, DecisionInput, Reason, RecipientInput, SubjectFacts,
+    SubjectStatus,
 };
 pub use ids::{ConsentId, IdError, OrganizationId, SubjectId};
 pub use registration::{

@@ -274,6 +274,39 @@ pub struct Form {
     pub fields: Vec<FormField>,
 }
 
+/// A role's need-to-know for one purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Access {
+    pub purpose: String,
+    pub categories: Vec<String>,
+}
+
+/// A staff role: what it may do and which data it needs for which purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Role {
+    pub id: String,
+    pub name: Text,
+    pub capabilities: Vec<Capability>,
+    pub access: Vec<Access>,
+}
+
+impl Role {
+    pub fn can(&self, c: Capability) -> bool {
+        self.capabilities.contains(&c)
+    }
+
+    /// The categories this role may use for `purpose` (empty: none).
+    pub fn categories_for(&self, purpose: &str) -> &[String] {
+        self.access
+            .iter()
+            .find(|a| a.purpose == purpose)
+            .map(|a| a.categories.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
 /// What a block of the document means to the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -338,6 +371,7 @@ pub struct Policy {
     pub rights: Vec<RightDef>,
     pub consent_kinds: Vec<ConsentKindDef>,
     pub forms: Vec<Form>,
+    pub roles: Vec<Role>,
     pub document: Vec<Block>,
 }
 
@@ -360,6 +394,10 @@ impl Policy {
 
     pub fn form(&self, id: &str) -> Option<&Form> {
         self.forms.iter().find(|f| f.id == id)
+    }
+
+    pub fn role(&self, id: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.id == id)
     }
 
     pub fn right(&self, id: Right) -> Option<&RightDef> {

@@ -43,7 +43,26 @@ pub struct RawPolicyFile {
     #[serde(default)]
     pub forms: Vec<RawForm>,
     #[serde(default)]
+    pub roles: Vec<RawRole>,
+    #[serde(default)]
     pub document: Vec<RawBlock>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    pub purpose: S,
+    pub categories: Vec<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub id: S,
+    pub name: RawText,
+    pub capabilities: Vec<S>,
+    #[serde(default)]
+    pub access: Vec<RawAccess>,
 }
 
 #[derive(Debug, Deserialize)]

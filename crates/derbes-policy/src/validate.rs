@@ -521,6 +521,58 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
         });
     }
 
+    // Staff roles and their need-to-know.
+    let cap_names = names(Capability::ALL, Capability::as_str);
+    let mut role_ids = HashSet::new();
+    let mut roles = Vec::new();
+    for r in raw.roles {
+        let id = cx.id(&r.id, "role", &mut role_ids);
+        let name = cx.text(r.name);
+        let capabilities: Vec<Capability> = r
+            .capabilities
+            .iter()
+            .filter_map(|c| cx.vocab(c, "capability", Capability::parse, &cap_names))
+            .collect();
+        let mut access = Vec::new();
+        let mut seen_purposes = HashSet::new();
+        for a in r.access {
+            let pid = a.purpose.get_ref().clone();
+            let Some(purpose) = purposes.iter().find(|p| p.id == pid) else {
+                cx.at(a.purpose.span(), format!("unknown purpose `{pid}`"));
+                continue;
+            };
+            if !seen_purposes.insert(pid.clone()) {
+                cx.at(
+                    a.purpose.span(),
+                    format!("purpose `{pid}` is listed twice for this role"),
+                );
+                continue;
+            }
+            let cats = cx.refs(&a.categories, "category", &category_ids);
+            for (c, span) in cats.iter().zip(a.categories.iter().map(|s| s.span())) {
+                if !purpose.allows_category(c) {
+                    cx.at(span, format!("purpose `{pid}` may not use category `{c}`, so no role may need it for that purpose"));
+                }
+            }
+            access.push(Access {
+                purpose: pid,
+                categories: cats,
+            });
+        }
+        roles.push(Role {
+            id,
+            name,
+            capabilities,
+            access,
+        });
+    }
+    if !roles.iter().any(|r| r.can(Capability::ManageStaff)) {
+        cx.at(
+            top.clone(),
+            "no role has the `manage_staff` capability: nobody could administer derbes",
+        );
+    }
+
     // The document and what its blocks mean.
     let bk_names = names(BlockKind::ALL, BlockKind::as_str);
     let source_set: HashSet<String> = sources.iter().map(|s| s.id.clone()).collect();
@@ -647,6 +699,7 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
         rights,
         consent_kinds,
         forms,
+        roles,
         document,
     })
 }

@@ -153,6 +153,23 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// What a staff role may do, besides using data for its purposes.
+    Capability {
+        RegisterSubjects => "register_subjects",
+        Lookup => "lookup",
+        ReadData => "read_data",
+        Rectify => "rectify",
+        RecordConsents => "record_consents",
+        Decide => "decide",
+        Disclose => "disclose",
+        ReadDisclosures => "read_disclosures",
+        ReadAudit => "read_audit",
+        ManageStaff => "manage_staff",
+        ManageKeys => "manage_keys",
+    }
+);
+
+vocabulary!(
     /// The blocks the published document is made of.
     BlockKind {
         Title => "title",

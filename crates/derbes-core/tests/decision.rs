@@ -1,0 +1,507 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Every deny reason, each role's need-to-know, and the permits in between.
+
+use chrono::{DateTime, Duration, Utc};
+use derbes_core::*;
+use derbes_policy::{Channel, LoadedPolicy, Operation};
+
+fn policy() -> LoadedPolicy {
+    LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string()).unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn active() -> SubjectFacts {
+    SubjectFacts {
+        status: SubjectStatus::Active,
+        relationship_ended_at: None,
+        consents: ConsentFacts {
+            policy: Some(ConsentState::Active),
+            third_party: true,
+            cross_border: true,
+            marketing_channels: 1 << 0, // sms
+            entrepreneur: false,
+        },
+    }
+}
+
+fn cats(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+struct Ask<'a> {
+    role: &'a str,
+    op: Operation,
+    purpose: &'a str,
+    categories: Vec<String>,
+    channel: Option<Channel>,
+    recipient: Option<RecipientInput<'a>>,
+}
+
+fn ask<'a>(role: &'a str, op: Operation, purpose: &'a str, c: &[&str]) -> Ask<'a> {
+    Ask {
+        role,
+        op,
+        purpose,
+        categories: cats(c),
+        channel: None,
+        recipient: None,
+    }
+}
+
+fn decide(c: &Compiled, a: &Ask<'_>, s: &SubjectFacts) -> Decision {
+    c.decide(
+        &DecisionInput {
+            role: a.role,
+            operation: a.op,
+            purpose: a.purpose,
+            categories: &a.categories,
+            channel: a.channel,
+            recipient: a.recipient,
+            now: now(),
+        },
+        s,
+    )
+}
+
+fn compiled() -> Compiled {
+    Compiled::new(&policy().policy).unwrap()
+}
+
+#[track_caller]
+fn denied_with(d: &Decision, code: &str) {
+    assert!(!d.permit, "expected deny `{code}`, got permit");
+    assert!(
+        d.codes().contains(&code),
+        "expected `{code}` in {:?}",
+        d.codes()
+    );
+}
+
+#[test]
+fn a_plain_use_is_permitted_with_its_reason() {
+    let c = compiled();
+    let d = decide(
+        &c,
+        &ask(
+            "backend_service",
+            Operation::Use,
+            "identification",
+            &["identity", "full_name"],
+        ),
+        &active(),
+    );
+    assert!(d.permit, "{:?}", d.reasons);
+    assert_eq!(d.codes(), ["permitted"]);
+}
+
+#[test]
+fn every_deny_reason() {
+    let c = compiled();
+    let s = active();
+    let base = || {
+        ask(
+            "backend_service",
+            Operation::Use,
+            "identification",
+            &["identity"],
+        )
+    };
+
+    denied_with(
+        &decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Use,
+                "world_domination",
+                &["identity"],
+            ),
+            &s,
+        ),
+        "unknown_purpose",
+    );
+    denied_with(
+        &decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Use,
+                "identification",
+                &["astrology"],
+            ),
+            &s,
+        ),
+        "unknown_category",
+    );
+    denied_with(
+        &decide(
+            &c,
+            &ask("backend_service", Operation::Use, "identification", &[]),
+            &s,
+        ),
+        "no_categories",
+    );
+    denied_with(
+        &decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Use,
+                "marketing",
+                &["identity"],
+            ),
+            &s,
+        ),
+        "category_not_allowed",
+    );
+    denied_with(
+        &decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Depersonalisation,
+                "identification",
+                &["identity"],
+            ),
+            &s,
+        ),
+        "operation_not_allowed",
+    );
+    denied_with(
+        &decide(
+            &c,
+            &ask("marketing", Operation::Use, "identification", &["identity"]),
+            &s,
+        ),
+        "no_need_to_know",
+    );
+    denied_with(
+        &decide(
+            &c,
+            &ask("intern", Operation::Use, "identification", &["identity"]),
+            &s,
+        ),
+        "unknown_role",
+    );
+
+    for (status, code) in [
+        (SubjectStatus::Blocked, "subject_blocked"),
+        (SubjectStatus::Withdrawn, "subject_withdrawn"),
+        (SubjectStatus::Destroyed, "subject_destroyed"),
+        (SubjectStatus::BarredMinor, "subject_barred_minor"),
+    ] {
+        let mut f = active();
+        f.status = status;
+        denied_with(&decide(&c, &base(), &f), code);
+    }
+    // Blocked: storage only — destruction included is refused.
+    let mut blocked = active();
+    blocked.status = SubjectStatus::Blocked;
+    assert!(
+        decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Storage,
+                "identification",
+                &["identity"]
+            ),
+            &blocked
+        )
+        .permit
+    );
+    denied_with(
+        &decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Destruction,
+                "identification",
+                &["identity"],
+            ),
+            &blocked,
+        ),
+        "subject_blocked",
+    );
+
+    // Retention after the relationship ended: contract data 60 months, identification 0.
+    let mut ended = active();
+    ended.relationship_ended_at = Some(now() - Duration::days(10));
+    denied_with(&decide(&c, &base(), &ended), "retention_expired");
+    assert!(
+        decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Use,
+                "contract_performance",
+                &["identity"]
+            ),
+            &ended
+        )
+        .permit
+    );
+
+    // Consent states.
+    for (state, code) in [
+        (None, "no_policy_consent"),
+        (Some(ConsentState::Expired), "consent_expired"),
+        (Some(ConsentState::Withdrawn), "consent_withdrawn"),
+    ] {
+        let mut f = active();
+        f.consents.policy = state;
+        denied_with(&decide(&c, &base(), &f), code);
+    }
+
+    // Marketing needs the channel's own consent.
+    let mut m = ask("marketing", Operation::Use, "marketing", &["contact"]);
+    denied_with(&decide(&c, &m, &s), "channel_required");
+    m.channel = Some(Channel::Telegram);
+    denied_with(&decide(&c, &m, &s), "no_marketing_consent");
+    m.channel = Some(Channel::Sms);
+    assert!(decide(&c, &m, &s).permit);
+
+    // Entrepreneur data needs the entrepreneur's consent.
+    denied_with(
+        &decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Use,
+                "identification",
+                &["entrepreneur"],
+            ),
+            &s,
+        ),
+        "no_entrepreneur_consent",
+    );
+
+    // Transfers.
+    denied_with(
+        &decide(
+            &c,
+            &ask(
+                "backend_service",
+                Operation::Transfer,
+                "contract_performance",
+                &["full_name"],
+            ),
+            &s,
+        ),
+        "recipient_required",
+    );
+    let mut t = ask(
+        "backend_service",
+        Operation::Transfer,
+        "contract_performance",
+        &["full_name"],
+    );
+    t.recipient = Some(RecipientInput {
+        id: "aliens",
+        legal_basis: None,
+        reference: None,
+    });
+    denied_with(&decide(&c, &t, &s), "unknown_recipient");
+    t.recipient = Some(RecipientInput {
+        id: "advertisers",
+        legal_basis: None,
+        reference: None,
+    });
+    denied_with(&decide(&c, &t, &s), "recipient_not_allowed");
+    t.recipient = Some(RecipientInput {
+        id: "financial_institutions",
+        legal_basis: None,
+        reference: None,
+    });
+    assert!(
+        decide(&c, &t, &s).permit,
+        "{:?}",
+        decide(&c, &t, &s).reasons
+    );
+    let mut no_third = active();
+    no_third.consents.third_party = false;
+    denied_with(&decide(&c, &t, &no_third), "no_third_party_consent");
+
+    // Cross-border: the operation and the consent.
+    let mut x = ask(
+        "backend_service",
+        Operation::Transfer,
+        "marketing",
+        &["contact"],
+    );
+    x.channel = Some(Channel::Sms);
+    x.recipient = Some(RecipientInput {
+        id: "ad_platforms",
+        legal_basis: None,
+        reference: None,
+    });
+    denied_with(&decide(&c, &x, &s), "cross_border_operation");
+    x.op = Operation::CrossBorderTransfer;
+    assert!(
+        decide(&c, &x, &s).permit,
+        "{:?}",
+        decide(&c, &x, &s).reasons
+    );
+    let mut no_abroad = active();
+    no_abroad.consents.cross_border = false;
+    denied_with(&decide(&c, &x, &no_abroad), "no_cross_border_consent");
+
+    // Authorities: a legal basis and a reference, no consent needed.
+    let mut a = ask(
+        "data_protection_officer",
+        Operation::Transfer,
+        "legal_obligation",
+        &["identity", "network"],
+    );
+    a.recipient = Some(RecipientInput {
+        id: "kz_authorities",
+        legal_basis: Some("Law on personal data, art. 9"),
+        reference: None,
+    });
+    let d = decide(&c, &a, &s);
+    denied_with(&d, "legal_basis_required");
+    denied_with(&d, "ip_link_forbidden");
+    a.recipient = Some(RecipientInput {
+        id: "kz_authorities",
+        legal_basis: Some("Law on personal data, art. 9"),
+        reference: Some("request 12-34/567 of 2026-11-20"),
+    });
+    let mut no_consent = active();
+    no_consent.consents = ConsentFacts::default();
+    assert!(
+        decide(&c, &a, &no_consent).permit,
+        "{:?}",
+        decide(&c, &a, &no_consent).reasons
+    );
+
+    // The IP-to-person link never goes to anyone else (3.2), whatever else allows it.
+    let mut ip = ask(
+        "backend_service",
+        Operation::Transfer,
+        "fraud_prevention",
+        &["network"],
+    );
+    ip.recipient = Some(RecipientInput {
+        id: "financial_institutions",
+        legal_basis: None,
+        reference: None,
+    });
+    let d = decide(&c, &ip, &s);
+    denied_with(&d, "ip_link_forbidden");
+}
+
+#[test]
+fn denials_list_every_reason_at_once() {
+    let c = compiled();
+    let mut f = active();
+    f.status = SubjectStatus::Blocked;
+    f.consents.policy = None;
+    let d = decide(
+        &c,
+        &ask("analyst", Operation::Use, "identification", &["identity"]),
+        &f,
+    );
+    for code in ["subject_blocked", "no_need_to_know", "no_policy_consent"] {
+        denied_with(&d, code);
+    }
+}
+
+#[test]
+fn each_roles_need_to_know() {
+    let p = policy();
+    let c = compiled();
+    let s = active();
+    for role in &p.policy.roles {
+        for purpose in &p.policy.purposes {
+            let granted = c.role_categories(&role.id, &purpose.id);
+            let mut sorted = granted.clone();
+            sorted.sort();
+            let mut declared = role.categories_for(&purpose.id).to_vec();
+            declared.sort();
+            assert_eq!(sorted, declared, "{} / {}", role.id, purpose.id);
+            for category in &purpose.categories {
+                let mut a = ask(
+                    &role.id,
+                    Operation::Storage,
+                    &purpose.id,
+                    &[category.as_str()],
+                );
+                a.channel = Some(Channel::Sms);
+                let d = decide(&c, &a, &s);
+                let needs = granted.contains(category);
+                assert_eq!(
+                    !d.codes().contains(&"no_need_to_know"),
+                    needs,
+                    "{} / {} / {}: {:?}",
+                    role.id,
+                    purpose.id,
+                    category,
+                    d.codes()
+                );
+            }
+        }
+    }
+    // The administrator never sees personal data; the analyst never sees identity.
+    assert!(p
+        .policy
+        .purposes
+        .iter()
+        .all(|pu| c.role_categories("administrator", &pu.id).is_empty()));
+    assert!(p.policy.purposes.iter().all(|pu| !c
+        .role_categories("analyst", &pu.id)
+        .contains(&"identity".to_string())));
+}
+
+#[test]
+fn consent_facts_from_the_ledger() {
+    let p = policy();
+    let s = SubjectId::new();
+    let req = |v: serde_json::Value| -> ConsentRequest { serde_json::from_value(v).unwrap() };
+    let (pol, _) = build_consent(
+        &p,
+        s,
+        &req(serde_json::json!({"kind": "policy", "cross_border": false})),
+        None,
+        now(),
+        "",
+    )
+    .unwrap();
+    let (mut sms, _) = build_consent(
+        &p,
+        s,
+        &req(serde_json::json!({"kind": "marketing", "channel": "sms"})),
+        None,
+        now(),
+        "",
+    )
+    .unwrap();
+    let (push, _) = build_consent(
+        &p,
+        s,
+        &req(serde_json::json!({"kind": "marketing", "channel": "push"})),
+        None,
+        now(),
+        "",
+    )
+    .unwrap();
+    sms.withdrawn_at = Some(now());
+    let f = ConsentFacts::from_records(&[pol, sms, push], now() + Duration::seconds(1));
+    assert_eq!(f.policy, Some(ConsentState::Active));
+    assert!(f.third_party && !f.cross_border);
+    let c = compiled();
+    let mut m = ask("marketing", Operation::Use, "marketing", &["contact"]);
+    let subject = SubjectFacts {
+        status: SubjectStatus::Active,
+        relationship_ended_at: None,
+        consents: f,
+    };
+    m.channel = Some(Channel::Push);
+    assert!(decide(&c, &m, &subject).permit);
+    m.channel = Some(Channel::Sms);
+    denied_with(&decide(&c, &m, &subject), "no_marketing_consent");
+}
