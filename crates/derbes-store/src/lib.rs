@@ -19,6 +19,8 @@
 //! Every subject-scoped table that later issues add is keyed by `subject_id`
 //! first, so the schema can be distributed by subject.
 
+mod audit;
+mod disclosures;
 mod migrate;
 mod policy_versions;
 mod subjects;
@@ -32,6 +34,10 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use audit::{
+    checkpoint_message, record_hash, AuditQuery, AuditRow, Checkpoint, NewAuditRecord, Verification,
+};
+pub use disclosures::DisclosureRow;
 pub use migrate::latest_version;
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use subjects::{

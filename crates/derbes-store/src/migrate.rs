@@ -28,6 +28,7 @@ macro_rules! migration {
 const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_policy_versions"),
     migration!(2, "0002_subjects_and_consents"),
+    migration!(3, "0003_audit_and_disclosures"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

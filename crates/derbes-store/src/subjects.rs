@@ -59,6 +59,7 @@ pub struct SubjectRow {
     pub created_at: i64,
     pub policy_version: String,
     pub destroyed_at: Option<i64>,
+    pub relationship_ended_at: Option<i64>,
 }
 
 /// One rectified field: the new value and the old one moved to history.
@@ -244,7 +245,8 @@ impl Store {
 
     pub async fn subject(&self, subject_id: &str) -> Result<Option<SubjectRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT subject_id, status, created_at, policy_version, destroyed_at FROM subjects WHERE subject_id = $1",
+            "SELECT subject_id, status, created_at, policy_version, destroyed_at, relationship_ended_at FROM subjects \
+             WHERE subject_id = $1",
         )
         .bind(subject_id)
         .fetch_optional(&self.pool)
@@ -257,6 +259,7 @@ impl Store {
                 created_at: r.try_get("created_at")?,
                 policy_version: r.try_get("policy_version")?,
                 destroyed_at: r.try_get("destroyed_at")?,
+                relationship_ended_at: r.try_get("relationship_ended_at")?,
             })),
         }
     }

@@ -243,3 +243,10 @@ impl Store {
         Ok(start.elapsed())
     }
 }
+
+impl Store {
+    /// Run raw SQL (tests that tamper with the database behind derbes' back).
+    pub async fn debug_execute(&self, sql: &str) -> Result<u64, crate::StoreError> {
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
+    }
+}

@@ -1,0 +1,50 @@
+-- The audit log: append-only, each record's hash covers the record and the
+-- previous record's hash. Records name ids, purposes, categories and reasons,
+-- never values of personal data.
+CREATE TABLE audit_log (
+    seq        INTEGER NOT NULL PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    actor      TEXT    NOT NULL,
+    role       TEXT    NOT NULL,
+    action     TEXT    NOT NULL,
+    subject_id TEXT,
+    purpose    TEXT,
+    categories TEXT    NOT NULL,
+    decision   TEXT    NOT NULL,
+    reasons    TEXT    NOT NULL,
+    details    TEXT    NOT NULL,
+    prev_hash  BLOB    NOT NULL,
+    hash       BLOB    NOT NULL
+);
+CREATE INDEX audit_log_subject ON audit_log (subject_id, seq);
+CREATE INDEX audit_log_actor ON audit_log (actor, seq);
+CREATE INDEX audit_log_at ON audit_log (at);
+
+-- Ed25519-signed checkpoints of the chain.
+CREATE TABLE audit_checkpoints (
+    seq        INTEGER NOT NULL PRIMARY KEY,
+    hash       BLOB    NOT NULL,
+    signature  BLOB    NOT NULL,
+    public_key BLOB    NOT NULL,
+    at         INTEGER NOT NULL
+);
+
+-- Who received what, when and why (section 6): the subject's "who has my data".
+CREATE TABLE disclosures (
+    subject_id    TEXT    NOT NULL,
+    disclosure_id TEXT    NOT NULL,
+    recipient     TEXT    NOT NULL,
+    purpose       TEXT    NOT NULL,
+    categories    TEXT    NOT NULL,
+    legal_basis   TEXT,
+    reference     TEXT,
+    cross_border  INTEGER NOT NULL,
+    at            INTEGER NOT NULL,
+    audit_seq     INTEGER NOT NULL,
+    notice_due    INTEGER,
+    notified_at   INTEGER,
+    PRIMARY KEY (subject_id, disclosure_id)
+);
+CREATE INDEX disclosures_notice ON disclosures (notice_due);
+
+ALTER TABLE subjects ADD COLUMN relationship_ended_at INTEGER;

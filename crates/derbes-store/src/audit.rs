@@ -1,0 +1,374 @@
+//! The append-only, hash-chained audit log and its verification.
+//!
+//! `hash(n) = SHA-256("derbes/audit/v1" || hash(n-1) || len-prefixed fields of n)`,
+//! with `hash(0)` all zeros. Appends read the tail and write inside one
+//! transaction that holds the write lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL
+//! an advisory lock), so concurrent writers — threads or processes — extend
+//! one chain. A batch of records is one durable commit (group commit).
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Backend, Store, StoreError};
+
+/// One audit record as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditRecord {
+    pub at: i64,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub subject_id: Option<String>,
+    pub purpose: Option<String>,
+    /// Comma-separated category ids.
+    pub categories: String,
+    /// `permit`, `deny` or `none`.
+    pub decision: String,
+    /// JSON array of reasons.
+    pub reasons: String,
+    /// JSON object of further ids (no personal data).
+    pub details: String,
+}
+
+/// A stored record with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub record: NewAuditRecord,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// A signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub at: i64,
+}
+
+/// Filters for reading the log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub subject_id: Option<String>,
+    pub actor: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Records after this sequence number (paging).
+    pub after: i64,
+    pub limit: i64,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub records: i64,
+    pub checkpoints: i64,
+    /// The first bad record and why, if any.
+    pub first_bad: Option<(i64, String)>,
+}
+
+const PG_AUDIT_LOCK: i64 = 0x6175_6469_74; // "audit"
+
+fn put(buf: &mut Vec<u8>, field: &[u8]) {
+    buf.extend_from_slice(&(field.len() as u64).to_be_bytes());
+    buf.extend_from_slice(field);
+}
+
+/// The chain hash of a record.
+pub fn record_hash(prev: &[u8], seq: i64, r: &NewAuditRecord) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(b"derbes/audit/v1");
+    put(&mut buf, prev);
+    put(&mut buf, &seq.to_be_bytes());
+    put(&mut buf, &r.at.to_be_bytes());
+    for f in [&r.actor, &r.role, &r.action] {
+        put(&mut buf, f.as_bytes());
+    }
+    for f in [&r.subject_id, &r.purpose] {
+        match f {
+            Some(s) => {
+                buf.push(1);
+                put(&mut buf, s.as_bytes());
+            }
+            None => buf.push(0),
+        }
+    }
+    for f in [&r.categories, &r.decision, &r.reasons, &r.details] {
+        put(&mut buf, f.as_bytes());
+    }
+    ring::digest::digest(&ring::digest::SHA256, &buf)
+        .as_ref()
+        .to_vec()
+}
+
+/// What a checkpoint signs.
+pub fn checkpoint_message(seq: i64, hash: &[u8]) -> Vec<u8> {
+    let mut m = b"derbes/audit-checkpoint/v1".to_vec();
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(hash);
+    m
+}
+
+fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        seq: r.try_get("seq")?,
+        record: NewAuditRecord {
+            at: r.try_get("at")?,
+            actor: r.try_get("actor")?,
+            role: r.try_get("role")?,
+            action: r.try_get("action")?,
+            subject_id: r.try_get("subject_id")?,
+            purpose: r.try_get("purpose")?,
+            categories: r.try_get("categories")?,
+            decision: r.try_get("decision")?,
+            reasons: r.try_get("reasons")?,
+            details: r.try_get("details")?,
+        },
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+const AUDIT_COLUMNS: &str =
+    "seq, at, actor, role, action, subject_id, purpose, categories, decision, reasons, details, prev_hash, hash";
+
+impl Store {
+    /// Append records in one durable transaction; returns their sequence numbers.
+    pub async fn append_audit(&self, records: &[NewAuditRecord]) -> Result<Vec<i64>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PG_AUDIT_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let tail = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (mut seq, mut prev): (i64, Vec<u8>) = match tail {
+            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+            None => (0, vec![0u8; 32]),
+        };
+        let mut seqs = Vec::with_capacity(records.len());
+        for chunk in records.chunks(64) {
+            let mut sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for c in 0..13 {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i * 13 + c + 1));
+                }
+                sql.push(')');
+            }
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                seq += 1;
+                let hash = record_hash(&prev, seq, r);
+                q = q
+                    .bind(seq)
+                    .bind(r.at)
+                    .bind(r.actor.clone())
+                    .bind(r.role.clone())
+                    .bind(r.action.clone())
+                    .bind(r.subject_id.clone())
+                    .bind(r.purpose.clone())
+                    .bind(r.categories.clone())
+                    .bind(r.decision.clone())
+                    .bind(r.reasons.clone())
+                    .bind(r.details.clone())
+                    .bind(prev.clone())
+                    .bind(hash.clone());
+                prev = hash;
+                seqs.push(seq);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(seqs)
+    }
+
+    /// The last record's sequence number and hash.
+    pub async fn audit_tail(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let r = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        match r {
+            None => Ok(None),
+            Some(r) => Ok(Some((r.try_get("seq")?, r.try_get("hash")?))),
+        }
+    }
+
+    pub async fn last_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let r = sqlx::query("SELECT seq, hash, signature, public_key, at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| checkpoint_row(&r)).transpose()
+    }
+
+    pub async fn insert_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, signature, public_key, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(&c.signature)
+        .bind(&c.public_key)
+        .bind(c.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records matching `q`, in sequence order.
+    pub async fn audit_records(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1");
+        let mut n = 1;
+        let mut push = |sql: &mut String, cond: &str| {
+            n += 1;
+            sql.push_str(&format!(" AND {cond} ${n}"));
+        };
+        if q.subject_id.is_some() {
+            push(&mut sql, "subject_id =");
+        }
+        if q.actor.is_some() {
+            push(&mut sql, "actor =");
+        }
+        if q.from.is_some() {
+            push(&mut sql, "at >=");
+        }
+        if q.to.is_some() {
+            push(&mut sql, "at <");
+        }
+        n += 1;
+        sql.push_str(&format!(" ORDER BY seq LIMIT ${n}"));
+        let mut query = sqlx::query(&sql).bind(q.after);
+        if let Some(s) = &q.subject_id {
+            query = query.bind(s.clone());
+        }
+        if let Some(a) = &q.actor {
+            query = query.bind(a.clone());
+        }
+        if let Some(f) = q.from {
+            query = query.bind(f);
+        }
+        if let Some(t) = q.to {
+            query = query.bind(t);
+        }
+        let rows = query
+            .bind(q.limit.clamp(1, 10_000))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// Walk the whole chain: contiguous sequence numbers from 1, each
+    /// `prev_hash` equal to the previous hash, each hash recomputed, each
+    /// checkpoint matching its record and signed by `trusted_key`
+    /// (`verify(public_key, message, signature)`).
+    pub async fn verify_audit(
+        &self,
+        trusted_key: Option<&[u8]>,
+        verify: &(dyn Fn(&[u8], &[u8], &[u8]) -> bool + Sync),
+    ) -> Result<Verification, StoreError> {
+        let checkpoints: Vec<Checkpoint> = sqlx::query(
+            "SELECT seq, hash, signature, public_key, at FROM audit_checkpoints ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(checkpoint_row)
+        .collect::<Result<_, _>>()?;
+        let mut expected_seq = 1i64;
+        let mut prev = vec![0u8; 32];
+        let mut cp = checkpoints.iter().peekable();
+        let bad = |seq: i64, why: &str| {
+            Ok(Verification {
+                records: seq - 1,
+                checkpoints: checkpoints.len() as i64,
+                first_bad: Some((seq, why.to_string())),
+            })
+        };
+        loop {
+            let page = self
+                .audit_records(&AuditQuery {
+                    after: expected_seq - 1,
+                    limit: 5000,
+                    ..AuditQuery::default()
+                })
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for row in page {
+                if row.seq != expected_seq {
+                    return bad(expected_seq, &format!("record {expected_seq} is missing (deleted, or records were renumbered)"));
+                }
+                if row.prev_hash != prev {
+                    return bad(row.seq, "the link to the previous record is broken (a record was inserted, deleted or reordered)");
+                }
+                if record_hash(&prev, row.seq, &row.record) != row.hash {
+                    return bad(
+                        row.seq,
+                        "the record does not match its hash (it was changed)",
+                    );
+                }
+                while let Some(c) = cp.peek() {
+                    if c.seq > row.seq {
+                        break;
+                    }
+                    if c.seq == row.seq {
+                        if c.hash != row.hash {
+                            return bad(
+                                row.seq,
+                                "a signed checkpoint names a different hash for this record",
+                            );
+                        }
+                        if trusted_key.is_some_and(|k| k != c.public_key.as_slice()) {
+                            return bad(row.seq, "a checkpoint is signed by an unknown key");
+                        }
+                        if !verify(
+                            &c.public_key,
+                            &checkpoint_message(c.seq, &c.hash),
+                            &c.signature,
+                        ) {
+                            return bad(row.seq, "a checkpoint signature is invalid");
+                        }
+                    }
+                    cp.next();
+                }
+                prev = row.hash;
+                expected_seq += 1;
+            }
+        }
+        if let Some(c) = cp.next() {
+            return bad(expected_seq, &format!("a signed checkpoint covers record {}, which is gone (records were deleted from the end)", c.seq));
+        }
+        Ok(Verification {
+            records: expected_seq - 1,
+            checkpoints: checkpoints.len() as i64,
+            first_bad: None,
+        })
+    }
+}
+
+fn checkpoint_row(r: &AnyRow) -> Result<Checkpoint, StoreError> {
+    Ok(Checkpoint {
+        seq: r.try_get("seq")?,
+        hash: r.try_get("hash")?,
+        signature: r.try_get("signature")?,
+        public_key: r.try_get("public_key")?,
+        at: r.try_get("at")?,
+    })
+}

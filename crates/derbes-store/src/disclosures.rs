@@ -1,0 +1,77 @@
+//! The disclosure ledger: who received which categories of a subject's data,
+//! when, for which purpose and on what basis.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisclosureRow {
+    pub subject_id: String,
+    pub disclosure_id: String,
+    pub recipient: String,
+    pub purpose: String,
+    /// Comma-separated category ids.
+    pub categories: String,
+    pub legal_basis: Option<String>,
+    pub reference: Option<String>,
+    pub cross_border: bool,
+    pub at: i64,
+    pub audit_seq: i64,
+    /// When the subject must be told of the transfer, if their consent asks for it.
+    pub notice_due: Option<i64>,
+    pub notified_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn insert_disclosure(&self, d: &DisclosureRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO disclosures (subject_id, disclosure_id, recipient, purpose, categories, legal_basis, reference, \
+             cross_border, at, audit_seq, notice_due, notified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&d.subject_id)
+        .bind(&d.disclosure_id)
+        .bind(&d.recipient)
+        .bind(&d.purpose)
+        .bind(&d.categories)
+        .bind(d.legal_basis.clone())
+        .bind(d.reference.clone())
+        .bind(i64::from(d.cross_border))
+        .bind(d.at)
+        .bind(d.audit_seq)
+        .bind(d.notice_due)
+        .bind(d.notified_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A subject's disclosures, oldest first.
+    pub async fn disclosures(&self, subject_id: &str) -> Result<Vec<DisclosureRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject_id, disclosure_id, recipient, purpose, categories, legal_basis, reference, cross_border, at, \
+             audit_seq, notice_due, notified_at FROM disclosures WHERE subject_id = $1 ORDER BY at, disclosure_id",
+        )
+        .bind(subject_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DisclosureRow {
+                    subject_id: r.try_get("subject_id")?,
+                    disclosure_id: r.try_get("disclosure_id")?,
+                    recipient: r.try_get("recipient")?,
+                    purpose: r.try_get("purpose")?,
+                    categories: r.try_get("categories")?,
+                    legal_basis: r.try_get("legal_basis")?,
+                    reference: r.try_get("reference")?,
+                    cross_border: r.try_get::<i64, _>("cross_border")? != 0,
+                    at: r.try_get("at")?,
+                    audit_seq: r.try_get("audit_seq")?,
+                    notice_due: r.try_get("notice_due")?,
+                    notified_at: r.try_get("notified_at")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,243 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The audit chain detects every change, deletion, insertion and reordering,
+//! on SQLite and PostgreSQL.
+
+use derbes_store::testing::TestDb;
+use derbes_store::{checkpoint_message, AuditQuery, Checkpoint, NewAuditRecord, Store};
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+
+fn record(i: i64) -> NewAuditRecord {
+    NewAuditRecord {
+        at: 1_700_000_000_000_000 + i,
+        actor: format!("staff-{}", i % 3),
+        role: "backend_service".into(),
+        action: "decision".into(),
+        subject_id: Some(format!("subject-{}", i % 5)),
+        purpose: Some("identification".into()),
+        categories: "identity,full_name".into(),
+        decision: if i % 4 == 0 {
+            "deny".into()
+        } else {
+            "permit".into()
+        },
+        reasons: r#"[{"code":"permitted"}]"#.into(),
+        details: "{}".into(),
+    }
+}
+
+fn verify_sig(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ED25519, pk)
+        .verify(msg, sig)
+        .is_ok()
+}
+
+/// 30 records, a checkpoint at 20, a key trusted for it.
+async fn fill(store: &Store) -> Vec<u8> {
+    let records: Vec<_> = (1..=30).map(record).collect();
+    let seqs = store.append_audit(&records[..10]).await.unwrap();
+    assert_eq!(seqs, (1..=10).collect::<Vec<i64>>());
+    store.append_audit(&records[10..20]).await.unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let (seq, hash) = store.audit_tail().await.unwrap().unwrap();
+    let sig = key.sign(&checkpoint_message(seq, &hash));
+    store
+        .insert_checkpoint(&Checkpoint {
+            seq,
+            hash,
+            signature: sig.as_ref().to_vec(),
+            public_key: key.public_key().as_ref().to_vec(),
+            at: 0,
+        })
+        .await
+        .unwrap();
+    store.append_audit(&records[20..]).await.unwrap();
+    key.public_key().as_ref().to_vec()
+}
+
+async fn first_bad(store: &Store, key: &[u8]) -> Option<(i64, String)> {
+    store
+        .verify_audit(Some(key), &verify_sig)
+        .await
+        .unwrap()
+        .first_bad
+}
+
+macro_rules! tamper_test {
+    ($name:ident, |$store:ident| $tamper:expr, $expect_seq:expr, $expect_text:expr) => {
+        mod $name {
+            use super::*;
+            async fn body(db: TestDb) {
+                let $store = &db.store;
+                let key = fill($store).await;
+                let ok = $store.verify_audit(Some(&key), &verify_sig).await.unwrap();
+                assert_eq!(
+                    (ok.records, ok.checkpoints, ok.first_bad.clone()),
+                    (30, 1, None)
+                );
+                $tamper;
+                let (seq, why) = first_bad($store, &key)
+                    .await
+                    .expect("tampering must be detected");
+                assert_eq!(seq, $expect_seq, "{why}");
+                assert!(why.contains($expect_text), "{why}");
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                body(TestDb::sqlite().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = TestDb::postgres().await {
+                    body(db).await;
+                }
+            }
+        }
+    };
+}
+
+tamper_test!(
+    edit,
+    |s| s
+        .debug_execute("UPDATE audit_log SET decision = 'permit' WHERE seq = 8")
+        .await
+        .unwrap(),
+    8,
+    "changed"
+);
+tamper_test!(
+    edit_reasons,
+    |s| s
+        .debug_execute("UPDATE audit_log SET reasons = '[]' WHERE seq = 25")
+        .await
+        .unwrap(),
+    25,
+    "changed"
+);
+tamper_test!(
+    delete_middle,
+    |s| s
+        .debug_execute("DELETE FROM audit_log WHERE seq = 12")
+        .await
+        .unwrap(),
+    12,
+    "missing"
+);
+tamper_test!(
+    delete_tail_past_checkpoint,
+    |s| s
+        .debug_execute("DELETE FROM audit_log WHERE seq > 15")
+        .await
+        .unwrap(),
+    16,
+    "gone"
+);
+tamper_test!(
+    insert_renumbered,
+    |s| {
+        // Make room at 5 by shifting everything after it, then insert a forged record.
+        s.debug_execute("UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 5")
+            .await
+            .unwrap();
+        s.debug_execute("UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1005")
+            .await
+            .unwrap();
+        s.debug_execute(
+            "INSERT INTO audit_log (seq, at, actor, role, action, subject_id, purpose, categories, decision, reasons, details, prev_hash, hash) \
+             SELECT 5, at, actor, role, action, subject_id, purpose, categories, 'permit', reasons, details, prev_hash, hash FROM audit_log WHERE seq = 6",
+        )
+        .await
+        .unwrap();
+    },
+    6,
+    "broken"
+);
+tamper_test!(
+    reorder,
+    |s| {
+        s.debug_execute("UPDATE audit_log SET seq = -3 WHERE seq = 3")
+            .await
+            .unwrap();
+        s.debug_execute("UPDATE audit_log SET seq = 3 WHERE seq = 4")
+            .await
+            .unwrap();
+        s.debug_execute("UPDATE audit_log SET seq = 4 WHERE seq = -3")
+            .await
+            .unwrap();
+    },
+    3,
+    "broken"
+);
+tamper_test!(
+    forged_checkpoint_hash,
+    |s| s
+        .debug_execute("UPDATE audit_checkpoints SET seq = 19 WHERE seq = 20")
+        .await
+        .unwrap(),
+    19,
+    "checkpoint"
+);
+
+mod concurrency {
+    use super::*;
+    async fn body(db: TestDb) {
+        let store = db.store.clone();
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    s.append_audit(&[record(t * 100 + i), record(t * 100 + i + 50)])
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let v = store.verify_audit(None, &verify_sig).await.unwrap();
+        assert_eq!(
+            (v.records, v.first_bad),
+            (160, None),
+            "concurrent writers extend one chain"
+        );
+        let page = store
+            .audit_records(&AuditQuery {
+                subject_id: Some("subject-1".into()),
+                limit: 1000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            !page.is_empty()
+                && page
+                    .iter()
+                    .all(|r| r.record.subject_id.as_deref() == Some("subject-1"))
+        );
+        let page = store
+            .audit_records(&AuditQuery {
+                after: 150,
+                limit: 5,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [151, 152, 153, 154, 155]
+        );
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        body(TestDb::sqlite().await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = TestDb::postgres().await {
+            body(db).await;
+        }
+    }
+}
