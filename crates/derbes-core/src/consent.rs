@@ -52,6 +52,8 @@ pub struct ConsentRequest {
     pub cross_border: Option<bool>,
     /// Cookie consent only: months until it expires (at most the policy's limit).
     pub expires_in_months: Option<u32>,
+    /// Policy consent: the subject asks to be told of every transfer to a third party.
+    pub notify_of_transfers: Option<bool>,
     #[serde(default)]
     pub evidence: EvidenceInput,
 }
@@ -72,6 +74,8 @@ pub struct ConsentRecord {
     pub channel: Option<Channel>,
     pub third_party: bool,
     pub cross_border: bool,
+    #[serde(default)]
+    pub notify_of_transfers: bool,
     pub collected_via: CollectedVia,
     pub app_version: Option<String>,
     pub client_pseudonym: Option<String>,
@@ -141,6 +145,9 @@ pub struct Receipt {
     pub channel: Option<Channel>,
     pub third_party_transfer: bool,
     pub cross_border_transfer: bool,
+    /// The subject is told of every transfer within 10 working days.
+    #[serde(default)]
+    pub notify_of_transfers: bool,
     /// The policy never makes personal data public.
     pub publication: bool,
     pub given_at: DateTime<Utc>,
@@ -204,6 +211,13 @@ pub fn build_consent(
             at("channel"),
             "unexpected_channel",
             "only marketing consent names a channel",
+        ));
+    }
+    if req.notify_of_transfers.is_some() && req.kind != ConsentKind::Policy {
+        problems.push(Problem::new(
+            at("notify_of_transfers"),
+            "unexpected_field",
+            "only the policy consent asks for transfer notices",
         ));
     }
     if req.expires_in_months.is_some() && req.kind != ConsentKind::Cookies {
@@ -319,6 +333,7 @@ pub fn build_consent(
         channel: req.channel,
         third_party_transfer: req.third_party.unwrap_or(transfers_default),
         cross_border_transfer: req.cross_border.unwrap_or(transfers_default),
+        notify_of_transfers: req.notify_of_transfers.unwrap_or(false),
         publication: false,
         given_at: now,
         expires_at,
@@ -343,6 +358,7 @@ pub fn build_consent(
         channel: receipt.channel,
         third_party: receipt.third_party_transfer,
         cross_border: receipt.cross_border_transfer,
+        notify_of_transfers: receipt.notify_of_transfers,
         collected_via: receipt.collected_via,
         app_version: receipt.app_version.clone(),
         client_pseudonym: receipt.client_pseudonym.clone(),
@@ -377,6 +393,7 @@ pub fn receipt_of(
         channel: record.channel,
         third_party_transfer: record.third_party,
         cross_border_transfer: record.cross_border,
+        notify_of_transfers: record.notify_of_transfers,
         publication: false,
         given_at: record.given_at,
         expires_at: record.expires_at,

@@ -35,6 +35,8 @@ pub struct ConsentFacts {
     pub policy: Option<ConsentState>,
     pub third_party: bool,
     pub cross_border: bool,
+    /// The subject asks to be told of transfers.
+    pub notify_of_transfers: bool,
     /// Channels with an active marketing consent (bit per `Channel::ALL` index).
     pub marketing_channels: u8,
     pub entrepreneur: bool,
@@ -69,6 +71,7 @@ impl ConsentFacts {
             f.policy = Some(p.state(now));
             f.third_party = p.third_party;
             f.cross_border = p.cross_border;
+            f.notify_of_transfers = p.notify_of_transfers;
         }
         f
     }

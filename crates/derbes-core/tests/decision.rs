@@ -23,6 +23,7 @@ fn active() -> SubjectFacts {
             policy: Some(ConsentState::Active),
             third_party: true,
             cross_border: true,
+            notify_of_transfers: false,
             marketing_channels: 1 << 0, // sms
             entrepreneur: false,
         },

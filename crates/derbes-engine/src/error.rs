@@ -15,6 +15,15 @@ pub enum EngineError {
     Conflict(String),
     #[error("the subject's data has been destroyed")]
     Destroyed,
+    /// The decision point said no; the refusal is audited as `audit_id`.
+    #[error("denied by the decision point")]
+    Denied {
+        reasons: Vec<derbes_core::Reason>,
+        audit_id: i64,
+    },
+    /// The actor's role lacks the capability.
+    #[error("the actor's role may not {0}")]
+    Forbidden(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -5,6 +5,8 @@
 //! Personal data is in plaintext only inside these methods and in what they
 //! return to the caller; it is never logged.
 
+mod audit;
+mod decide;
 mod error;
 mod keys;
 mod organizations;
@@ -17,20 +19,24 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Months, Utc};
 use derbes_core::{
-    almaty_date, build_consent, validate_fields, validate_registration, ConsentId, ConsentRecord,
-    ConsentRequest, ConsentState, Problem, Receipt, RegistrationRequest, SignedReceipt, SubjectId,
+    almaty_date, build_consent, validate_fields, validate_registration, Compiled, ConsentId,
+    ConsentRecord, ConsentRequest, ConsentState, Problem, Receipt, RegistrationRequest,
+    SignedReceipt, SubjectId,
 };
-use derbes_policy::{FieldType, LoadedPolicy};
+use derbes_policy::{Capability, Channel, FieldType, LoadedPolicy, Operation};
 use derbes_store::{FieldRow, NewConsent, NewSubject, Rectification, Store};
 use derbes_vault::{DataKey, KekId, KeyEnv, Keyring, WrappedKey};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use audit::{Actor, AuditView};
+use decide::DecisionRequest as Question;
+pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
 pub use error::EngineError;
 pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use organizations::OrganizationRequest;
 pub use seed::SeedReport;
-pub use staff::Staff;
+pub use staff::{Staff, StaffView};
 
 /// The clock, replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -44,6 +50,9 @@ pub struct Engine {
     data_dir: Option<PathBuf>,
     key_env: KeyEnv,
     clock: Clock,
+    /// The policy compiled for decisions; an error makes every decision a deny.
+    compiled: Arc<Result<Compiled, derbes_core::decision::CompileError>>,
+    auditor: audit::SharedAuditor,
 }
 
 impl std::fmt::Debug for Engine {
@@ -91,6 +100,29 @@ pub struct ReceiptCheck {
     pub valid: bool,
     pub consent_id: Option<ConsentId>,
     pub state: Option<ConsentState>,
+}
+
+/// Fields read for a purpose, with the audit record of the decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DataRead {
+    pub fields: Vec<FieldView>,
+    /// The categories the decision permitted.
+    pub categories: Vec<String>,
+    pub audit_id: i64,
+}
+
+/// The distinct categories of `category.field` names, in order.
+fn field_categories<'a>(fields: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in fields {
+        if let Some((c, _)) = f.split_once('.') {
+            if !out.iter().any(|x| x == c) {
+                out.push(c.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Identifiers that can be looked up by blind index.
@@ -150,8 +182,11 @@ impl Engine {
         keys: Keyring,
         data_dir: Option<PathBuf>,
     ) -> Engine {
+        let compiled = Arc::new(Compiled::new(&policy.policy));
         Engine {
             store,
+            compiled,
+            auditor: Arc::default(),
             policy: Arc::new(policy),
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             data_dir,
@@ -239,7 +274,12 @@ impl Engine {
     /// Register a user as the registration form describes (7.10): all fields
     /// sealed under a new data key, IIN and phone blind-indexed, the consents
     /// recorded — in one transaction. Nothing is stored when anything is refused.
-    pub async fn register(&self, req: &RegistrationRequest) -> Result<Registered, EngineError> {
+    pub async fn register(
+        &self,
+        actor: &Actor,
+        req: &RegistrationRequest,
+    ) -> Result<Registered, EngineError> {
+        self.require(actor, Capability::RegisterSubjects)?;
         let now = self.now();
         let valid = validate_registration(&self.policy.policy, req, almaty_date(now))
             .map_err(EngineError::Invalid)?;
@@ -284,6 +324,8 @@ impl Engine {
                 keys.blind_index("phone", phone).to_vec(),
             ));
         }
+        let categories = field_categories(fields.iter().map(|f| f.field.as_str()));
+        let consent_ids: Vec<String> = consents.iter().map(|c| c.consent_id.clone()).collect();
         self.store
             .insert_subject(&NewSubject {
                 subject_id: sid,
@@ -296,18 +338,30 @@ impl Engine {
                 consents,
             })
             .await?;
+        self.audit(
+            actor,
+            "register",
+            Some(subject),
+            Some("identification"),
+            &categories,
+            None,
+            serde_json::json!({"source": valid.source, "consents": consent_ids}),
+        )
+        .await?;
         Ok(Registered {
             subject_id: subject,
             consent_receipts: receipts,
         })
     }
 
-    /// Find a subject by IIN or phone, through the blind index.
+    /// Find a subject by IIN or phone, through the blind index (audited).
     pub async fn lookup(
         &self,
+        actor: &Actor,
         kind: LookupKind,
         value: &str,
     ) -> Result<Option<SubjectId>, EngineError> {
+        self.require(actor, Capability::Lookup)?;
         let (field, ty) = match kind {
             LookupKind::Iin => ("iin", FieldType::Iin),
             LookupKind::Phone => ("phone", FieldType::Phone),
@@ -315,12 +369,28 @@ impl Engine {
         let canonical = derbes_core::canonical(ty, &Value::String(value.to_string()))
             .map_err(|(code, reason)| EngineError::invalid(field, code, reason))?;
         let digest = self.keyring().blind_index(kind.index_kind(), &canonical);
-        match self.store.lookup(kind.index_kind(), &digest).await? {
-            None => Ok(None),
-            Some(s) => Ok(Some(
-                SubjectId::parse(&s).map_err(|e| EngineError::Internal(e.to_string()))?,
-            )),
-        }
+        let found = match self.store.lookup(kind.index_kind(), &digest).await? {
+            None => None,
+            Some(s) => {
+                Some(SubjectId::parse(&s).map_err(|e| EngineError::Internal(e.to_string()))?)
+            }
+        };
+        let category = if kind == LookupKind::Iin {
+            "identity"
+        } else {
+            "contact"
+        };
+        self.audit(
+            actor,
+            "lookup",
+            found,
+            None,
+            &[category.to_string()],
+            None,
+            serde_json::json!({"by": field, "found": found.is_some()}),
+        )
+        .await?;
+        Ok(found)
     }
 
     /// The subject's data key, or why there is none.
@@ -378,26 +448,85 @@ impl Engine {
         })
     }
 
-    /// The fields `purpose` may use by the policy, decrypted.
+    /// The fields the actor may use for `purpose`: the decision point is asked
+    /// for the categories the actor's role needs for it, the answer is audited
+    /// durably, and only then are the permitted fields decrypted.
     pub async fn data_for_purpose(
         &self,
+        actor: &Actor,
         subject: SubjectId,
         purpose: &str,
-    ) -> Result<Vec<FieldView>, EngineError> {
+        channel: Option<Channel>,
+    ) -> Result<DataRead, EngineError> {
+        self.require(actor, Capability::ReadData)?;
         let p = self.policy.policy.purpose(purpose).ok_or_else(|| {
             EngineError::invalid("purpose", "unknown_purpose", "not a purpose of the policy")
         })?;
+        let mut categories = match self.compiled.as_ref() {
+            Ok(c) => c.role_categories(&actor.role, purpose),
+            Err(_) => Vec::new(),
+        };
+        if categories.is_empty() {
+            // Ask for everything the purpose may use, so the refusal says why.
+            categories = p.categories.clone();
+        }
+        let facts = self.subject_facts(subject).await?;
+        // Categories that need a consent the subject has not given (3.5) are
+        // not asked for: there is nothing of them to read.
+        categories.retain(|c| {
+            let needs = self
+                .policy
+                .policy
+                .category(c)
+                .and_then(|c| c.requires_consent);
+            !(needs == Some(derbes_policy::ConsentKind::Entrepreneur)
+                && !facts.consents.entrepreneur)
+        });
+        let question = Question {
+            subject_id: subject,
+            operation: Operation::Use,
+            purpose: purpose.to_string(),
+            categories,
+            recipient: None,
+            channel,
+            legal_basis: None,
+            reference: None,
+        };
+        let d = self.decide_facts(actor, &question, &facts);
+        let audit_id = self
+            .audit(
+                actor,
+                "read",
+                Some(subject),
+                Some(purpose),
+                &question.categories,
+                Some(&d),
+                serde_json::json!({"operation": "use", "channel": channel}),
+            )
+            .await?;
+        if !d.permit {
+            return Err(EngineError::Denied {
+                reasons: d.reasons,
+                audit_id,
+            });
+        }
         let key = self.data_key(subject).await?;
         let sid = subject.to_string();
         let rows = self.store.subject_fields(&sid).await?;
-        rows.iter()
+        let fields = rows
+            .iter()
             .filter(|r| {
                 r.field
                     .split_once('.')
-                    .is_some_and(|(c, _)| p.allows_category(c))
+                    .is_some_and(|(c, _)| question.categories.iter().any(|x| x == c))
             })
             .map(|r| self.view(&key, &sid, r))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DataRead {
+            fields,
+            categories: question.categories,
+            audit_id,
+        })
     }
 
     /// Rectification (4.1, 7.11): new values with their source and reason; the
@@ -405,11 +534,35 @@ impl Engine {
     /// longest retention of the purposes that use them.
     pub async fn rectify(
         &self,
+        actor: &Actor,
         subject: SubjectId,
         values: &BTreeMap<String, Value>,
         source: Option<&str>,
         reason: &str,
     ) -> Result<Vec<String>, EngineError> {
+        self.require(actor, Capability::Rectify)?;
+        let facts = self.subject_facts(subject).await?;
+        if facts.status != derbes_core::SubjectStatus::Active {
+            let d = audit::refusal(
+                "subject_not_active",
+                "blocked, withdrawn or destroyed data may not be changed (4.2)",
+            );
+            let audit_id = self
+                .audit(
+                    actor,
+                    "rectify",
+                    Some(subject),
+                    None,
+                    &[],
+                    Some(&d),
+                    serde_json::json!({}),
+                )
+                .await?;
+            return Err(EngineError::Denied {
+                reasons: d.reasons,
+                audit_id,
+            });
+        }
         let p = &self.policy.policy;
         let mut problems = Vec::new();
         if values.is_empty() {
@@ -505,7 +658,19 @@ impl Engine {
         self.store
             .rectify(&sid, &changes, &index, micros(now))
             .await?;
-        Ok(changes.into_iter().map(|c| c.new.field).collect())
+        let updated: Vec<String> = changes.into_iter().map(|c| c.new.field).collect();
+        let categories = field_categories(updated.iter().map(String::as_str));
+        self.audit(
+            actor,
+            "rectify",
+            Some(subject),
+            None,
+            &categories,
+            None,
+            serde_json::json!({"fields": updated, "source": source}),
+        )
+        .await?;
+        Ok(updated)
     }
 
     async fn consent_records(&self, subject: SubjectId) -> Result<Vec<ConsentRecord>, EngineError> {
@@ -547,9 +712,11 @@ impl Engine {
     /// Record a consent; returns its receipt.
     pub async fn add_consent(
         &self,
+        actor: &Actor,
         subject: SubjectId,
         req: &ConsentRequest,
     ) -> Result<SignedReceipt, EngineError> {
+        self.require(actor, Capability::RecordConsents)?;
         self.require_active(subject).await?;
         let (row, signed) = self
             .new_consent(subject, req, "")
@@ -557,11 +724,43 @@ impl Engine {
         self.store
             .insert_consent(&subject.to_string(), &row)
             .await?;
+        self.audit(
+            actor,
+            "consent",
+            Some(subject),
+            None,
+            &signed.receipt.categories,
+            None,
+            serde_json::json!({"consent_id": row.consent_id, "kind": row.kind}),
+        )
+        .await?;
         Ok(signed)
     }
 
     /// The full consent history with each consent's state now.
-    pub async fn consents(&self, subject: SubjectId) -> Result<Vec<ConsentView>, EngineError> {
+    pub async fn consents(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+    ) -> Result<Vec<ConsentView>, EngineError> {
+        if self.require(actor, Capability::RecordConsents).is_err() {
+            self.require(actor, Capability::ReadData)?;
+        }
+        let views = self.consent_views(subject).await?;
+        self.audit(
+            actor,
+            "consents.read",
+            Some(subject),
+            None,
+            &[],
+            None,
+            serde_json::json!({"count": views.len()}),
+        )
+        .await?;
+        Ok(views)
+    }
+
+    async fn consent_views(&self, subject: SubjectId) -> Result<Vec<ConsentView>, EngineError> {
         if self.store.subject(&subject.to_string()).await?.is_none() {
             return Err(EngineError::NotFound("subject"));
         }
@@ -581,10 +780,12 @@ impl Engine {
     /// Returns the consent's view after withdrawal.
     pub async fn withdraw_consent(
         &self,
+        actor: &Actor,
         subject: SubjectId,
         consent: ConsentId,
         evidence: &Value,
     ) -> Result<ConsentView, EngineError> {
+        self.require(actor, Capability::RecordConsents)?;
         let now = self.now();
         let evidence = serde_json::to_string(evidence)?;
         if evidence.len() > 4000 {
@@ -602,7 +803,17 @@ impl Engine {
                 &evidence,
             )
             .await?;
-        self.consents(subject)
+        self.audit(
+            actor,
+            "consent.withdrawal",
+            Some(subject),
+            None,
+            &[],
+            None,
+            serde_json::json!({"consent_id": consent}),
+        )
+        .await?;
+        self.consent_views(subject)
             .await?
             .into_iter()
             .find(|c| c.record.consent_id == consent)
@@ -629,11 +840,26 @@ impl Engine {
         })
     }
 
-    /// Crypto-shred a subject (the data key and every sealed row go).
-    pub async fn shred(&self, subject: SubjectId) -> Result<bool, EngineError> {
-        Ok(self
+    /// Crypto-shred a subject (the data key and every sealed row go). Only
+    /// derbes' own jobs destroy data (the rights desk drives them).
+    pub async fn shred(&self, actor: &Actor, subject: SubjectId) -> Result<bool, EngineError> {
+        if !actor.system {
+            return Err(EngineError::Forbidden("destruction"));
+        }
+        let done = self
             .store
             .shred_subject(&subject.to_string(), micros(self.now()))
-            .await?)
+            .await?;
+        self.audit(
+            actor,
+            "destruction",
+            Some(subject),
+            None,
+            &[],
+            None,
+            serde_json::json!({"destroyed_now": done}),
+        )
+        .await?;
+        Ok(done)
     }
 }

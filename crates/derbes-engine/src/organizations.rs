@@ -7,7 +7,9 @@ use derbes_core::{validate_form, OrganizationId, SubjectId};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{micros, Engine, EngineError};
+use derbes_policy::Capability;
+
+use crate::{micros, Actor, Engine, EngineError};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -24,8 +26,10 @@ impl Engine {
     /// Register an organisation (BIN and IBAN validated) and link representatives.
     pub async fn register_organization(
         &self,
+        actor: &Actor,
         req: &OrganizationRequest,
     ) -> Result<OrganizationId, EngineError> {
+        self.require(actor, Capability::RegisterSubjects)?;
         let p = &self.policy.policy;
         let mut problems = Vec::new();
         let fields = validate_form(p, "organisation", &req.fields, &mut problems);
@@ -56,14 +60,26 @@ impl Engine {
                 micros(self.now()),
             )
             .await?;
+        self.audit(
+            actor,
+            "organization.register",
+            None,
+            None,
+            &["organisation".to_string()],
+            None,
+            serde_json::json!({"organization_id": id, "representatives": reps}),
+        )
+        .await?;
         Ok(id)
     }
 
     /// An organisation's details and representatives.
     pub async fn organization(
         &self,
+        actor: &Actor,
         id: OrganizationId,
     ) -> Result<(Value, Vec<String>), EngineError> {
+        self.require(actor, Capability::Lookup)?;
         let (fields, reps) = self
             .store
             .organization(&id.to_string())

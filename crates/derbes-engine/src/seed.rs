@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use derbes_core::almaty_date;
 
-use crate::{Engine, EngineError, LookupKind};
+use crate::{Actor, Engine, EngineError, LookupKind};
 
 /// What a seeding run did and how fast.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -51,6 +51,7 @@ impl Engine {
         for _ in 0..concurrency.max(1) {
             let (engine, next, stats, progress) =
                 (self.clone(), next.clone(), stats.clone(), progress.clone());
+            let actor = Actor::system("dev-seed");
             tasks.spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -58,23 +59,22 @@ impl Engine {
                         return Ok::<(), EngineError>(());
                     }
                     let s = synthetic::subject(seed, i, today);
-                    let req = serde_json::from_value(s.registration)?;
-                    match engine.register(&req).await {
+                    let req: derbes_core::RegistrationRequest =
+                        serde_json::from_value(s.registration)?;
+                    match engine.register(&actor, &req).await {
                         Ok(r) => {
                             stats[0].fetch_add(1, Ordering::Relaxed);
                             stats[3].fetch_add(r.consent_receipts.len() as u64, Ordering::Relaxed);
                             for c in &s.later_consents {
-                                engine
-                                    .add_consent(r.subject_id, &serde_json::from_value(c.clone())?)
-                                    .await?;
+                                let c: derbes_core::ConsentRequest =
+                                    serde_json::from_value(c.clone())?;
+                                engine.add_consent(&actor, r.subject_id, &c).await?;
                                 stats[3].fetch_add(1, Ordering::Relaxed);
                             }
                             if let Some(mut org) = s.organization {
                                 org["representatives"] = serde_json::json!([r.subject_id]);
-                                match engine
-                                    .register_organization(&serde_json::from_value(org)?)
-                                    .await
-                                {
+                                let org: crate::OrganizationRequest = serde_json::from_value(org)?;
+                                match engine.register_organization(&actor, &org).await {
                                     Ok(_) => {
                                         stats[4].fetch_add(1, Ordering::Relaxed);
                                     }
@@ -113,10 +113,15 @@ impl Engine {
             .take(10_000)
             .map(|s| s.iin)
             .collect();
+        let lookup_actor = Actor::system("dev-seed");
         let t = Instant::now();
         let mut found = 0u64;
         for iin in &sample {
-            if self.lookup(LookupKind::Iin, iin).await?.is_some() {
+            if self
+                .lookup(&lookup_actor, LookupKind::Iin, iin)
+                .await?
+                .is_some()
+            {
                 found += 1;
             }
         }

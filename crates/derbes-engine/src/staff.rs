@@ -1,10 +1,12 @@
-//! Staff bearer tokens (minimal until roles arrive): stored as SHA-256 only.
+//! Staff and their bearer tokens: stored as SHA-256 only, each with a role of
+//! the policy. The secret is shown once, when created.
 
+use derbes_policy::Capability;
 use serde::Serialize;
 
-use crate::{micros, Engine, EngineError};
+use crate::{from_micros, micros, Actor, Engine, EngineError};
 
-/// An authenticated staff member.
+/// A staff member (a token holder).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Staff {
@@ -13,17 +15,60 @@ pub struct Staff {
     pub role: String,
 }
 
+impl Staff {
+    /// The actor this staff member acts as.
+    pub fn actor(&self) -> Actor {
+        Actor::staff(self.token_id.clone(), self.role.clone())
+    }
+}
+
+/// A token as listed (never the secret).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StaffView {
+    pub token_id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 fn token_hash(token: &str) -> String {
     derbes_policy::sha256_hex(token.as_bytes())
 }
 
 impl Engine {
-    /// Create a token; the secret is returned once and never stored.
+    /// Add a staff member with a role of the policy; the token's secret is
+    /// returned once and never stored.
     pub async fn create_token(
         &self,
+        actor: &Actor,
         name: &str,
         role: &str,
     ) -> Result<(Staff, String), EngineError> {
+        self.require(actor, Capability::ManageStaff)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(EngineError::invalid(
+                "name",
+                "invalid_name",
+                "a name of 1 to 100 printable characters",
+            ));
+        }
+        if self.policy.policy.role(role).is_none() {
+            let roles: Vec<&str> = self
+                .policy
+                .policy
+                .roles
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect();
+            return Err(EngineError::invalid(
+                "role",
+                "unknown_role",
+                format!("one of: {}", roles.join(", ")),
+            ));
+        }
         let mut bytes = [0u8; 32];
         derbes_vault::random_bytes(&mut bytes)?;
         let secret = format!("dbs_{}", derbes_vault::hex::encode(&bytes));
@@ -37,6 +82,16 @@ impl Engine {
                 micros(self.now()),
             )
             .await?;
+        self.audit(
+            actor,
+            "staff.add",
+            None,
+            None,
+            &[],
+            None,
+            serde_json::json!({"token_id": token_id, "role": role}),
+        )
+        .await?;
         Ok((
             Staff {
                 token_id,
@@ -63,12 +118,62 @@ impl Engine {
             }))
     }
 
+    /// Every token (without secrets).
+    pub async fn staff(&self, actor: &Actor) -> Result<Vec<StaffView>, EngineError> {
+        self.require(actor, Capability::ManageStaff)?;
+        Ok(self
+            .store
+            .tokens()
+            .await?
+            .into_iter()
+            .map(|t| StaffView {
+                token_id: t.token_id,
+                name: t.name,
+                role: t.role,
+                created_at: from_micros(t.created_at),
+                revoked_at: t.revoked_at.map(from_micros),
+            })
+            .collect())
+    }
+
+    /// Revoke a token; `false` when it was already revoked.
+    pub async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<bool, EngineError> {
+        self.require(actor, Capability::ManageStaff)?;
+        let done = self
+            .store
+            .revoke_token(token_id, micros(self.now()))
+            .await?;
+        self.audit(
+            actor,
+            "staff.revoke",
+            None,
+            None,
+            &[],
+            None,
+            serde_json::json!({"token_id": token_id, "revoked_now": done}),
+        )
+        .await?;
+        Ok(done)
+    }
+
     /// An administrator token on first start (no token exists yet).
     pub async fn bootstrap_admin(&self) -> Result<Option<String>, EngineError> {
         if self.store.token_count().await? > 0 {
             return Ok(None);
         }
-        let (_, secret) = self.create_token("administrator", "administrator").await?;
+        let role = self
+            .policy
+            .policy
+            .roles
+            .iter()
+            .find(|r| r.can(Capability::ManageStaff))
+            .map(|r| r.id.clone())
+            .ok_or_else(|| {
+                EngineError::Internal("the policy has no role that manages staff".into())
+            })?;
+        let (_, secret) = self
+            .create_token(&Actor::system("bootstrap"), "administrator", &role)
+            .await?;
         Ok(Some(secret))
     }
 }

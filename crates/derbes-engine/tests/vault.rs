@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use derbes_core::{ConsentRequest, ConsentState, RegistrationRequest, SubjectId};
-use derbes_engine::{Engine, EngineError, LookupKind};
+use derbes_engine::{Actor, Engine, EngineError, FieldView, LookupKind};
 use derbes_kz::{Iin, Sex};
 use derbes_policy::LoadedPolicy;
 use derbes_store::testing::TestDb;
@@ -30,6 +30,20 @@ fn engine(store: &Store, dir: &std::path::Path) -> Engine {
         &KeyEnv::default(),
     )
     .unwrap()
+}
+
+fn sys() -> Actor {
+    Actor::system("test")
+}
+
+fn backend() -> Actor {
+    Actor::staff("test-backend", "backend_service")
+}
+
+async fn read(e: &Engine, s: SubjectId, purpose: &str) -> Result<Vec<FieldView>, EngineError> {
+    e.data_for_purpose(&backend(), s, purpose, None)
+        .await
+        .map(|d| d.fields)
 }
 
 fn registration(iin: &str, phone: &str, surname: &str) -> RegistrationRequest {
@@ -101,10 +115,11 @@ async fn ciphertext_only_at_rest(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(&db.store, dir.path());
     let r = e
-        .register(&registration(IIN, PHONE, SURNAME))
+        .register(&sys(), &registration(IIN, PHONE, SURNAME))
         .await
         .unwrap();
     e.rectify(
+        &backend(),
         r.subject_id,
         &BTreeMap::from([("full_name.surname".to_string(), json!("Тлеубердиева-Ким"))]),
         None,
@@ -113,11 +128,11 @@ async fn ciphertext_only_at_rest(db: TestDb) {
     .await
     .unwrap();
     assert_eq!(
-        e.lookup(LookupKind::Iin, IIN).await.unwrap(),
+        e.lookup(&sys(), LookupKind::Iin, IIN).await.unwrap(),
         Some(r.subject_id)
     );
     assert_eq!(
-        e.lookup(LookupKind::Phone, "8 701 765 43 21")
+        e.lookup(&sys(), LookupKind::Phone, "8 701 765 43 21")
             .await
             .unwrap(),
         Some(r.subject_id)
@@ -146,19 +161,19 @@ async fn swapped_ciphertexts_fail(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(&db.store, dir.path());
     let a = e
-        .register(&registration(IIN, PHONE, SURNAME))
+        .register(&sys(), &registration(IIN, PHONE, SURNAME))
         .await
         .unwrap()
         .subject_id;
     let b = e
-        .register(&registration(&synthetic_iin(3), "+77012223344", "Омаров"))
+        .register(
+            &sys(),
+            &registration(&synthetic_iin(3), "+77012223344", "Омаров"),
+        )
         .await
         .unwrap()
         .subject_id;
-    assert_eq!(
-        e.data_for_purpose(a, "identification").await.unwrap().len(),
-        7
-    );
+    assert_eq!(read(&e, a, "identification").await.unwrap().len(), 7);
     // Move a's sealed surname into b's row, and a's surname into a's first_name.
     db.store
         .debug_swap_field(
@@ -169,7 +184,7 @@ async fn swapped_ciphertexts_fail(db: TestDb) {
         )
         .await
         .unwrap();
-    let err = e.data_for_purpose(b, "identification").await.unwrap_err();
+    let err = read(&e, b, "identification").await.unwrap_err();
     assert!(matches!(err, EngineError::Internal(_)), "{err:?}");
     db.store
         .debug_swap_field(
@@ -180,14 +195,14 @@ async fn swapped_ciphertexts_fail(db: TestDb) {
         )
         .await
         .unwrap();
-    assert!(e.data_for_purpose(a, "identification").await.is_err());
+    assert!(read(&e, a, "identification").await.is_err());
 }
 
 async fn shredded_rows_are_unreadable(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(&db.store, dir.path());
     let s = e
-        .register(&registration(IIN, PHONE, SURNAME))
+        .register(&sys(), &registration(IIN, PHONE, SURNAME))
         .await
         .unwrap()
         .subject_id;
@@ -195,18 +210,21 @@ async fn shredded_rows_are_unreadable(db: TestDb) {
     // A "backup" of the sealed rows taken before destruction.
     let backup = db.store.subject_fields(&sid).await.unwrap();
     assert!(!backup.is_empty());
-    assert!(e.shred(s).await.unwrap());
+    assert!(e.shred(&sys(), s).await.unwrap());
     assert!(matches!(
-        e.data_for_purpose(s, "identification").await,
-        Err(EngineError::Destroyed)
+        read(&e, s, "identification").await,
+        Err(EngineError::Denied { reasons, .. }) if reasons[0].code == "subject_destroyed"
     ));
-    assert_eq!(e.lookup(LookupKind::Iin, IIN).await.unwrap(), None);
+    assert_eq!(e.lookup(&sys(), LookupKind::Iin, IIN).await.unwrap(), None);
     assert!(db.store.subject_key(&sid).await.unwrap().is_none());
     assert!(db.store.subject_fields(&sid).await.unwrap().is_empty());
     // With the KEK alone, nothing in the backup opens: the data key is gone,
     // and no other subject's key opens it either.
     let other = e
-        .register(&registration(&synthetic_iin(5), "+77015556677", "Ли"))
+        .register(
+            &sys(),
+            &registration(&synthetic_iin(5), "+77015556677", "Ли"),
+        )
         .await
         .unwrap()
         .subject_id;
@@ -230,8 +248,11 @@ async fn shredded_rows_are_unreadable(db: TestDb) {
         assert!(other_key.open(&sid, &row.field, &row.sealed).is_err());
     }
     // The consents stay as proof; re-registration with the same IIN is possible.
-    assert_eq!(e.consents(s).await.unwrap().len(), 2);
-    assert!(e.register(&registration(IIN, PHONE, SURNAME)).await.is_ok());
+    assert_eq!(e.consents(&sys(), s).await.unwrap().len(), 2);
+    assert!(e
+        .register(&sys(), &registration(IIN, PHONE, SURNAME))
+        .await
+        .is_ok());
 }
 
 async fn rotation_interrupted_and_resumed_loses_nothing(db: TestDb) {
@@ -240,11 +261,14 @@ async fn rotation_interrupted_and_resumed_loses_nothing(db: TestDb) {
     let mut subjects = Vec::new();
     for n in 0..7u16 {
         let r = e
-            .register(&registration(
-                &synthetic_iin(10 + n),
-                &format!("+7701000{:04}", n),
-                "Сидоров",
-            ))
+            .register(
+                &sys(),
+                &registration(
+                    &synthetic_iin(10 + n),
+                    &format!("+7701000{:04}", n),
+                    "Сидоров",
+                ),
+            )
             .await
             .unwrap();
         subjects.push(r.subject_id);
@@ -263,10 +287,7 @@ async fn rotation_interrupted_and_resumed_loses_nothing(db: TestDb) {
     assert_eq!(st.active_kek, r.active_kek);
     for s in &subjects {
         assert_eq!(
-            e2.data_for_purpose(*s, "identification")
-                .await
-                .unwrap()
-                .len(),
+            read(&e2, *s, "identification").await.unwrap().len(),
             7,
             "readable mid-rotation"
         );
@@ -283,20 +304,11 @@ async fn rotation_interrupted_and_resumed_loses_nothing(db: TestDb) {
     assert_eq!(*seen.lock().unwrap(), 4);
     assert_eq!(r2.remaining, 0);
     for s in &subjects {
-        assert_eq!(
-            e2.data_for_purpose(*s, "identification")
-                .await
-                .unwrap()
-                .len(),
-            7
-        );
+        assert_eq!(read(&e2, *s, "identification").await.unwrap().len(), 7);
     }
     // The first engine, still holding the old keyring, picks up the new KEK.
     assert_eq!(
-        e.data_for_purpose(subjects[0], "identification")
-            .await
-            .unwrap()
-            .len(),
+        read(&e, subjects[0], "identification").await.unwrap().len(),
         7
     );
 }
@@ -311,13 +323,13 @@ async fn consent_states_follow_time_and_withdrawal(db: TestDb) {
     let n2 = now.clone();
     let e = engine(&db.store, dir.path()).with_clock(Arc::new(move || *n2.lock().unwrap()));
     let s = e
-        .register(&registration(IIN, PHONE, SURNAME))
+        .register(&sys(), &registration(IIN, PHONE, SURNAME))
         .await
         .unwrap()
         .subject_id;
     let cookies: ConsentRequest =
         serde_json::from_value(json!({"kind": "cookies", "expires_in_months": 1})).unwrap();
-    let receipt = e.add_consent(s, &cookies).await.unwrap();
+    let receipt = e.add_consent(&sys(), s, &cookies).await.unwrap();
     let check = e.verify_receipt(&receipt.receipt).await.unwrap();
     assert!(check.valid);
     assert_eq!(check.state, Some(ConsentState::Active));
@@ -331,7 +343,7 @@ async fn consent_states_follow_time_and_withdrawal(db: TestDb) {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        states(e.consents(s).await.unwrap()),
+        states(e.consents(&sys(), s).await.unwrap()),
         vec![
             ("policy".into(), ConsentState::Active),
             ("marketing".into(), ConsentState::Active),
@@ -340,25 +352,25 @@ async fn consent_states_follow_time_and_withdrawal(db: TestDb) {
     );
     *now.lock().unwrap() = at("2026-12-24T10:00:00Z");
     assert_eq!(
-        states(e.consents(s).await.unwrap())[2].1,
+        states(e.consents(&sys(), s).await.unwrap())[2].1,
         ConsentState::Expired
     );
-    let marketing = e.consents(s).await.unwrap()[1].record.consent_id;
+    let marketing = e.consents(&sys(), s).await.unwrap()[1].record.consent_id;
     let v = e
-        .withdraw_consent(s, marketing, &json!({"channel": "in_app"}))
+        .withdraw_consent(&sys(), s, marketing, &json!({"channel": "in_app"}))
         .await
         .unwrap();
     assert_eq!(v.state, ConsentState::Withdrawn);
     // Withdrawing again changes nothing; an unknown consent is not found.
     assert_eq!(
-        e.withdraw_consent(s, marketing, &json!({}))
+        e.withdraw_consent(&sys(), s, marketing, &json!({}))
             .await
             .unwrap()
             .state,
         ConsentState::Withdrawn
     );
     assert!(matches!(
-        e.withdraw_consent(s, derbes_core::ConsentId::new(), &json!({}))
+        e.withdraw_consent(&sys(), s, derbes_core::ConsentId::new(), &json!({}))
             .await,
         Err(EngineError::NotFound(_))
     ));
@@ -376,30 +388,36 @@ async fn registration_is_all_or_nothing(db: TestDb) {
         .or_else(|_| Iin::from_parts(NaiveDate::from_ymd_opt(2010, 5, 5).unwrap(), Sex::Female, 2))
         .unwrap()
         .to_string();
-    match e.register(&registration(&minor, PHONE, SURNAME)).await {
+    match e
+        .register(&sys(), &registration(&minor, PHONE, SURNAME))
+        .await
+    {
         Err(EngineError::Invalid(p)) => assert_eq!(p[0].code, "under_age"),
         other => panic!("{other:?}"),
     }
     assert_eq!(db.store.subject_count().await.unwrap(), (0, 0));
-    assert_eq!(e.lookup(LookupKind::Iin, &minor).await.unwrap(), None);
+    assert_eq!(
+        e.lookup(&sys(), LookupKind::Iin, &minor).await.unwrap(),
+        None
+    );
     // A bad consent refuses the whole registration.
     let mut req = registration(IIN, PHONE, SURNAME);
     req.consents
         .push(serde_json::from_value(json!({"kind": "cookies", "expires_in_months": 40})).unwrap());
     assert!(matches!(
-        e.register(&req).await,
+        e.register(&sys(), &req).await,
         Err(EngineError::Invalid(_))
     ));
     assert_eq!(db.store.subject_count().await.unwrap(), (0, 0));
     // Duplicates by IIN or by phone.
-    e.register(&registration(IIN, PHONE, SURNAME))
+    e.register(&sys(), &registration(IIN, PHONE, SURNAME))
         .await
         .unwrap();
     assert!(
-        matches!(e.register(&registration(IIN, "+77019998877", SURNAME)).await, Err(EngineError::Duplicate(k)) if k == "iin")
+        matches!(e.register(&sys(), &registration(IIN, "+77019998877", SURNAME)).await, Err(EngineError::Duplicate(k)) if k == "iin")
     );
     assert!(
-        matches!(e.register(&registration(&synthetic_iin(1), PHONE, SURNAME)).await, Err(EngineError::Duplicate(k)) if k == "phone")
+        matches!(e.register(&sys(), &registration(&synthetic_iin(1), PHONE, SURNAME)).await, Err(EngineError::Duplicate(k)) if k == "phone")
     );
     assert_eq!(db.store.subject_count().await.unwrap(), (1, 0));
     let _ = SubjectId::new();
@@ -409,12 +427,13 @@ async fn rectification_keeps_history_sealed(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(&db.store, dir.path());
     let s = e
-        .register(&registration(IIN, PHONE, SURNAME))
+        .register(&sys(), &registration(IIN, PHONE, SURNAME))
         .await
         .unwrap()
         .subject_id;
     let changed = e
         .rectify(
+            &backend(),
             s,
             &BTreeMap::from([("contact.phone".to_string(), json!("8 702 111 22 33"))]),
             Some("subject"),
@@ -424,15 +443,17 @@ async fn rectification_keeps_history_sealed(db: TestDb) {
         .unwrap();
     assert_eq!(changed, vec!["contact.phone".to_string()]);
     assert_eq!(
-        e.lookup(LookupKind::Phone, "+77021112233").await.unwrap(),
+        e.lookup(&sys(), LookupKind::Phone, "+77021112233")
+            .await
+            .unwrap(),
         Some(s)
     );
     assert_eq!(
-        e.lookup(LookupKind::Phone, PHONE).await.unwrap(),
+        e.lookup(&sys(), LookupKind::Phone, PHONE).await.unwrap(),
         None,
         "the old phone no longer finds the subject"
     );
-    let data = e.data_for_purpose(s, "communication").await.unwrap();
+    let data = read(&e, s, "communication").await.unwrap();
     let phone = data.iter().find(|f| f.field == "contact.phone").unwrap();
     assert_eq!(phone.value, json!("+77021112233"));
     let hist = db
@@ -444,10 +465,11 @@ async fn rectification_keeps_history_sealed(db: TestDb) {
     assert!(hist[0].4 > hist[0].3, "kept until a date after replacement");
     // Refusals: unknown purpose, organisation fields, entrepreneur without consent.
     assert!(
-        matches!(e.data_for_purpose(s, "world_domination").await, Err(EngineError::Invalid(p)) if p[0].code == "unknown_purpose")
+        matches!(read(&e, s, "world_domination").await, Err(EngineError::Invalid(p)) if p[0].code == "unknown_purpose")
     );
     let r = e
         .rectify(
+            &backend(),
             s,
             &BTreeMap::from([("entrepreneur.bik".to_string(), json!("KCJBKZKX"))]),
             None,

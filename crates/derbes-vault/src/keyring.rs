@@ -83,11 +83,12 @@ struct Kek {
     key: ring::aead::LessSafeKey,
 }
 
-/// The KEKs and the blind-index key.
+/// The KEKs, the blind-index key and the audit signing key.
 pub struct Keyring {
     keks: Vec<Kek>,
     active: usize,
     index: hmac::Key,
+    audit: ring::signature::Ed25519KeyPair,
     source: KeySource,
     dir: Option<PathBuf>,
 }
@@ -221,10 +222,14 @@ impl Keyring {
         let Ok(kek) = kek(&k) else {
             unreachable_keyring()
         };
+        let Ok(audit) = new_audit_key().map(|(k, _)| k) else {
+            unreachable_keyring()
+        };
         Keyring {
             keks: vec![kek],
             active: 0,
             index: hmac::Key::new(hmac::HMAC_SHA256, &i[..]),
+            audit,
             source: KeySource::Ephemeral,
             dir: None,
         }
@@ -324,10 +329,27 @@ impl Keyring {
                 }
             }
         };
+        // Audit checkpoint signing key (Ed25519, PKCS#8), beside the KEK.
+        let audit_path = dir.join("audit.ed25519");
+        let audit = if audit_path.exists() {
+            check_private(&audit_path)?;
+            let text = Zeroizing::new(fs::read_to_string(&audit_path).map_err(io(&audit_path))?);
+            let der = hex_vec(&text).ok_or_else(|| KeyringError::BadKey {
+                what: "keys/audit.ed25519".into(),
+            })?;
+            ring::signature::Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyringError::BadKey {
+                what: "keys/audit.ed25519".into(),
+            })?
+        } else {
+            let (pair, der) = new_audit_key()?;
+            write_secret(&audit_path, &hex::encode(&der))?;
+            pair
+        };
         Ok(Keyring {
             keks,
             active,
             index: hmac::Key::new(hmac::HMAC_SHA256, &index_bytes[..]),
+            audit,
             source,
             dir: Some(dir),
         })
@@ -435,10 +457,47 @@ impl Keyring {
         out
     }
 
+    /// The public key audit checkpoints are signed with.
+    pub fn audit_public_key(&self) -> Vec<u8> {
+        use ring::signature::KeyPair;
+        self.audit.public_key().as_ref().to_vec()
+    }
+
+    /// Sign an audit checkpoint message.
+    pub fn sign_audit(&self, message: &[u8]) -> Vec<u8> {
+        self.audit.sign(message).as_ref().to_vec()
+    }
+
+    /// Check an Ed25519 signature (audit verification).
+    pub fn verify_signature(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+            .verify(message, signature)
+            .is_ok()
+    }
+
     /// A short pseudonym (hex) for evidence such as a client address.
     pub fn pseudonym(&self, kind: &str, value: &str) -> String {
         hex::encode(&self.blind_index(kind, value)[..12])
     }
+}
+
+fn new_audit_key() -> Result<(ring::signature::Ed25519KeyPair, Zeroizing<Vec<u8>>), KeyringError> {
+    let der = ring::signature::Ed25519KeyPair::generate_pkcs8(crate::rng())
+        .map_err(|_| VaultError::Random)?;
+    let der = Zeroizing::new(der.as_ref().to_vec());
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&der).map_err(|_| VaultError::Random)?;
+    Ok((pair, der))
+}
+
+fn hex_vec(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[allow(clippy::panic)]

@@ -75,7 +75,7 @@ fn aad(domain: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     v
 }
 
-fn rng() -> &'static SystemRandom {
+pub(crate) fn rng() -> &'static SystemRandom {
     static RNG: std::sync::OnceLock<SystemRandom> = std::sync::OnceLock::new();
     RNG.get_or_init(SystemRandom::new)
 }

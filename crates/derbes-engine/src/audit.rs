@@ -1,0 +1,283 @@
+//! Actors, capabilities and the audit trail of everything the engine does.
+//!
+//! Appends go through one background task per engine that batches whatever
+//! is waiting into one durable transaction (group commit): a decision waits
+//! for its record to be on disk, but concurrent decisions share the fsync.
+
+use std::sync::{Arc, OnceLock};
+
+use derbes_core::{Decision, Reason, SubjectId};
+use derbes_policy::Capability;
+use derbes_store::{
+    checkpoint_message, AuditQuery, AuditRow, Checkpoint, NewAuditRecord, Verification,
+};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{micros, Engine, EngineError};
+
+/// Who acts: a staff member (by token id and role) or derbes itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Actor {
+    pub id: String,
+    pub role: String,
+    /// derbes' own jobs (seeding, key rotation, the scheduler): no role checks,
+    /// and no need-to-know either — they never read personal data.
+    #[serde(skip)]
+    pub system: bool,
+}
+
+impl Actor {
+    pub fn staff(id: impl Into<String>, role: impl Into<String>) -> Actor {
+        Actor {
+            id: id.into(),
+            role: role.into(),
+            system: false,
+        }
+    }
+
+    pub fn system(job: &str) -> Actor {
+        Actor {
+            id: format!("system:{job}"),
+            role: "system".into(),
+            system: true,
+        }
+    }
+}
+
+/// A record of the audit log as shown to auditors.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditView {
+    pub seq: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub subject_id: Option<String>,
+    pub purpose: Option<String>,
+    pub categories: Vec<String>,
+    pub decision: String,
+    pub reasons: Value,
+    pub details: Value,
+    /// This record's chain hash, hex.
+    pub hash: String,
+}
+
+/// Checkpoint every this many records.
+const CHECKPOINT_EVERY: i64 = 1000;
+/// At most this many records per durable commit.
+const MAX_BATCH: usize = 1024;
+
+type Job = (NewAuditRecord, oneshot::Sender<Result<i64, String>>);
+
+#[derive(Default)]
+pub(crate) struct AuditorCell(OnceLock<mpsc::Sender<Job>>);
+
+impl std::fmt::Debug for AuditorCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auditor")
+    }
+}
+
+impl Engine {
+    /// Refuse an actor whose role lacks `capability` (403).
+    pub fn require(&self, actor: &Actor, capability: Capability) -> Result<(), EngineError> {
+        if actor.system {
+            return Ok(());
+        }
+        match self.policy.policy.role(&actor.role) {
+            Some(r) if r.can(capability) => Ok(()),
+            _ => Err(EngineError::Forbidden(capability.as_str())),
+        }
+    }
+
+    fn auditor(&self) -> mpsc::Sender<Job> {
+        self.auditor
+            .0
+            .get_or_init(|| {
+                let (tx, rx) = mpsc::channel::<Job>(8192);
+                let engine = self.clone();
+                tokio::spawn(async move { engine.run_auditor(rx).await });
+                tx
+            })
+            .clone()
+    }
+
+    async fn run_auditor(self, mut rx: mpsc::Receiver<Job>) {
+        let mut last_checkpoint = self
+            .store
+            .last_checkpoint()
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.seq)
+            .unwrap_or(0);
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let records: Vec<NewAuditRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
+            match self.store.append_audit(&records).await {
+                Ok(seqs) => {
+                    let last = seqs.last().copied().unwrap_or(0);
+                    for ((_, reply), seq) in batch.into_iter().zip(seqs) {
+                        let _ = reply.send(Ok(seq));
+                    }
+                    if last - last_checkpoint >= CHECKPOINT_EVERY {
+                        match self.checkpoint().await {
+                            Ok(Some(seq)) => last_checkpoint = seq,
+                            Ok(None) => {}
+                            Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "audit append failed; the operations waiting for it are refused");
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Append one record and wait until it is durably stored.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: Option<SubjectId>,
+        purpose: Option<&str>,
+        categories: &[String],
+        decision: Option<&Decision>,
+        details: Value,
+    ) -> Result<i64, EngineError> {
+        let record = NewAuditRecord {
+            at: micros(self.now()),
+            actor: actor.id.clone(),
+            role: actor.role.clone(),
+            action: action.to_string(),
+            subject_id: subject.map(|s| s.to_string()),
+            purpose: purpose.map(str::to_string),
+            categories: categories.join(","),
+            decision: match decision {
+                Some(d) if d.permit => "permit".into(),
+                Some(_) => "deny".into(),
+                None => "none".into(),
+            },
+            reasons: serde_json::to_string(
+                &decision.map(|d| d.reasons.clone()).unwrap_or_default(),
+            )?,
+            details: serde_json::to_string(&details)?,
+        };
+        let (tx, rx) = oneshot::channel();
+        self.auditor()
+            .send((record, tx))
+            .await
+            .map_err(|_| EngineError::Internal("the audit writer stopped".into()))?;
+        rx.await
+            .map_err(|_| EngineError::Internal("the audit writer stopped".into()))?
+            .map_err(|e| EngineError::Internal(format!("audit append failed: {e}")))
+    }
+
+    /// Sign a checkpoint of the chain's tail, if it moved since the last one.
+    pub async fn checkpoint(&self) -> Result<Option<i64>, EngineError> {
+        let Some((seq, hash)) = self.store.audit_tail().await? else {
+            return Ok(None);
+        };
+        if self
+            .store
+            .last_checkpoint()
+            .await?
+            .is_some_and(|c| c.seq >= seq)
+        {
+            return Ok(None);
+        }
+        let keys = self.keyring();
+        let signature = keys.sign_audit(&checkpoint_message(seq, &hash));
+        self.store
+            .insert_checkpoint(&Checkpoint {
+                seq,
+                hash,
+                signature,
+                public_key: keys.audit_public_key(),
+                at: micros(self.now()),
+            })
+            .await?;
+        Ok(Some(seq))
+    }
+
+    /// Verify the whole chain and every checkpoint against this keyring's key.
+    pub async fn verify_audit(&self) -> Result<Verification, EngineError> {
+        let key = self.keyring().audit_public_key();
+        Ok(self
+            .store
+            .verify_audit(Some(&key), &derbes_vault::Keyring::verify_signature)
+            .await?)
+    }
+
+    /// Read the audit log (`read_audit`); the read is itself audited.
+    pub async fn audit_records(
+        &self,
+        actor: &Actor,
+        q: &AuditQuery,
+    ) -> Result<Vec<AuditView>, EngineError> {
+        self.require(actor, Capability::ReadAudit)?;
+        let rows = self.store.audit_records(q).await?;
+        self.audit(
+            actor,
+            "audit.read",
+            None,
+            None,
+            &[],
+            None,
+            serde_json::json!({"records": rows.len(), "after": q.after}),
+        )
+        .await?;
+        Ok(rows.into_iter().map(view).collect())
+    }
+}
+
+fn view(r: AuditRow) -> AuditView {
+    AuditView {
+        seq: r.seq,
+        at: chrono::DateTime::from_timestamp_micros(r.record.at).unwrap_or_default(),
+        actor: r.record.actor,
+        role: r.record.role,
+        action: r.record.action,
+        subject_id: r.record.subject_id,
+        purpose: r.record.purpose,
+        categories: r
+            .record
+            .categories
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        decision: r.record.decision,
+        reasons: serde_json::from_str(&r.record.reasons).unwrap_or(Value::Null),
+        details: serde_json::from_str(&r.record.details).unwrap_or(Value::Null),
+        hash: derbes_vault::hex::encode(&r.hash),
+    }
+}
+
+/// Reasons of a refusal without a decision (status gates).
+pub(crate) fn refusal(code: &str, message: &str) -> Decision {
+    Decision {
+        permit: false,
+        reasons: vec![Reason {
+            code: code.into(),
+            message: message.into(),
+        }],
+    }
+}
+
+pub(crate) type SharedAuditor = Arc<AuditorCell>;

@@ -1,0 +1,298 @@
+//! The one decision point: every read or use of personal data asks here,
+//! and every answer is audited before it is returned.
+
+use derbes_core::{
+    ConsentFacts, Decision, DecisionInput, RecipientInput, SubjectFacts, SubjectId, SubjectStatus,
+};
+use derbes_policy::{Capability, Channel, Operation};
+use derbes_store::DisclosureRow;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Actor;
+use crate::{from_micros, micros, Engine, EngineError};
+
+/// A question for the decision point.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub subject_id: SubjectId,
+    pub operation: Operation,
+    pub purpose: String,
+    pub categories: Vec<String>,
+    /// A recipient id of the policy, for transfers.
+    pub recipient: Option<String>,
+    /// The channel, for communications.
+    pub channel: Option<Channel>,
+    /// For authorities: the legal basis of the request.
+    pub legal_basis: Option<String>,
+    /// For authorities: the request's reference.
+    pub reference: Option<String>,
+}
+
+/// The answer and where it is recorded.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DecisionOutcome {
+    /// `permit` or `deny`.
+    pub decision: &'static str,
+    pub reasons: Vec<derbes_core::Reason>,
+    /// The audit record of this decision.
+    pub audit_id: i64,
+}
+
+/// A disclosure to a recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DisclosureRequest {
+    pub subject_id: SubjectId,
+    pub recipient: String,
+    pub purpose: String,
+    pub categories: Vec<String>,
+    pub legal_basis: Option<String>,
+    pub reference: Option<String>,
+}
+
+/// A disclosure as the subject and the DPO see it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DisclosureView {
+    pub disclosure_id: String,
+    pub recipient: String,
+    pub purpose: String,
+    pub categories: Vec<String>,
+    pub legal_basis: Option<String>,
+    pub reference: Option<String>,
+    pub cross_border: bool,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub audit_id: i64,
+    /// When the subject must be told (their consent asks for it), 10 working days.
+    pub notice_due: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn status_of(s: &str) -> SubjectStatus {
+    match s {
+        "active" => SubjectStatus::Active,
+        "blocked" => SubjectStatus::Blocked,
+        "withdrawn" => SubjectStatus::Withdrawn,
+        "barred_minor" => SubjectStatus::BarredMinor,
+        // Anything unknown, "destroyed" included, is treated as gone: fail closed.
+        _ => SubjectStatus::Destroyed,
+    }
+}
+
+fn text(s: &Option<String>) -> Option<&str> {
+    s.as_deref()
+}
+
+impl Engine {
+    /// The subject's side of a decision, from the store and the ledger.
+    pub(crate) async fn subject_facts(
+        &self,
+        subject: SubjectId,
+    ) -> Result<SubjectFacts, EngineError> {
+        let row = self
+            .store
+            .subject(&subject.to_string())
+            .await?
+            .ok_or(EngineError::NotFound("subject"))?;
+        let consents = self.consent_records(subject).await?;
+        Ok(SubjectFacts {
+            status: status_of(&row.status),
+            relationship_ended_at: row.relationship_ended_at.map(from_micros),
+            consents: ConsentFacts::from_records(&consents, self.now()),
+        })
+    }
+
+    /// Decide without side effects other than the audit record.
+    pub(crate) fn decide_facts(
+        &self,
+        actor: &Actor,
+        req: &DecisionRequest,
+        facts: &SubjectFacts,
+    ) -> Decision {
+        match self.compiled.as_ref() {
+            Err(e) => derbes_core::decision::deny_uncompiled(e),
+            Ok(c) => c.decide(
+                &DecisionInput {
+                    role: &actor.role,
+                    operation: req.operation,
+                    purpose: &req.purpose,
+                    categories: &req.categories,
+                    channel: req.channel,
+                    recipient: req.recipient.as_deref().map(|id| RecipientInput {
+                        id,
+                        legal_basis: text(&req.legal_basis),
+                        reference: text(&req.reference),
+                    }),
+                    now: self.now(),
+                },
+                facts,
+            ),
+        }
+    }
+
+    /// `POST /decisions`: the decision and its durable audit record.
+    pub async fn decide(
+        &self,
+        actor: &Actor,
+        req: &DecisionRequest,
+    ) -> Result<DecisionOutcome, EngineError> {
+        self.require(actor, Capability::Decide)?;
+        let facts = self.subject_facts(req.subject_id).await?;
+        let d = self.decide_facts(actor, req, &facts);
+        let audit_id = self
+            .audit(
+                actor,
+                "decision",
+                Some(req.subject_id),
+                Some(&req.purpose),
+                &req.categories,
+                Some(&d),
+                decision_details(req),
+            )
+            .await?;
+        Ok(DecisionOutcome {
+            decision: if d.permit { "permit" } else { "deny" },
+            reasons: d.reasons,
+            audit_id,
+        })
+    }
+
+    /// Disclose data to a recipient: decided, audited, then recorded in the
+    /// subject's disclosure ledger (with a notice due in 10 working days when
+    /// their consent asks to be told of transfers).
+    pub async fn disclose(
+        &self,
+        actor: &Actor,
+        req: &DisclosureRequest,
+    ) -> Result<DisclosureView, EngineError> {
+        self.require(actor, Capability::Disclose)?;
+        let recipient = self
+            .policy
+            .policy
+            .recipient(&req.recipient)
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "recipient",
+                    "unknown_recipient",
+                    "not a recipient of the policy (section 6)",
+                )
+            })?;
+        let cross_border = recipient.cross_border;
+        let question = DecisionRequest {
+            subject_id: req.subject_id,
+            operation: if cross_border {
+                Operation::CrossBorderTransfer
+            } else {
+                Operation::Transfer
+            },
+            purpose: req.purpose.clone(),
+            categories: req.categories.clone(),
+            recipient: Some(req.recipient.clone()),
+            channel: None,
+            legal_basis: req.legal_basis.clone(),
+            reference: req.reference.clone(),
+        };
+        let facts = self.subject_facts(req.subject_id).await?;
+        let d = self.decide_facts(actor, &question, &facts);
+        let audit_id = self
+            .audit(
+                actor,
+                "disclosure",
+                Some(req.subject_id),
+                Some(&req.purpose),
+                &req.categories,
+                Some(&d),
+                decision_details(&question),
+            )
+            .await?;
+        if !d.permit {
+            return Err(EngineError::Denied {
+                reasons: d.reasons,
+                audit_id,
+            });
+        }
+        let now = self.now();
+        let notice_due = if facts.consents.notify_of_transfers {
+            let days = self.policy.policy.deadlines.transfer_notice;
+            derbes_kz::WorkCalendar::kazakhstan()
+                .deadline(&now, days)
+                .ok()
+                .map(|dl| dl.due.with_timezone(&chrono::Utc))
+        } else {
+            None
+        };
+        let row = DisclosureRow {
+            subject_id: req.subject_id.to_string(),
+            disclosure_id: uuid::Uuid::now_v7().to_string(),
+            recipient: req.recipient.clone(),
+            purpose: req.purpose.clone(),
+            categories: req.categories.join(","),
+            legal_basis: req.legal_basis.clone(),
+            reference: req.reference.clone(),
+            cross_border,
+            at: micros(now),
+            audit_seq: audit_id,
+            notice_due: notice_due.map(micros),
+            notified_at: None,
+        };
+        self.store.insert_disclosure(&row).await?;
+        Ok(disclosure_view(row))
+    }
+
+    /// Who received what of a subject's data (`read_disclosures`).
+    pub async fn disclosures(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+    ) -> Result<Vec<DisclosureView>, EngineError> {
+        self.require(actor, Capability::ReadDisclosures)?;
+        if self.store.subject(&subject.to_string()).await?.is_none() {
+            return Err(EngineError::NotFound("subject"));
+        }
+        let rows = self.store.disclosures(&subject.to_string()).await?;
+        self.audit(
+            actor,
+            "disclosures.read",
+            Some(subject),
+            None,
+            &[],
+            None,
+            serde_json::json!({"count": rows.len()}),
+        )
+        .await?;
+        Ok(rows.into_iter().map(disclosure_view).collect())
+    }
+}
+
+fn decision_details(req: &DecisionRequest) -> serde_json::Value {
+    serde_json::json!({
+        "operation": req.operation,
+        "recipient": req.recipient,
+        "channel": req.channel,
+        "legal_basis": req.legal_basis,
+        "reference": req.reference,
+    })
+}
+
+fn disclosure_view(r: DisclosureRow) -> DisclosureView {
+    DisclosureView {
+        disclosure_id: r.disclosure_id,
+        recipient: r.recipient,
+        purpose: r.purpose,
+        categories: r
+            .categories
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        legal_basis: r.legal_basis,
+        reference: r.reference,
+        cross_border: r.cross_border,
+        at: from_micros(r.at),
+        audit_id: r.audit_seq,
+        notice_due: r.notice_due.map(from_micros),
+    }
+}
