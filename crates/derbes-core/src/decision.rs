@@ -53,10 +53,8 @@ impl ConsentFacts {
         for r in records {
             let active = r.state(now) == ConsentState::Active;
             match r.kind {
-                ConsentKind::Policy => {
-                    if latest_policy.is_none_or(|l| r.given_at >= l.given_at) {
-                        latest_policy = Some(r);
-                    }
+                ConsentKind::Policy if latest_policy.is_none_or(|l| r.given_at >= l.given_at) => {
+                    latest_policy = Some(r);
                 }
                 ConsentKind::Marketing if active => {
                     if let Some(c) = r.channel {

@@ -156,6 +156,16 @@ impl Engine {
             progress(done, total);
         }
         let remaining = self.key_status().await?.pending_rewrap;
+        self.audit(
+            &crate::Actor::system("keys"),
+            "keys.rotate",
+            None,
+            None,
+            &[],
+            None,
+            serde_json::json!({"new_kek": new_kek, "active_kek": active.to_string(), "rewrapped": done, "remaining": remaining}),
+        )
+        .await?;
         Ok(RotationReport {
             new_kek,
             active_kek: active.to_string(),

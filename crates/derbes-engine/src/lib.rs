@@ -479,8 +479,7 @@ impl Engine {
                 .policy
                 .category(c)
                 .and_then(|c| c.requires_consent);
-            !(needs == Some(derbes_policy::ConsentKind::Entrepreneur)
-                && !facts.consents.entrepreneur)
+            needs != Some(derbes_policy::ConsentKind::Entrepreneur) || facts.consents.entrepreneur
         });
         let question = Question {
             subject_id: subject,

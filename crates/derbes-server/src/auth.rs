@@ -1,6 +1,7 @@
 //! Staff authentication: `Authorization: Bearer <token>`, checked against the
-//! hashed tokens in the store. Roles and need-to-know come with the decision
-//! point; today every live token may call every protected endpoint.
+//! hashed tokens in the store. The token's role (from the policy) decides
+//! what the actor may do: the engine answers 403 for a missing capability and
+//! the decision point for a missing need-to-know.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -26,6 +27,6 @@ pub(crate) async fn require_staff(
         .authenticate(token)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
-    request.extensions_mut().insert(staff);
+    request.extensions_mut().insert(staff.actor());
     Ok(next.run(request).await)
 }

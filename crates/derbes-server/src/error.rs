@@ -173,6 +173,29 @@ impl From<derbes_engine::EngineError> for ApiError {
                 "subject_destroyed",
                 "this subject's personal data has been destroyed",
             ),
+            E::Denied { reasons, audit_id } => {
+                let mut err = ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "denied",
+                    format!(
+                        "the decision point denied this use (audit record {audit_id}); see details"
+                    ),
+                );
+                err.body.details = reasons
+                    .into_iter()
+                    .map(|r| FieldError {
+                        field: "decision".into(),
+                        code: r.code,
+                        reason: r.message,
+                    })
+                    .collect();
+                err
+            }
+            E::Forbidden(what) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("your role may not {}", what.replace('_', " ")),
+            ),
             E::Internal(cause) => ApiError::internal("engine", &cause),
         }
     }

@@ -13,6 +13,7 @@
 
 mod auth;
 mod body;
+mod decisions;
 mod error;
 mod log;
 mod openapi;

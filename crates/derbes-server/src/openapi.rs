@@ -29,6 +29,13 @@ use crate::routes;
         crate::subjects::verify,
         crate::subjects::register_organization,
         crate::subjects::organization,
+        crate::decisions::decide,
+        crate::decisions::disclose,
+        crate::decisions::disclosures,
+        crate::decisions::audit,
+        crate::decisions::add_staff,
+        crate::decisions::list_staff,
+        crate::decisions::revoke_staff,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -37,6 +44,9 @@ use crate::routes;
         (name = "subjects", description = "Registration, lookup, data for a purpose, rectification"),
         (name = "consents", description = "The consent ledger and receipts"),
         (name = "organizations", description = "Organisations users act for (not personal data)"),
+        (name = "decisions", description = "The decision point and the disclosure ledger"),
+        (name = "audit", description = "The hash-chained audit log"),
+        (name = "staff", description = "Staff and their bearer tokens"),
     )
 )]
 pub struct ApiDoc;

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{ApiError, AppState, ErrorResponse};
 
 pub(crate) fn router(state: AppState) -> Router<AppState> {
+    use crate::decisions as d;
     use crate::subjects as s;
     use axum::routing::post;
     let protected = Router::new()
@@ -32,6 +33,15 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/consents/verify", post(s::verify))
         .route("/api/v1/organizations", post(s::register_organization))
         .route("/api/v1/organizations/{id}", get(s::organization))
+        .route("/api/v1/decisions", post(d::decide))
+        .route("/api/v1/disclosures", post(d::disclose))
+        .route("/api/v1/subjects/{id}/disclosures", get(d::disclosures))
+        .route("/api/v1/audit", get(d::audit))
+        .route("/api/v1/staff", get(d::list_staff).post(d::add_staff))
+        .route(
+            "/api/v1/staff/{token_id}",
+            axum::routing::delete(d::revoke_staff),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             crate::auth::require_staff,

@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use derbes_core::{
     ConsentId, ConsentRequest, OrganizationId, Receipt, RegistrationRequest, SignedReceipt,
     SubjectId,
 };
-use derbes_engine::{ConsentView, FieldView, LookupKind, OrganizationRequest, ReceiptCheck};
+use derbes_engine::{Actor, ConsentView, FieldView, LookupKind, OrganizationRequest, ReceiptCheck};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -42,9 +43,10 @@ pub struct RegisteredResponse {
         (status = 422, description = "Refused: `invalid_iin`, `under_age`, `missing_field`, `not_citizen`, ...", body = ErrorResponse)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     JsonBody(req): JsonBody<RegistrationRequest>,
 ) -> Result<(StatusCode, Json<RegisteredResponse>), ApiError> {
-    let r = state.engine().register(&req).await?;
+    let r = state.engine().register(&actor, &req).await?;
     let policy_receipt = r
         .consent_receipts
         .iter()
@@ -75,7 +77,11 @@ pub struct LookupResponse {
     pub subject_id: SubjectId,
 }
 
-async fn lookup_by(state: &AppState, q: LookupQuery) -> Result<Json<LookupResponse>, ApiError> {
+async fn lookup_by(
+    state: &AppState,
+    actor: &Actor,
+    q: LookupQuery,
+) -> Result<Json<LookupResponse>, ApiError> {
     let (kind, value) = match (q.iin, q.phone) {
         (Some(i), None) => (LookupKind::Iin, i),
         (None, Some(p)) => (LookupKind::Phone, p),
@@ -86,7 +92,7 @@ async fn lookup_by(state: &AppState, q: LookupQuery) -> Result<Json<LookupRespon
             ))
         }
     };
-    match state.engine().lookup(kind, &value).await? {
+    match state.engine().lookup(actor, kind, &value).await? {
         Some(subject_id) => Ok(Json(LookupResponse { subject_id })),
         None => Err(ApiError::not_found("subject")),
     }
@@ -102,9 +108,10 @@ async fn lookup_by(state: &AppState, q: LookupQuery) -> Result<Json<LookupRespon
         (status = 422, description = "Not a valid IIN or phone", body = ErrorResponse)))]
 pub(crate) async fn lookup_get(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Query(q): Query<LookupQuery>,
 ) -> Result<Json<LookupResponse>, ApiError> {
-    lookup_by(&state, q).await
+    lookup_by(&state, &actor, q).await
 }
 
 /// Find a subject by IIN or phone (identifier in the body, not the URL).
@@ -116,9 +123,10 @@ pub(crate) async fn lookup_get(
         (status = 422, description = "Not a valid IIN or phone", body = ErrorResponse)))]
 pub(crate) async fn lookup_post(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     JsonBody(q): JsonBody<LookupQuery>,
 ) -> Result<Json<LookupResponse>, ApiError> {
-    lookup_by(&state, q).await
+    lookup_by(&state, &actor, q).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -126,14 +134,20 @@ pub(crate) async fn lookup_post(
 pub struct DataQuery {
     /// The purpose of the use (a purpose id of the policy).
     pub purpose: Option<String>,
+    /// For communications: `sms`, `whatsapp`, `telegram`, `push`, `email`, `phone_call`.
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DataResponse {
     pub subject_id: SubjectId,
     pub purpose: String,
-    /// The fields this purpose may use by the policy, decrypted.
+    /// The fields of the categories the decision permitted, decrypted.
     pub fields: Vec<FieldView>,
+    /// The categories the decision permitted (the actor's need-to-know for the purpose).
+    pub categories: Vec<String>,
+    /// The audit record of the decision.
+    pub audit_id: i64,
 }
 
 /// The subject's fields that `purpose` may use, decrypted.
@@ -143,10 +157,11 @@ pub struct DataResponse {
     responses(
         (status = 200, description = "The permitted fields", body = DataResponse),
         (status = 404, description = "No such subject", body = ErrorResponse),
-        (status = 410, description = "The subject's data was destroyed", body = ErrorResponse),
+        (status = 403, description = "`forbidden` (role) or `denied` by the decision point, every reason in details", body = ErrorResponse),
         (status = 422, description = "`unknown_purpose`", body = ErrorResponse)))]
 pub(crate) async fn data(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Query(q): Query<DataQuery>,
 ) -> Result<Json<DataResponse>, ApiError> {
@@ -154,11 +169,25 @@ pub(crate) async fn data(
     let purpose = q
         .purpose
         .ok_or_else(|| ApiError::invalid("purpose", "name the purpose of the use"))?;
-    let fields = state.engine().data_for_purpose(subject, &purpose).await?;
+    let channel = match q.channel.as_deref() {
+        None => None,
+        Some(c) => Some(derbes_policy::Channel::parse(c).ok_or_else(|| {
+            ApiError::invalid(
+                "channel",
+                "one of sms, whatsapp, telegram, push, email, phone_call",
+            )
+        })?),
+    };
+    let read = state
+        .engine()
+        .data_for_purpose(&actor, subject, &purpose, channel)
+        .await?;
     Ok(Json(DataResponse {
         subject_id: subject,
         purpose,
-        fields,
+        fields: read.fields,
+        categories: read.categories,
+        audit_id: read.audit_id,
     }))
 }
 
@@ -189,13 +218,20 @@ pub struct RectificationResponse {
         (status = 422, description = "Refused", body = ErrorResponse)))]
 pub(crate) async fn rectify(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RectificationBody>,
 ) -> Result<Json<RectificationResponse>, ApiError> {
     let subject = subject_id(&id)?;
     let updated = state
         .engine()
-        .rectify(subject, &body.fields, body.source.as_deref(), &body.reason)
+        .rectify(
+            &actor,
+            subject,
+            &body.fields,
+            body.source.as_deref(),
+            &body.reason,
+        )
         .await?;
     Ok(Json(RectificationResponse { updated }))
 }
@@ -215,10 +251,14 @@ pub struct ConsentCreated {
         (status = 422, description = "Refused", body = ErrorResponse)))]
 pub(crate) async fn add_consent(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ConsentRequest>,
 ) -> Result<(StatusCode, Json<ConsentCreated>), ApiError> {
-    let receipt = state.engine().add_consent(subject_id(&id)?, &req).await?;
+    let receipt = state
+        .engine()
+        .add_consent(&actor, subject_id(&id)?, &req)
+        .await?;
     Ok((StatusCode::CREATED, Json(ConsentCreated { receipt })))
 }
 
@@ -237,10 +277,11 @@ pub struct ConsentList {
         (status = 404, description = "No such subject", body = ErrorResponse)))]
 pub(crate) async fn consents(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Json<ConsentList>, ApiError> {
     let subject = subject_id(&id)?;
-    let consents = state.engine().consents(subject).await?;
+    let consents = state.engine().consents(&actor, subject).await?;
     Ok(Json(ConsentList {
         subject_id: subject,
         consents,
@@ -265,6 +306,7 @@ pub struct WithdrawalBody {
         (status = 404, description = "No such consent", body = ErrorResponse)))]
 pub(crate) async fn withdraw(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path((id, consent)): Path<(String, String)>,
     JsonBody(body): JsonBody<WithdrawalBody>,
 ) -> Result<Json<ConsentView>, ApiError> {
@@ -274,7 +316,7 @@ pub(crate) async fn withdraw(
     Ok(Json(
         state
             .engine()
-            .withdraw_consent(subject, consent, &body.evidence)
+            .withdraw_consent(&actor, subject, consent, &body.evidence)
             .await?,
     ))
 }
@@ -291,6 +333,7 @@ pub struct VerifyBody {
     responses((status = 200, description = "The check", body = ReceiptCheck)))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
+    Extension(_actor): Extension<Actor>,
     JsonBody(body): JsonBody<VerifyBody>,
 ) -> Result<Json<ReceiptCheck>, ApiError> {
     Ok(Json(state.engine().verify_receipt(&body.receipt).await?))
@@ -314,10 +357,11 @@ pub struct OrganizationView {
         (status = 422, description = "Refused: `invalid_bin`, `invalid_iban`, ...", body = ErrorResponse)))]
 pub(crate) async fn register_organization(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     JsonBody(req): JsonBody<OrganizationRequest>,
 ) -> Result<(StatusCode, Json<OrganizationView>), ApiError> {
-    let id = state.engine().register_organization(&req).await?;
-    let (fields, representatives) = state.engine().organization(id).await?;
+    let id = state.engine().register_organization(&actor, &req).await?;
+    let (fields, representatives) = state.engine().organization(&actor, id).await?;
     Ok((
         StatusCode::CREATED,
         Json(OrganizationView {
@@ -337,10 +381,11 @@ pub(crate) async fn register_organization(
         (status = 404, description = "No such organisation", body = ErrorResponse)))]
 pub(crate) async fn organization(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Json<OrganizationView>, ApiError> {
     let id = OrganizationId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
-    let (fields, representatives) = state.engine().organization(id).await?;
+    let (fields, representatives) = state.engine().organization(&actor, id).await?;
     Ok(Json(OrganizationView {
         organization_id: id,
         fields,

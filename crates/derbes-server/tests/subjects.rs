@@ -30,7 +30,16 @@ impl Api {
             derbes_vault::Keyring::ephemeral(),
             None,
         );
-        let token = engine.bootstrap_admin().await.unwrap().unwrap();
+        let admin = engine.bootstrap_admin().await.unwrap().unwrap();
+        let (_, token) = engine
+            .create_token(
+                &derbes_engine::Actor::system("test"),
+                "backend",
+                "backend_service",
+            )
+            .await
+            .unwrap();
+        let _ = admin;
         Api {
             state: AppState::new(engine).unwrap(),
             token,
@@ -177,11 +186,11 @@ async fn register_lookup_read_correct(store: &Store) {
     let (status, v, _) = api
         .send(
             Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=marketing"),
+            &format!("/api/v1/subjects/{id}/data?purpose=communication"),
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{v}");
     let fields: Vec<&str> = v["fields"]
         .as_array()
         .unwrap()
@@ -191,7 +200,7 @@ async fn register_lookup_read_correct(store: &Store) {
     assert_eq!(
         fields,
         ["contact.phone", "full_name.first_name", "full_name.surname"],
-        "marketing may use name and contact only"
+        "communication may use name and contact only (no IIN)"
     );
     let (status, v, _) = api
         .send(

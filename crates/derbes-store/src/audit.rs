@@ -70,7 +70,10 @@ pub struct Verification {
     pub first_bad: Option<(i64, String)>,
 }
 
-const PG_AUDIT_LOCK: i64 = 0x6175_6469_74; // "audit"
+/// `verify(public_key, message, signature)`.
+pub type SignatureCheck = dyn Fn(&[u8], &[u8], &[u8]) -> bool + Sync;
+
+const PG_AUDIT_LOCK: i64 = 0x0061_7564_6974; // "audit"
 
 fn put(buf: &mut Vec<u8>, field: &[u8]) {
     buf.extend_from_slice(&(field.len() as u64).to_be_bytes());
@@ -280,7 +283,7 @@ impl Store {
     pub async fn verify_audit(
         &self,
         trusted_key: Option<&[u8]>,
-        verify: &(dyn Fn(&[u8], &[u8], &[u8]) -> bool + Sync),
+        verify: &SignatureCheck,
     ) -> Result<Verification, StoreError> {
         let checkpoints: Vec<Checkpoint> = sqlx::query(
             "SELECT seq, hash, signature, public_key, at FROM audit_checkpoints ORDER BY seq",

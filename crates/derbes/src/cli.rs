@@ -43,6 +43,44 @@ pub enum Command {
     /// Developer tools: synthetic data for tests, benchmarks and demos.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Staff members and their bearer tokens.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member with a role of the policy; prints the token once.
+    Add {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Who it is (shown in listings and audit).
+        #[arg(long)]
+        name: String,
+        /// A role of the policy (backend_service, support_agent, data_protection_officer, ...).
+        #[arg(long)]
+        role: String,
+    },
+    /// List staff tokens (never their secrets).
+    List(EngineArgs),
+    /// Revoke a token by its id.
+    Revoke {
+        #[command(flatten)]
+        engine: EngineArgs,
+        token_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole chain and every signed checkpoint: exit 0 when intact,
+    /// 1 naming the first bad record.
+    Verify(EngineArgs),
+    /// Sign a checkpoint of the chain's current end.
+    Checkpoint(EngineArgs),
 }
 
 /// Storage plus the policy in force: what commands that use the engine need.

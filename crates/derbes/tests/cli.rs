@@ -597,3 +597,77 @@ fn master_key_from_environment_or_file() {
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("DERBES_PREVIOUS_MASTER_KEYS"));
 }
+
+#[test]
+fn staff_and_audit_verify_detect_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = run(&[
+        "staff",
+        "add",
+        "--name",
+        "Backend",
+        "--role",
+        "backend_service",
+        "--data-dir",
+        d,
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    assert!(v["token"].as_str().unwrap().starts_with("dbs_"));
+    let token_id = v["token_id"].as_str().unwrap().to_string();
+    let o = run(&[
+        "staff",
+        "add",
+        "--name",
+        "X",
+        "--role",
+        "wizard",
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown_role"));
+    let list = String::from_utf8(run(&["staff", "list", "--data-dir", d]).stdout).unwrap();
+    assert!(
+        list.contains("backend_service") && !list.contains("dbs_"),
+        "{list}"
+    );
+    assert_eq!(
+        code(&run(&["staff", "revoke", &token_id, "--data-dir", d])),
+        0
+    );
+
+    assert_eq!(
+        code(&run(&["dev", "seed", "--subjects", "20", "--data-dir", d])),
+        0
+    );
+    let o = run(&["audit", "verify", "--data-dir", d, "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let v = json_of(&o);
+    assert_eq!(v["intact"], true);
+    let records = v["records"].as_i64().unwrap();
+    assert!(records > 20);
+    assert_eq!(code(&run(&["audit", "checkpoint", "--data-dir", d])), 0);
+
+    // Change one record behind derbes' back.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = derbes_store::Store::open(&derbes_store::StoreConfig::sqlite_in(dir.path()))
+            .await
+            .unwrap();
+        store
+            .debug_execute("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 7")
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let o = run(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(code(&o), 1);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("TAMPERED at record 7"), "{text}");
+}

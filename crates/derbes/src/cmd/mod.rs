@@ -1,10 +1,12 @@
 //! One module per command group.
 
+mod audit;
 mod dev;
 mod keys;
 mod kz;
 mod policy;
 mod serve;
+mod staff;
 
 use crate::cli::{Cli, Command};
 use crate::out::{CliError, Outcome};
@@ -18,6 +20,8 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Migrate(args) => serve::migrate(args, json),
         Command::Keys(c) => keys::run(c, json),
         Command::Dev(c) => dev::run(c, json),
+        Command::Staff(c) => staff::run(c, json),
+        Command::Audit(c) => audit::run(c, json),
     }
 }
 

@@ -80,6 +80,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             );
             tracing::info!("administrator token created and printed once on standard output");
         }
+        let keeper = engine.clone();
         let state = AppState::new(engine)?;
         let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -96,6 +97,11 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown)
             .await?;
+        match keeper.checkpoint().await {
+            Ok(Some(seq)) => tracing::info!(seq, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint at shutdown failed"),
+        }
         store.close().await;
         tracing::info!("derbes stopped");
         Ok(Outcome::Ok)

@@ -1,0 +1,220 @@
+//! The decision point, disclosures, the audit log and staff, over HTTP.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use derbes_core::SubjectId;
+use derbes_engine::{
+    Actor, AuditView, DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView,
+    StaffView,
+};
+use derbes_store::AuditQuery;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::body::JsonBody;
+use crate::{ApiError, AppState, ErrorResponse};
+
+/// Ask the decision point. The answer (permit or deny, with every reason) is
+/// durably audited before it is returned.
+#[utoipa::path(post, path = "/api/v1/decisions", tag = "decisions", request_body = DecisionRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The decision", body = DecisionOutcome),
+        (status = 403, description = "The role may not ask (`forbidden`)", body = ErrorResponse),
+        (status = 404, description = "No such subject", body = ErrorResponse)))]
+pub(crate) async fn decide(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(req): JsonBody<DecisionRequest>,
+) -> Result<Json<DecisionOutcome>, ApiError> {
+    Ok(Json(state.engine().decide(&actor, &req).await?))
+}
+
+/// Disclose data to a recipient of the policy: decided, audited, recorded.
+#[utoipa::path(post, path = "/api/v1/disclosures", tag = "decisions", request_body = DisclosureRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Recorded in the subject's disclosure ledger", body = DisclosureView),
+        (status = 403, description = "`forbidden` or `denied` (every reason in details)", body = ErrorResponse),
+        (status = 404, description = "No such subject", body = ErrorResponse),
+        (status = 422, description = "`unknown_recipient`", body = ErrorResponse)))]
+pub(crate) async fn disclose(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(req): JsonBody<DisclosureRequest>,
+) -> Result<(StatusCode, Json<DisclosureView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine().disclose(&actor, &req).await?),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisclosureList {
+    pub subject_id: SubjectId,
+    pub disclosures: Vec<DisclosureView>,
+}
+
+/// Who received what of the subject's data, when and why.
+#[utoipa::path(get, path = "/api/v1/subjects/{id}/disclosures", tag = "decisions",
+    params(("id" = String, Path, description = "Subject id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The disclosures", body = DisclosureList),
+        (status = 404, description = "No such subject", body = ErrorResponse)))]
+pub(crate) async fn disclosures(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<DisclosureList>, ApiError> {
+    let subject =
+        SubjectId::parse(&id).map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
+    let disclosures = state.engine().disclosures(&actor, subject).await?;
+    Ok(Json(DisclosureList {
+        subject_id: subject,
+        disclosures,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    pub subject_id: Option<String>,
+    /// A staff token id, or `system:<job>`.
+    pub actor: Option<String>,
+    /// RFC 3339; records at or after.
+    pub from: Option<String>,
+    /// RFC 3339; records before.
+    pub to: Option<String>,
+    /// Records after this sequence number (paging: pass the last `seq` seen).
+    pub after: Option<i64>,
+    /// At most this many records (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub records: Vec<AuditView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+fn micros_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_deref()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp_micros())
+                .map_err(|_| {
+                    ApiError::invalid(name, "an RFC 3339 time, e.g. 2026-11-24T10:00:00+05:00")
+                })
+        })
+        .transpose()
+}
+
+/// The audit log, paged (`read_audit`). Reading it is itself audited.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Records in sequence order", body = AuditPage),
+        (status = 403, description = "`forbidden`", body = ErrorResponse)))]
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Query(p): Query<AuditParams>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "1 to 1000"));
+    }
+    let q = AuditQuery {
+        subject_id: p.subject_id,
+        actor: p.actor,
+        from: micros_param("from", &p.from)?,
+        to: micros_param("to", &p.to)?,
+        after: p.after.unwrap_or(0),
+        limit,
+    };
+    let records = state.engine().audit_records(&actor, &q).await?;
+    let next_after = if records.len() as i64 == limit {
+        records.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    Ok(Json(AuditPage {
+        records,
+        next_after,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStaff {
+    pub name: String,
+    /// A role of the policy.
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffCreated {
+    pub token_id: String,
+    pub name: String,
+    pub role: String,
+    /// The bearer token. Shown only now; derbes keeps its hash.
+    pub token: String,
+}
+
+/// Add a staff member (`manage_staff`); the token is returned once.
+#[utoipa::path(post, path = "/api/v1/staff", tag = "staff", request_body = NewStaff,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = StaffCreated),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 422, description = "`unknown_role`, `invalid_name`", body = ErrorResponse)))]
+pub(crate) async fn add_staff(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(body): JsonBody<NewStaff>,
+) -> Result<(StatusCode, Json<StaffCreated>), ApiError> {
+    let (staff, token) = state
+        .engine()
+        .create_token(&actor, &body.name, &body.role)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(StaffCreated {
+            token_id: staff.token_id,
+            name: staff.name,
+            role: staff.role,
+            token,
+        }),
+    ))
+}
+
+/// Every staff token, without secrets (`manage_staff`).
+#[utoipa::path(get, path = "/api/v1/staff", tag = "staff",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Staff", body = [StaffView]), (status = 403, description = "`forbidden`", body = ErrorResponse)))]
+pub(crate) async fn list_staff(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Vec<StaffView>>, ApiError> {
+    Ok(Json(state.engine().staff(&actor).await?))
+}
+
+/// Revoke a staff token (`manage_staff`).
+#[utoipa::path(delete, path = "/api/v1/staff/{token_id}", tag = "staff",
+    params(("token_id" = String, Path, description = "Token id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 404, description = "No such token", body = ErrorResponse)))]
+pub(crate) async fn revoke_staff(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(token_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine().revoke_token(&actor, &token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,383 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Roles, 401/403, the decision point, disclosures, the audit log and staff
+//! over HTTP, on SQLite and PostgreSQL.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use derbes_engine::Engine;
+use derbes_policy::LoadedPolicy;
+use derbes_server::{app, AppState};
+use derbes_store::{both_backends, Store};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Api {
+    state: AppState,
+    admin: String,
+}
+
+impl Api {
+    async fn new(store: &Store) -> Api {
+        let policy =
+            LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string())
+                .unwrap();
+        let engine = Engine::with_keyring(
+            store.clone(),
+            policy,
+            derbes_vault::Keyring::ephemeral(),
+            None,
+        );
+        let admin = engine.bootstrap_admin().await.unwrap().unwrap();
+        Api {
+            state: AppState::new(engine).unwrap(),
+            admin,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        token: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {token}"));
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = app(self.state.clone())
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn token(&self, role: &str) -> String {
+        let (status, v) = self
+            .call(
+                Method::POST,
+                "/api/v1/staff",
+                Some(json!({"name": role, "role": role})),
+                &self.admin,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    async fn subject(&self, backend: &str) -> String {
+        let (status, v) = self
+            .call(
+                Method::POST,
+                "/api/v1/subjects",
+                Some(json!({
+                    "fields": {"identity.iin": "871008401427", "identity.rk_citizen": true, "full_name.surname": "Ким",
+                               "full_name.first_name": "Дана", "contact.phone": "+77015551122"},
+                    "consents": [{"kind": "policy", "notify_of_transfers": true}, {"kind": "marketing", "channel": "sms"}]
+                })),
+                backend,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v["subject_id"].as_str().unwrap().to_string()
+    }
+}
+
+fn codes(v: &Value) -> Vec<String> {
+    v["error"]["details"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| d["code"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn roles_and_need_to_know(store: &Store) {
+    let api = Api::new(store).await;
+    let backend = api.token("backend_service").await;
+    let marketing = api.token("marketing").await;
+    let analyst = api.token("analyst").await;
+    let id = api.subject(&backend).await;
+
+    // The administrator runs derbes but may not register or read anyone.
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/data?purpose=identification"),
+            None,
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(v["error"]["code"], "forbidden");
+    // An analyst may not register.
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/subjects",
+            Some(json!({"fields": {}, "consents": []})),
+            &analyst,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Marketing has no need to know identity: denied, with reasons and an audit record.
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/data?purpose=identification"),
+            None,
+            &marketing,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "denied");
+    assert!(codes(&v).contains(&"no_need_to_know".to_string()), "{v}");
+    // Marketing for marketing: needs the channel, then the channel's consent.
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/data?purpose=marketing"),
+            None,
+            &marketing,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(codes(&v).contains(&"channel_required".to_string()));
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=whatsapp"),
+            None,
+            &marketing,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(codes(&v).contains(&"no_marketing_consent".to_string()));
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=sms"),
+            None,
+            &marketing,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["categories"], json!(["full_name", "contact"]));
+    assert!(v["audit_id"].as_i64().unwrap() > 0);
+    // The analyst's statistics never include identity; this subject has no technical data.
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/data?purpose=statistics"),
+            None,
+            &analyst,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["fields"].as_array().unwrap().is_empty());
+    // 401 for a revoked token.
+    let (_, list) = api
+        .call(Method::GET, "/api/v1/staff", None, &api.admin)
+        .await;
+    let analyst_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "analyst")
+        .unwrap()["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/staff/{analyst_id}"),
+            None,
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/data?purpose=statistics"),
+            None,
+            &analyst,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/staff",
+            Some(json!({"name": "x", "role": "god"})),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["code"], "unknown_role");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/staff",
+            Some(json!({"name": "x", "role": "administrator"})),
+            &backend,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn decisions_disclosures_and_audit(store: &Store) {
+    let api = Api::new(store).await;
+    let backend = api.token("backend_service").await;
+    let dpo = api.token("data_protection_officer").await;
+    let id = api.subject(&backend).await;
+
+    let (status, v) = api.call(Method::POST, "/api/v1/decisions", Some(json!({"subject_id": id, "operation": "use", "purpose": "identification", "categories": ["identity"]})), &backend).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["decision"], "permit");
+    assert!(v["audit_id"].as_i64().unwrap() > 0);
+    let (status, v) = api
+        .call(Method::POST, "/api/v1/decisions", Some(json!({"subject_id": id, "operation": "transfer", "purpose": "marketing", "categories": ["contact"], "recipient": "ad_platforms", "channel": "sms"})), &backend)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["decision"], "deny");
+    let reason_codes: Vec<&str> = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        reason_codes.contains(&"cross_border_operation"),
+        "{reason_codes:?}"
+    );
+
+    // A disclosure to a bank: permitted, recorded, a notice due in 10 working days.
+    let (status, v) = api
+        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "financial_institutions", "purpose": "contract_performance", "categories": ["full_name"]})), &backend)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["cross_border"], false);
+    assert!(
+        v["notice_due"].is_string(),
+        "the consent asked to be told: {v}"
+    );
+    // The IP-to-person link goes to nobody but an authority with a basis.
+    let (status, v) = api
+        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["network"]})), &dpo)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        codes(&v).contains(&"legal_basis_required".to_string())
+            && codes(&v).contains(&"ip_link_forbidden".to_string())
+    );
+    let (status, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/disclosures",
+            Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["identity", "network"],
+                        "legal_basis": "Закон РК «О персональных данных и их защите», ст. 12", "reference": "запрос № 12-34/567"})),
+            &dpo,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    // The backend may not disclose for legal obligations (no need to know).
+    let (status, _) = api
+        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["identity"], "legal_basis": "x", "reference": "y"})), &backend)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/disclosures"),
+            None,
+            &dpo,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let recipients: Vec<&str> = v["disclosures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(recipients, ["financial_institutions", "kz_authorities"]);
+
+    // The audit log: every step above, paged, readable by the DPO only.
+    let (status, _) = api.call(Method::GET, "/api/v1/audit", None, &backend).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?subject_id={id}&limit=3"),
+            None,
+            &dpo,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["records"].as_array().unwrap().len(), 3);
+    let after = v["next_after"].as_i64().unwrap();
+    let (_, v2) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?subject_id={id}&after={after}&limit=1000"),
+            None,
+            &dpo,
+        )
+        .await;
+    let mut actions: Vec<String> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(v2["records"].as_array().unwrap())
+        .map(|r| r["action"].as_str().unwrap().to_string())
+        .collect();
+    actions.dedup();
+    for a in ["register", "decision", "disclosure", "disclosures.read"] {
+        assert!(actions.contains(&a.to_string()), "{a} not in {actions:?}");
+    }
+    let all = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(v2["records"].as_array().unwrap())
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(
+        all.iter().any(|r| r["decision"] == "deny"),
+        "denials are audited too"
+    );
+    let text = serde_json::to_string(&all).unwrap();
+    for secret in ["871008401427", "77015551122", "Ким", "Дана"] {
+        assert!(
+            !text.contains(secret),
+            "the audit log never holds values: {secret}"
+        );
+    }
+    let (status, _) = api
+        .call(Method::GET, "/api/v1/audit?from=yesterday", None, &dpo)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The chain is intact.
+    let v = api.state.engine().verify_audit().await.unwrap();
+    assert!(v.first_bad.is_none() && v.records > 10);
+}
+
+both_backends!(roles, roles_and_need_to_know);
+both_backends!(decisions, decisions_disclosures_and_audit);
