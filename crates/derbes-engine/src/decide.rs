@@ -50,7 +50,9 @@ pub struct DisclosureRequest {
     pub recipient: String,
     pub purpose: String,
     pub categories: Vec<String>,
-    pub legal_basis: Option<String>,
+    /// What the disclosure rests on: the consent, the contract, the law and article.
+    pub legal_basis: String,
+    /// The request's reference (required for authorities).
     pub reference: Option<String>,
 }
 
@@ -169,6 +171,14 @@ impl Engine {
         req: &DisclosureRequest,
     ) -> Result<DisclosureView, EngineError> {
         self.require(actor, Capability::Disclose)?;
+        let basis = req.legal_basis.trim();
+        if basis.is_empty() || basis.chars().count() > 500 {
+            return Err(EngineError::invalid(
+                "legal_basis",
+                "missing_field",
+                "name what the disclosure rests on (1 to 500 characters)",
+            ));
+        }
         let recipient = self
             .policy
             .policy
@@ -192,7 +202,7 @@ impl Engine {
             categories: req.categories.clone(),
             recipient: Some(req.recipient.clone()),
             channel: None,
-            legal_basis: req.legal_basis.clone(),
+            legal_basis: Some(basis.to_string()),
             reference: req.reference.clone(),
         };
         let facts = self.subject_facts(req.subject_id).await?;
@@ -230,7 +240,7 @@ impl Engine {
             recipient: req.recipient.clone(),
             purpose: req.purpose.clone(),
             categories: req.categories.join(","),
-            legal_basis: req.legal_basis.clone(),
+            legal_basis: Some(basis.to_string()),
             reference: req.reference.clone(),
             cross_border,
             at: micros(now),

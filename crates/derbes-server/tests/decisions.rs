@@ -270,7 +270,7 @@ async fn decisions_disclosures_and_audit(store: &Store) {
 
     // A disclosure to a bank: permitted, recorded, a notice due in 10 working days.
     let (status, v) = api
-        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "financial_institutions", "purpose": "contract_performance", "categories": ["full_name"]})), &backend)
+        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "financial_institutions", "purpose": "contract_performance", "categories": ["full_name"], "legal_basis": "the user's consent (clause 6.1)"})), &backend)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["cross_border"], false);
@@ -280,7 +280,7 @@ async fn decisions_disclosures_and_audit(store: &Store) {
     );
     // The IP-to-person link goes to nobody but an authority with a basis.
     let (status, v) = api
-        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["network"]})), &dpo)
+        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["network"], "legal_basis": "ask"})), &dpo)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     assert!(
