@@ -8,7 +8,10 @@ use std::time::Instant;
 
 use chrono::Utc;
 use criterion::Criterion;
-use derbes_core::{Compiled, ConsentFacts, ConsentState, DecisionInput, RecipientInput, SubjectFacts, SubjectStatus};
+use derbes_core::{
+    Compiled, ConsentFacts, ConsentState, DecisionInput, RecipientInput, SubjectFacts,
+    SubjectStatus,
+};
 use derbes_policy::{LoadedPolicy, Operation};
 
 const CEDAR_POLICIES: &str = r#"
@@ -37,14 +40,28 @@ struct Cedar {
 fn cedar() -> Cedar {
     let fail = |e: &dyn std::fmt::Display| -> ! { panic!("cedar setup: {e}") };
     let policies = cedar_policy::PolicySet::from_str(CEDAR_POLICIES).unwrap_or_else(|e| fail(&e));
-    let entities = cedar_policy::Entities::from_json_str(CEDAR_ENTITIES, None).unwrap_or_else(|e| fail(&e));
+    let entities =
+        cedar_policy::Entities::from_json_str(CEDAR_ENTITIES, None).unwrap_or_else(|e| fail(&e));
     let uid = |s: &str| cedar_policy::EntityUid::from_str(s).unwrap_or_else(|e| fail(&e));
-    let context =
-        cedar_policy::Context::from_json_str(r#"{"purpose": "identification", "categories": ["identity", "full_name"]}"#, None)
-            .unwrap_or_else(|e| fail(&e));
-    let request = cedar_policy::Request::new(uid(r#"User::"staff-1""#), uid(r#"Action::"use""#), uid(r#"Subject::"s1""#), context, None)
-        .unwrap_or_else(|e| fail(&e));
-    Cedar { authorizer: cedar_policy::Authorizer::new(), policies, entities, request }
+    let context = cedar_policy::Context::from_json_str(
+        r#"{"purpose": "identification", "categories": ["identity", "full_name"]}"#,
+        None,
+    )
+    .unwrap_or_else(|e| fail(&e));
+    let request = cedar_policy::Request::new(
+        uid(r#"User::"staff-1""#),
+        uid(r#"Action::"use""#),
+        uid(r#"Subject::"s1""#),
+        context,
+        None,
+    )
+    .unwrap_or_else(|e| fail(&e));
+    Cedar {
+        authorizer: cedar_policy::Authorizer::new(),
+        policies,
+        entities,
+        request,
+    }
 }
 
 fn facts() -> SubjectFacts {
@@ -78,8 +95,9 @@ fn median_ns(batches: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let policy = LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let policy =
+        LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
     let compiled = Compiled::new(&policy.policy).unwrap_or_else(|e| panic!("{e}"));
     let f = facts();
     let now = Utc::now();
@@ -93,13 +111,20 @@ fn main() {
         recipient: None,
         now,
     };
-    let deny = DecisionInput { role: "marketing", ..permit };
+    let deny = DecisionInput {
+        role: "marketing",
+        ..permit
+    };
     let fin = vec!["full_name".to_string()];
     let transfer = DecisionInput {
         operation: Operation::Transfer,
         purpose: "contract_performance",
         categories: &fin,
-        recipient: Some(RecipientInput { id: "financial_institutions", legal_basis: None, reference: None }),
+        recipient: Some(RecipientInput {
+            id: "financial_institutions",
+            legal_basis: None,
+            reference: None,
+        }),
         ..permit
     };
     assert!(compiled.decide(&permit, &f).permit);
@@ -107,17 +132,30 @@ fn main() {
     assert!(compiled.decide(&transfer, &f).permit);
     let c = cedar();
     assert_eq!(
-        c.authorizer.is_authorized(&c.request, &c.policies, &c.entities).decision(),
+        c.authorizer
+            .is_authorized(&c.request, &c.policies, &c.entities)
+            .decision(),
         cedar_policy::Decision::Allow
     );
 
     let mut crit = Criterion::default().configure_from_args();
     {
         let mut g = crit.benchmark_group("decide");
-        g.bench_function("derbes/permit", |b| b.iter(|| compiled.decide(black_box(&permit), black_box(&f))));
-        g.bench_function("derbes/deny", |b| b.iter(|| compiled.decide(black_box(&deny), black_box(&f))));
-        g.bench_function("derbes/transfer", |b| b.iter(|| compiled.decide(black_box(&transfer), black_box(&f))));
-        g.bench_function("cedar/permit", |b| b.iter(|| c.authorizer.is_authorized(black_box(&c.request), &c.policies, &c.entities)));
+        g.bench_function("derbes/permit", |b| {
+            b.iter(|| compiled.decide(black_box(&permit), black_box(&f)))
+        });
+        g.bench_function("derbes/deny", |b| {
+            b.iter(|| compiled.decide(black_box(&deny), black_box(&f)))
+        });
+        g.bench_function("derbes/transfer", |b| {
+            b.iter(|| compiled.decide(black_box(&transfer), black_box(&f)))
+        });
+        g.bench_function("cedar/permit", |b| {
+            b.iter(|| {
+                c.authorizer
+                    .is_authorized(black_box(&c.request), &c.policies, &c.entities)
+            })
+        });
         g.finish();
     }
     crit.final_summary();
@@ -128,8 +166,14 @@ fn main() {
             black_box(compiled.decide(black_box(&permit), black_box(&f)));
         });
         let theirs = median_ns(300, || {
-            black_box(c.authorizer.is_authorized(black_box(&c.request), &c.policies, &c.entities));
+            black_box(
+                c.authorizer
+                    .is_authorized(black_box(&c.request), &c.policies, &c.entities),
+            );
         });
-        println!("decide p50: derbes {ours:.0} ns, cedar {theirs:.0} ns; cedar/derbes = {:.1}x", theirs / ours);
+        println!(
+            "decide p50: derbes {ours:.0} ns, cedar {theirs:.0} ns; cedar/derbes = {:.1}x",
+            theirs / ours
+        );
     }
 }

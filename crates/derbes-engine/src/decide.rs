@@ -73,6 +73,39 @@ pub struct DisclosureView {
     pub notice_due: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// How long a subject's decision facts are reused without asking the store.
+pub const FACTS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Recently loaded decision facts.
+#[derive(Debug, Default)]
+pub(crate) struct FactsCache(
+    std::sync::RwLock<std::collections::HashMap<SubjectId, (SubjectFacts, std::time::Instant)>>,
+);
+
+impl FactsCache {
+    fn get(&self, s: &SubjectId) -> Option<SubjectFacts> {
+        let map = self.0.read().ok()?;
+        let (f, at) = map.get(s)?;
+        (at.elapsed() < FACTS_CACHE_TTL).then(|| f.clone())
+    }
+
+    fn put(&self, s: SubjectId, f: SubjectFacts) {
+        if let Ok(mut map) = self.0.write() {
+            if map.len() > 100_000 {
+                map.retain(|_, (_, at)| at.elapsed() < FACTS_CACHE_TTL);
+            }
+            map.insert(s, (f, std::time::Instant::now()));
+        }
+    }
+
+    /// Forget a subject (after any change to their status or consents).
+    pub(crate) fn forget(&self, s: &SubjectId) {
+        if let Ok(mut map) = self.0.write() {
+            map.remove(s);
+        }
+    }
+}
+
 fn status_of(s: &str) -> SubjectStatus {
     match s {
         "active" => SubjectStatus::Active,
@@ -89,22 +122,29 @@ fn text(s: &Option<String>) -> Option<&str> {
 }
 
 impl Engine {
-    /// The subject's side of a decision, from the store and the ledger.
+    /// The subject's side of a decision: from the cache when fresh (this
+    /// engine forgets a subject on every change it makes to their status or
+    /// consents), otherwise from the store and the ledger in one round trip.
     pub(crate) async fn subject_facts(
         &self,
         subject: SubjectId,
     ) -> Result<SubjectFacts, EngineError> {
-        let row = self
+        if let Some(f) = self.facts.get(&subject) {
+            return Ok(f);
+        }
+        let (row, rows) = self
             .store
-            .subject(&subject.to_string())
+            .subject_with_consents(&subject.to_string())
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
-        let consents = self.consent_records(subject).await?;
-        Ok(SubjectFacts {
+        let consents = crate::records_of(&rows)?;
+        let f = SubjectFacts {
             status: status_of(&row.status),
             relationship_ended_at: row.relationship_ended_at.map(from_micros),
             consents: ConsentFacts::from_records(&consents, self.now()),
-        })
+        };
+        self.facts.put(subject, f.clone());
+        Ok(f)
     }
 
     /// Decide without side effects other than the audit record.

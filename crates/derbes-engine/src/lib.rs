@@ -53,6 +53,8 @@ pub struct Engine {
     /// The policy compiled for decisions; an error makes every decision a deny.
     compiled: Arc<Result<Compiled, derbes_core::decision::CompileError>>,
     auditor: audit::SharedAuditor,
+    tokens: Arc<staff::TokenCache>,
+    facts: Arc<decide::FactsCache>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -110,6 +112,19 @@ pub struct DataRead {
     /// The categories the decision permitted.
     pub categories: Vec<String>,
     pub audit_id: i64,
+}
+
+/// Consent records from stored rows, with their withdrawals.
+pub(crate) fn records_of(
+    rows: &[derbes_store::ConsentRow],
+) -> Result<Vec<ConsentRecord>, EngineError> {
+    rows.iter()
+        .map(|r| {
+            let mut rec: ConsentRecord = serde_json::from_str(&r.record_json)?;
+            rec.withdrawn_at = r.withdrawn_at.map(from_micros);
+            Ok(rec)
+        })
+        .collect()
 }
 
 /// The distinct categories of `category.field` names, in order.
@@ -187,6 +202,8 @@ impl Engine {
             store,
             compiled,
             auditor: Arc::default(),
+            tokens: Arc::default(),
+            facts: Arc::default(),
             policy: Arc::new(policy),
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             data_dir,
@@ -673,14 +690,7 @@ impl Engine {
     }
 
     async fn consent_records(&self, subject: SubjectId) -> Result<Vec<ConsentRecord>, EngineError> {
-        let rows = self.store.consents(&subject.to_string()).await?;
-        rows.iter()
-            .map(|r| {
-                let mut rec: ConsentRecord = serde_json::from_str(&r.record_json)?;
-                rec.withdrawn_at = r.withdrawn_at.map(from_micros);
-                Ok(rec)
-            })
-            .collect()
+        records_of(&self.store.consents(&subject.to_string()).await?)
     }
 
     async fn has_active_consent(
@@ -723,6 +733,7 @@ impl Engine {
         self.store
             .insert_consent(&subject.to_string(), &row)
             .await?;
+        self.facts.forget(&subject);
         self.audit(
             actor,
             "consent",
@@ -802,6 +813,7 @@ impl Engine {
                 &evidence,
             )
             .await?;
+        self.facts.forget(&subject);
         self.audit(
             actor,
             "consent.withdrawal",
@@ -849,6 +861,7 @@ impl Engine {
             .store
             .shred_subject(&subject.to_string(), micros(self.now()))
             .await?;
+        self.facts.forget(&subject);
         self.audit(
             actor,
             "destruction",

@@ -33,6 +33,39 @@ pub struct StaffView {
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// How long an authenticated token is remembered.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Recently authenticated tokens (by hash), so that a busy client does not
+/// cost a database round trip per request.
+#[derive(Debug, Default)]
+pub(crate) struct TokenCache(
+    std::sync::RwLock<std::collections::HashMap<String, (Staff, std::time::Instant)>>,
+);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Staff> {
+        let map = self.0.read().ok()?;
+        let (staff, at) = map.get(hash)?;
+        (at.elapsed() < TOKEN_CACHE_TTL).then(|| staff.clone())
+    }
+
+    fn put(&self, hash: String, staff: Staff) {
+        if let Ok(mut map) = self.0.write() {
+            if map.len() > 10_000 {
+                map.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+            }
+            map.insert(hash, (staff, std::time::Instant::now()));
+        }
+    }
+
+    fn forget(&self, token_id: &str) {
+        if let Ok(mut map) = self.0.write() {
+            map.retain(|_, (s, _)| s.token_id != token_id);
+        }
+    }
+}
+
 fn token_hash(token: &str) -> String {
     derbes_policy::sha256_hex(token.as_bytes())
 }
@@ -102,20 +135,26 @@ impl Engine {
         ))
     }
 
-    /// The staff member a bearer token belongs to, if it is live.
+    /// The staff member a bearer token belongs to, if it is live. Answers
+    /// are cached for [`TOKEN_CACHE_TTL`]: a revocation in this process takes
+    /// effect at once, one made by another process within that time.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Staff>, EngineError> {
         if !token.starts_with("dbs_") || token.len() != 68 {
             return Ok(None);
         }
-        Ok(self
-            .store
-            .token_by_hash(&token_hash(token))
-            .await?
-            .map(|t| Staff {
-                token_id: t.token_id,
-                name: t.name,
-                role: t.role,
-            }))
+        let hash = token_hash(token);
+        if let Some(staff) = self.tokens.get(&hash) {
+            return Ok(Some(staff));
+        }
+        let staff = self.store.token_by_hash(&hash).await?.map(|t| Staff {
+            token_id: t.token_id,
+            name: t.name,
+            role: t.role,
+        });
+        if let Some(s) = &staff {
+            self.tokens.put(hash, s.clone());
+        }
+        Ok(staff)
     }
 
     /// Every token (without secrets).
@@ -143,6 +182,7 @@ impl Engine {
             .store
             .revoke_token(token_id, micros(self.now()))
             .await?;
+        self.tokens.forget(token_id);
         self.audit(
             actor,
             "staff.revoke",

@@ -179,6 +179,43 @@ async fn roles_and_need_to_know(store: &Store) {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["categories"], json!(["full_name", "contact"]));
     assert!(v["audit_id"].as_i64().unwrap() > 0);
+    // Withdrawing the SMS consent takes effect on the very next use (no stale cache).
+    let (_, consents) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/consents"),
+            None,
+            &backend,
+        )
+        .await;
+    let sms = consents["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "marketing")
+        .unwrap()["consent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/subjects/{id}/consents/{sms}/withdrawal"),
+            Some(json!({"evidence": {"via": "in_app"}})),
+            &backend,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=sms"),
+            None,
+            &marketing,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert!(codes(&v).contains(&"no_marketing_consent".to_string()));
     // The analyst's statistics never include identity; this subject has no technical data.
     let (status, v) = api
         .call(

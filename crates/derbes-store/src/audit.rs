@@ -159,7 +159,7 @@ impl Store {
             None => (0, vec![0u8; 32]),
         };
         let mut seqs = Vec::with_capacity(records.len());
-        for chunk in records.chunks(64) {
+        for chunk in records.chunks(256) {
             let mut sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ");
             for i in 0..chunk.len() {
                 if i > 0 {
@@ -170,7 +170,11 @@ impl Store {
                     if c > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!("${}", i * 13 + c + 1));
+                    // Positional `?` spares SQLite a name lookup per bound value.
+                    match self.backend {
+                        Backend::Sqlite => sql.push('?'),
+                        Backend::Postgres => sql.push_str(&format!("${}", i * 13 + c + 1)),
+                    }
                 }
                 sql.push(')');
             }

@@ -264,6 +264,48 @@ impl Store {
         }
     }
 
+    /// A subject and every consent of theirs, in one round trip (decisions).
+    pub async fn subject_with_consents(
+        &self,
+        subject_id: &str,
+    ) -> Result<Option<(SubjectRow, Vec<ConsentRow>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.subject_id, s.status, s.created_at, s.policy_version, s.destroyed_at, s.relationship_ended_at, \
+                    c.consent_id, c.record, w.withdrawn_at \
+             FROM subjects s \
+             LEFT JOIN consents c ON c.subject_id = s.subject_id \
+             LEFT JOIN consent_withdrawals w ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id \
+             WHERE s.subject_id = $1 ORDER BY c.given_at, c.consent_id",
+        )
+        .bind(subject_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let subject = SubjectRow {
+            subject_id: first.try_get("subject_id")?,
+            status: first.try_get("status")?,
+            created_at: first.try_get("created_at")?,
+            policy_version: first.try_get("policy_version")?,
+            destroyed_at: first.try_get("destroyed_at")?,
+            relationship_ended_at: first.try_get("relationship_ended_at")?,
+        };
+        let mut consents = Vec::new();
+        for r in &rows {
+            let id: Option<String> = r.try_get("consent_id")?;
+            if let Some(consent_id) = id {
+                consents.push(ConsentRow {
+                    subject_id: subject.subject_id.clone(),
+                    consent_id,
+                    record_json: r.try_get("record")?,
+                    withdrawn_at: r.try_get("withdrawn_at")?,
+                });
+            }
+        }
+        Ok(Some((subject, consents)))
+    }
+
     /// The subject's wrapped data key: (KEK id, bytes).
     pub async fn subject_key(
         &self,
