@@ -10,10 +10,27 @@ fn source(name: &str) -> String {
 
 #[test]
 fn sealed_fields_are_opened_in_one_place_only() {
-    let files = ["lib.rs", "audit.rs", "decide.rs", "keys.rs", "organizations.rs", "seed.rs", "staff.rs", "error.rs"];
+    let files = [
+        "lib.rs",
+        "audit.rs",
+        "decide.rs",
+        "keys.rs",
+        "organizations.rs",
+        "seed.rs",
+        "staff.rs",
+        "error.rs",
+    ];
     let all: String = files.iter().map(|f| source(f)).collect();
-    assert_eq!(all.matches("key.open(").count(), 1, "only Engine::view opens sealed fields");
-    assert_eq!(all.matches("self.view(").count(), 1, "only data_for_purpose calls Engine::view");
+    assert_eq!(
+        all.matches("key.open(").count(),
+        1,
+        "only Engine::view opens sealed fields"
+    );
+    assert_eq!(
+        all.matches("self.view(").count(),
+        1,
+        "only data_for_purpose calls Engine::view"
+    );
     let lib = source("lib.rs");
     let read = lib.find("pub async fn data_for_purpose(").unwrap();
     let body = &lib[read..];
@@ -21,13 +38,19 @@ fn sealed_fields_are_opened_in_one_place_only() {
     let audit = body.find(".audit(").unwrap();
     let deny = body.find("return Err(EngineError::Denied").unwrap();
     let open = body.find("self.view(").unwrap();
-    assert!(decide < audit && audit < deny && deny < open, "decide, then audit, then refuse or open");
+    assert!(
+        decide < audit && audit < deny && deny < open,
+        "decide, then audit, then refuse or open"
+    );
     // Nothing outside the engine depends on the vault's data keys.
     for krate in ["derbes-server", "derbes"] {
         let dir = format!("{}/../{krate}/src", env!("CARGO_MANIFEST_DIR"));
         for entry in walk(&dir) {
             let text = std::fs::read_to_string(&entry).unwrap();
-            assert!(!text.contains("DataKey") && !text.contains("unwrap_key"), "{entry} touches data keys");
+            assert!(
+                !text.contains("DataKey") && !text.contains("unwrap_key"),
+                "{entry} touches data keys"
+            );
         }
     }
 }

@@ -671,3 +671,39 @@ fn staff_and_audit_verify_detect_tampering() {
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.contains("TAMPERED at record 7"), "{text}");
 }
+
+#[test]
+fn audit_verify_on_postgres() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(derbes_store::testing::TestDb::postgres()) else {
+        return;
+    };
+    let derbes_store::StoreConfig::Postgres { url } = &db.config else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let with_pg = |args: &[&str]| {
+        derbes()
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(code(&with_pg(&["dev", "seed", "--subjects", "15"])), 0);
+    let o = with_pg(&["audit", "verify", "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    rt.block_on(
+        db.store
+            .debug_execute("DELETE FROM audit_log WHERE seq = 4"),
+    )
+    .unwrap();
+    let o = with_pg(&["audit", "verify"]);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("TAMPERED at record 4"));
+    drop(db);
+}
