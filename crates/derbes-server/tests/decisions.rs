@@ -2,98 +2,39 @@
 //! Roles, 401/403, the decision point, disclosures, the audit log and staff
 //! over HTTP, on SQLite and PostgreSQL.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use derbes_engine::Engine;
-use derbes_policy::LoadedPolicy;
-use derbes_server::{app, AppState};
+use axum::http::{Method, StatusCode};
 use derbes_store::{both_backends, Store};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tower::ServiceExt;
+mod common;
+use common::Api;
 
-struct Api {
-    state: AppState,
-    admin: String,
+/// Call with a token, as these tests always do.
+async fn call(
+    api: &Api,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+    token: &str,
+) -> (StatusCode, Value) {
+    let (status, v, _) = api.call(method, uri, body, Some(token)).await;
+    (status, v)
 }
 
-impl Api {
-    async fn new(store: &Store) -> Api {
-        let policy =
-            LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string())
-                .unwrap();
-        let engine = Engine::with_keyring(
-            store.clone(),
-            policy,
-            derbes_vault::Keyring::ephemeral(),
-            None,
-        );
-        let admin = engine.bootstrap_admin().await.unwrap().unwrap();
-        Api {
-            state: AppState::new(engine).unwrap(),
-            admin,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        body: Option<Value>,
-        token: &str,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", format!("Bearer {token}"));
-        let body = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = app(self.state.clone())
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn token(&self, role: &str) -> String {
-        let (status, v) = self
-            .call(
-                Method::POST,
-                "/api/v1/staff",
-                Some(json!({"name": role, "role": role})),
-                &self.admin,
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{v}");
-        v["token"].as_str().unwrap().to_string()
-    }
-
-    async fn subject(&self, backend: &str) -> String {
-        let (status, v) = self
-            .call(
-                Method::POST,
-                "/api/v1/subjects",
-                Some(json!({
-                    "fields": {"identity.iin": "871008401427", "identity.rk_citizen": true, "full_name.surname": "Ким",
-                               "full_name.first_name": "Дана", "contact.phone": "+77015551122"},
-                    "consents": [{"kind": "policy", "notify_of_transfers": true}, {"kind": "marketing", "channel": "sms"}]
-                })),
-                backend,
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{v}");
-        v["subject_id"].as_str().unwrap().to_string()
-    }
+async fn subject(api: &Api, backend: &str) -> String {
+    let (status, v) = call(
+        api,
+        Method::POST,
+        "/api/v1/subjects",
+        Some(json!({
+            "fields": {"identity.iin": "871008401427", "identity.rk_citizen": true, "full_name.surname": "Ким",
+                       "full_name.first_name": "Дана", "contact.phone": "+77015551122"},
+            "consents": [{"kind": "policy", "notify_of_transfers": true}, {"kind": "marketing", "channel": "sms"}]
+        })),
+        backend,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v["subject_id"].as_str().unwrap().to_string()
 }
 
 fn codes(v: &Value) -> Vec<String> {
@@ -109,85 +50,85 @@ fn codes(v: &Value) -> Vec<String> {
 
 async fn roles_and_need_to_know(store: &Store) {
     let api = Api::new(store).await;
-    let backend = api.token("backend_service").await;
-    let marketing = api.token("marketing").await;
-    let analyst = api.token("analyst").await;
-    let id = api.subject(&backend).await;
+    let backend = api.token_for("backend_service").await;
+    let marketing = api.token_for("marketing").await;
+    let analyst = api.token_for("analyst").await;
+    let id = subject(&api, &backend).await;
 
     // The administrator runs derbes but may not register or read anyone.
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=identification"),
-            None,
-            &api.admin,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/data?purpose=identification"),
+        None,
+        &api.admin,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(v["error"]["code"], "forbidden");
     // An analyst may not register.
-    let (status, _) = api
-        .call(
-            Method::POST,
-            "/api/v1/subjects",
-            Some(json!({"fields": {}, "consents": []})),
-            &analyst,
-        )
-        .await;
+    let (status, _) = call(
+        &api,
+        Method::POST,
+        "/api/v1/subjects",
+        Some(json!({"fields": {}, "consents": []})),
+        &analyst,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Marketing has no need to know identity: denied, with reasons and an audit record.
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=identification"),
-            None,
-            &marketing,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/data?purpose=identification"),
+        None,
+        &marketing,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["error"]["code"], "denied");
     assert!(codes(&v).contains(&"no_need_to_know".to_string()), "{v}");
     // Marketing for marketing: needs the channel, then the channel's consent.
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=marketing"),
-            None,
-            &marketing,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/data?purpose=marketing"),
+        None,
+        &marketing,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(codes(&v).contains(&"channel_required".to_string()));
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=whatsapp"),
-            None,
-            &marketing,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=whatsapp"),
+        None,
+        &marketing,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(codes(&v).contains(&"no_marketing_consent".to_string()));
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=sms"),
-            None,
-            &marketing,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=sms"),
+        None,
+        &marketing,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["categories"], json!(["full_name", "contact"]));
     assert!(v["audit_id"].as_i64().unwrap() > 0);
     // Withdrawing the SMS consent takes effect on the very next use (no stale cache).
-    let (_, consents) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/consents"),
-            None,
-            &backend,
-        )
-        .await;
+    let (_, consents) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/consents"),
+        None,
+        &backend,
+    )
+    .await;
     let sms = consents["consents"]
         .as_array()
         .unwrap()
@@ -197,40 +138,38 @@ async fn roles_and_need_to_know(store: &Store) {
         .as_str()
         .unwrap()
         .to_string();
-    let (status, _) = api
-        .call(
-            Method::POST,
-            &format!("/api/v1/subjects/{id}/consents/{sms}/withdrawal"),
-            Some(json!({"evidence": {"via": "in_app"}})),
-            &backend,
-        )
-        .await;
+    let (status, _) = call(
+        &api,
+        Method::POST,
+        &format!("/api/v1/subjects/{id}/consents/{sms}/withdrawal"),
+        Some(json!({"evidence": {"via": "in_app"}})),
+        &backend,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=sms"),
-            None,
-            &marketing,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/data?purpose=marketing&channel=sms"),
+        None,
+        &marketing,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     assert!(codes(&v).contains(&"no_marketing_consent".to_string()));
     // The analyst's statistics never include identity; this subject has no technical data.
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=statistics"),
-            None,
-            &analyst,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/data?purpose=statistics"),
+        None,
+        &analyst,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v["fields"].as_array().unwrap().is_empty());
     // 401 for a revoked token.
-    let (_, list) = api
-        .call(Method::GET, "/api/v1/staff", None, &api.admin)
-        .await;
+    let (_, list) = call(&api, Method::GET, "/api/v1/staff", None, &api.admin).await;
     let analyst_id = list
         .as_array()
         .unwrap()
@@ -240,57 +179,56 @@ async fn roles_and_need_to_know(store: &Store) {
         .as_str()
         .unwrap()
         .to_string();
-    let (status, _) = api
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/staff/{analyst_id}"),
-            None,
-            &api.admin,
-        )
-        .await;
+    let (status, _) = call(
+        &api,
+        Method::DELETE,
+        &format!("/api/v1/staff/{analyst_id}"),
+        None,
+        &api.admin,
+    )
+    .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=statistics"),
-            None,
-            &analyst,
-        )
-        .await;
+    let (status, _) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/data?purpose=statistics"),
+        None,
+        &analyst,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, v) = api
-        .call(
-            Method::POST,
-            "/api/v1/staff",
-            Some(json!({"name": "x", "role": "god"})),
-            &api.admin,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::POST,
+        "/api/v1/staff",
+        Some(json!({"name": "x", "role": "god"})),
+        &api.admin,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["code"], "unknown_role");
-    let (status, _) = api
-        .call(
-            Method::POST,
-            "/api/v1/staff",
-            Some(json!({"name": "x", "role": "administrator"})),
-            &backend,
-        )
-        .await;
+    let (status, _) = call(
+        &api,
+        Method::POST,
+        "/api/v1/staff",
+        Some(json!({"name": "x", "role": "administrator"})),
+        &backend,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 async fn decisions_disclosures_and_audit(store: &Store) {
     let api = Api::new(store).await;
-    let backend = api.token("backend_service").await;
-    let dpo = api.token("data_protection_officer").await;
-    let id = api.subject(&backend).await;
+    let backend = api.token_for("backend_service").await;
+    let dpo = api.token_for("data_protection_officer").await;
+    let id = subject(&api, &backend).await;
 
-    let (status, v) = api.call(Method::POST, "/api/v1/decisions", Some(json!({"subject_id": id, "operation": "use", "purpose": "identification", "categories": ["identity"]})), &backend).await;
+    let (status, v) = call(&api, Method::POST, "/api/v1/decisions", Some(json!({"subject_id": id, "operation": "use", "purpose": "identification", "categories": ["identity"]})), &backend).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["decision"], "permit");
     assert!(v["audit_id"].as_i64().unwrap() > 0);
-    let (status, v) = api
-        .call(Method::POST, "/api/v1/decisions", Some(json!({"subject_id": id, "operation": "transfer", "purpose": "marketing", "categories": ["contact"], "recipient": "ad_platforms", "channel": "sms"})), &backend)
+    let (status, v) = call(&api, Method::POST, "/api/v1/decisions", Some(json!({"subject_id": id, "operation": "transfer", "purpose": "marketing", "categories": ["contact"], "recipient": "ad_platforms", "channel": "sms"})), &backend)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["decision"], "deny");
@@ -306,8 +244,7 @@ async fn decisions_disclosures_and_audit(store: &Store) {
     );
 
     // A disclosure to a bank: permitted, recorded, a notice due in 10 working days.
-    let (status, v) = api
-        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "financial_institutions", "purpose": "contract_performance", "categories": ["full_name"], "legal_basis": "the user's consent (clause 6.1)"})), &backend)
+    let (status, v) = call(&api, Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "financial_institutions", "purpose": "contract_performance", "categories": ["full_name"], "legal_basis": "the user's consent (clause 6.1)"})), &backend)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["cross_border"], false);
@@ -316,16 +253,14 @@ async fn decisions_disclosures_and_audit(store: &Store) {
         "the consent asked to be told: {v}"
     );
     // The IP-to-person link goes to nobody but an authority with a basis.
-    let (status, v) = api
-        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["network"], "legal_basis": "ask"})), &dpo)
+    let (status, v) = call(&api, Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["network"], "legal_basis": "ask"})), &dpo)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     assert!(
         codes(&v).contains(&"legal_basis_required".to_string())
             && codes(&v).contains(&"ip_link_forbidden".to_string())
     );
-    let (status, v) = api
-        .call(
+    let (status, v) = call(&api,
             Method::POST,
             "/api/v1/disclosures",
             Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["identity", "network"],
@@ -335,18 +270,17 @@ async fn decisions_disclosures_and_audit(store: &Store) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     // The backend may not disclose for legal obligations (no need to know).
-    let (status, _) = api
-        .call(Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["identity"], "legal_basis": "x", "reference": "y"})), &backend)
+    let (status, _) = call(&api, Method::POST, "/api/v1/disclosures", Some(json!({"subject_id": id, "recipient": "kz_authorities", "purpose": "legal_obligation", "categories": ["identity"], "legal_basis": "x", "reference": "y"})), &backend)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/subjects/{id}/disclosures"),
-            None,
-            &dpo,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/subjects/{id}/disclosures"),
+        None,
+        &dpo,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let recipients: Vec<&str> = v["disclosures"]
         .as_array()
@@ -357,27 +291,27 @@ async fn decisions_disclosures_and_audit(store: &Store) {
     assert_eq!(recipients, ["financial_institutions", "kz_authorities"]);
 
     // The audit log: every step above, paged, readable by the DPO only.
-    let (status, _) = api.call(Method::GET, "/api/v1/audit", None, &backend).await;
+    let (status, _) = call(&api, Method::GET, "/api/v1/audit", None, &backend).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, v) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/audit?subject_id={id}&limit=3"),
-            None,
-            &dpo,
-        )
-        .await;
+    let (status, v) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/audit?subject_id={id}&limit=3"),
+        None,
+        &dpo,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["records"].as_array().unwrap().len(), 3);
     let after = v["next_after"].as_i64().unwrap();
-    let (_, v2) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/audit?subject_id={id}&after={after}&limit=1000"),
-            None,
-            &dpo,
-        )
-        .await;
+    let (_, v2) = call(
+        &api,
+        Method::GET,
+        &format!("/api/v1/audit?subject_id={id}&after={after}&limit=1000"),
+        None,
+        &dpo,
+    )
+    .await;
     let mut actions: Vec<String> = v["records"]
         .as_array()
         .unwrap()
@@ -407,9 +341,14 @@ async fn decisions_disclosures_and_audit(store: &Store) {
             "the audit log never holds values: {secret}"
         );
     }
-    let (status, _) = api
-        .call(Method::GET, "/api/v1/audit?from=yesterday", None, &dpo)
-        .await;
+    let (status, _) = call(
+        &api,
+        Method::GET,
+        "/api/v1/audit?from=yesterday",
+        None,
+        &dpo,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // The chain is intact.
     let v = api.state.engine().verify_audit().await.unwrap();

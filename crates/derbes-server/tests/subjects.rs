@@ -4,89 +4,15 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use derbes_engine::Engine;
-use derbes_policy::LoadedPolicy;
-use derbes_server::{app, AppState};
+use derbes_server::app;
 use derbes_store::{both_backends, Store};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+mod common;
+use common::Api;
+
 const IIN: &str = "871008401427";
-
-struct Api {
-    state: AppState,
-    token: String,
-}
-
-impl Api {
-    async fn new(store: &Store) -> Api {
-        let policy =
-            LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string())
-                .unwrap();
-        let engine = Engine::with_keyring(
-            store.clone(),
-            policy,
-            derbes_vault::Keyring::ephemeral(),
-            None,
-        );
-        let admin = engine.bootstrap_admin().await.unwrap().unwrap();
-        let (_, token) = engine
-            .create_token(
-                &derbes_engine::Actor::system("test"),
-                "backend",
-                "backend_service",
-            )
-            .await
-            .unwrap();
-        let _ = admin;
-        Api {
-            state: AppState::new(engine).unwrap(),
-            token,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (StatusCode, Value, String) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let body = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = app(self.state.clone())
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8(bytes.to_vec()).unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        )
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        uri: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value, String) {
-        self.call(method, uri, body, Some(&self.token)).await
-    }
-}
 
 fn registration(iin: &str, phone: &str) -> Value {
     json!({
