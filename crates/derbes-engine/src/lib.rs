@@ -10,6 +10,7 @@ mod decide;
 mod error;
 mod keys;
 mod organizations;
+mod requests;
 mod seed;
 mod staff;
 
@@ -35,6 +36,10 @@ pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, Disclosure
 pub use error::EngineError;
 pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use organizations::OrganizationRequest;
+pub use requests::{
+    Identification, NewRequest, RequestAction, RequestChannel, RequestState, RequestStep,
+    RequestView, Requester,
+};
 pub use seed::SeedReport;
 pub use staff::{Staff, StaffView};
 

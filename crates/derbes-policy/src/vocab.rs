@@ -166,6 +166,7 @@ vocabulary!(
         ReadAudit => "read_audit",
         ManageStaff => "manage_staff",
         ManageKeys => "manage_keys",
+        WorkRequests => "work_requests",
     }
 );
 

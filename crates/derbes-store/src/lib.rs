@@ -23,6 +23,7 @@ mod audit;
 mod disclosures;
 mod migrate;
 mod policy_versions;
+mod requests;
 mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -40,6 +41,7 @@ pub use audit::{
 pub use disclosures::DisclosureRow;
 pub use migrate::latest_version;
 pub use policy_versions::{PolicyVersion, PublishOutcome};
+pub use requests::{RequestEvent, RequestFilter, RequestRow, FINAL_STATES};
 pub use subjects::{
     ConsentRow, FieldRow, NewConsent, NewSubject, Rectification, SubjectRow, TokenRow,
 };

@@ -29,6 +29,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_policy_versions"),
     migration!(2, "0002_subjects_and_consents"),
     migration!(3, "0003_audit_and_disclosures"),
+    migration!(4, "0004_requests"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

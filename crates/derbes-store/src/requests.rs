@@ -1,0 +1,218 @@
+//! Data-subject requests and their event trail.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    pub request_id: String,
+    pub subject_id: Option<String>,
+    pub kind: String,
+    pub channel: String,
+    pub requester: String,
+    pub received_at: i64,
+    pub due_at: i64,
+    pub state: String,
+    pub state_reason: Option<String>,
+    /// JSON, ids and codes only.
+    pub details: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestEvent {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: Option<String>,
+}
+
+/// Which requests to list.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub subject_id: Option<String>,
+    /// Only open requests due before this instant (unix µs).
+    pub overdue_at: Option<i64>,
+    pub limit: i64,
+}
+
+/// States a request never leaves.
+pub const FINAL_STATES: [&str; 2] = ["completed", "refused"];
+
+const REQUEST_COLUMNS: &str =
+    "request_id, subject_id, kind, channel, requester, received_at, due_at, state, state_reason, details, updated_at";
+
+fn request_row(r: &AnyRow) -> Result<RequestRow, StoreError> {
+    Ok(RequestRow {
+        request_id: r.try_get("request_id")?,
+        subject_id: r.try_get("subject_id")?,
+        kind: r.try_get("kind")?,
+        channel: r.try_get("channel")?,
+        requester: r.try_get("requester")?,
+        received_at: r.try_get("received_at")?,
+        due_at: r.try_get("due_at")?,
+        state: r.try_get("state")?,
+        state_reason: r.try_get("state_reason")?,
+        details: r.try_get("details")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Record a new request and its first event, together.
+    pub async fn insert_request(&self, r: &RequestRow, actor: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&format!(
+            "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&r.request_id)
+        .bind(r.subject_id.clone())
+        .bind(&r.kind)
+        .bind(&r.channel)
+        .bind(&r.requester)
+        .bind(r.received_at)
+        .bind(r.due_at)
+        .bind(&r.state)
+        .bind(r.state_reason.clone())
+        .bind(&r.details)
+        .bind(r.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO request_events (request_id, seq, at, actor, from_state, to_state, reason) VALUES ($1, 1, $2, $3, NULL, $4, NULL)",
+        )
+        .bind(&r.request_id)
+        .bind(r.updated_at)
+        .bind(actor)
+        .bind(&r.state)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn request(&self, request_id: &str) -> Result<Option<RequestRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE request_id = $1"
+        ))
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(request_row).transpose()
+    }
+
+    pub async fn request_events(&self, request_id: &str) -> Result<Vec<RequestEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, from_state, to_state, reason FROM request_events WHERE request_id = $1 ORDER BY seq",
+        )
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RequestEvent {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Requests matching `f`, oldest due first.
+    pub async fn requests(&self, f: &RequestFilter) -> Result<Vec<RequestRow>, StoreError> {
+        let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE 1 = 1");
+        let mut n = 0;
+        let mut cond = |sql: &mut String, c: &str| {
+            n += 1;
+            sql.push_str(&format!(" AND {c} ${n}"));
+        };
+        if f.state.is_some() {
+            cond(&mut sql, "state =");
+        }
+        if f.kind.is_some() {
+            cond(&mut sql, "kind =");
+        }
+        if f.subject_id.is_some() {
+            cond(&mut sql, "subject_id =");
+        }
+        if f.overdue_at.is_some() {
+            cond(
+                &mut sql,
+                "state NOT IN ('completed', 'refused') AND due_at <",
+            );
+        }
+        n += 1;
+        sql.push_str(&format!(" ORDER BY due_at, request_id LIMIT ${n}"));
+        let mut q = sqlx::query(&sql);
+        for v in [&f.state, &f.kind, &f.subject_id].into_iter().flatten() {
+            q = q.bind(v.clone());
+        }
+        if let Some(t) = f.overdue_at {
+            q = q.bind(t);
+        }
+        let rows = q
+            .bind(f.limit.clamp(1, 10_000))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(request_row).collect()
+    }
+
+    /// Move a request from `from` to `to`, appending its event; refused with
+    /// [`StoreError::Conflict`] if it is no longer in `from`.
+    pub async fn transition_request(
+        &self,
+        request_id: &str,
+        from: &str,
+        to: &str,
+        reason: Option<&str>,
+        actor: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE requests SET state = $1, state_reason = $2, updated_at = $3 WHERE request_id = $4 AND state = $5",
+        )
+        .bind(to)
+        .bind(reason)
+        .bind(at)
+        .bind(request_id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::Conflict("request state".into()));
+        }
+        let seq: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM request_events WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next")?;
+        sqlx::query(
+            "INSERT INTO request_events (request_id, seq, at, actor, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(request_id)
+        .bind(seq)
+        .bind(at)
+        .bind(actor)
+        .bind(from)
+        .bind(to)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
