@@ -36,6 +36,10 @@ use crate::routes;
         crate::decisions::add_staff,
         crate::decisions::list_staff,
         crate::decisions::revoke_staff,
+        crate::requests::create,
+        crate::requests::list,
+        crate::requests::show,
+        crate::requests::act,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -47,6 +51,7 @@ use crate::routes;
         (name = "decisions", description = "The decision point and the disclosure ledger"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "staff", description = "Staff and their bearer tokens"),
+        (name = "requests", description = "The rights desk: data-subject requests against legal deadlines"),
     )
 )]
 pub struct ApiDoc;

@@ -13,6 +13,7 @@ use crate::{ApiError, AppState, ErrorResponse};
 
 pub(crate) fn router(state: AppState) -> Router<AppState> {
     use crate::decisions as d;
+    use crate::requests as r;
     use crate::subjects as s;
     use axum::routing::post;
     let protected = Router::new()
@@ -37,6 +38,9 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/disclosures", post(d::disclose))
         .route("/api/v1/subjects/{id}/disclosures", get(d::disclosures))
         .route("/api/v1/audit", get(d::audit))
+        .route("/api/v1/requests", get(r::list).post(r::create))
+        .route("/api/v1/requests/{id}", get(r::show))
+        .route("/api/v1/requests/{id}/actions", post(r::act))
         .route("/api/v1/staff", get(d::list_staff).post(d::add_staff))
         .route(
             "/api/v1/staff/{token_id}",

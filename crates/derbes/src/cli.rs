@@ -49,6 +49,30 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The rights desk: data-subject requests and their deadlines.
+    #[command(subcommand)]
+    Requests(RequestsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// The queue, soonest due first.
+    List {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Only open requests past their due date.
+        #[arg(long)]
+        overdue: bool,
+        /// Only this state (received, identity_verified, in_progress, completed, refused).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One request with every step.
+    Show {
+        #[command(flatten)]
+        engine: EngineArgs,
+        request_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -707,3 +707,47 @@ fn audit_verify_on_postgres() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("TAMPERED at record 4"));
     drop(db);
 }
+
+#[test]
+fn requests_queue_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert_eq!(code(&run(&["migrate", "--data-dir", d])), 0);
+    // A request received ten days ago, entered through the engine as the desk would.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let request_id = rt.block_on(async {
+        let store = derbes_store::Store::open_and_migrate(&derbes_store::StoreConfig::sqlite_in(dir.path())).await.unwrap();
+        let policy = derbes_policy::LoadedPolicy::load(&repo_root().join("policy/ibusiness.toml")).unwrap();
+        let engine = derbes_engine::Engine::open(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default()).unwrap();
+        let actor = derbes_engine::Actor::system("test");
+        let received = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
+        let req: derbes_engine::NewRequest = serde_json::from_value(serde_json::json!({
+            "kind": "complaint", "channel": "written", "requester": "subject", "received_at": received
+        }))
+        .unwrap();
+        let r = engine.create_request(&actor, &req).await.unwrap();
+        store.close().await;
+        r.request_id
+    });
+    let o = run(&["requests", "list", "--overdue", "--data-dir", d, "--json"]);
+    assert_eq!(
+        code(&o),
+        1,
+        "overdue requests are a negative answer for monitoring"
+    );
+    assert_eq!(json_of(&o)[0]["request_id"], request_id.as_str());
+    let o = run(&["requests", "show", &request_id, "--data-dir", d]);
+    assert_eq!(code(&o), 0);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("OVERDUE") && text.contains("received"),
+        "{text}"
+    );
+    assert_eq!(
+        code(&run(&["requests", "show", "nope", "--data-dir", d])),
+        2
+    );
+}

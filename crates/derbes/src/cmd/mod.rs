@@ -5,6 +5,7 @@ mod dev;
 mod keys;
 mod kz;
 mod policy;
+mod requests;
 mod serve;
 mod staff;
 
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Dev(c) => dev::run(c, json),
         Command::Staff(c) => staff::run(c, json),
         Command::Audit(c) => audit::run(c, json),
+        Command::Requests(c) => requests::run(c, json),
     }
 }
 

@@ -1,0 +1,127 @@
+//! The rights desk over HTTP.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use derbes_engine::{Actor, NewRequest, RequestAction, RequestState, RequestView};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::body::JsonBody;
+use crate::{ApiError, AppState, ErrorResponse};
+
+/// Receive a data-subject request; its due date comes from the policy's
+/// deadline for the kind, in Kazakh working days.
+#[utoipa::path(post, path = "/api/v1/requests", tag = "requests", request_body = NewRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Received", body = RequestView),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 404, description = "No such subject", body = ErrorResponse),
+        (status = 422, description = "Refused: `in_future`, `invalid_identification`, ...", body = ErrorResponse)))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(req): JsonBody<NewRequest>,
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine().create_request(&actor, &req).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RequestQuery {
+    /// received, identity_verified, in_progress, completed, refused
+    pub state: Option<String>,
+    /// access, information, rectification, blocking, unblocking, objection, withdrawal, destruction, complaint
+    pub kind: Option<String>,
+    /// Only open requests past their due date.
+    pub overdue: Option<bool>,
+    pub limit: Option<i64>,
+}
+
+/// The queue, soonest due first.
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(RequestQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Requests", body = [RequestView]), (status = 403, description = "`forbidden`", body = ErrorResponse)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Query(q): Query<RequestQuery>,
+) -> Result<Json<Vec<RequestView>>, ApiError> {
+    let st = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(
+            serde_json::from_value::<RequestState>(serde_json::Value::String(s.to_string()))
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "state",
+                        "received, identity_verified, in_progress, completed or refused",
+                    )
+                })?,
+        ),
+    };
+    let kind =
+        match q.kind.as_deref() {
+            None => None,
+            Some(k) => Some(derbes_policy::Right::parse(k).ok_or_else(|| {
+                ApiError::invalid("kind", "a request kind of the policy's rights")
+            })?),
+        };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "1 to 1000"));
+    }
+    Ok(Json(
+        state
+            .engine()
+            .requests(&actor, st, kind, q.overdue.unwrap_or(false), limit)
+            .await?,
+    ))
+}
+
+/// One request with every step.
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests",
+    params(("id" = String, Path, description = "Request id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The request", body = RequestView), (status = 404, description = "No such request", body = ErrorResponse)))]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    Ok(Json(state.engine().request(&actor, &id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    pub action: RequestAction,
+    /// Required to refuse.
+    pub reason: Option<String>,
+}
+
+/// Verify the requester's identity, start, complete, or refuse with a reason.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/actions", tag = "requests",
+    params(("id" = String, Path, description = "Request id")), request_body = ActionBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The request after the action", body = RequestView),
+        (status = 404, description = "No such request", body = ErrorResponse),
+        (status = 409, description = "Changed meanwhile", body = ErrorResponse),
+        (status = 422, description = "`invalid_transition`, `reason_required`", body = ErrorResponse)))]
+pub(crate) async fn act(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ActionBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    Ok(Json(
+        state
+            .engine()
+            .act_on_request(&actor, &id, body.action, body.reason.as_deref())
+            .await?,
+    ))
+}

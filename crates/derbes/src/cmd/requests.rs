@@ -1,0 +1,68 @@
+//! `derbes requests list|show`: the DPO's queue from the command line
+//! (run on the server, audited as `system:cli`).
+
+use derbes_engine::{Actor, RequestState, RequestView};
+
+use crate::cli::RequestsCommand;
+use crate::out::{self, CliError, Outcome};
+
+fn line(r: &RequestView) -> String {
+    let late = if r.overdue { "  OVERDUE" } else { "" };
+    format!(
+        "{}  {:<13} {:<18} due {}  {}{late}",
+        r.request_id,
+        r.kind,
+        serde_json::to_value(r.state)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        r.due,
+        r.subject_id.as_deref().unwrap_or("(no subject)")
+    )
+}
+
+pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
+    super::runtime()?.block_on(async move {
+        let actor = Actor::system("cli");
+        match cmd {
+            RequestsCommand::List { engine: args, overdue, state } => {
+                let state = match state.as_deref() {
+                    None => None,
+                    Some(s) => Some(
+                        serde_json::from_value::<RequestState>(serde_json::Value::String(s.to_string()))
+                            .map_err(|_| CliError("--state: received, identity_verified, in_progress, completed or refused".into()))?,
+                    ),
+                };
+                let (engine, _) = super::serve::open_engine(&args).await?;
+                let list = engine.requests(&actor, state, None, overdue, 1000).await.map_err(super::staff::engine_error)?;
+                engine.store().close().await;
+                if json {
+                    out::json(&list)?;
+                } else if list.is_empty() {
+                    crate::outln!("no requests{}", if overdue { " past due" } else { "" });
+                } else {
+                    for r in &list {
+                        crate::outln!("{}", line(r));
+                    }
+                }
+                Ok(if overdue && !list.is_empty() { Outcome::Negative } else { Outcome::Ok })
+            }
+            RequestsCommand::Show { engine: args, request_id } => {
+                let (engine, _) = super::serve::open_engine(&args).await?;
+                let r = engine.request(&actor, &request_id).await.map_err(super::staff::engine_error)?;
+                engine.store().close().await;
+                if json {
+                    out::json(&r)?;
+                } else {
+                    crate::outln!("{}", line(&r));
+                    crate::outln!("received {} via {} from {}", r.received_at.format("%Y-%m-%d %H:%M UTC"), r.channel, r.requester);
+                    for s in &r.steps {
+                        let reason = s.reason.as_deref().map(|x| format!(" — {x}")).unwrap_or_default();
+                        crate::outln!("  {}  {:<18} by {}{reason}", s.at.format("%Y-%m-%d %H:%M"), s.to, s.actor);
+                    }
+                }
+                Ok(Outcome::Ok)
+            }
+        }
+    })
+}
