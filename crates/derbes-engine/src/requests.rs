@@ -399,6 +399,76 @@ impl Engine {
             serde_json::json!({"request_id": request_id, "kind": row.kind, "from": from.as_str()}),
         )
         .await?;
+        // Work derbes does itself as soon as the requester is verified.
+        if to == RequestState::IdentityVerified {
+            if let (Some(s), Ok(kind)) = (
+                subject,
+                serde_json::from_value::<Right>(Value::String(row.kind.clone())),
+            ) {
+                if matches!(kind, Right::Blocking | Right::Unblocking) {
+                    self.work_status_request(request_id, s, kind).await?;
+                }
+            }
+        }
         self.request(actor, request_id).await
+    }
+
+    /// Blocking (4.2: frozen while inaccuracy or unlawful processing is
+    /// checked) or unblocking: the subject's status changes at once and the
+    /// request is completed. Idempotent.
+    async fn work_status_request(
+        &self,
+        request_id: &str,
+        subject: SubjectId,
+        kind: Right,
+    ) -> Result<(), EngineError> {
+        let now = micros(self.now());
+        let sid = subject.to_string();
+        let (from, to, action) = match kind {
+            Right::Blocking => ("active", "blocked", "subject.blocked"),
+            _ => ("blocked", "active", "subject.unblocked"),
+        };
+        let changed = self
+            .store
+            .set_subject_status(&sid, from, to, now, false)
+            .await?;
+        self.facts.forget(&subject);
+        let system = Actor::system("rights-desk");
+        self.audit(
+            &system,
+            action,
+            Some(subject),
+            None,
+            &[],
+            None,
+            serde_json::json!({"request_id": request_id, "changed": changed}),
+        )
+        .await?;
+        let note = if changed {
+            None
+        } else {
+            Some(format!("the subject was not {from}; nothing to change"))
+        };
+        self.store
+            .transition_request(
+                request_id,
+                RequestState::IdentityVerified.as_str(),
+                RequestState::InProgress.as_str(),
+                None,
+                &system.id,
+                now,
+            )
+            .await?;
+        self.store
+            .transition_request(
+                request_id,
+                RequestState::InProgress.as_str(),
+                RequestState::Completed.as_str(),
+                note.as_deref(),
+                &system.id,
+                now,
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -186,3 +186,92 @@ mod desk {
         }
     }
 }
+
+async fn blocking_and_unblocking(db: TestDb) {
+    let now = Arc::new(Mutex::new(Utc::now()));
+    let e = engine(&db, now.clone());
+    let reg: derbes_core::RegistrationRequest = serde_json::from_value(json!({
+        "fields": {"identity.iin": "871008401427", "identity.rk_citizen": true, "full_name.surname": "Досова",
+                   "full_name.first_name": "Мира", "contact.phone": "+77011239999"},
+        "consents": [{"kind": "policy"}]
+    }))
+    .unwrap();
+    let s = e
+        .register(&Actor::system("test"), &reg)
+        .await
+        .unwrap()
+        .subject_id;
+    let backend = Actor::staff("b", "backend_service");
+    assert!(e
+        .data_for_purpose(&backend, s, "identification", None)
+        .await
+        .is_ok());
+
+    let r = e
+        .create_request(&dpo(), &new_request(json!({"subject_id": s, "kind": "blocking", "channel": "authority", "requester": "authorised_body"})))
+        .await
+        .unwrap();
+    let r = e
+        .act_on_request(&dpo(), &r.request_id, RequestAction::Verify, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.state,
+        RequestState::Completed,
+        "derbes blocks by itself once verified"
+    );
+    let steps: Vec<&str> = r.steps.iter().map(|s| s.to.as_str()).collect();
+    assert_eq!(
+        steps,
+        ["received", "identity_verified", "in_progress", "completed"]
+    );
+
+    // Blocked: nothing but storage — reads, corrections and destruction refused.
+    let denied = |r: Result<derbes_engine::DataRead, EngineError>| matches!(r, Err(EngineError::Denied { reasons, .. }) if reasons[0].code == "subject_blocked");
+    assert!(denied(
+        e.data_for_purpose(&backend, s, "identification", None)
+            .await
+    ));
+    let fix =
+        std::collections::BTreeMap::from([("full_name.surname".to_string(), json!("Досова-Ли"))]);
+    assert!(matches!(
+        e.rectify(&backend, s, &fix, None, "x").await,
+        Err(EngineError::Denied { .. })
+    ));
+    let destroy: derbes_engine::DecisionRequest = serde_json::from_value(json!({
+        "subject_id": s, "operation": "destruction", "purpose": "identification", "categories": ["identity"]
+    }))
+    .unwrap();
+    let d = e.decide(&dpo(), &destroy).await.unwrap();
+    assert_eq!(d.decision, "deny");
+    assert_eq!(d.reasons[0].code, "subject_blocked");
+
+    // Unblocking lifts it.
+    let u = e
+        .create_request(&dpo(), &new_request(json!({"subject_id": s, "kind": "unblocking", "channel": "authority", "requester": "authorised_body"})))
+        .await
+        .unwrap();
+    let u = e
+        .act_on_request(&dpo(), &u.request_id, RequestAction::Verify, None)
+        .await
+        .unwrap();
+    assert_eq!(u.state, RequestState::Completed);
+    assert!(e
+        .data_for_purpose(&backend, s, "identification", None)
+        .await
+        .is_ok());
+    assert_eq!(e.decide(&dpo(), &destroy).await.unwrap().decision, "permit");
+}
+
+mod blocking {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::blocking_and_unblocking(derbes_store::testing::TestDb::sqlite().await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = derbes_store::testing::TestDb::postgres().await {
+            super::blocking_and_unblocking(db).await;
+        }
+    }
+}

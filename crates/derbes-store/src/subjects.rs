@@ -306,6 +306,32 @@ impl Store {
         Ok(Some((subject, consents)))
     }
 
+    /// Change a subject's status if it is `from` (compare-and-swap); returns
+    /// whether it changed. `ends_relationship` stamps `relationship_ended_at`.
+    pub async fn set_subject_status(
+        &self,
+        subject_id: &str,
+        from: &str,
+        to: &str,
+        at: i64,
+        ends_relationship: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if ends_relationship {
+            "UPDATE subjects SET status = $1, relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $3 AND status = $4"
+        } else {
+            "UPDATE subjects SET status = $1 WHERE subject_id = $3 AND status = $4 AND $2 = $2"
+        };
+        let n = sqlx::query(sql)
+            .bind(to)
+            .bind(at)
+            .bind(subject_id)
+            .bind(from)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     /// The subject's wrapped data key: (KEK id, bytes).
     pub async fn subject_key(
         &self,
