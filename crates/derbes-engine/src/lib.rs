@@ -37,8 +37,8 @@ pub use error::EngineError;
 pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use organizations::OrganizationRequest;
 pub use requests::{
-    Identification, NewRequest, RequestAction, RequestChannel, RequestState, RequestStep,
-    RequestView, Requester,
+    ContactAnswer, Identification, NewRequest, RequestAction, RequestChannel, RequestState,
+    RequestStep, RequestView, Requester,
 };
 pub use seed::SeedReport;
 pub use staff::{Staff, StaffView};
@@ -696,6 +696,13 @@ impl Engine {
 
     async fn consent_records(&self, subject: SubjectId) -> Result<Vec<ConsentRecord>, EngineError> {
         records_of(&self.store.consents(&subject.to_string()).await?)
+    }
+
+    pub(crate) async fn consent_records_of(
+        &self,
+        subject: SubjectId,
+    ) -> Result<Vec<ConsentRecord>, EngineError> {
+        self.consent_records(subject).await
     }
 
     async fn has_active_consent(

@@ -114,6 +114,15 @@ pub struct NewRequest {
     pub details: Value,
 }
 
+/// The answer of `can_contact`.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContactAnswer {
+    pub allowed: bool,
+    /// `allowed`, `no_marketing_consent`, `objected`, `subject_not_active`.
+    pub reason: String,
+}
+
 /// One step of a request.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -407,10 +416,160 @@ impl Engine {
             ) {
                 if matches!(kind, Right::Blocking | Right::Unblocking) {
                     self.work_status_request(request_id, s, kind).await?;
+                } else if kind == Right::Objection {
+                    let details: Value = serde_json::from_str(&row.details).unwrap_or(Value::Null);
+                    self.work_objection(request_id, s, &details).await?;
                 }
             }
         }
         self.request(actor, request_id).await
+    }
+
+    /// An objection (7.11): no more messages of the kind on the channels.
+    /// Marketing consents of those channels are withdrawn (a later consent
+    /// can give them back); service messages are refused by `can_contact`.
+    /// `details`: `{"channels": [...]}` (all when absent), `{"kind": "marketing"|"service"|"all"}`.
+    async fn work_objection(
+        &self,
+        request_id: &str,
+        subject: SubjectId,
+        details: &Value,
+    ) -> Result<(), EngineError> {
+        use derbes_policy::Channel;
+        let now = self.now();
+        let system = Actor::system("rights-desk");
+        let channels: Vec<Channel> = match details.get("channels").and_then(Value::as_array) {
+            Some(list) => list
+                .iter()
+                .filter_map(|c| c.as_str().and_then(Channel::parse))
+                .collect(),
+            None => Channel::ALL.to_vec(),
+        };
+        let kind = details.get("kind").and_then(Value::as_str).unwrap_or("all");
+        let kinds: Vec<&str> = match kind {
+            "marketing" => vec!["marketing"],
+            "service" => vec!["service"],
+            _ => vec!["service", "marketing"],
+        };
+        let sid = subject.to_string();
+        let pairs: Vec<(String, String)> = channels
+            .iter()
+            .flat_map(|c| {
+                kinds
+                    .iter()
+                    .map(move |k| (c.as_str().to_string(), k.to_string()))
+            })
+            .collect();
+        self.store
+            .add_optouts(&sid, &pairs, micros(now), Some(request_id))
+            .await?;
+        if kinds.contains(&"marketing") {
+            for c in self.consent_records_of(subject).await? {
+                let active = c.state(now) == derbes_core::ConsentState::Active;
+                if active
+                    && c.kind == derbes_policy::ConsentKind::Marketing
+                    && c.channel.is_some_and(|ch| channels.contains(&ch))
+                {
+                    self.store
+                        .withdraw_consent(
+                            &sid,
+                            &c.consent_id.to_string(),
+                            micros(now),
+                            &serde_json::json!({"objection": request_id}).to_string(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        self.facts.forget(&subject);
+        self.audit(
+            &system,
+            "subject.objection",
+            Some(subject),
+            None,
+            &[],
+            None,
+            serde_json::json!({"request_id": request_id, "channels": channels, "kinds": kinds}),
+        )
+        .await?;
+        self.store
+            .transition_request(
+                request_id,
+                RequestState::IdentityVerified.as_str(),
+                RequestState::InProgress.as_str(),
+                None,
+                &system.id,
+                micros(now),
+            )
+            .await?;
+        self.store
+            .transition_request(
+                request_id,
+                RequestState::InProgress.as_str(),
+                RequestState::Completed.as_str(),
+                None,
+                &system.id,
+                micros(now),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// May a sender contact the subject on `channel` with a `kind` message?
+    /// Marketing needs the channel's active consent; service messages need
+    /// no objection; nothing goes to a subject who is not active.
+    pub async fn can_contact(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+        channel: derbes_policy::Channel,
+        kind: &str,
+    ) -> Result<ContactAnswer, EngineError> {
+        if self.require(actor, Capability::Decide).is_err() {
+            self.require(actor, Capability::ReadData)?;
+        }
+        let facts = self.subject_facts(subject).await?;
+        let no = |reason: &str| {
+            Ok(ContactAnswer {
+                allowed: false,
+                reason: reason.to_string(),
+            })
+        };
+        if facts.status != derbes_core::SubjectStatus::Active {
+            return no("subject_not_active");
+        }
+        match kind {
+            "marketing" => {
+                let bit = 1u8
+                    << derbes_policy::Channel::ALL
+                        .iter()
+                        .position(|c| *c == channel)
+                        .unwrap_or(7);
+                if facts.consents.marketing_channels & bit == 0 {
+                    return no("no_marketing_consent");
+                }
+            }
+            "service" => {
+                if self
+                    .store
+                    .has_optout(&subject.to_string(), channel.as_str(), "service")
+                    .await?
+                {
+                    return no("objected");
+                }
+            }
+            _ => {
+                return Err(EngineError::invalid(
+                    "kind",
+                    "invalid_kind",
+                    "`service` or `marketing`",
+                ))
+            }
+        }
+        Ok(ContactAnswer {
+            allowed: true,
+            reason: "allowed".into(),
+        })
     }
 
     /// Blocking (4.2: frozen while inaccuracy or unlawful processing is

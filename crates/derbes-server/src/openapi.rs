@@ -40,6 +40,7 @@ use crate::routes;
         crate::requests::list,
         crate::requests::show,
         crate::requests::act,
+        crate::requests::can_contact,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -125,3 +125,49 @@ pub(crate) async fn act(
             .await?,
     ))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactQuery {
+    /// sms, whatsapp, telegram, push, email, phone_call
+    pub channel: Option<String>,
+    /// `service` or `marketing`
+    pub kind: Option<String>,
+}
+
+/// May a sender contact this subject on this channel with this kind of
+/// message? Every sender asks before sending.
+#[utoipa::path(get, path = "/api/v1/subjects/{id}/can-contact", tag = "requests",
+    params(("id" = String, Path, description = "Subject id"), ContactQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The answer", body = derbes_engine::ContactAnswer),
+        (status = 404, description = "No such subject", body = ErrorResponse)))]
+pub(crate) async fn can_contact(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    Query(q): Query<ContactQuery>,
+) -> Result<Json<derbes_engine::ContactAnswer>, ApiError> {
+    let subject = derbes_core::SubjectId::parse(&id)
+        .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
+    let channel = q
+        .channel
+        .as_deref()
+        .and_then(derbes_policy::Channel::parse)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "channel",
+                "one of sms, whatsapp, telegram, push, email, phone_call",
+            )
+        })?;
+    let kind = q
+        .kind
+        .ok_or_else(|| ApiError::invalid("kind", "`service` or `marketing`"))?;
+    Ok(Json(
+        state
+            .engine()
+            .can_contact(&actor, subject, channel, &kind)
+            .await?,
+    ))
+}

@@ -114,3 +114,70 @@ async fn queue(store: &Store) {
 }
 
 both_backends!(desk, queue);
+
+async fn objections(store: &Store) {
+    let api = Api::new(store).await;
+    let dpo = api.token_for("data_protection_officer").await;
+    let (_, v, _) = api
+        .send(
+            Method::POST,
+            "/api/v1/subjects",
+            Some(json!({"fields": {"identity.iin": "871008401427", "identity.rk_citizen": true, "full_name.surname": "Ли",
+                                   "full_name.first_name": "Ирина", "contact.phone": "+77017771111"},
+                        "consents": [{"kind": "policy"}, {"kind": "marketing", "channel": "sms"}, {"kind": "marketing", "channel": "telegram"}]})),
+        )
+        .await;
+    let id = v["subject_id"].as_str().unwrap().to_string();
+    let ask = |channel: &str, kind: &str| {
+        format!("/api/v1/subjects/{id}/can-contact?channel={channel}&kind={kind}")
+    };
+    for (c, k, allowed) in [
+        ("sms", "marketing", true),
+        ("push", "marketing", false),
+        ("sms", "service", true),
+    ] {
+        let (status, v, _) = api.send(Method::GET, &ask(c, k), None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["allowed"], allowed, "{c} {k}: {v}");
+    }
+    // "No more SMS of any kind."
+    let (_, r, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            Some(json!({"subject_id": id, "kind": "objection", "channel": "in_app", "requester": "subject", "details": {"channels": ["sms"], "kind": "all"}})),
+            Some(&dpo),
+        )
+        .await;
+    let rid = r["request_id"].as_str().unwrap();
+    let (status, r, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{rid}/actions"),
+            Some(json!({"action": "verify"})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(r["state"], "completed", "objections are worked at once");
+    for (c, k, allowed, reason) in [
+        ("sms", "marketing", false, "no_marketing_consent"),
+        ("sms", "service", false, "objected"),
+        ("telegram", "marketing", true, "allowed"),
+        ("telegram", "service", true, "allowed"),
+    ] {
+        let (_, v, _) = api.send(Method::GET, &ask(c, k), None).await;
+        assert_eq!(
+            (
+                v["allowed"].as_bool().unwrap(),
+                v["reason"].as_str().unwrap()
+            ),
+            (allowed, reason),
+            "{c} {k}"
+        );
+    }
+    let (status, _, _) = api.send(Method::GET, &ask("pigeon", "service"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+both_backends!(objection, objections);

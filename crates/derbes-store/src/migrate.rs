@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_subjects_and_consents"),
     migration!(3, "0003_audit_and_disclosures"),
     migration!(4, "0004_requests"),
+    migration!(5, "0005_contact_optouts"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -332,6 +332,48 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Record objections: `(channel, kind)` pairs; existing ones are kept.
+    pub async fn add_optouts(
+        &self,
+        subject_id: &str,
+        pairs: &[(String, String)],
+        at: i64,
+        request_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for (channel, kind) in pairs {
+            sqlx::query(
+                "INSERT INTO contact_optouts (subject_id, channel, kind, at, request_id) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (subject_id, channel, kind) DO NOTHING",
+            )
+            .bind(subject_id)
+            .bind(channel)
+            .bind(kind)
+            .bind(at)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the subject objected to `kind` messages on `channel`.
+    pub async fn has_optout(
+        &self,
+        subject_id: &str,
+        channel: &str,
+        kind: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 AS one FROM contact_optouts WHERE subject_id = $1 AND channel = $2 AND kind = $3")
+            .bind(subject_id)
+            .bind(channel)
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     /// The subject's wrapped data key: (KEK id, bytes).
     pub async fn subject_key(
         &self,
@@ -617,6 +659,7 @@ impl Store {
             "subject_field_history",
             "blind_index",
             "organization_representatives",
+            "contact_optouts",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE subject_id = $1"))
                 .bind(subject_id)
