@@ -8,6 +8,7 @@
 mod audit;
 mod decide;
 mod error;
+mod jobs;
 mod keys;
 mod organizations;
 mod requests;
@@ -34,6 +35,7 @@ pub use audit::{Actor, AuditView};
 use decide::DecisionRequest as Question;
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
 pub use error::EngineError;
+pub use jobs::{CertificateView, JobsReport, NewObligation, ObligationView};
 pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use organizations::OrganizationRequest;
 pub use requests::{
@@ -133,7 +135,7 @@ pub(crate) fn records_of(
 }
 
 /// The distinct categories of `category.field` names, in order.
-fn field_categories<'a>(fields: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn field_categories<'a>(fields: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for f in fields {
         if let Some((c, _)) = f.split_once('.') {

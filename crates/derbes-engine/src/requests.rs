@@ -416,6 +416,10 @@ impl Engine {
             ) {
                 if matches!(kind, Right::Blocking | Right::Unblocking) {
                     self.work_status_request(request_id, s, kind).await?;
+                } else if kind == Right::Withdrawal {
+                    self.work_withdrawal(request_id, s).await?;
+                } else if kind == Right::Destruction {
+                    self.work_destruction(request_id, s).await?;
                 } else if kind == Right::Objection {
                     let details: Value = serde_json::from_str(&row.details).unwrap_or(Value::Null);
                     self.work_objection(request_id, s, &details).await?;

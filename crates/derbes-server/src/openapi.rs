@@ -41,6 +41,9 @@ use crate::routes;
         crate::requests::show,
         crate::requests::act,
         crate::requests::can_contact,
+        crate::requests::add_obligation,
+        crate::requests::close_obligation,
+        crate::requests::certificate,
     ),
     modifiers(&BearerAuth),
     tags(

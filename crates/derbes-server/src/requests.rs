@@ -171,3 +171,64 @@ pub(crate) async fn can_contact(
             .await?,
     ))
 }
+
+/// Register an open obligation of a subject (a withdrawal is refused while any is open).
+#[utoipa::path(post, path = "/api/v1/subjects/{id}/obligations", tag = "requests",
+    params(("id" = String, Path, description = "Subject id")), request_body = derbes_engine::NewObligation,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Recorded", body = derbes_engine::ObligationView),
+        (status = 404, description = "No such subject", body = ErrorResponse),
+        (status = 422, description = "`invalid_kind`, `invalid_reference`", body = ErrorResponse)))]
+pub(crate) async fn add_obligation(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<derbes_engine::NewObligation>,
+) -> Result<(StatusCode, Json<derbes_engine::ObligationView>), ApiError> {
+    let subject = derbes_core::SubjectId::parse(&id)
+        .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            state
+                .engine()
+                .add_obligation(&actor, subject, &body)
+                .await?,
+        ),
+    ))
+}
+
+/// Close an obligation (fulfilled or settled).
+#[utoipa::path(post, path = "/api/v1/subjects/{id}/obligations/{obligation_id}/close", tag = "requests",
+    params(("id" = String, Path, description = "Subject id"), ("obligation_id" = String, Path, description = "Obligation id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Closed"), (status = 404, description = "No such obligation", body = ErrorResponse)))]
+pub(crate) async fn close_obligation(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path((id, obligation)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let subject = derbes_core::SubjectId::parse(&id)
+        .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
+    state
+        .engine()
+        .close_obligation(&actor, subject, &obligation)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The destruction certificate of a request, with its confirmation by the audit log.
+#[utoipa::path(get, path = "/api/v1/requests/{id}/certificate", tag = "requests",
+    params(("id" = String, Path, description = "Request id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The certificate", body = derbes_engine::CertificateView),
+        (status = 404, description = "No certificate (yet)", body = ErrorResponse)))]
+pub(crate) async fn certificate(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<derbes_engine::CertificateView>, ApiError> {
+    Ok(Json(state.engine().certificate(&actor, &id).await?))
+}

@@ -42,6 +42,12 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/requests/{id}", get(r::show))
         .route("/api/v1/requests/{id}/actions", post(r::act))
         .route("/api/v1/subjects/{id}/can-contact", get(r::can_contact))
+        .route("/api/v1/subjects/{id}/obligations", post(r::add_obligation))
+        .route(
+            "/api/v1/subjects/{id}/obligations/{obligation_id}/close",
+            post(r::close_obligation),
+        )
+        .route("/api/v1/requests/{id}/certificate", get(r::certificate))
         .route("/api/v1/staff", get(d::list_staff).post(d::add_staff))
         .route(
             "/api/v1/staff/{token_id}",

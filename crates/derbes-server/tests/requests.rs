@@ -181,3 +181,90 @@ async fn objections(store: &Store) {
 }
 
 both_backends!(objection, objections);
+
+async fn withdrawal_over_http(store: &Store) {
+    let api = Api::new(store).await;
+    let dpo = api.token_for("data_protection_officer").await;
+    let (_, v, _) = api
+        .send(
+            Method::POST,
+            "/api/v1/subjects",
+            Some(json!({"fields": {"identity.iin": "871008401427", "identity.rk_citizen": true, "full_name.surname": "Сарсенова",
+                                   "full_name.first_name": "Алия", "contact.phone": "+77017772222"},
+                        "consents": [{"kind": "policy"}]})),
+        )
+        .await;
+    let id = v["subject_id"].as_str().unwrap().to_string();
+    let (status, o, _) = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/subjects/{id}/obligations"),
+            Some(json!({"kind": "debt", "reference": "INV-7"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    let withdraw = || async {
+        let (_, r, _) = api
+            .call(Method::POST, "/api/v1/requests", Some(json!({"subject_id": id, "kind": "withdrawal", "channel": "written", "requester": "subject"})), Some(&dpo))
+            .await;
+        let rid = r["request_id"].as_str().unwrap().to_string();
+        let (_, r, _) = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/requests/{rid}/actions"),
+                Some(json!({"action": "verify"})),
+                Some(&dpo),
+            )
+            .await;
+        (rid, r)
+    };
+    let (_, r) = withdraw().await;
+    assert_eq!(r["state"], "refused");
+    assert!(r["state_reason"].as_str().unwrap().contains("debt INV-7"));
+    let oid = o["obligation_id"].as_str().unwrap();
+    let (status, _, _) = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/subjects/{id}/obligations/{oid}/close"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (rid, r) = withdraw().await;
+    assert_eq!(r["state"], "in_progress");
+    let (status, _, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests/{rid}/certificate"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "no certificate before the destruction"
+    );
+    assert_eq!(api.state.engine().run_jobs().await.unwrap().destroyed, 1);
+    let (status, c, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests/{rid}/certificate"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert_eq!(c["confirmed_by_audit"], true);
+    let (_, r, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests/{rid}"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(r["state"], "completed");
+}
+
+both_backends!(withdrawal, withdrawal_over_http);

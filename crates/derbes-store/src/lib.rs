@@ -21,6 +21,7 @@
 
 mod audit;
 mod disclosures;
+mod jobs;
 mod migrate;
 mod policy_versions;
 mod requests;
@@ -39,6 +40,7 @@ pub use audit::{
     checkpoint_message, record_hash, AuditQuery, AuditRow, Checkpoint, NewAuditRecord, Verification,
 };
 pub use disclosures::DisclosureRow;
+pub use jobs::{JobOutcome, JobRow, ObligationRow};
 pub use migrate::latest_version;
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{RequestEvent, RequestFilter, RequestRow, FINAL_STATES};

@@ -31,6 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_audit_and_disclosures"),
     migration!(4, "0004_requests"),
     migration!(5, "0005_contact_optouts"),
+    migration!(6, "0006_obligations_jobs_certificates"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -645,12 +645,25 @@ impl Store {
     /// personal data) stay as proof. Returns false if already destroyed.
     pub async fn shred_subject(&self, subject_id: &str, at: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
+        let changed = Self::shred_in(&mut tx, subject_id, at).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// The destruction itself, inside the caller's transaction: key, sealed
+    /// rows, history, indexes, representation links and opt-outs deleted; the
+    /// subject becomes a tombstone. Returns whether the subject changed.
+    pub(crate) async fn shred_in(
+        tx: &mut Transaction<'static, Any>,
+        subject_id: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
         let changed = sqlx::query(
             "UPDATE subjects SET status = 'destroyed', destroyed_at = $2 WHERE subject_id = $1 AND status <> 'destroyed'",
         )
         .bind(subject_id)
         .bind(at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         for table in [
@@ -663,10 +676,9 @@ impl Store {
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE subject_id = $1"))
                 .bind(subject_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(changed == 1)
     }
 

@@ -81,6 +81,20 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             tracing::info!("administrator token created and printed once on standard output");
         }
         let keeper = engine.clone();
+        // The rights desk's own work (destruction after a withdrawal, ...):
+        // pending jobs live in the database, so a restart resumes them.
+        let scheduler = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                match scheduler.run_jobs().await {
+                    Ok(r) if r.destroyed > 0 => tracing::info!(destroyed = r.destroyed, "scheduled destructions done"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "scheduler pass failed; it will be retried"),
+                }
+            }
+        });
         let state = AppState::new(engine)?;
         let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(args.listen)

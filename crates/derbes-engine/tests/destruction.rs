@@ -1,0 +1,244 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Withdrawal, destruction, the scheduler and the certificate, on both backends.
+
+use derbes_engine::{Actor, Engine, EngineError, NewRequest, RequestAction, RequestState};
+use derbes_policy::LoadedPolicy;
+use derbes_store::testing::TestDb;
+use derbes_store::StoreConfig;
+use serde_json::json;
+
+const IIN: &str = "871008401427";
+const PHONE: &str = "+77015550077";
+const SURNAME: &str = "Жаксыбекова";
+
+fn engine(db: &TestDb, dir: &std::path::Path) -> Engine {
+    let policy =
+        LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string())
+            .unwrap();
+    Engine::open(
+        db.store.clone(),
+        policy,
+        dir.to_path_buf(),
+        &derbes_vault::KeyEnv::default(),
+    )
+    .unwrap()
+}
+
+fn dpo() -> Actor {
+    Actor::staff("dpo", "data_protection_officer")
+}
+
+async fn register(e: &Engine) -> derbes_core::SubjectId {
+    let reg: derbes_core::RegistrationRequest = serde_json::from_value(json!({
+        "fields": {"identity.iin": IIN, "identity.rk_citizen": true, "full_name.surname": SURNAME,
+                   "full_name.first_name": "Аяулым", "contact.phone": PHONE},
+        "consents": [{"kind": "policy"}, {"kind": "marketing", "channel": "push"}]
+    }))
+    .unwrap();
+    e.register(&Actor::system("test"), &reg)
+        .await
+        .unwrap()
+        .subject_id
+}
+
+async fn request(e: &Engine, s: derbes_core::SubjectId, kind: &str) -> String {
+    let r: NewRequest = serde_json::from_value(
+        json!({"subject_id": s, "kind": kind, "channel": "written", "requester": "subject"}),
+    )
+    .unwrap();
+    let r = e.create_request(&dpo(), &r).await.unwrap();
+    e.act_on_request(&dpo(), &r.request_id, RequestAction::Verify, None)
+        .await
+        .unwrap()
+        .request_id
+}
+
+async fn all_bytes(db: &TestDb) -> Vec<u8> {
+    match &db.config {
+        StoreConfig::Sqlite { path } => {
+            db.store.close().await;
+            let mut all = Vec::new();
+            for suffix in ["", "-wal"] {
+                if let Ok(b) = std::fs::read(format!("{}{suffix}", path.display())) {
+                    all.extend(b);
+                }
+            }
+            all
+        }
+        StoreConfig::Postgres { .. } => {
+            let mut all = String::new();
+            for t in [
+                "subjects",
+                "subject_keys",
+                "subject_fields",
+                "subject_field_history",
+                "blind_index",
+                "consents",
+                "audit_log",
+                "requests",
+                "destruction_certificates",
+            ] {
+                all.push_str(&db.store.debug_dump_table(t).await.unwrap());
+            }
+            all.into_bytes()
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    let hex = derbes_vault::hex::encode(needle.as_bytes());
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+        || hay.windows(hex.len()).any(|w| w == hex.as_bytes())
+}
+
+async fn withdrawal_flow(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&db, dir.path());
+    let s = register(&e).await;
+    let backend = Actor::staff("b", "backend_service");
+    let obligation = e
+        .add_obligation(
+            &backend,
+            s,
+            &serde_json::from_value(json!({"kind": "contract", "reference": "C-2026-0042"}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Refused while a contract is open.
+    let r = request(&e, s, "withdrawal").await;
+    let v = e.request(&dpo(), &r).await.unwrap();
+    assert_eq!(v.state, RequestState::Refused);
+    assert!(v.state_reason.unwrap().contains("contract C-2026-0042"));
+    assert!(
+        e.data_for_purpose(&backend, s, "identification", None)
+            .await
+            .is_ok(),
+        "nothing stopped"
+    );
+
+    // Accepted once it is closed: processing stops at once.
+    assert!(e
+        .close_obligation(&backend, s, &obligation.obligation_id)
+        .await
+        .unwrap());
+    let r = request(&e, s, "withdrawal").await;
+    assert_eq!(
+        e.request(&dpo(), &r).await.unwrap().state,
+        RequestState::InProgress
+    );
+    assert!(matches!(
+        e.data_for_purpose(&backend, s, "identification", None).await,
+        Err(EngineError::Denied { reasons, .. }) if reasons[0].code == "subject_withdrawn"
+    ));
+    let contact = e
+        .can_contact(&backend, s, derbes_policy::Channel::Push, "marketing")
+        .await
+        .unwrap();
+    assert!(!contact.allowed);
+    let due = e.request(&dpo(), &r).await.unwrap().due;
+
+    // "Restart": this engine is dropped before any scheduler pass; a new one runs the job.
+    drop(e);
+    let e2 = engine(&db, dir.path());
+    let report = e2.run_jobs().await.unwrap();
+    assert_eq!(report.destroyed, 1);
+    assert_eq!(e2.run_jobs().await.unwrap().destroyed, 0, "never twice");
+    let done = e2.request(&dpo(), &r).await.unwrap();
+    assert_eq!(done.state, RequestState::Completed);
+    assert!(
+        done.steps.last().unwrap().at <= chrono::DateTime::parse_from_rfc3339(&due).unwrap(),
+        "on time"
+    );
+
+    // The certificate, confirmed by the audit log.
+    let cert = e2.certificate(&dpo(), &r).await.unwrap();
+    assert!(cert.confirmed_by_audit, "{cert:?}");
+    assert_eq!(cert.certificate["subject_id"], s.to_string().as_str());
+    let cats: Vec<&str> = cert.certificate["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(cats.contains(&"identity") && cats.contains(&"contact"));
+    let text = cert.certificate.to_string();
+    assert!(
+        !text.contains(IIN) && !text.contains(SURNAME),
+        "no personal data in the certificate"
+    );
+
+    // Nothing left: no plaintext, no key, no sealed row, no index entry.
+    let sid = s.to_string();
+    assert!(db.store.subject_key(&sid).await.unwrap().is_none());
+    assert!(db.store.subject_fields(&sid).await.unwrap().is_empty());
+    assert_eq!(
+        e2.lookup(&Actor::system("t"), derbes_engine::LookupKind::Iin, IIN)
+            .await
+            .unwrap(),
+        None
+    );
+    let bytes = all_bytes(&db).await;
+    for needle in [IIN, PHONE, SURNAME] {
+        assert!(
+            !contains(&bytes, needle),
+            "{needle} found after destruction"
+        );
+    }
+}
+
+async fn blocked_destruction_waits(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&db, dir.path());
+    let s = register(&e).await;
+    let b = request(&e, s, "blocking").await;
+    assert_eq!(
+        e.request(&dpo(), &b).await.unwrap().state,
+        RequestState::Completed
+    );
+    let d = request(&e, s, "destruction").await;
+    assert_eq!(
+        e.request(&dpo(), &d).await.unwrap().state,
+        RequestState::InProgress
+    );
+    let report = e.run_jobs().await.unwrap();
+    assert_eq!(
+        (report.destroyed, report.waiting_blocked),
+        (0, 1),
+        "blocked data is not destroyed"
+    );
+    assert!(db
+        .store
+        .subject_key(&s.to_string())
+        .await
+        .unwrap()
+        .is_some());
+    request(&e, s, "unblocking").await;
+    assert_eq!(e.run_jobs().await.unwrap().destroyed, 1);
+    assert_eq!(
+        e.request(&dpo(), &d).await.unwrap().state,
+        RequestState::Completed
+    );
+    assert!(e.certificate(&dpo(), &d).await.unwrap().confirmed_by_audit);
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(derbes_store::testing::TestDb::sqlite().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = derbes_store::testing::TestDb::postgres().await {
+                    super::$name(db).await;
+                }
+            }
+        }
+    };
+}
+
+both!(withdrawal_flow);
+both!(blocked_destruction_waits);
