@@ -165,15 +165,7 @@ impl Engine {
                 .map(|o| format!("{} {}", o.kind, o.reference))
                 .collect();
             let reason = format!("outstanding obligations: {}", list.join("; "));
-            self.store
-                .transition_request(
-                    request_id,
-                    RequestState::IdentityVerified.as_str(),
-                    RequestState::Refused.as_str(),
-                    Some(&reason),
-                    &system.id,
-                    micros(now),
-                )
+            self.system_steps(request_id, &[RequestState::Refused], Some(&reason))
                 .await?;
             self.audit(
                 &system,
@@ -254,15 +246,7 @@ impl Engine {
             due_at: micros(due),
         };
         self.store.schedule_job(&job, micros(now)).await?;
-        self.store
-            .transition_request(
-                request_id,
-                RequestState::IdentityVerified.as_str(),
-                RequestState::InProgress.as_str(),
-                None,
-                &system.id,
-                micros(now),
-            )
+        self.system_steps(request_id, &[RequestState::InProgress], None)
             .await?;
         self.audit(
             &system,

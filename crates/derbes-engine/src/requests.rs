@@ -496,27 +496,12 @@ impl Engine {
             serde_json::json!({"request_id": request_id, "channels": channels, "kinds": kinds}),
         )
         .await?;
-        self.store
-            .transition_request(
-                request_id,
-                RequestState::IdentityVerified.as_str(),
-                RequestState::InProgress.as_str(),
-                None,
-                &system.id,
-                micros(now),
-            )
-            .await?;
-        self.store
-            .transition_request(
-                request_id,
-                RequestState::InProgress.as_str(),
-                RequestState::Completed.as_str(),
-                None,
-                &system.id,
-                micros(now),
-            )
-            .await?;
-        Ok(())
+        self.system_steps(
+            request_id,
+            &[RequestState::InProgress, RequestState::Completed],
+            None,
+        )
+        .await
     }
 
     /// May a sender contact the subject on `channel` with a `kind` message?
@@ -612,26 +597,39 @@ impl Engine {
         } else {
             Some(format!("the subject was not {from}; nothing to change"))
         };
-        self.store
-            .transition_request(
-                request_id,
-                RequestState::IdentityVerified.as_str(),
-                RequestState::InProgress.as_str(),
-                None,
-                &system.id,
-                now,
-            )
-            .await?;
-        self.store
-            .transition_request(
-                request_id,
-                RequestState::InProgress.as_str(),
-                RequestState::Completed.as_str(),
-                note.as_deref(),
-                &system.id,
-                now,
-            )
-            .await?;
+        self.system_steps(
+            request_id,
+            &[RequestState::InProgress, RequestState::Completed],
+            note.as_deref(),
+        )
+        .await
+    }
+
+    /// Move a verified request on by derbes' own hand, step by step from
+    /// `identity_verified`; `note` goes on the last step.
+    pub(crate) async fn system_steps(
+        &self,
+        request_id: &str,
+        steps: &[RequestState],
+        note: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let system = Actor::system("rights-desk");
+        let at = micros(self.now());
+        let mut from = RequestState::IdentityVerified;
+        for (i, to) in steps.iter().enumerate() {
+            let reason = if i + 1 == steps.len() { note } else { None };
+            self.store
+                .transition_request(
+                    request_id,
+                    from.as_str(),
+                    to.as_str(),
+                    reason,
+                    &system.id,
+                    at,
+                )
+                .await?;
+            from = *to;
+        }
         Ok(())
     }
 }
