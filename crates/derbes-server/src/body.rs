@@ -32,8 +32,8 @@ fn describe(e: &serde_json::Error) -> (String, String) {
     if let Some(f) = name_in_backticks("missing field `") {
         return (f, "required field is missing".to_string());
     }
-    if let Some(v) = name_in_backticks("unknown variant `") {
-        let _ = v;
+    // An unknown variant's text is the submitted value: say so without it.
+    if msg.starts_with("unknown variant `") {
         return (
             "body".into(),
             format!("a value is not one of the allowed words ({at})"),
