@@ -209,6 +209,71 @@ impl Engine {
             .await
     }
 
+    /// Clause 7.7: a subject found to be under 18 (born on `born_on`) is
+    /// barred — processing stops at once, their IIN's keyed digest refuses
+    /// re-registration until their 18th birthday (Asia/Almaty) — and
+    /// destroyed within the destruction deadline. Nothing is decrypted: the
+    /// bar keeps the blind-index digest the subject already had.
+    pub async fn report_minor(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+        born_on: chrono::NaiveDate,
+    ) -> Result<chrono::DateTime<Utc>, EngineError> {
+        self.require(actor, Capability::WorkRequests)?;
+        let min_age = self.policy.policy.subjects.minimum_age;
+        let adult_on = born_on
+            .checked_add_months(chrono::Months::new(12 * min_age))
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|t| chrono::TimeZone::from_local_datetime(&derbes_kz::ALMATY, &t).earliest())
+            .ok_or_else(|| EngineError::invalid("born_on", "invalid_date", "a birth date"))?
+            .with_timezone(&Utc);
+        let now = self.now();
+        if adult_on <= now {
+            return Err(EngineError::invalid(
+                "born_on",
+                "not_a_minor",
+                format!("someone born then is {min_age} or older today"),
+            ));
+        }
+        if self.store.subject(&subject.to_string()).await?.is_none() {
+            return Err(EngineError::NotFound("subject"));
+        }
+        if !self
+            .store
+            .bar_minor(&subject.to_string(), micros(adult_on), micros(now))
+            .await?
+        {
+            return Err(EngineError::Destroyed);
+        }
+        self.facts.forget(&subject);
+        self.audit(
+            actor,
+            "subject.barred_minor",
+            Some(subject),
+            None,
+            &[],
+            None,
+            json!({"barred_until": micros(adult_on)}),
+        )
+        .await?;
+        let days = self.policy.policy.deadlines.destruction;
+        let due = derbes_kz::WorkCalendar::kazakhstan()
+            .deadline(&now, days)
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .due
+            .with_timezone(&Utc);
+        let job = JobRow {
+            job_id: uuid::Uuid::now_v7().to_string(),
+            kind: "destruction_minor".into(),
+            subject_id: subject.to_string(),
+            request_id: None,
+            due_at: micros(due),
+        };
+        self.store.schedule_job(&job, micros(now)).await?;
+        Ok(adult_on)
+    }
+
     /// A destruction request, once verified: scheduled within its deadline.
     pub(crate) async fn work_destruction(
         &self,
@@ -268,7 +333,7 @@ impl Engine {
     pub async fn run_jobs(&self) -> Result<JobsReport, EngineError> {
         let mut report = JobsReport::default();
         for job in self.store.pending_jobs(100).await? {
-            if job.kind != "destruction" {
+            if !job.kind.starts_with("destruction") {
                 continue;
             }
             let Ok(subject) = SubjectId::parse(&job.subject_id) else {

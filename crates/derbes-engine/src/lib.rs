@@ -342,6 +342,14 @@ impl Engine {
             "iin".to_string(),
             keys.blind_index("iin", &valid.iin.to_string()).to_vec(),
         )];
+        // Clause 7.7: a person found to be a minor is refused until 18.
+        if self.store.is_barred(&index[0].1, micros(now)).await? {
+            return Err(EngineError::invalid(
+                "identity.iin",
+                "barred_minor",
+                "registration is refused until this person turns 18 (clause 7.7)",
+            ));
+        }
         if let Some(phone) = &valid.phone {
             index.push((
                 "phone".to_string(),

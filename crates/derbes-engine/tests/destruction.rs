@@ -242,3 +242,56 @@ macro_rules! both {
 
 both!(withdrawal_flow);
 both!(blocked_destruction_waits);
+
+async fn minors_are_barred_until_18(db: TestDb) {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let now = Arc::new(Mutex::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00+05:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+    ));
+    let n2 = now.clone();
+    let e = engine(&db, dir.path()).with_clock(Arc::new(move || *n2.lock().unwrap()));
+    let s = register(&e).await;
+    let born = chrono::NaiveDate::from_ymd_opt(2010, 3, 1).unwrap();
+    assert!(matches!(
+        e.report_minor(&dpo(), s, chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap()).await,
+        Err(EngineError::Invalid(p)) if p[0].code == "not_a_minor"
+    ));
+    let until = e.report_minor(&dpo(), s, born).await.unwrap();
+    assert_eq!(
+        until.to_rfc3339(),
+        "2028-02-29T19:00:00+00:00",
+        "00:00 on 1 March 2028 in Almaty"
+    );
+    let backend = Actor::staff("b", "backend_service");
+    assert!(matches!(
+        e.data_for_purpose(&backend, s, "identification", None).await,
+        Err(EngineError::Denied { reasons, .. }) if reasons[0].code == "subject_barred_minor"
+    ));
+    assert_eq!(e.run_jobs().await.unwrap().destroyed, 1);
+    assert!(db
+        .store
+        .subject_key(&s.to_string())
+        .await
+        .unwrap()
+        .is_none());
+    // The same IIN is refused until the 18th birthday, then welcome.
+    let reg: derbes_core::RegistrationRequest = serde_json::from_value(json!({
+        "fields": {"identity.iin": IIN, "identity.rk_citizen": true, "full_name.surname": SURNAME,
+                   "full_name.first_name": "Аяулым", "contact.phone": PHONE},
+        "consents": [{"kind": "policy"}]
+    }))
+    .unwrap();
+    assert!(matches!(
+        e.register(&Actor::system("t"), &reg).await,
+        Err(EngineError::Invalid(p)) if p[0].code == "barred_minor"
+    ));
+    *now.lock().unwrap() = chrono::DateTime::parse_from_rfc3339("2028-03-01T00:00:01+05:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert!(e.register(&Actor::system("t"), &reg).await.is_ok());
+}
+
+both!(minors_are_barred_until_18);

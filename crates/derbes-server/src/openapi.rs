@@ -44,6 +44,7 @@ use crate::routes;
         crate::requests::add_obligation,
         crate::requests::close_obligation,
         crate::requests::certificate,
+        crate::requests::minor,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -232,3 +232,43 @@ pub(crate) async fn certificate(
 ) -> Result<Json<derbes_engine::CertificateView>, ApiError> {
     Ok(Json(state.engine().certificate(&actor, &id).await?))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MinorBody {
+    /// The person's real birth date, `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date)]
+    pub born_on: chrono::NaiveDate,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct MinorBarred {
+    /// Re-registration is refused until then (their 18th birthday, Asia/Almaty).
+    pub barred_until: chrono::DateTime<chrono::Utc>,
+}
+
+/// Clause 7.7: the subject turned out to be under 18. Processing stops at
+/// once, destruction follows within its deadline, and re-registration with
+/// the same IIN is refused until they turn 18.
+#[utoipa::path(post, path = "/api/v1/subjects/{id}/minor", tag = "requests",
+    params(("id" = String, Path, description = "Subject id")), request_body = MinorBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Barred; destruction scheduled", body = MinorBarred),
+        (status = 404, description = "No such subject", body = ErrorResponse),
+        (status = 422, description = "`not_a_minor`", body = ErrorResponse)))]
+pub(crate) async fn minor(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<MinorBody>,
+) -> Result<Json<MinorBarred>, ApiError> {
+    let subject = derbes_core::SubjectId::parse(&id)
+        .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
+    Ok(Json(MinorBarred {
+        barred_until: state
+            .engine()
+            .report_minor(&actor, subject, body.born_on)
+            .await?,
+    }))
+}

@@ -48,6 +48,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             post(r::close_obligation),
         )
         .route("/api/v1/requests/{id}/certificate", get(r::certificate))
+        .route("/api/v1/subjects/{id}/minor", post(r::minor))
         .route("/api/v1/staff", get(d::list_staff).post(d::add_staff))
         .route(
             "/api/v1/staff/{token_id}",

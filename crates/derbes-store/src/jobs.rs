@@ -96,6 +96,57 @@ impl Store {
             .collect()
     }
 
+    /// Bar a subject found to be a minor: their IIN's digest goes on the bar
+    /// list until `until`, their status becomes `barred_minor` (destruction
+    /// follows). One transaction. False if the subject has no IIN digest.
+    pub async fn bar_minor(
+        &self,
+        subject_id: &str,
+        until: i64,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let digest: Option<Vec<u8>> =
+            sqlx::query("SELECT digest FROM blind_index WHERE kind = 'iin' AND subject_id = $1")
+                .bind(subject_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("digest"))
+                .transpose()?;
+        let Some(digest) = digest else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO minor_bar (digest, until_at, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (digest) DO UPDATE SET until_at = excluded.until_at, at = excluded.at",
+        )
+        .bind(&digest)
+        .bind(until)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE subjects SET status = 'barred_minor', relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $1 AND status <> 'destroyed'")
+            .bind(subject_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Whether an IIN digest is barred at `now`.
+    pub async fn is_barred(&self, digest: &[u8], now: i64) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM minor_bar WHERE digest = $1 AND until_at > $2")
+                .bind(digest)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
     pub async fn schedule_job(&self, j: &JobRow, at: i64) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO jobs (job_id, kind, subject_id, request_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&j.job_id)

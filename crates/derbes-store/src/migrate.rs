@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_requests"),
     migration!(5, "0005_contact_optouts"),
     migration!(6, "0006_obligations_jobs_certificates"),
+    migration!(7, "0007_minor_bar"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.
