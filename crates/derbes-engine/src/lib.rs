@@ -426,16 +426,11 @@ impl Engine {
     }
 
     /// The subject's data key, or why there is none.
+    /// Callers have loaded the subject (`subject_facts`) already; destruction
+    /// deletes the key row in the same transaction as the rest, so a missing
+    /// key means destroyed.
     async fn data_key(&self, subject: SubjectId) -> Result<DataKey, EngineError> {
         let sid = subject.to_string();
-        let row = self
-            .store
-            .subject(&sid)
-            .await?
-            .ok_or(EngineError::NotFound("subject"))?;
-        if row.status == "destroyed" {
-            return Err(EngineError::Destroyed);
-        }
         let (kek, bytes) = self
             .store
             .subject_key(&sid)

@@ -3,8 +3,7 @@
 
 use derbes_engine::{Actor, Engine, EngineError, NewRequest, RequestAction, RequestState};
 use derbes_policy::LoadedPolicy;
-use derbes_store::testing::TestDb;
-use derbes_store::StoreConfig;
+use derbes_store::testing::{contains_text, TestDb};
 use serde_json::json;
 
 const IIN: &str = "871008401427";
@@ -51,44 +50,6 @@ async fn request(e: &Engine, s: derbes_core::SubjectId, kind: &str) -> String {
         .await
         .unwrap()
         .request_id
-}
-
-async fn all_bytes(db: &TestDb) -> Vec<u8> {
-    match &db.config {
-        StoreConfig::Sqlite { path } => {
-            db.store.close().await;
-            let mut all = Vec::new();
-            for suffix in ["", "-wal"] {
-                if let Ok(b) = std::fs::read(format!("{}{suffix}", path.display())) {
-                    all.extend(b);
-                }
-            }
-            all
-        }
-        StoreConfig::Postgres { .. } => {
-            let mut all = String::new();
-            for t in [
-                "subjects",
-                "subject_keys",
-                "subject_fields",
-                "subject_field_history",
-                "blind_index",
-                "consents",
-                "audit_log",
-                "requests",
-                "destruction_certificates",
-            ] {
-                all.push_str(&db.store.debug_dump_table(t).await.unwrap());
-            }
-            all.into_bytes()
-        }
-    }
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    let hex = derbes_vault::hex::encode(needle.as_bytes());
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-        || hay.windows(hex.len()).any(|w| w == hex.as_bytes())
 }
 
 async fn withdrawal_flow(db: TestDb) {
@@ -179,10 +140,10 @@ async fn withdrawal_flow(db: TestDb) {
             .unwrap(),
         None
     );
-    let bytes = all_bytes(&db).await;
+    let bytes = db.all_bytes().await;
     for needle in [IIN, PHONE, SURNAME] {
         assert!(
-            !contains(&bytes, needle),
+            !contains_text(&bytes, needle),
             "{needle} found after destruction"
         );
     }

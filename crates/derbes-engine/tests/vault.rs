@@ -9,8 +9,8 @@ use derbes_core::{ConsentRequest, ConsentState, RegistrationRequest, SubjectId};
 use derbes_engine::{Actor, Engine, EngineError, FieldView, LookupKind};
 use derbes_kz::{Iin, Sex};
 use derbes_policy::LoadedPolicy;
-use derbes_store::testing::TestDb;
-use derbes_store::{Store, StoreConfig};
+use derbes_store::testing::{contains_text, TestDb};
+use derbes_store::Store;
 use derbes_vault::KeyEnv;
 use serde_json::json;
 
@@ -69,48 +69,6 @@ fn synthetic_iin(n: u16) -> String {
         .to_string()
 }
 
-/// Every byte the database holds, as text the test can search.
-async fn dump(db: &TestDb) -> Vec<u8> {
-    match &db.config {
-        StoreConfig::Sqlite { path } => {
-            db.store.close().await;
-            let mut all = Vec::new();
-            for suffix in ["", "-wal", "-shm"] {
-                let p = format!("{}{suffix}", path.display());
-                if let Ok(bytes) = std::fs::read(&p) {
-                    all.extend(bytes);
-                }
-            }
-            all
-        }
-        StoreConfig::Postgres { .. } => {
-            let mut all = String::new();
-            for table in [
-                "subjects",
-                "subject_keys",
-                "subject_fields",
-                "subject_field_history",
-                "blind_index",
-                "consents",
-                "consent_withdrawals",
-                "organizations",
-                "organization_representatives",
-                "staff_tokens",
-            ] {
-                all.push_str(&db.store.debug_dump_table(table).await.unwrap());
-            }
-            all.into_bytes()
-        }
-    }
-}
-
-/// The needle as text, or hex-encoded as PostgreSQL prints BYTEA.
-fn contains(hay: &[u8], needle: &str) -> bool {
-    let hex = derbes_vault::hex::encode(needle.as_bytes());
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-        || hay.windows(hex.len()).any(|w| w == hex.as_bytes())
-}
-
 async fn ciphertext_only_at_rest(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(&db.store, dir.path());
@@ -137,7 +95,7 @@ async fn ciphertext_only_at_rest(db: TestDb) {
             .unwrap(),
         Some(r.subject_id)
     );
-    let bytes = dump(&db).await;
+    let bytes = db.all_bytes().await;
     assert!(!bytes.is_empty());
     for needle in [
         IIN,
@@ -151,7 +109,7 @@ async fn ciphertext_only_at_rest(db: TestDb) {
         "203.0.113.7",
     ] {
         assert!(
-            !contains(&bytes, needle),
+            !contains_text(&bytes, needle),
             "`{needle}` found in plaintext at rest"
         );
     }

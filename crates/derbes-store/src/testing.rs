@@ -250,3 +250,63 @@ impl Store {
         Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
     }
 }
+
+impl TestDb {
+    /// Every byte the database holds, to search for plaintext: the SQLite
+    /// file, WAL and SHM (the pool is closed first so nothing is cached), or
+    /// every derbes table of the PostgreSQL schema as text.
+    pub async fn all_bytes(&self) -> Vec<u8> {
+        match &self.config {
+            StoreConfig::Sqlite { path } => {
+                self.store.close().await;
+                let mut all = Vec::new();
+                for suffix in ["", "-wal", "-shm"] {
+                    if let Ok(bytes) = std::fs::read(format!("{}{suffix}", path.display())) {
+                        all.extend(bytes);
+                    }
+                }
+                all
+            }
+            StoreConfig::Postgres { .. } => {
+                let mut all = String::new();
+                for table in [
+                    "subjects",
+                    "subject_keys",
+                    "subject_fields",
+                    "subject_field_history",
+                    "blind_index",
+                    "consents",
+                    "consent_withdrawals",
+                    "organizations",
+                    "organization_representatives",
+                    "staff_tokens",
+                    "audit_log",
+                    "disclosures",
+                    "requests",
+                    "request_events",
+                    "destruction_certificates",
+                ] {
+                    all.push_str(
+                        &self
+                            .store
+                            .debug_dump_table(table)
+                            .await
+                            .unwrap_or_else(|e| panic!("dump {table}: {e}")),
+                    );
+                }
+                all.into_bytes()
+            }
+        }
+    }
+}
+
+/// Whether `needle` is in `hay` as text, or hex-encoded as PostgreSQL prints BYTEA.
+pub fn contains_text(hay: &[u8], needle: &str) -> bool {
+    let hex: String = needle
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+        || hay.windows(hex.len()).any(|w| w == hex.as_bytes())
+}
