@@ -297,10 +297,22 @@ impl Compiled {
             })
         };
         let op = input.operation;
+        // Giving the subjects a copy of their own data (7.11) is not processing
+        // that blocking or a withdrawal stops: it is what they asked for.
+        let own_copy = op == Operation::Extraction
+            && self
+                .purposes
+                .get(input.purpose)
+                .is_some_and(|&i| self.purpose[i].kind == PurposeKind::Rights);
 
         // The subject.
         match subject.status {
             SubjectStatus::Active => {}
+            _ if own_copy
+                && matches!(
+                    subject.status,
+                    SubjectStatus::Blocked | SubjectStatus::Withdrawn
+                ) => {}
             SubjectStatus::Blocked if op != Operation::Storage => why(
                 "subject_blocked",
                 "the subject's data is blocked: only storage is allowed (4.2)".into(),
@@ -389,9 +401,10 @@ impl Compiled {
             }
         }
 
-        // Retention.
-        if let (RetentionStart::RelationshipEnd, Some(ended)) =
-            (purpose.retention.1, subject.relationship_ended_at)
+        // Retention (a rights purpose keeps nothing and shows what others keep).
+        let rights = purpose.kind == PurposeKind::Rights;
+        if let (false, RetentionStart::RelationshipEnd, Some(ended)) =
+            (rights, purpose.retention.1, subject.relationship_ended_at)
         {
             if ended
                 .checked_add_months(Months::new(purpose.retention.0))
@@ -425,7 +438,7 @@ impl Compiled {
                 Some(rc) => Some((r, rc)),
             },
         };
-        let legal = purpose.kind == PurposeKind::Legal;
+        let legal = matches!(purpose.kind, PurposeKind::Legal | PurposeKind::Rights);
         let mut legal_basis_given = false;
         if let Some((r, rc)) = recipient {
             if rc.purposes & (1 << pi) == 0 {

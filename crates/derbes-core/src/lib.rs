@@ -23,6 +23,7 @@ pub mod consent;
 pub mod decision;
 pub mod ids;
 pub mod registration;
+pub mod retention;
 pub mod synthetic;
 pub mod value;
 
@@ -39,6 +40,7 @@ pub use registration::{
     field_ref, in_form, require_form_fields, source_id, validate_fields, validate_form,
     validate_registration, FieldInput, RegistrationRequest, ValidRegistration,
 };
+pub use retention::{FieldRetention, RetentionRules, Until};
 pub use value::{canonical, Problem};
 
 /// Today's date in Asia/Almaty for an instant.

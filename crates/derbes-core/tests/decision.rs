@@ -506,3 +506,60 @@ fn consent_facts_from_the_ledger() {
     m.channel = Some(Channel::Sms);
     denied_with(&decide(&c, &m, &subject), "no_marketing_consent");
 }
+
+#[test]
+fn the_subjects_own_copy_is_given_while_blocked_or_withdrawn_but_nothing_else() {
+    let c = compiled();
+    let all = [
+        "identity",
+        "full_name",
+        "contact",
+        "network",
+        "client",
+        "app_data",
+    ];
+    let copy = ask(
+        "data_protection_officer",
+        Operation::Extraction,
+        "subject_requests",
+        &all,
+    );
+    // No consent needed: the Law, not the policy acceptance, obliges the answer.
+    let mut s = active();
+    s.consents.policy = None;
+    assert!(decide(&c, &copy, &s).permit);
+    for status in [SubjectStatus::Blocked, SubjectStatus::Withdrawn] {
+        s.status = status;
+        // Even years after the relationship ended: the purpose keeps nothing itself.
+        s.relationship_ended_at = Some(now() - Duration::days(4000));
+        assert!(decide(&c, &copy, &s).permit, "{status:?}");
+        // Any other use of the same purpose is still stopped.
+        let using = ask(
+            "data_protection_officer",
+            Operation::Use,
+            "subject_requests",
+            &["contact"],
+        );
+        assert!(!decide(&c, &using, &s).permit, "{status:?}");
+    }
+    for status in [SubjectStatus::Destroyed, SubjectStatus::BarredMinor] {
+        s.status = status;
+        assert!(!decide(&c, &copy, &s).permit, "{status:?}");
+    }
+    // Need-to-know still holds: support agents do not export everything.
+    let support = ask(
+        "support_agent",
+        Operation::Extraction,
+        "subject_requests",
+        &all,
+    );
+    denied_with(&decide(&c, &support, &active()), "no_need_to_know");
+    // Organisations are not personal data and not part of the copy's purpose.
+    let org = ask(
+        "data_protection_officer",
+        Operation::Extraction,
+        "subject_requests",
+        &["organisation"],
+    );
+    denied_with(&decide(&c, &org, &active()), "category_not_allowed");
+}

@@ -160,7 +160,27 @@ impl Engine {
         decision: Option<&Decision>,
         details: Value,
     ) -> Result<i64, EngineError> {
-        let record = NewAuditRecord {
+        let record = self.audit_record(
+            actor, action, subject, purpose, categories, decision, details,
+        )?;
+        let mut seqs = self.audit_all(vec![record]).await?;
+        seqs.pop()
+            .ok_or_else(|| EngineError::Internal("the audit writer stopped".into()))
+    }
+
+    /// A record as [`Engine::audit`] would append it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit_record(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: Option<SubjectId>,
+        purpose: Option<&str>,
+        categories: &[String],
+        decision: Option<&Decision>,
+        details: Value,
+    ) -> Result<NewAuditRecord, EngineError> {
+        Ok(NewAuditRecord {
             at: micros(self.now()),
             actor: actor.id.clone(),
             role: actor.role.clone(),
@@ -177,15 +197,32 @@ impl Engine {
                 &decision.map(|d| d.reasons.clone()).unwrap_or_default(),
             )?,
             details: serde_json::to_string(&details)?,
-        };
-        let (tx, rx) = oneshot::channel();
-        self.auditor()
-            .send((record, tx))
-            .await
-            .map_err(|_| EngineError::Internal("the audit writer stopped".into()))?;
-        rx.await
-            .map_err(|_| EngineError::Internal("the audit writer stopped".into()))?
-            .map_err(|e| EngineError::Internal(format!("audit append failed: {e}")))
+        })
+    }
+
+    /// Append records (they share the writer's group commits) and wait until
+    /// every one is durably stored; their sequence numbers, in order.
+    pub(crate) async fn audit_all(
+        &self,
+        records: Vec<NewAuditRecord>,
+    ) -> Result<Vec<i64>, EngineError> {
+        let stopped = || EngineError::Internal("the audit writer stopped".into());
+        let writer = self.auditor();
+        let mut replies = Vec::with_capacity(records.len());
+        for record in records {
+            let (tx, rx) = oneshot::channel();
+            writer.send((record, tx)).await.map_err(|_| stopped())?;
+            replies.push(rx);
+        }
+        let mut seqs = Vec::with_capacity(replies.len());
+        for rx in replies {
+            seqs.push(
+                rx.await
+                    .map_err(|_| stopped())?
+                    .map_err(|e| EngineError::Internal(format!("audit append failed: {e}")))?,
+            );
+        }
+        Ok(seqs)
     }
 
     /// Sign a checkpoint of the chain's tail, if it moved since the last one.

@@ -327,7 +327,7 @@ fn decision_details(req: &DecisionRequest) -> serde_json::Value {
     })
 }
 
-fn disclosure_view(r: DisclosureRow) -> DisclosureView {
+pub(crate) fn disclosure_view(r: DisclosureRow) -> DisclosureView {
     DisclosureView {
         disclosure_id: r.disclosure_id,
         recipient: r.recipient,

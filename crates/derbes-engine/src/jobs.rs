@@ -55,7 +55,7 @@ pub struct JobsReport {
     pub waiting_blocked: u64,
 }
 
-fn obligation_view(o: ObligationRow) -> ObligationView {
+pub(crate) fn obligation_view(o: ObligationRow) -> ObligationView {
     ObligationView {
         obligation_id: o.obligation_id,
         kind: o.kind,
@@ -64,6 +64,37 @@ fn obligation_view(o: ObligationRow) -> ObligationView {
         closed_at: o.closed_at.map(from_micros),
     }
 }
+
+/// A destruction certificate (акт об уничтожении): what went, when, on which
+/// request and ground, how — and no personal data. Returns (content, SHA-256).
+pub(crate) fn certificate_content(
+    p: &derbes_policy::Policy,
+    certificate_id: &str,
+    subject: SubjectId,
+    request_id: Option<&str>,
+    ground: &str,
+    at: chrono::DateTime<Utc>,
+    categories: &[String],
+) -> (String, String) {
+    let content = json!({
+        "title": {"ru": "Акт об уничтожении персональных данных", "en": "Certificate of destruction of personal data"},
+        "certificate_id": certificate_id,
+        "operator": {"name": p.operator.name.ru, "bin": p.operator.bin.to_string()},
+        "subject_id": subject,
+        "request_id": request_id,
+        "legal_ground": ground,
+        "destroyed_at": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "categories": categories,
+        "method": "crypto-shredding: the subject's data key, every sealed field and previous value, the blind-index entries and the opt-outs were deleted; any copy of the sealed data can no longer be opened",
+        "kept": "consent ledger and audit records, which hold no personal data",
+    })
+    .to_string();
+    let sha = derbes_policy::sha256_hex(content.as_bytes());
+    (content, sha)
+}
+
+/// The legal ground a destruction certificate names when no request asked for it.
+pub(crate) const RETENTION_GROUND: &str = "end of the purposes' retention (policy clause 7.1)";
 
 impl Engine {
     /// Register an open obligation (contract, deal, debt) of a subject.
@@ -383,23 +414,18 @@ impl Engine {
             Some("destruction") => {
                 "request for destruction (Law «О персональных данных и их защите»)"
             }
-            _ => "end of the purposes' retention (policy clause 7.1)",
+            _ => RETENTION_GROUND,
         };
         let certificate_id = uuid::Uuid::now_v7().to_string();
-        let content = json!({
-            "title": {"ru": "Акт об уничтожении персональных данных", "en": "Certificate of destruction of personal data"},
-            "certificate_id": certificate_id,
-            "operator": {"name": p.operator.name.ru, "bin": p.operator.bin.to_string()},
-            "subject_id": subject,
-            "request_id": job.request_id,
-            "legal_ground": ground,
-            "destroyed_at": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "categories": categories,
-            "method": "crypto-shredding: the subject's data key, every sealed field and previous value, the blind-index entries and the opt-outs were deleted; any copy of the sealed data can no longer be opened",
-            "kept": "consent ledger and audit records, which hold no personal data",
-        })
-        .to_string();
-        let sha = derbes_policy::sha256_hex(content.as_bytes());
+        let (content, sha) = certificate_content(
+            p,
+            &certificate_id,
+            subject,
+            job.request_id.as_deref(),
+            ground,
+            at,
+            &categories,
+        );
         self.store
             .insert_certificate(
                 &certificate_id,
@@ -439,11 +465,30 @@ impl Engine {
         request_id: &str,
     ) -> Result<CertificateView, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
-        let (content, sha) = self
+        let found = self.store.certificate_for_request(request_id).await?;
+        self.confirm_certificate(found).await
+    }
+
+    /// The certificate of a destroyed subject (by request, minor bar or
+    /// retention), checked against the audit log.
+    pub async fn subject_certificate(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+    ) -> Result<CertificateView, EngineError> {
+        self.require(actor, Capability::WorkRequests)?;
+        let found = self
             .store
-            .certificate_for_request(request_id)
-            .await?
-            .ok_or(EngineError::NotFound("certificate"))?;
+            .certificate_for_subject(&subject.to_string())
+            .await?;
+        self.confirm_certificate(found).await
+    }
+
+    async fn confirm_certificate(
+        &self,
+        found: Option<(String, String)>,
+    ) -> Result<CertificateView, EngineError> {
+        let (content, sha) = found.ok_or(EngineError::NotFound("certificate"))?;
         let certificate: Value = serde_json::from_str(&content)?;
         let subject = certificate
             .get("subject_id")

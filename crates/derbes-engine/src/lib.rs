@@ -8,10 +8,13 @@
 mod audit;
 mod decide;
 mod error;
+mod export;
+mod export_html;
 mod jobs;
 mod keys;
 mod organizations;
 mod requests;
+mod retention;
 mod seed;
 mod staff;
 
@@ -35,6 +38,11 @@ pub use audit::{Actor, AuditView};
 use decide::DecisionRequest as Question;
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
 pub use error::EngineError;
+pub use export::{
+    ExportFee, ExportField, ExportNamed, ExportObjection, ExportOperator, ExportPolicy,
+    ExportPrevious, ExportPurpose, ExportRecipient, ExportSubject, SubjectExport, EXPORT_SCHEMA,
+};
+pub use export_html::export_html;
 pub use jobs::{CertificateView, JobsReport, NewObligation, ObligationView};
 pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use organizations::OrganizationRequest;
@@ -42,6 +50,7 @@ pub use requests::{
     ContactAnswer, Identification, NewRequest, RequestAction, RequestChannel, RequestState,
     RequestStep, RequestView, Requester,
 };
+pub use retention::{HoldView, NewHold, PurgeItem, PurgeReport};
 pub use seed::SeedReport;
 pub use staff::{Staff, StaffView};
 
@@ -62,6 +71,8 @@ pub struct Engine {
     auditor: audit::SharedAuditor,
     tokens: Arc<staff::TokenCache>,
     facts: Arc<decide::FactsCache>,
+    /// The administrative fee for a copy (7.11); 0, the Law's default.
+    access_fee_kzt: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -216,12 +227,20 @@ impl Engine {
             data_dir,
             key_env: KeyEnv::default(),
             clock: Arc::new(Utc::now),
+            access_fee_kzt: 0,
         }
     }
 
     /// Replace the clock (tests).
     pub fn with_clock(mut self, clock: Clock) -> Engine {
         self.clock = clock;
+        self
+    }
+
+    /// Charge an administrative fee for a copy of one's data (7.11 allows
+    /// it; the Law makes access free unless the operator sets one).
+    pub fn with_access_fee(mut self, amount_kzt: u64) -> Engine {
+        self.access_fee_kzt = amount_kzt;
         self
     }
 

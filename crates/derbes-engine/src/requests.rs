@@ -55,7 +55,7 @@ impl RequestState {
         }
     }
 
-    fn parse(s: &str) -> RequestState {
+    pub(crate) fn parse(s: &str) -> RequestState {
         match s {
             "received" => RequestState::Received,
             "identity_verified" => RequestState::IdentityVerified,
@@ -150,6 +150,9 @@ pub struct RequestView {
     pub state_reason: Option<String>,
     pub overdue: bool,
     pub details: Value,
+    /// The roles that answer it (complaints go to the data-protection officer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routed_to: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<RequestStep>,
 }
@@ -162,12 +165,81 @@ fn name<T: Serialize>(v: &T) -> String {
 }
 
 impl Engine {
-    fn view_request(&self, r: RequestRow, events: Vec<RequestEvent>) -> RequestView {
+    pub(crate) async fn request_row(&self, request_id: &str) -> Result<RequestRow, EngineError> {
+        self.store
+            .request(request_id)
+            .await?
+            .ok_or(EngineError::NotFound("request"))
+    }
+
+    /// A request being worked by hand (an export, a correction): one of
+    /// `kinds` (else `wrong_kind`), its requester verified and, unless
+    /// `answered_too`, still open; with the subject it is about.
+    pub(crate) async fn worked_request(
+        &self,
+        request_id: &str,
+        kinds: &[Right],
+        wrong_kind: &'static str,
+        answered_too: bool,
+    ) -> Result<(RequestRow, SubjectId), EngineError> {
+        let row = self.request_row(request_id).await?;
+        if !kinds.iter().any(|k| k.as_str() == row.kind) {
+            let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            return Err(EngineError::invalid(
+                "request_id",
+                wrong_kind,
+                format!("only for {} requests", names.join(" and ")),
+            ));
+        }
+        let ok = match RequestState::parse(&row.state) {
+            RequestState::IdentityVerified | RequestState::InProgress => true,
+            RequestState::Completed => answered_too,
+            RequestState::Received | RequestState::Refused => false,
+        };
+        if !ok {
+            return Err(EngineError::invalid(
+                "request_id",
+                "identity_not_verified",
+                "the requester's identity is verified, and the request open, before anything is given or changed",
+            ));
+        }
+        let subject = row
+            .subject_id
+            .as_deref()
+            .and_then(|s| SubjectId::parse(s).ok())
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "request_id",
+                    "no_subject",
+                    "the request names no subject that derbes holds",
+                )
+            })?;
+        Ok((row, subject))
+    }
+
+    /// The roles complaints are routed to.
+    fn complaint_roles(&self) -> Vec<String> {
+        self.policy
+            .policy
+            .roles
+            .iter()
+            .filter(|r| r.can(Capability::AnswerComplaints))
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    pub(crate) fn view_request(&self, r: RequestRow, events: Vec<RequestEvent>) -> RequestView {
         let state = RequestState::parse(&r.state);
         let due = from_micros(r.due_at)
             .with_timezone(&derbes_kz::ALMATY)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+        let routed_to = if r.kind == Right::Complaint.as_str() {
+            self.complaint_roles()
+        } else {
+            Vec::new()
+        };
         RequestView {
+            routed_to,
             overdue: !state.is_final() && micros(self.now()) > r.due_at,
             request_id: r.request_id,
             subject_id: r.subject_id,
@@ -287,7 +359,8 @@ impl Engine {
             None,
             &[],
             None,
-            serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": row.due_at, "provisional_calendar": deadline.coverage != derbes_kz::Coverage::Complete}),
+            serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": row.due_at, "provisional_calendar": deadline.coverage != derbes_kz::Coverage::Complete,
+                "routed_to": if req.kind == Right::Complaint { self.complaint_roles() } else { Vec::new() }}),
         )
         .await?;
         Ok(self.view_request(row, Vec::new()))
@@ -300,11 +373,7 @@ impl Engine {
         request_id: &str,
     ) -> Result<RequestView, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
-        let row = self
-            .store
-            .request(request_id)
-            .await?
-            .ok_or(EngineError::NotFound("request"))?;
+        let row = self.request_row(request_id).await?;
         let events = self.store.request_events(request_id).await?;
         Ok(self.view_request(row, events))
     }
@@ -344,12 +413,13 @@ impl Engine {
         reason: Option<&str>,
     ) -> Result<RequestView, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
-        let row = self
-            .store
-            .request(request_id)
-            .await?
-            .ok_or(EngineError::NotFound("request"))?;
+        let row = self.request_row(request_id).await?;
         let from = RequestState::parse(&row.state);
+        let complaint = row.kind == Right::Complaint.as_str();
+        if complaint {
+            // Routed to the data-protection officer: only they work it.
+            self.require(actor, Capability::AnswerComplaints)?;
+        }
         use RequestAction as A;
         use RequestState as S;
         let to = match (action, from) {
@@ -370,6 +440,13 @@ impl Engine {
             }
         };
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if complaint && to == S::Completed && reason.is_none() {
+            return Err(EngineError::invalid(
+                "reason",
+                "reason_required",
+                "a complaint is completed with the answer given (its summary)",
+            ));
+        }
         if to == S::Refused && reason.is_none() {
             return Err(EngineError::invalid(
                 "reason",
@@ -427,6 +504,38 @@ impl Engine {
             }
         }
         self.request(actor, request_id).await
+    }
+
+    /// Work a verified rectification request: the corrected values go
+    /// through the vault with the request as their reason (the previous
+    /// values are kept sealed), and the request is completed.
+    pub async fn rectify_for_request(
+        &self,
+        actor: &Actor,
+        request_id: &str,
+        values: &std::collections::BTreeMap<String, Value>,
+        source: Option<&str>,
+    ) -> Result<RequestView, EngineError> {
+        self.require(actor, Capability::WorkRequests)?;
+        let (_, subject) = self
+            .worked_request(
+                request_id,
+                &[Right::Rectification],
+                "not_a_rectification_request",
+                false,
+            )
+            .await?;
+        let reason = format!("rectification request {request_id}");
+        let fields = self
+            .rectify(actor, subject, values, source, &reason)
+            .await?;
+        self.act_on_request(
+            actor,
+            request_id,
+            RequestAction::Complete,
+            Some(&format!("corrected: {}", fields.join(", "))),
+        )
+        .await
     }
 
     /// An objection (7.11): no more messages of the kind on the channels.

@@ -1,31 +1,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Withdrawal, destruction, the scheduler and the certificate, on both backends.
 
+mod common;
+
+use common::{dpo, engine};
 use derbes_engine::{Actor, Engine, EngineError, NewRequest, RequestAction, RequestState};
-use derbes_policy::LoadedPolicy;
 use derbes_store::testing::{contains_text, TestDb};
 use serde_json::json;
 
 const IIN: &str = "871008401427";
 const PHONE: &str = "+77015550077";
 const SURNAME: &str = "Жаксыбекова";
-
-fn engine(db: &TestDb, dir: &std::path::Path) -> Engine {
-    let policy =
-        LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string())
-            .unwrap();
-    Engine::open(
-        db.store.clone(),
-        policy,
-        dir.to_path_buf(),
-        &derbes_vault::KeyEnv::default(),
-    )
-    .unwrap()
-}
-
-fn dpo() -> Actor {
-    Actor::staff("dpo", "data_protection_officer")
-}
 
 async fn register(e: &Engine) -> derbes_core::SubjectId {
     let reg: derbes_core::RegistrationRequest = serde_json::from_value(json!({
@@ -184,25 +169,8 @@ async fn blocked_destruction_waits(db: TestDb) {
     assert!(e.certificate(&dpo(), &d).await.unwrap().confirmed_by_audit);
 }
 
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(derbes_store::testing::TestDb::sqlite().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(db) = derbes_store::testing::TestDb::postgres().await {
-                    super::$name(db).await;
-                }
-            }
-        }
-    };
-}
-
-both!(withdrawal_flow);
-both!(blocked_destruction_waits);
+derbes_store::both_databases!(withdrawal_flow);
+derbes_store::both_databases!(blocked_destruction_waits);
 
 async fn minors_are_barred_until_18(db: TestDb) {
     use std::sync::{Arc, Mutex};
@@ -255,4 +223,4 @@ async fn minors_are_barred_until_18(db: TestDb) {
     assert!(e.register(&Actor::system("t"), &reg).await.is_ok());
 }
 
-both!(minors_are_barred_until_18);
+derbes_store::both_databases!(minors_are_barred_until_18);

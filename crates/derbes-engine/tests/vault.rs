@@ -437,27 +437,10 @@ async fn rectification_keeps_history_sealed(db: TestDb) {
     assert!(matches!(r, Err(EngineError::Invalid(p)) if p[0].code == "field_not_allowed"));
 }
 
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(derbes_store::testing::TestDb::sqlite().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(db) = derbes_store::testing::TestDb::postgres().await {
-                    super::$name(db).await;
-                }
-            }
-        }
-    };
-}
-
-both!(ciphertext_only_at_rest);
-both!(swapped_ciphertexts_fail);
-both!(shredded_rows_are_unreadable);
-both!(rotation_interrupted_and_resumed_loses_nothing);
-both!(consent_states_follow_time_and_withdrawal);
-both!(registration_is_all_or_nothing);
-both!(rectification_keeps_history_sealed);
+derbes_store::both_databases!(ciphertext_only_at_rest);
+derbes_store::both_databases!(swapped_ciphertexts_fail);
+derbes_store::both_databases!(shredded_rows_are_unreadable);
+derbes_store::both_databases!(rotation_interrupted_and_resumed_loses_nothing);
+derbes_store::both_databases!(consent_states_follow_time_and_withdrawal);
+derbes_store::both_databases!(registration_is_all_or_nothing);
+derbes_store::both_databases!(rectification_keeps_history_sealed);

@@ -32,7 +32,7 @@ use std::path::Path;
 
 pub use diff::{diff, Change, ChangeKind};
 pub use model::*;
-pub use render::{render, Format};
+pub use render::{esc as html_escape, render, Format};
 pub use vocab::*;
 
 /// One problem in a policy file, with its position (1-based).

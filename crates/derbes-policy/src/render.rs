@@ -188,7 +188,7 @@ fn markdown(els: &[El]) -> String {
 }
 
 /// Escape text for HTML element content and attribute values.
-pub(crate) fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

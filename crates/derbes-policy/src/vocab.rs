@@ -67,12 +67,16 @@ vocabulary!(
 
 vocabulary!(
     /// What a purpose is for; `Marketing` needs the channel's own consent.
+    /// `Rights` answers the data subject's own requests (7.11, the Law): it
+    /// needs no consent, is allowed while the subject is blocked or has
+    /// withdrawn, and never justifies keeping data (its retention is nil).
     PurposeKind {
         Service => "service",
         Marketing => "marketing",
         Analytics => "analytics",
         Security => "security",
         Legal => "legal",
+        Rights => "rights",
     }
 );
 
@@ -154,6 +158,8 @@ vocabulary!(
 
 vocabulary!(
     /// What a staff role may do, besides using data for its purposes.
+    /// Complaints (reported violations of the policy) are routed to the
+    /// roles with `answer_complaints` — the data-protection officer.
     Capability {
         RegisterSubjects => "register_subjects",
         Lookup => "lookup",
@@ -167,6 +173,7 @@ vocabulary!(
         ManageStaff => "manage_staff",
         ManageKeys => "manage_keys",
         WorkRequests => "work_requests",
+        AnswerComplaints => "answer_complaints",
     }
 );
 

@@ -18,6 +18,7 @@ mod error;
 mod log;
 mod openapi;
 mod requests;
+mod retention;
 mod routes;
 mod subjects;
 

@@ -44,6 +44,14 @@ use crate::routes;
         crate::requests::add_obligation,
         crate::requests::close_obligation,
         crate::requests::certificate,
+        crate::requests::export,
+        crate::retention::rectify,
+        crate::retention::end_relationship,
+        crate::retention::place_hold,
+        crate::retention::holds,
+        crate::retention::release_hold,
+        crate::retention::due,
+        crate::retention::certificate,
         crate::requests::minor,
     ),
     modifiers(&BearerAuth),
@@ -57,6 +65,7 @@ use crate::routes;
         (name = "audit", description = "The hash-chained audit log"),
         (name = "staff", description = "Staff and their bearer tokens"),
         (name = "requests", description = "The rights desk: data-subject requests against legal deadlines"),
+        (name = "retention", description = "Retention: relationship end, legal holds, the purge, destruction certificates"),
     )
 )]
 pub struct ApiDoc;

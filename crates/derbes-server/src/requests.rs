@@ -233,6 +233,59 @@ pub(crate) async fn certificate(
     Ok(Json(state.engine().certificate(&actor, &id).await?))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `json` (default; the `SubjectExport` schema) or `html` (a readable page).
+    pub format: Option<String>,
+    /// The page's language: `ru` (default) or `en`.
+    pub lang: Option<String>,
+}
+
+/// The answer to a verified `access` request (a copy of everything held,
+/// every value decrypted) or `information` request (the same without
+/// values): decided by the decision point and audited before anything is
+/// opened. Never cached.
+#[utoipa::path(get, path = "/api/v1/requests/{id}/export", tag = "requests",
+    params(("id" = String, Path, description = "Request id"), ExportQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The export (JSON, or HTML with `format=html`)", body = derbes_engine::SubjectExport),
+        (status = 403, description = "`forbidden`, or `denied` by the decision point (need-to-know)", body = ErrorResponse),
+        (status = 404, description = "No such request", body = ErrorResponse),
+        (status = 410, description = "The subject's data has been destroyed", body = ErrorResponse),
+        (status = 422, description = "`not_an_access_request`, `identity_not_verified`, `no_subject`; bad `format` or `lang`", body = ErrorResponse)))]
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    let html = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(_) => return Err(ApiError::invalid("format", "expected `json` or `html`")),
+    };
+    let lang = match q.lang.as_deref() {
+        None => derbes_policy::Lang::Ru,
+        Some(l) => derbes_policy::Lang::parse(l)
+            .ok_or_else(|| ApiError::invalid("lang", "expected `ru` or `en`"))?,
+    };
+    let export = state.engine().export(&actor, &id).await?;
+    let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(if html {
+        (
+            [no_store],
+            axum::response::Html(derbes_engine::export_html(&export, lang)),
+        )
+            .into_response()
+    } else {
+        ([no_store], Json(export)).into_response()
+    })
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MinorBody {

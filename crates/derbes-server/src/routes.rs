@@ -48,6 +48,28 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             post(r::close_obligation),
         )
         .route("/api/v1/requests/{id}/certificate", get(r::certificate))
+        .route("/api/v1/requests/{id}/export", get(r::export))
+        .route(
+            "/api/v1/requests/{id}/rectification",
+            post(crate::retention::rectify),
+        )
+        .route(
+            "/api/v1/subjects/{id}/relationship-end",
+            post(crate::retention::end_relationship),
+        )
+        .route(
+            "/api/v1/subjects/{id}/legal-holds",
+            get(crate::retention::holds).post(crate::retention::place_hold),
+        )
+        .route(
+            "/api/v1/subjects/{id}/legal-holds/{hold_id}",
+            axum::routing::delete(crate::retention::release_hold),
+        )
+        .route(
+            "/api/v1/subjects/{id}/certificate",
+            get(crate::retention::certificate),
+        )
+        .route("/api/v1/retention/due", get(crate::retention::due))
         .route("/api/v1/subjects/{id}/minor", post(r::minor))
         .route("/api/v1/staff", get(d::list_staff).post(d::add_staff))
         .route(

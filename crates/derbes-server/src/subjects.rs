@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::JsonBody;
 use crate::{ApiError, AppState, ErrorResponse};
 
-fn subject_id(s: &str) -> Result<SubjectId, ApiError> {
+pub(crate) fn subject_id(s: &str) -> Result<SubjectId, ApiError> {
     SubjectId::parse(s).map_err(|e| ApiError::invalid("subject_id", e.to_string()))
 }
 

@@ -74,7 +74,7 @@ async fn policy_endpoints(store: &Store) {
     assert_eq!(v["policy"]["operator"]["bin"], "220440001087");
     assert_eq!(v["policy"]["deadlines"]["withdrawal"], 1);
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(v["policy"]["purposes"].as_array().unwrap().len(), 21);
+    assert_eq!(v["policy"]["purposes"].as_array().unwrap().len(), 22);
 
     let (status, _, body) = get(&st, "/api/v1/policy/versions").await;
     assert_eq!(status, StatusCode::OK);

@@ -255,4 +255,21 @@ impl Store {
             Some(r) => Ok(Some((r.try_get("content")?, r.try_get("sha256")?))),
         }
     }
+
+    /// The latest certificate of a subject: (content JSON, sha256).
+    pub async fn certificate_for_subject(
+        &self,
+        subject_id: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let r = sqlx::query(
+            "SELECT content, sha256 FROM destruction_certificates WHERE subject_id = $1 ORDER BY at DESC LIMIT 1",
+        )
+        .bind(subject_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match r {
+            None => Ok(None),
+            Some(r) => Ok(Some((r.try_get("content")?, r.try_get("sha256")?))),
+        }
+    }
 }

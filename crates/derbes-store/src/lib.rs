@@ -25,6 +25,7 @@ mod jobs;
 mod migrate;
 mod policy_versions;
 mod requests;
+mod retention;
 mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -44,6 +45,7 @@ pub use jobs::{JobOutcome, JobRow, ObligationRow};
 pub use migrate::latest_version;
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{RequestEvent, RequestFilter, RequestRow, FINAL_STATES};
+pub use retention::{HistoryRow, LegalHold, PurgeCandidate};
 pub use subjects::{
     ConsentRow, FieldRow, NewConsent, NewSubject, Rectification, SubjectRow, TokenRow,
 };
@@ -268,4 +270,17 @@ pub fn micros_to_rfc3339(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
+}
+
+/// `$start, $start+1, …` for `n` bound values (an `IN (…)` list).
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    let mut s = String::with_capacity(n * 5);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('$');
+        s.push_str(&(start + i).to_string());
+    }
+    s
 }

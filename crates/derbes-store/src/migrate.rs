@@ -33,6 +33,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_contact_optouts"),
     migration!(6, "0006_obligations_jobs_certificates"),
     migration!(7, "0007_minor_bar"),
+    migration!(8, "0008_retention"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

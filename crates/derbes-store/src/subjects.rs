@@ -359,6 +359,29 @@ impl Store {
     }
 
     /// Whether the subject objected to `kind` messages on `channel`.
+    /// A subject's objections: `(channel, kind, at, request_id)`.
+    pub async fn optouts(
+        &self,
+        subject_id: &str,
+    ) -> Result<Vec<(String, String, i64, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, kind, at, request_id FROM contact_optouts WHERE subject_id = $1 ORDER BY channel, kind",
+        )
+        .bind(subject_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("channel")?,
+                    r.try_get("kind")?,
+                    r.try_get("at")?,
+                    r.try_get("request_id")?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn has_optout(
         &self,
         subject_id: &str,
@@ -658,28 +681,45 @@ impl Store {
         subject_id: &str,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let changed = sqlx::query(
-            "UPDATE subjects SET status = 'destroyed', destroyed_at = $2 WHERE subject_id = $1 AND status <> 'destroyed'",
-        )
-        .bind(subject_id)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        for table in [
-            "subject_keys",
-            "subject_fields",
-            "subject_field_history",
-            "blind_index",
-            "organization_representatives",
-            "contact_optouts",
-        ] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE subject_id = $1"))
-                .bind(subject_id)
-                .execute(&mut **tx)
-                .await?;
+        Ok(Self::shred_many_in(tx, &[subject_id.to_string()], at).await? == 1)
+    }
+
+    /// [`Store::shred_in`] for many subjects at once (set-based: one
+    /// statement per table). Returns how many subjects changed.
+    pub(crate) async fn shred_many_in(
+        tx: &mut Transaction<'static, Any>,
+        subject_ids: &[String],
+        at: i64,
+    ) -> Result<u64, StoreError> {
+        let mut changed = 0;
+        for chunk in subject_ids.chunks(500) {
+            let list = crate::placeholders(2, chunk.len());
+            let sql = format!(
+                "UPDATE subjects SET status = 'destroyed', destroyed_at = $1 WHERE status <> 'destroyed' AND subject_id IN ({list})"
+            );
+            let mut update = sqlx::query(&sql).bind(at);
+            for id in chunk {
+                update = update.bind(id);
+            }
+            changed += update.execute(&mut **tx).await?.rows_affected();
+            let list = crate::placeholders(1, chunk.len());
+            for table in [
+                "subject_keys",
+                "subject_fields",
+                "subject_field_history",
+                "blind_index",
+                "organization_representatives",
+                "contact_optouts",
+            ] {
+                let sql = format!("DELETE FROM {table} WHERE subject_id IN ({list})");
+                let mut delete = sqlx::query(&sql);
+                for id in chunk {
+                    delete = delete.bind(id);
+                }
+                delete.execute(&mut **tx).await?;
+            }
         }
-        Ok(changed == 1)
+        Ok(changed)
     }
 
     /// How many data keys each KEK wraps.

@@ -158,6 +158,28 @@ macro_rules! both_backends {
     };
 }
 
+/// Like [`both_backends!`] for tests that take the whole [`TestDb`] (to
+/// search its files, say): `both_databases!(name);` runs `name(db)` on
+/// SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both_databases {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::testing::TestDb::sqlite().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = $crate::testing::TestDb::postgres().await {
+                    super::$name(db).await;
+                }
+            }
+        }
+    };
+}
+
 impl Store {
     /// Every row of `table` as text (tests search it for plaintext).
     pub async fn debug_dump_table(&self, table: &str) -> Result<String, crate::StoreError> {

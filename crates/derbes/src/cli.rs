@@ -52,6 +52,17 @@ pub enum Command {
     /// The rights desk: data-subject requests and their deadlines.
     #[command(subcommand)]
     Requests(RequestsCommand),
+    /// Destroy what no purpose of the policy keeps any more (retention, 7.1):
+    /// whole subjects whose relationship ended long enough ago, single
+    /// fields, previous values. Legal holds stop it. The service's scheduler
+    /// runs it too.
+    Purge {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// List what would go and why; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +131,15 @@ pub struct EngineArgs {
         value_name = "FILE"
     )]
     pub policy: PathBuf,
+    /// The administrative fee for a copy of one's data, in tenge (7.11
+    /// allows one; by default access is free, as the Law has it).
+    #[arg(
+        long,
+        env = "DERBES_ACCESS_FEE_KZT",
+        default_value_t = 0,
+        value_name = "KZT"
+    )]
+    pub access_fee_kzt: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +208,15 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub listen: SocketAddr,
+    /// Run the retention purge this often, in seconds (0: never; then run
+    /// `derbes purge` from cron).
+    #[arg(
+        long,
+        env = "DERBES_PURGE_EVERY",
+        default_value_t = 3600,
+        value_name = "SECONDS"
+    )]
+    pub purge_every: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ mod dev;
 mod keys;
 mod kz;
 mod policy;
+mod purge;
 mod requests;
 mod serve;
 mod staff;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Staff(c) => staff::run(c, json),
         Command::Audit(c) => audit::run(c, json),
         Command::Requests(c) => requests::run(c, json),
+        Command::Purge { engine, dry_run } => purge::run(engine, dry_run, json),
     }
 }
 

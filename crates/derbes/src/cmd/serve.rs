@@ -62,7 +62,8 @@ pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfi
     }
     let env = KeyEnv::from_process().map_err(|e| CliError(format!("keys: {e}")))?;
     let engine = Engine::open(store, policy, args.storage.data_dir.clone(), &env)
-        .map_err(|e| CliError(format!("keys: {e}")))?;
+        .map_err(|e| CliError(format!("keys: {e}")))?
+        .with_access_fee(args.access_fee_kzt);
     Ok((engine, config))
 }
 
@@ -84,10 +85,29 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
         // The rights desk's own work (destruction after a withdrawal, ...):
         // pending jobs live in the database, so a restart resumes them.
         let scheduler = engine.clone();
+        let purge_every = args.purge_every;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            let mut last_purge: Option<Instant> = None;
             loop {
                 tick.tick().await;
+                if purge_every > 0
+                    && last_purge.is_none_or(|t| t.elapsed().as_secs() >= purge_every)
+                {
+                    last_purge = Some(Instant::now());
+                    let system = derbes_engine::Actor::system("purge");
+                    match scheduler.purge(&system, false, &|_| {}).await {
+                        Ok(r) if r.subjects_destroyed + r.fields_destroyed + r.previous_values_destroyed > 0 => tracing::info!(
+                            subjects = r.subjects_destroyed,
+                            fields = r.fields_destroyed,
+                            previous_values = r.previous_values_destroyed,
+                            held = r.held_subjects,
+                            "retention purge done"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "retention purge failed; it will be retried"),
+                    }
+                }
                 match scheduler.run_jobs().await {
                     Ok(r) if r.destroyed > 0 => tracing::info!(destroyed = r.destroyed, "scheduled destructions done"),
                     Ok(_) => {}

@@ -1,0 +1,515 @@
+//! Retention (7.1): the purge destroys what no purpose keeps any more, and
+//! legal holds stop it. The end of a relationship starts the periods that
+//! run from it.
+
+use chrono::{DateTime, Utc};
+use derbes_core::{RetentionRules, SubjectId, Until};
+use derbes_policy::Capability;
+use derbes_store::{LegalHold, PurgeCandidate};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::jobs::{certificate_content, RETENTION_GROUND};
+use crate::{field_categories, from_micros, micros, Actor, Engine, EngineError};
+
+/// Fields read per page of the purge's scan.
+const PAGE: i64 = 5000;
+/// Subjects per purge transaction.
+const BATCH: usize = 500;
+
+/// Something the purge destroys (or, in a dry run, would), and why.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PurgeItem {
+    pub subject_id: String,
+    /// The whole subject goes (every field's retention ended after the relationship did).
+    pub whole_subject: bool,
+    /// The fields that go (names only).
+    pub fields: Vec<String>,
+    /// Why, in words (no personal data).
+    pub reason: String,
+}
+
+/// What a purge did or would do.
+#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PurgeReport {
+    pub dry_run: bool,
+    /// Fields looked at.
+    pub scanned_fields: u64,
+    pub subjects_destroyed: u64,
+    /// Single fields destroyed (of subjects that stay).
+    pub fields_destroyed: u64,
+    /// Previous values past their `keep_until`.
+    pub previous_values_destroyed: u64,
+    /// Subjects with something due that a legal hold keeps.
+    pub held_subjects: u64,
+    pub items: Vec<PurgeItem>,
+}
+
+/// A legal hold as shown.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldView {
+    pub hold_id: String,
+    pub reason: String,
+    pub reference: String,
+    pub placed_at: DateTime<Utc>,
+    pub placed_by: String,
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+/// A legal hold to place.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewHold {
+    /// `litigation`, `authority_order` or `investigation`.
+    pub reason: String,
+    /// The case or order number (no personal data).
+    pub reference: String,
+}
+
+fn hold_view(h: LegalHold) -> HoldView {
+    HoldView {
+        hold_id: h.hold_id,
+        reason: h.reason,
+        reference: h.reference,
+        placed_at: from_micros(h.placed_at),
+        placed_by: h.placed_by,
+        released_at: h.released_at.map(from_micros),
+    }
+}
+
+/// What the purge found for one subject.
+struct Due {
+    subject_id: String,
+    whole: bool,
+    fields: Vec<String>,
+    categories: Vec<String>,
+    reason: String,
+}
+
+fn describe(until: Until, kept_for: Option<&str>) -> String {
+    match (until, kept_for) {
+        (Until::Date { at }, Some(p)) => format!(
+            "retention ended {} (the longest purpose, `{p}`)",
+            at.format("%Y-%m-%d")
+        ),
+        _ => "no purpose of the policy keeps this category".into(),
+    }
+}
+
+impl Engine {
+    /// Record that the relationship ended (account closed, contract over):
+    /// the retention periods that run from it start now (or at `at`).
+    pub async fn end_relationship(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<DateTime<Utc>, EngineError> {
+        if self.require(actor, Capability::RegisterSubjects).is_err() {
+            self.require(actor, Capability::WorkRequests)?;
+        }
+        let now = self.now();
+        let at = at.unwrap_or(now);
+        if at > now + chrono::Duration::minutes(5) {
+            return Err(EngineError::invalid(
+                "at",
+                "in_future",
+                "a relationship cannot end in the future",
+            ));
+        }
+        if !self
+            .store
+            .end_relationship(&subject.to_string(), micros(at))
+            .await?
+        {
+            return Err(match self.store.subject(&subject.to_string()).await? {
+                None => EngineError::NotFound("subject"),
+                Some(_) => EngineError::Destroyed,
+            });
+        }
+        self.facts.forget(&subject);
+        let row = self
+            .store
+            .subject(&subject.to_string())
+            .await?
+            .ok_or(EngineError::NotFound("subject"))?;
+        let ended = row.relationship_ended_at.map(from_micros).unwrap_or(at);
+        self.audit(
+            actor,
+            "subject.relationship_ended",
+            Some(subject),
+            None,
+            &[],
+            None,
+            json!({"ended_at": micros(ended)}),
+        )
+        .await?;
+        Ok(ended)
+    }
+
+    /// Place a legal hold: the purge leaves the subject alone until released.
+    pub async fn place_hold(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+        hold: &NewHold,
+    ) -> Result<HoldView, EngineError> {
+        self.require(actor, Capability::WorkRequests)?;
+        if !matches!(
+            hold.reason.as_str(),
+            "litigation" | "authority_order" | "investigation"
+        ) {
+            return Err(EngineError::invalid(
+                "reason",
+                "invalid_reason",
+                "`litigation`, `authority_order` or `investigation`",
+            ));
+        }
+        let reference = hold.reference.trim();
+        if reference.is_empty() || reference.chars().count() > 200 {
+            return Err(EngineError::invalid(
+                "reference",
+                "invalid_reference",
+                "1 to 200 characters",
+            ));
+        }
+        self.require_active(subject).await?;
+        let row = LegalHold {
+            hold_id: uuid::Uuid::now_v7().to_string(),
+            subject_id: subject.to_string(),
+            reason: hold.reason.clone(),
+            reference: reference.to_string(),
+            placed_at: micros(self.now()),
+            placed_by: actor.id.clone(),
+            released_at: None,
+            released_by: None,
+        };
+        self.store.place_hold(&row).await?;
+        self.audit(
+            actor,
+            "legal_hold.placed",
+            Some(subject),
+            None,
+            &[],
+            None,
+            json!({"hold_id": row.hold_id, "reason": row.reason}),
+        )
+        .await?;
+        Ok(hold_view(row))
+    }
+
+    /// Release a hold; what became due meanwhile goes at the next purge.
+    pub async fn release_hold(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+        hold_id: &str,
+    ) -> Result<(), EngineError> {
+        self.require(actor, Capability::WorkRequests)?;
+        if !self
+            .store
+            .release_hold(&subject.to_string(), hold_id, micros(self.now()), &actor.id)
+            .await?
+        {
+            return Err(EngineError::NotFound("open hold"));
+        }
+        self.audit(
+            actor,
+            "legal_hold.released",
+            Some(subject),
+            None,
+            &[],
+            None,
+            json!({"hold_id": hold_id}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A subject's holds, open and released.
+    pub async fn holds(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+    ) -> Result<Vec<HoldView>, EngineError> {
+        self.require(actor, Capability::WorkRequests)?;
+        Ok(self
+            .store
+            .holds(&subject.to_string())
+            .await?
+            .into_iter()
+            .map(hold_view)
+            .collect())
+    }
+
+    /// Destroy what no purpose keeps any more: whole subjects whose
+    /// relationship ended and whose every field's retention is over (with a
+    /// certificate each), single fields whose retention is over, previous
+    /// values past `keep_until`. Held, blocked and withdrawn subjects are
+    /// left alone (withdrawals are destroyed by their own jobs). A dry run
+    /// lists what would go and why and changes nothing. `progress` is told
+    /// how many fields were looked at.
+    pub async fn purge(
+        &self,
+        actor: &Actor,
+        dry_run: bool,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<PurgeReport, EngineError> {
+        if !actor.system && !dry_run {
+            return Err(EngineError::Forbidden("destruction"));
+        }
+        self.require(actor, Capability::WorkRequests)?;
+        let now = self.now();
+        let rules = RetentionRules::new(&self.policy.policy);
+        let cutoff = rules.collected_before_to_expire(now).map(micros);
+        let mut report = PurgeReport {
+            dry_run,
+            ..Default::default()
+        };
+        let mut after: Option<(String, String)> = None;
+        let mut carry: Vec<PurgeCandidate> = Vec::new();
+        let mut due: Vec<Due> = Vec::new();
+        loop {
+            let page = self
+                .store
+                .purge_candidates(
+                    after.as_ref().map(|(s, f)| (s.as_str(), f.as_str())),
+                    cutoff,
+                    PAGE,
+                )
+                .await?;
+            let full = page.len() as i64 == PAGE;
+            report.scanned_fields += page.len() as u64;
+            progress(report.scanned_fields);
+            after = page.last().map(|c| (c.subject_id.clone(), c.field.clone()));
+            let mut rows = std::mem::take(&mut carry);
+            rows.extend(page);
+            if full {
+                // The last subject may continue on the next page.
+                if let Some(last) = rows.last().map(|c| c.subject_id.clone()) {
+                    let split = rows.partition_point(|c| c.subject_id != last);
+                    if split > 0 {
+                        carry = rows.split_off(split);
+                    } else {
+                        carry = std::mem::take(&mut rows);
+                    }
+                }
+            }
+            for group in rows.chunk_by(|a, b| a.subject_id == b.subject_id) {
+                if let Some(d) = self.due_of(group, &rules, now, &mut report) {
+                    due.push(d);
+                }
+            }
+            if due.len() >= BATCH || !full {
+                self.destroy_due(std::mem::take(&mut due), dry_run, now, &mut report)
+                    .await?;
+            }
+            if !full {
+                break;
+            }
+        }
+        let history = self.store.purge_history(micros(now), dry_run).await?;
+        report.previous_values_destroyed = history.len() as u64;
+        if !dry_run && !history.is_empty() {
+            let system = Actor::system("purge");
+            let mut records = Vec::new();
+            for group in history.chunk_by(|a, b| a.0 == b.0) {
+                let fields: Vec<&str> = group.iter().map(|h| h.1.as_str()).collect();
+                if let Ok(s) = SubjectId::parse(&group[0].0) {
+                    records.push(self.audit_record(
+                        &system,
+                        "retention.previous_values",
+                        Some(s),
+                        None,
+                        &field_categories(fields.iter().copied()),
+                        None,
+                        json!({"fields": fields, "ground": RETENTION_GROUND}),
+                    )?);
+                }
+            }
+            self.audit_all(records).await?;
+        }
+        Ok(report)
+    }
+
+    /// What is due of one subject's scanned fields (all its fields when the
+    /// relationship ended).
+    fn due_of(
+        &self,
+        group: &[PurgeCandidate],
+        rules: &RetentionRules,
+        now: DateTime<Utc>,
+        report: &mut PurgeReport,
+    ) -> Option<Due> {
+        let first = group.first()?;
+        let ended = first.relationship_ended_at.map(from_micros);
+        let mut fields = Vec::new();
+        let mut reason = String::new();
+        for c in group {
+            let category = c.field.split_once('.').map(|(c, _)| c).unwrap_or(&c.field);
+            let r = rules.field(category, from_micros(c.collected_at), ended);
+            if r.until.expired(now) {
+                if reason.is_empty() {
+                    reason = describe(r.until, r.kept_for.as_deref());
+                }
+                fields.push(c.field.clone());
+            }
+        }
+        if fields.is_empty() {
+            return None;
+        }
+        let whole = ended.is_some() && fields.len() == group.len();
+        if first.held {
+            report.held_subjects += 1;
+            if report.dry_run {
+                report.items.push(PurgeItem {
+                    subject_id: first.subject_id.clone(),
+                    whole_subject: whole,
+                    fields,
+                    reason: format!("{reason}; kept: a legal hold is open"),
+                });
+            }
+            return None;
+        }
+        let reason = if whole {
+            format!(
+                "the relationship ended {}; every field's retention is over",
+                ended
+                    .map(|e| e.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default()
+            )
+        } else {
+            reason
+        };
+        Some(Due {
+            subject_id: first.subject_id.clone(),
+            whole,
+            categories: field_categories(fields.iter().map(String::as_str)),
+            fields,
+            reason,
+        })
+    }
+
+    async fn destroy_due(
+        &self,
+        due: Vec<Due>,
+        dry_run: bool,
+        now: DateTime<Utc>,
+        report: &mut PurgeReport,
+    ) -> Result<(), EngineError> {
+        if dry_run {
+            for d in due {
+                if d.whole {
+                    report.subjects_destroyed += 1;
+                } else {
+                    report.fields_destroyed += d.fields.len() as u64;
+                }
+                report.items.push(PurgeItem {
+                    subject_id: d.subject_id,
+                    whole_subject: d.whole,
+                    fields: d.fields,
+                    reason: d.reason,
+                });
+            }
+            return Ok(());
+        }
+        let system = Actor::system("purge");
+        let p = &self.policy.policy;
+        let (whole, partial): (Vec<Due>, Vec<Due>) = due.into_iter().partition(|d| d.whole);
+        // Whole subjects: crypto-shredded with a certificate each, in one transaction.
+        let mut certs = Vec::with_capacity(whole.len());
+        for d in &whole {
+            let Ok(subject) = SubjectId::parse(&d.subject_id) else {
+                continue;
+            };
+            let certificate_id = uuid::Uuid::now_v7().to_string();
+            let (content, sha) = certificate_content(
+                p,
+                &certificate_id,
+                subject,
+                None,
+                RETENTION_GROUND,
+                now,
+                &d.categories,
+            );
+            certs.push((d.subject_id.clone(), certificate_id, content, sha));
+        }
+        let destroyed: std::collections::HashSet<String> = self
+            .store
+            .purge_subjects(&certs, micros(now))
+            .await?
+            .into_iter()
+            .collect();
+        let mut records = Vec::with_capacity(destroyed.len() + partial.len());
+        for (d, (_, certificate_id, _, sha)) in whole.iter().zip(&certs) {
+            if !destroyed.contains(&d.subject_id) {
+                continue;
+            }
+            let Ok(subject) = SubjectId::parse(&d.subject_id) else {
+                continue;
+            };
+            self.facts.forget(&subject);
+            records.push(self.audit_record(
+                &system,
+                "destruction",
+                Some(subject),
+                None,
+                &d.categories,
+                None,
+                json!({"ground": RETENTION_GROUND, "certificate_id": certificate_id, "certificate_sha256": sha}),
+            )?);
+            report.subjects_destroyed += 1;
+            report.items.push(PurgeItem {
+                subject_id: d.subject_id.clone(),
+                whole_subject: true,
+                fields: d.fields.clone(),
+                reason: d.reason.clone(),
+            });
+        }
+        // Single fields of subjects that stay.
+        let items: Vec<(String, Vec<String>, Vec<String>)> = partial
+            .iter()
+            .map(|d| {
+                let kinds = d
+                    .fields
+                    .iter()
+                    .filter_map(|f| match f.as_str() {
+                        "identity.iin" => Some("iin".to_string()),
+                        "contact.phone" => Some("phone".to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                (d.subject_id.clone(), d.fields.clone(), kinds)
+            })
+            .collect();
+        if !items.is_empty() {
+            report.fields_destroyed += self.store.purge_fields(&items).await?;
+        }
+        for d in partial {
+            let Ok(subject) = SubjectId::parse(&d.subject_id) else {
+                continue;
+            };
+            records.push(self.audit_record(
+                &system,
+                "retention.fields",
+                Some(subject),
+                None,
+                &d.categories,
+                None,
+                json!({"fields": d.fields, "ground": RETENTION_GROUND}),
+            )?);
+            report.items.push(PurgeItem {
+                subject_id: d.subject_id,
+                whole_subject: false,
+                fields: d.fields,
+                reason: d.reason,
+            });
+        }
+        self.audit_all(records).await?;
+        Ok(())
+    }
+}
