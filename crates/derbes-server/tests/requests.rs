@@ -268,3 +268,235 @@ async fn withdrawal_over_http(store: &Store) {
 }
 
 both_backends!(withdrawal, withdrawal_over_http);
+
+async fn exports_and_retention(store: &Store) {
+    let api = Api::new(store).await;
+    let dpo = api.token_for("data_protection_officer").await;
+    let agent = api.token_for("support_agent").await;
+    let (_, v, _) = api
+        .send(
+            Method::POST,
+            "/api/v1/subjects",
+            Some(json!({"fields": {"identity.iin": "871008401427", "identity.rk_citizen": true, "full_name.surname": "Нурланова",
+                                   "full_name.first_name": "Асель", "contact.phone": "+77017773333"},
+                        "consents": [{"kind": "policy"}]})),
+        )
+        .await;
+    let id = v["subject_id"].as_str().unwrap().to_string();
+    let open = |kind: &'static str| {
+        let api = &api;
+        let dpo = &dpo;
+        let id = &id;
+        async move {
+            let (_, r, _) = api
+                .call(Method::POST, "/api/v1/requests", Some(json!({"subject_id": id, "kind": kind, "channel": "in_app", "requester": "subject"})), Some(dpo))
+                .await;
+            let rid = r["request_id"].as_str().unwrap().to_string();
+            let (status, _, _) = api
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/requests/{rid}/actions"),
+                    Some(json!({"action": "verify"})),
+                    Some(dpo),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            rid
+        }
+    };
+
+    // Access: JSON with every value; HTML in Russian and English.
+    let rid = open("access").await;
+    let (status, x, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests/{rid}/export"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{x}");
+    assert_eq!(x["schema"], "derbes.subject-export/1");
+    let iin = x["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "identity.iin")
+        .unwrap();
+    assert_eq!(iin["value"], "871008401427");
+    assert_eq!(iin["retention"]["until"]["kind"], "relationship_then");
+    for (lang, title) in [
+        ("ru", "Копия ваших персональных данных"),
+        ("en", "A copy of your personal data"),
+    ] {
+        let (status, _, page) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/requests/{rid}/export?format=html&lang={lang}"),
+                None,
+                Some(&dpo),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.starts_with("<!doctype html>")
+                && page.contains(title)
+                && page.contains("Нурланова")
+        );
+    }
+    for bad in ["format=pdf", "lang=kk"] {
+        let (status, v, _) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/requests/{rid}/export?{bad}"),
+                None,
+                Some(&dpo),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    // Need-to-know: the support agent is refused by the decision point.
+    let (status, v, raw) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests/{rid}/export"),
+            None,
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "denied");
+    assert!(!raw.contains("871008401427"));
+    // Information: no values at all.
+    let info = open("information").await;
+    let (status, _, raw) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests/{info}/export"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !raw.contains("871008401427") && !raw.contains("Нурланова") && raw.contains("identity.iin")
+    );
+
+    // Rectification through its request.
+    let fix = open("rectification").await;
+    let (status, r, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{fix}/rectification"),
+            Some(json!({"fields": {"full_name.surname": "Нурланова-Ким"}})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["state"], "completed");
+    let (status, v, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{fix}/rectification"),
+            Some(json!({"fields": {"full_name.surname": "Другая"}})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["details"][0]["reason"].as_str().is_some(), true);
+
+    // Retention: the relationship ends; a hold; what is due; no certificate yet.
+    let (status, v, _) = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/subjects/{id}/relationship-end"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["ended_at"].is_string());
+    let (status, h, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/subjects/{id}/legal-holds"),
+            Some(json!({"reason": "litigation", "reference": "Case 2-77/2026"})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    let (status, v, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/subjects/{id}/legal-holds"),
+            Some(json!({"reason": "curiosity", "reference": "x"})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["details"][0]["field"], "reason");
+    let (status, holds, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/legal-holds"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(holds.as_array().unwrap().len(), 1);
+    let (status, due, _) = api
+        .call(Method::GET, "/api/v1/retention/due", None, Some(&dpo))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{due}");
+    assert_eq!(due["dry_run"], true);
+    let hid = h["hold_id"].as_str().unwrap();
+    let (status, _, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/subjects/{id}/legal-holds/{hid}"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/subjects/{id}/legal-holds/{hid}"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/certificate"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Complaints are routed to the DPO; a support agent may not work them.
+    let (_, c, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            Some(json!({"kind": "complaint", "channel": "email", "requester": "subject"})),
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(c["routed_to"], json!(["data_protection_officer"]));
+    let cid = c["request_id"].as_str().unwrap();
+    let (status, _, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{cid}/actions"),
+            Some(json!({"action": "verify"})),
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+both_backends!(exports, exports_and_retention);

@@ -751,3 +751,72 @@ fn requests_queue_from_the_cli() {
         2
     );
 }
+
+#[test]
+fn purge_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert_eq!(code(&run(&["migrate", "--data-dir", d])), 0);
+    // Three users registered in 2014; two relationships ended in 2015 (long
+    // past every retention, including the 36 months support keeps contacts).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ended: Vec<String> = rt.block_on(async {
+        let store = derbes_store::Store::open_and_migrate(&derbes_store::StoreConfig::sqlite_in(dir.path())).await.unwrap();
+        let policy = derbes_policy::LoadedPolicy::load(&repo_root().join("policy/ibusiness.toml")).unwrap();
+        let then = chrono::DateTime::parse_from_rfc3339("2014-03-01T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let clock = std::sync::Arc::new(std::sync::Mutex::new(then));
+        let c2 = clock.clone();
+        let engine = derbes_engine::Engine::open(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default())
+            .unwrap()
+            .with_clock(std::sync::Arc::new(move || *c2.lock().unwrap()));
+        let actor = derbes_engine::Actor::system("test");
+        let mut ended = Vec::new();
+        for (i, iin) in ["871008401427", "900101300017", "950505400019"].into_iter().enumerate() {
+            let reg: derbes_core::RegistrationRequest = serde_json::from_value(serde_json::json!({
+                "fields": {"identity.iin": iin, "identity.rk_citizen": true, "full_name.surname": "Тестова",
+                           "full_name.first_name": "Тест", "contact.phone": format!("+7701555000{i}")},
+                "consents": [{"kind": "policy"}]
+            }))
+            .unwrap();
+            let s = engine.register(&actor, &reg).await.unwrap().subject_id;
+            if i > 0 {
+                *clock.lock().unwrap() = then + chrono::Duration::days(306);
+                engine.end_relationship(&actor, s, None).await.unwrap();
+                *clock.lock().unwrap() = then;
+                ended.push(s.to_string());
+            }
+        }
+        store.close().await;
+        ended
+    });
+    let o = run(&["purge", "--dry-run", "--data-dir", d, "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["subjects_destroyed"], 2, "{v}");
+    let mut listed: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["subject_id"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut want = ended.clone();
+    want.sort();
+    assert_eq!(listed, want);
+    let text = String::from_utf8(run(&["purge", "--dry-run", "--data-dir", d]).stdout).unwrap();
+    assert!(
+        text.contains("would destroy the whole subject: the relationship ended 2015-01-01"),
+        "{text}"
+    );
+    assert!(!text.contains("Тестова") && !text.contains("871008401427"));
+    let v = json_of(&run(&["purge", "--data-dir", d, "--json"]));
+    assert_eq!(v["subjects_destroyed"], 2);
+    let v = json_of(&run(&["purge", "--data-dir", d, "--json"]));
+    assert_eq!(v["subjects_destroyed"], 0, "nothing twice");
+    let o = run(&["purge", "--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--dry-run"));
+}
