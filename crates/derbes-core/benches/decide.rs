@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! `decide` latency for the shipped policy, against Cedar run in the same
 //! process on an equivalent two-policy request; prints both medians and the
 //! ratio. `cargo bench -p derbes-core --bench decide`.

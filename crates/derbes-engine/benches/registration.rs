@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Registrations per second end to end (validate, seal, blind-index, one
 //! durable transaction) on SQLite and PostgreSQL, against a peer run in the
 //! same process: plain durable one-row commits on the same database at the
@@ -57,7 +58,10 @@ async fn run(name: &str, db: TestDb, concurrency: u64) {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = requests.get(i) else { return };
-                engine.register(req).await.unwrap_or_else(|e| panic!("{e}"));
+                engine
+                    .register(&derbes_engine::Actor::system("bench"), req)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
         });
     }
@@ -66,7 +70,11 @@ async fn run(name: &str, db: TestDb, concurrency: u64) {
     let start = Instant::now();
     for p in &people {
         let found = engine
-            .lookup(LookupKind::Iin, &p.iin)
+            .lookup(
+                &derbes_engine::Actor::system("bench"),
+                LookupKind::Iin,
+                &p.iin,
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(found.is_some());

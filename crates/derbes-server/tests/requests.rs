@@ -403,7 +403,7 @@ async fn exports_and_retention(store: &Store) {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(v["error"]["details"][0]["reason"].as_str().is_some(), true);
+    assert!(v["error"]["details"][0]["reason"].as_str().is_some());
 
     // Retention: the relationship ends; a hold; what is due; no certificate yet.
     let (status, v, _) = api

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Field seal/open and data-key unwrap, per operation.
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use derbes_vault::Keyring;
