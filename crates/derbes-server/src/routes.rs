@@ -83,6 +83,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(protected)
         .route("/", get(index))
+        .route("/desk", get(desk_page))
+        .route("/desk.js", get(desk_script))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi))
@@ -285,12 +287,53 @@ pub(crate) async fn index(State(state): State<AppState>) -> Html<String> {
          <body><h1>derbes</h1><p>Personal-data engine for «{app}». Policy version {version} ({published}).</p><ul>\
          <li><a href=\"/api/v1/policy/document?lang=ru\">Политика конфиденциальности (русский)</a></li>\
          <li><a href=\"/api/v1/policy/document?lang=en\">Privacy policy (English)</a></li>\
+         <li><a href=\"/desk\">Rights desk (data-protection officer)</a></li>\
          <li><a href=\"/api/v1/openapi.json\">OpenAPI document</a></li>\
          <li><a href=\"/readyz\">Readiness</a></li></ul></body></html>",
         app = p.operator.app,
         version = p.version,
         published = p.published,
     ))
+}
+
+/// The desk page's policy: its own script only, no inline script, nothing
+/// fetched from elsewhere, never framed.
+const DESK_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The rights desk: the DPO's queue in a browser (a thin client of this API).
+pub(crate) async fn desk_page() -> Response {
+    (
+        [
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(DESK_CSP),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        Html(include_str!("desk/desk.html")),
+    )
+        .into_response()
+}
+
+pub(crate) async fn desk_script() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        include_str!("desk/desk.js"),
+    )
+        .into_response()
 }
 
 pub(crate) async fn not_found() -> ApiError {

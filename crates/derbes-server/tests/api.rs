@@ -145,3 +145,46 @@ async fn openapi_document_describes_every_route() {
     assert!(ctype.starts_with("text/html"));
     assert!(body.contains("/api/v1/openapi.json"));
 }
+
+/// The rights desk page: self-contained (its own script, nothing from
+/// elsewhere), locked down by its Content-Security-Policy, and putting
+/// values on the page only as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desk_page_is_self_contained() {
+    let db = derbes_store::testing::TestDb::sqlite().await;
+    let st = state(&db.store).await;
+    let response = app(st.clone())
+        .oneshot(Request::get("/desk").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8(body.to_vec()).unwrap();
+    assert!(page.contains("<script src=\"/desk.js\"></script>"));
+    assert!(!page.contains("http://") && !page.contains("https://"));
+    assert_eq!(page.matches("<script").count(), 1, "no inline script");
+    let (status, ctype, js) = get(&st, "/desk.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/javascript"));
+    assert!(!js.contains("innerHTML") && !js.contains("eval("));
+    assert!(js.contains("/api/v1/requests") && js.contains("sessionStorage"));
+    // Every API path the page calls exists in the OpenAPI document.
+    let (_, _, doc) = get(&st, "/api/v1/openapi.json").await;
+    let doc = json(&doc);
+    for path in [
+        "/api/v1/requests",
+        "/api/v1/requests/{id}",
+        "/api/v1/requests/{id}/actions",
+        "/api/v1/requests/{id}/export",
+        "/api/v1/requests/{id}/certificate",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+    let (_, _, index) = get(&st, "/").await;
+    assert!(index.contains("href=\"/desk\""));
+}
