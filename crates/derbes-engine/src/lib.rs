@@ -17,6 +17,7 @@ mod requests;
 mod retention;
 mod seed;
 mod staff;
+mod weblog;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,6 +54,7 @@ pub use requests::{
 pub use retention::{HoldView, NewHold, PurgeItem, PurgeReport};
 pub use seed::SeedReport;
 pub use staff::{Staff, StaffView};
+pub use weblog::{DEFAULT_K, DEFAULT_KEY_WINDOW_DAYS};
 
 /// The clock, replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;

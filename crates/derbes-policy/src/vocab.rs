@@ -160,6 +160,8 @@ vocabulary!(
     /// What a staff role may do, besides using data for its purposes.
     /// Complaints (reported violations of the policy) are routed to the
     /// roles with `answer_complaints` — the data-protection officer.
+    /// `send_events` feeds app telemetry into the usage statistics;
+    /// `read_stats` reads those depersonalised statistics.
     Capability {
         RegisterSubjects => "register_subjects",
         Lookup => "lookup",
@@ -174,6 +176,8 @@ vocabulary!(
         ManageKeys => "manage_keys",
         WorkRequests => "work_requests",
         AnswerComplaints => "answer_complaints",
+        SendEvents => "send_events",
+        ReadStats => "read_stats",
     }
 );
 

@@ -20,6 +20,7 @@ mod openapi;
 mod requests;
 mod retention;
 mod routes;
+mod stats;
 mod subjects;
 
 use std::sync::Arc;

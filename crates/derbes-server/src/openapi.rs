@@ -52,6 +52,8 @@ use crate::routes;
         crate::retention::release_hold,
         crate::retention::due,
         crate::retention::certificate,
+        crate::stats::events,
+        crate::stats::stats,
         crate::requests::minor,
     ),
     modifiers(&BearerAuth),
@@ -65,6 +67,7 @@ use crate::routes;
         (name = "audit", description = "The hash-chained audit log"),
         (name = "staff", description = "Staff and their bearer tokens"),
         (name = "requests", description = "The rights desk: data-subject requests against legal deadlines"),
+        (name = "statistics", description = "Depersonalised usage statistics (3.2): app events in, k-anonymous figures out"),
         (name = "retention", description = "Retention: relationship end, legal holds, the purge, destruction certificates"),
     )
 )]

@@ -70,6 +70,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             get(crate::retention::certificate),
         )
         .route("/api/v1/retention/due", get(crate::retention::due))
+        .route("/api/v1/events", post(crate::stats::events))
+        .route("/api/v1/stats", get(crate::stats::stats))
         .route("/api/v1/subjects/{id}/minor", post(r::minor))
         .route("/api/v1/staff", get(d::list_staff).post(d::add_staff))
         .route(

@@ -500,3 +500,79 @@ async fn exports_and_retention(store: &Store) {
 }
 
 both_backends!(exports, exports_and_retention);
+
+async fn events_and_stats(store: &Store) {
+    let api = Api::new(store).await;
+    let analyst = api.token_for("analyst").await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let events: Vec<serde_json::Value> = (0..12)
+        .map(|i| json!({"event": "screen_view", "screen": format!("/orders/{i}"), "time": now,
+                        "ip": format!("198.51.100.{i}"), "agent": "iBusiness/3.2.1 (Android 13; SM-A515F)"}))
+        .chain([json!({"event": "screen_view", "time": now})])
+        .collect();
+    let (status, v, raw) = api
+        .send(Method::POST, "/api/v1/events", Some(json!(events)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["lines"].as_u64(), v["counted"].as_u64()),
+        (Some(13), Some(12))
+    );
+    assert_eq!(v["malformed"]["missing_field"]["lines"], json!([13]));
+    assert!(!raw.contains("198.51.100"));
+    let (status, v, _) = api
+        .call(
+            Method::GET,
+            "/api/v1/stats?by=route&k=5",
+            None,
+            Some(&analyst),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"][0]["value"], "/orders/{id}");
+    assert_eq!(v["rows"][0]["visitors"], 12);
+    let (status, v, _) = api
+        .call(
+            Method::GET,
+            "/api/v1/stats?by=device&k=13",
+            None,
+            Some(&analyst),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            v["rows"].as_array().unwrap().len(),
+            v["suppressed_cells"].as_u64()
+        ),
+        (0, Some(1))
+    );
+    for bad in ["by=ip", "by=route&from=yesterday"] {
+        let (status, _, _) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/stats?{bad}"),
+                None,
+                Some(&analyst),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (status, _, _) = api.send(Method::GET, "/api/v1/stats?by=route", None).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the backend sends events, it does not read statistics"
+    );
+    let (status, _, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/events",
+            Some(json!("not events")),
+            Some(&analyst),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+both_backends!(statistics, events_and_stats);

@@ -29,6 +29,7 @@ mod retention;
 mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod weblog;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -49,6 +50,7 @@ pub use retention::{HistoryRow, LegalHold, PurgeCandidate};
 pub use subjects::{
     ConsentRow, FieldRow, NewConsent, NewSubject, Rectification, SubjectRow, TokenRow,
 };
+pub use weblog::{MergeVisitors, WeblogCell};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +138,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
     #[error("the database schema is version {found}, newer than this derbes knows ({known}); upgrade derbes")]
     SchemaTooNew { found: i64, known: i64 },
 }

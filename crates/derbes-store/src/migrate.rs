@@ -34,6 +34,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_obligations_jobs_certificates"),
     migration!(7, "0007_minor_bar"),
     migration!(8, "0008_retention"),
+    migration!(9, "0009_weblog"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -63,6 +63,72 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Server logs and app events into depersonalised usage statistics
+    /// (3.2): client addresses become pseudonyms under a key of the day,
+    /// destroyed when the day's window closes; only aggregates are kept.
+    Ingest(IngestArgs),
+    /// Usage statistics, k-anonymous: `--by route|status|browser|os|device|referrer|social|hour|day`,
+    /// or `report --out FILE` for a self-contained page with charts.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Log files (plain or gzip); `-` or none: standard input.
+    pub files: Vec<PathBuf>,
+    /// combined (nginx/Apache default), common, or json (JSON lines: nginx escape=json, app events).
+    #[arg(long, default_value = "combined")]
+    pub format: String,
+    /// Keep reading a file as it grows, across rotation, committing the
+    /// aggregates with the file's position: a restart neither counts a line
+    /// twice nor skips one.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: stop once the file has no more complete lines (for scripts and tests).
+    #[arg(long, requires = "follow")]
+    pub until_idle: bool,
+    /// Days a day's pseudonym key lives (1: today only); lines of older days are not counted.
+    #[arg(long, default_value_t = 2, value_name = "DAYS")]
+    pub key_window_days: u32,
+    /// Refuse the whole input (count nothing) when more than this share of its lines is malformed.
+    #[arg(long, default_value_t = 0.5, value_name = "RATIO")]
+    pub max_malformed: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// `report`: write one self-contained HTML page with charts of every
+    /// dimension (no external scripts) to --out, instead of printing.
+    #[arg(value_enum)]
+    pub action: Option<StatsAction>,
+    /// Where `report` writes the page.
+    #[arg(long, required_if_eq("action", "report"))]
+    pub out: Option<PathBuf>,
+    /// route, status, browser, os, device, referrer, social, hour or day.
+    #[arg(long, default_value = "day")]
+    pub by: String,
+    /// First day (YYYY-MM-DD, Asia/Almaty).
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Suppress cells describing fewer than K visitors.
+    #[arg(long, default_value_t = 5)]
+    pub k: u64,
+    /// CSV instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatsAction {
+    /// One self-contained HTML page with charts of every dimension.
+    Report,
 }
 
 #[derive(Debug, Subcommand)]

@@ -820,3 +820,154 @@ fn purge_from_the_cli() {
     let o = run(&["purge", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("--dry-run"));
 }
+
+/// Combined log lines of today (Asia/Almaty, so that the day's key window
+/// is open), 30 clients, two agents.
+fn weblog_lines(range: std::ops::Range<usize>) -> String {
+    let today = (chrono::Utc::now() + chrono::Duration::hours(5)).format("%d/%b/%Y");
+    range
+        .map(|i| {
+            format!(
+                "192.0.2.{} - - [{today}:1{}:00:00 +0500] \"GET /catalog/{}?q=x HTTP/1.1\" 200 1 \"https://t.me/x\" \"{}\"\n",
+                i % 30,
+                i % 10,
+                i % 3,
+                if i % 2 == 0 { "iBusiness/3.2.1 (Android 13; SM-A515F)" } else { "curl/8.0" }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ingest_stats_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let log = dir.path().join("access.log");
+    let mut text = weblog_lines(0..300);
+    text.push_str("this is not a log line\n");
+    text.push_str(&weblog_lines(300..301)[..40]); // cut off, no newline
+    std::fs::write(&log, &text).unwrap();
+    let o = derbes()
+        .args(["ingest", log.to_str().unwrap(), "--data-dir", d, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    assert_eq!(
+        (v["lines"].as_u64(), v["counted"].as_u64()),
+        (Some(302), Some(300))
+    );
+    assert_eq!(
+        v["files"][0]["malformed"]["bad_address"]["lines"],
+        serde_json::json!([301])
+    );
+    assert_eq!(
+        v["files"][0]["malformed"]["truncated"]["lines"],
+        serde_json::json!([302])
+    );
+    assert_eq!(v["committed"], true);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("not a log line"));
+    // Statistics: k-anonymous, no address, no id.
+    let o = run(&["stats", "--by", "route", "--data-dir", d, "--json"]);
+    let v = json_of(&o);
+    assert_eq!(v["rows"][0]["requests"], 300);
+    assert_eq!(v["rows"][0]["value"], "/catalog/{id}");
+    let csv = String::from_utf8(run(&["stats", "--by", "social", "--data-dir", d, "--csv"]).stdout)
+        .unwrap();
+    assert!(
+        csv.starts_with("social,requests,visitors,approximate\nTelegram,300,"),
+        "{csv}"
+    );
+    let page = dir.path().join("report.html");
+    let o = run(&[
+        "stats",
+        "report",
+        "--out",
+        page.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<svg") && !html.contains("<script") && !html.contains("192.0.2."));
+    // The wrong format: refused as a whole, nothing stored.
+    let o = derbes()
+        .args([
+            "ingest",
+            log.to_str().unwrap(),
+            "--format",
+            "json",
+            "--data-dir",
+            d,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert_eq!(json_of(&o)["committed"], false);
+    let v = json_of(&run(&["stats", "--by", "day", "--data-dir", d, "--json"]));
+    assert_eq!(v["rows"][0]["requests"], 300, "nothing added");
+    // Empty input and gzip.
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let o = derbes()
+        .args(["ingest", empty.to_str().unwrap(), "--data-dir", d, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0);
+    assert_eq!(json_of(&o)["lines"], 0);
+    for args in [vec!["ingest", "--help"], vec!["stats", "--help"]] {
+        assert!(String::from_utf8_lossy(&run(&args).stdout).contains("Usage:"));
+    }
+}
+
+#[test]
+fn follow_survives_restarts_and_rotation_without_counting_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let log = dir.path().join("access.log");
+    let follow = || {
+        let o = derbes()
+            .args([
+                "ingest",
+                log.to_str().unwrap(),
+                "--follow",
+                "--until-idle",
+                "--data-dir",
+                d,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        json_of(&o)["counted"].as_u64().unwrap()
+    };
+    // 100 lines and half of the 101st: the half waits.
+    let first = weblog_lines(0..101);
+    let cut = first.len() - 30;
+    std::fs::write(&log, &first[..cut]).unwrap();
+    assert_eq!(follow(), 100);
+    // Restart: nothing new, nothing counted again.
+    assert_eq!(follow(), 0);
+    // The writer finishes the line and adds more; then the file is rotated
+    // (renamed to .1, with 20 more lines written to it first) and a new one starts.
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(&first.as_bytes()[cut..]).unwrap();
+    f.write_all(weblog_lines(101..150).as_bytes()).unwrap();
+    drop(f);
+    assert_eq!(follow(), 50);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(weblog_lines(150..170).as_bytes()).unwrap();
+    drop(f);
+    std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
+    std::fs::write(&log, weblog_lines(170..200)).unwrap();
+    assert_eq!(
+        follow(),
+        50,
+        "the rest of the rotated file, then the new one"
+    );
+    assert_eq!(follow(), 0);
+    let v = json_of(&run(&["stats", "--by", "day", "--data-dir", d, "--json"]));
+    assert_eq!(v["rows"][0]["requests"], 200, "every line exactly once");
+}

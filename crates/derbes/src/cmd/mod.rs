@@ -9,6 +9,7 @@ mod purge;
 mod requests;
 mod serve;
 mod staff;
+mod weblog;
 
 use crate::cli::{Cli, Command};
 use crate::out::{CliError, Outcome};
@@ -26,6 +27,8 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Audit(c) => audit::run(c, json),
         Command::Requests(c) => requests::run(c, json),
         Command::Purge { engine, dry_run } => purge::run(engine, dry_run, json),
+        Command::Ingest(args) => weblog::ingest(args, json),
+        Command::Stats(args) => weblog::stats(args, json),
     }
 }
 

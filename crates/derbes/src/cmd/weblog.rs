@@ -1,0 +1,406 @@
+//! `derbes ingest` and `derbes stats`: server logs into depersonalised
+//! statistics, and the statistics out (table, CSV, JSON, a page).
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use derbes_engine::{Actor, Engine};
+use derbes_weblog::aggregate::{Aggregates, Dim, Report};
+use derbes_weblog::ingest::{maybe_gunzip, Ingester, Summary};
+use derbes_weblog::Format;
+use serde::Serialize;
+
+use crate::cli::{IngestArgs, StatsAction, StatsArgs};
+use crate::out::{self, CliError, Outcome};
+
+/// Counts bytes read into a progress bar.
+struct Counted<R> {
+    inner: R,
+    bar: Arc<indicatif::ProgressBar>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct FileSummary {
+    file: String,
+    #[serde(flatten)]
+    summary: Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct IngestReport {
+    files: Vec<FileSummary>,
+    lines: u64,
+    counted: u64,
+    malformed: u64,
+    outside_window: u64,
+    seconds: f64,
+    lines_per_second: f64,
+    /// Whether the aggregates were stored (all of them, or nothing).
+    committed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+}
+
+fn format_of(s: &str) -> Result<Format, CliError> {
+    Format::parse(s).ok_or_else(|| CliError("--format: combined, common or json".into()))
+}
+
+fn print_summary(name: &str, s: &Summary) {
+    crate::outln!(
+        "{name}: {} lines, {} counted, {} malformed{}{}",
+        s.lines,
+        s.counted,
+        s.malformed_total(),
+        if s.outside_window > 0 {
+            format!(
+                ", {} of days whose key window closed (not counted)",
+                s.outside_window
+            )
+        } else {
+            String::new()
+        },
+        if s.truncated_last_line {
+            ", the last line was cut off"
+        } else {
+            ""
+        }
+    );
+    for (reason, r) in &s.malformed {
+        let lines: Vec<String> = r.lines.iter().map(u64::to_string).collect();
+        crate::outln!(
+            "  {reason}: {} (lines {}{})",
+            r.count,
+            lines.join(", "),
+            if r.count as usize > r.lines.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+pub fn ingest(args: IngestArgs, json: bool) -> Result<Outcome, CliError> {
+    let format = format_of(&args.format)?;
+    if !(0.0..=1.0).contains(&args.max_malformed) {
+        return Err(CliError("--max-malformed: a ratio from 0 to 1".into()));
+    }
+    super::runtime()?.block_on(async move {
+        let (engine, _) = super::serve::open_engine(&args.engine).await?;
+        let result = if args.follow {
+            follow(&engine, &args, format, json).await
+        } else {
+            batch(&engine, &args, format, json).await
+        };
+        engine.store().close().await;
+        result
+    })
+}
+
+async fn batch(
+    engine: &Engine,
+    args: &IngestArgs,
+    format: Format,
+    json: bool,
+) -> Result<Outcome, CliError> {
+    let mut ing = engine
+        .weblog_ingester(format, args.key_window_days)
+        .map_err(super::staff::engine_error)?;
+    let stdin = args.files.is_empty() || args.files.iter().all(|f| f.as_os_str() == "-");
+    let inputs: Vec<Option<PathBuf>> = if stdin {
+        vec![None]
+    } else {
+        args.files.iter().map(|f| Some(f.clone())).collect()
+    };
+    let total: u64 = inputs
+        .iter()
+        .flatten()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = Arc::new(super::progress_bar(total, json, "reading"));
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "reading {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    let started = Instant::now();
+    let mut all = Aggregates::default();
+    let mut files = Vec::new();
+    for input in inputs {
+        let name = input
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into());
+        let raw: Box<dyn Read> = match &input {
+            Some(p) => Box::new(
+                std::fs::File::open(p).map_err(|e| CliError(format!("{}: {e}", p.display())))?,
+            ),
+            None => Box::new(std::io::stdin()),
+        };
+        let counted = Counted {
+            inner: raw,
+            bar: bar.clone(),
+        };
+        let reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(256 * 1024, counted));
+        let mut reader = maybe_gunzip(reader).map_err(|e| CliError(format!("{name}: {e}")))?;
+        ing.restart_lines();
+        ing.read(&mut reader, false)
+            .map_err(|e| CliError(format!("{name}: {e}; nothing was counted")))?;
+        let (agg, summary) = ing.take();
+        all.merge(&agg);
+        bar.set_message(format!("{} lines", summary.lines));
+        files.push(FileSummary {
+            file: name,
+            summary,
+        });
+    }
+    bar.finish_and_clear();
+    let mut totals = Summary::default();
+    for f in &files {
+        totals.merge(&f.summary);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let malformed = totals.malformed_total();
+    let refused = (totals.lines > 0 && malformed as f64 > args.max_malformed * totals.lines as f64)
+        .then(|| {
+            format!(
+                "{malformed} of {} lines are not `{}` lines (more than --max-malformed {}): wrong --format? nothing was counted",
+                totals.lines, args.format, args.max_malformed
+            )
+        });
+    if refused.is_none() {
+        engine
+            .save_weblog(&all, None)
+            .await
+            .map_err(super::staff::engine_error)?;
+    }
+    let report = IngestReport {
+        lines: totals.lines,
+        counted: if refused.is_none() { totals.counted } else { 0 },
+        malformed,
+        outside_window: totals.outside_window,
+        seconds,
+        lines_per_second: totals.lines as f64 / seconds.max(1e-9),
+        committed: refused.is_none(),
+        refused: refused.clone(),
+        files,
+    };
+    if json {
+        out::json(&report)?;
+    } else {
+        for f in &report.files {
+            print_summary(&f.file, &f.summary);
+        }
+        crate::outln!(
+            "{} lines in {:.2} s ({:.0} lines/s); {}",
+            report.lines,
+            seconds,
+            report.lines_per_second,
+            match &refused {
+                None => format!("{} counted and stored", report.counted),
+                Some(why) => why.clone(),
+            }
+        );
+    }
+    Ok(if refused.is_some() {
+        Outcome::Negative
+    } else {
+        Outcome::Ok
+    })
+}
+
+/// `dev:inode` of a file: it changes when the file is replaced (rotation).
+fn identity(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}:{}", meta.dev(), meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        format!("{:?}", meta.created().ok())
+    }
+}
+
+/// Read `path` from `position` to its last complete line; returns the bytes read.
+fn read_from(
+    ing: &mut Ingester,
+    path: &Path,
+    position: u64,
+    hold_partial: bool,
+) -> Result<u64, CliError> {
+    let mut f =
+        std::fs::File::open(path).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+    f.seek(SeekFrom::Start(position))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, f);
+    ing.read(&mut reader, hold_partial)
+        .map_err(|e| CliError(format!("{}: {e}", path.display())))
+}
+
+async fn follow(
+    engine: &Engine,
+    args: &IngestArgs,
+    format: Format,
+    json: bool,
+) -> Result<Outcome, CliError> {
+    let [path] = args.files.as_slice() else {
+        return Err(CliError("--follow reads exactly one file".into()));
+    };
+    let path =
+        std::fs::canonicalize(path).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+    let source = path.display().to_string();
+    let rotated = PathBuf::from(format!("{source}.1"));
+    let mut ing = engine
+        .weblog_ingester(format, args.key_window_days)
+        .map_err(super::staff::engine_error)?;
+    let mut totals = Summary::default();
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let meta = std::fs::metadata(&path).map_err(|e| CliError(format!("{source}: {e}")))?;
+        let current = identity(&meta);
+        let (mut position, known) = match engine
+            .weblog_checkpoint(&source)
+            .await
+            .map_err(super::staff::engine_error)?
+        {
+            Some((id, pos)) => (pos.max(0) as u64, Some(id)),
+            None => (0, None),
+        };
+        if let Some(old) = known.filter(|id| *id != current) {
+            // Rotated since the last commit: finish the old file first (its
+            // rest is complete), then start the new one at 0 — one commit.
+            if std::fs::metadata(&rotated).is_ok_and(|m| identity(&m) == old) {
+                read_from(&mut ing, &rotated, position, false)?;
+            }
+            let (agg, summary) = ing.take();
+            engine
+                .save_weblog(&agg, Some((&source, &current, 0)))
+                .await
+                .map_err(super::staff::engine_error)?;
+            totals.merge(&summary);
+            position = 0;
+        } else if meta.len() < position {
+            // Truncated in place (copytruncate): start again.
+            position = 0;
+        }
+        let read = read_from(&mut ing, &path, position, true)?;
+        if read > 0 {
+            let (agg, summary) = ing.take();
+            engine
+                .save_weblog(&agg, Some((&source, &current, (position + read) as i64)))
+                .await
+                .map_err(super::staff::engine_error)?;
+            if !json {
+                eprintln!("{} lines, {} counted", summary.lines, summary.counted);
+            }
+            totals.merge(&summary);
+        } else if args.until_idle {
+            break;
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(Duration::from_millis(if read > 0 { 50 } else { 1000 })) => {}
+        }
+    }
+    if json {
+        out::json(&totals)?;
+    } else {
+        print_summary(&source, &totals);
+    }
+    Ok(Outcome::Ok)
+}
+
+pub fn stats(args: StatsArgs, json: bool) -> Result<Outcome, CliError> {
+    let by = Report::parse(&args.by).ok_or_else(|| {
+        CliError("--by: route, status, browser, os, device, referrer, social, hour or day".into())
+    })?;
+    super::runtime()?.block_on(async move {
+        let (engine, _) = super::serve::open_engine(&args.engine).await?;
+        let actor = Actor::system("cli");
+        let result = match (args.action, &args.out) {
+            (Some(StatsAction::Report), Some(out)) => {
+                let mut sections = Vec::new();
+                for by in std::iter::once(Report::Day).chain(Dim::ALL.into_iter().map(Report::Dim))
+                {
+                    let r = engine
+                        .stats(&actor, by, args.from, args.to, args.k)
+                        .await
+                        .map_err(super::staff::engine_error)?;
+                    sections.push(r);
+                }
+                let page =
+                    derbes_weblog::report::report_html(&sections, args.from, args.to, args.k);
+                std::fs::write(out, page)
+                    .map_err(|e| CliError(format!("{}: {e}", out.display())))?;
+                if json {
+                    out::json(&serde_json::json!({"out": out.display().to_string()}))?;
+                } else {
+                    crate::outln!("wrote {}", out.display());
+                }
+                Ok(Outcome::Ok)
+            }
+            _ => {
+                let r = engine
+                    .stats(&actor, by, args.from, args.to, args.k)
+                    .await
+                    .map_err(super::staff::engine_error)?;
+                if json {
+                    out::json(&r)?;
+                } else if args.csv {
+                    crate::outln!("{},requests,visitors,approximate", r.by);
+                    for row in &r.rows {
+                        crate::outln!(
+                            "{},{},{},{}",
+                            csv_field(&row.value),
+                            row.requests,
+                            row.visitors,
+                            row.approximate
+                        );
+                    }
+                } else {
+                    crate::outln!("{:<40} {:>12} {:>10}", r.by, "requests", "visitors");
+                    for row in &r.rows {
+                        crate::outln!(
+                            "{:<40} {:>12} {:>10}{}",
+                            row.value,
+                            row.requests,
+                            row.visitors,
+                            if row.approximate { " ~" } else { "" }
+                        );
+                    }
+                    if r.suppressed_cells > 0 {
+                        crate::outln!(
+                            "({} cells of fewer than {} visitors suppressed: {} requests)",
+                            r.suppressed_cells,
+                            r.k,
+                            r.suppressed_requests
+                        );
+                    }
+                }
+                Ok(Outcome::Ok)
+            }
+        };
+        engine.store().close().await;
+        result
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
