@@ -76,8 +76,8 @@ impl Hasher for IdentityHasher {
 type IdSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
 type StrMap<V> = HashMap<Box<str>, V, rustc_hash::FxBuildHasher>;
 
-/// HyperLogLog registers (precision 12: 4096 registers, ±1.6 %).
-const P: u32 = 12;
+/// HyperLogLog registers (precision 14: 16,384 registers, ±0.8 %).
+const P: u32 = 14;
 const M: usize = 1 << P;
 
 /// Unique visitors: exact up to a limit, then a sketch.
