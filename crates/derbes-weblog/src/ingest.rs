@@ -275,7 +275,18 @@ impl Ingester {
         input: &mut dyn BufRead,
         hold_partial: bool,
     ) -> Result<u64, IngestError> {
+        self.read_with(input, hold_partial, &mut |_| {})
+    }
+
+    /// [`Ingester::read`], telling `progress` how it goes every 65,536 lines.
+    pub fn read_with(
+        &mut self,
+        input: &mut dyn BufRead,
+        hold_partial: bool,
+        progress: &mut dyn FnMut(&Summary),
+    ) -> Result<u64, IngestError> {
         let mut consumed = 0u64;
+        let mut next_report = self.summary.lines + 65_536;
         // A line split across buffers: what is kept of it, and its length so far.
         let mut pending: Vec<u8> = Vec::new();
         let mut pending_len = 0usize;
@@ -300,6 +311,10 @@ impl Ingester {
                     pending_len = 0;
                     input.consume(i + 1);
                     consumed += len as u64 + 1;
+                    if self.summary.lines >= next_report {
+                        next_report = self.summary.lines + 65_536;
+                        progress(&self.summary);
+                    }
                 }
                 None => {
                     let n = buf.len();

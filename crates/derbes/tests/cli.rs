@@ -916,6 +916,21 @@ fn ingest_stats_and_report() {
         .unwrap();
     assert_eq!(code(&o), 0);
     assert_eq!(json_of(&o)["lines"], 0);
+    // Standard input.
+    let mut child = derbes()
+        .args(["ingest", "-", "--data-dir", d, "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(weblog_lines(0..10).as_bytes()).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0);
+    assert_eq!(json_of(&o)["counted"], 10);
     for args in [vec!["ingest", "--help"], vec!["stats", "--help"]] {
         assert!(String::from_utf8_lossy(&run(&args).stdout).contains("Usage:"));
     }

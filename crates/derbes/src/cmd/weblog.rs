@@ -155,11 +155,19 @@ async fn batch(
         let reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(256 * 1024, counted));
         let mut reader = maybe_gunzip(reader).map_err(|e| CliError(format!("{name}: {e}")))?;
         ing.restart_lines();
-        ing.read(&mut reader, false)
-            .map_err(|e| CliError(format!("{name}: {e}; nothing was counted")))?;
+        let started_file = Instant::now();
+        let b2 = bar.clone();
+        ing.read_with(&mut reader, false, &mut |s: &Summary| {
+            b2.set_message(format!(
+                "{} lines, {:.0} lines/s, {} malformed",
+                s.lines,
+                s.lines as f64 / started_file.elapsed().as_secs_f64().max(1e-9),
+                s.malformed_total()
+            ))
+        })
+        .map_err(|e| CliError(format!("{name}: {e}; nothing was counted")))?;
         let (agg, summary) = ing.take();
         all.merge(&agg);
-        bar.set_message(format!("{} lines", summary.lines));
         files.push(FileSummary {
             file: name,
             summary,
