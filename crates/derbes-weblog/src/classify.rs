@@ -261,29 +261,39 @@ fn is_identifier(seg: &str) -> bool {
 /// The route of a path: identifying segments become `{id}`, at most 8
 /// segments and 200 bytes are kept. Borrowed when nothing changes.
 pub fn route(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut buf = String::new();
+    match route_into(path, &mut buf) {
+        Some(_) => std::borrow::Cow::Owned(buf),
+        None => std::borrow::Cow::Borrowed(path),
+    }
+}
+
+/// [`route`] without allocating: `None` when the path is its own route,
+/// otherwise the route written into `buf` (reused line after line).
+pub fn route_into<'b>(path: &str, buf: &'b mut String) -> Option<&'b str> {
     let needs_work = path.len() > 200
         || path.split('/').filter(|s| !s.is_empty()).count() > 8
         || path.split('/').any(is_identifier);
     if !needs_work {
-        return std::borrow::Cow::Borrowed(path);
+        return None;
     }
-    let mut out = String::with_capacity(path.len().min(200));
+    buf.clear();
     for seg in path.split('/').filter(|s| !s.is_empty()).take(8) {
-        out.push('/');
-        out.push_str(if is_identifier(seg) { "{id}" } else { seg });
-        if out.len() > 200 {
+        buf.push('/');
+        buf.push_str(if is_identifier(seg) { "{id}" } else { seg });
+        if buf.len() > 200 {
             let mut cut = 200;
-            while !out.is_char_boundary(cut) {
+            while !buf.is_char_boundary(cut) {
                 cut -= 1;
             }
-            out.truncate(cut);
+            buf.truncate(cut);
             break;
         }
     }
-    if out.is_empty() {
-        out.push('/');
+    if buf.is_empty() {
+        buf.push('/');
     }
-    std::borrow::Cow::Owned(out)
+    Some(buf.as_str())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use chrono::{NaiveDate, Offset, TimeZone};
 use serde::Serialize;
 
 use crate::aggregate::{Aggregates, Dim, Values};
-use crate::classify::{referrer_site, route, AgentCache};
+use crate::classify::{referrer_site, route_into, AgentCache};
 use crate::parse::{parse_line, Format, Malformed};
 use crate::pseudonym::{pseudonym, DailyKeys, KeyError};
 
@@ -131,6 +131,8 @@ pub struct Ingester {
     pub aggregates: Aggregates,
     pub summary: Summary,
     line_no: u64,
+    /// Reused for routes that lose ids.
+    route_buf: String,
 }
 
 impl Ingester {
@@ -146,6 +148,7 @@ impl Ingester {
             aggregates: Aggregates::new(exact_limit),
             summary: Summary::default(),
             line_no: 0,
+            route_buf: String::with_capacity(256),
         }
     }
 
@@ -240,11 +243,11 @@ impl Ingester {
         let agent_id = self.agents.id(&hit.agent);
         let agent = self.agents.get(agent_id);
         let visitor = visitor_id(pseudo, agent.digest);
-        let r = route(&hit.path);
+        let r = route_into(&hit.path, &mut self.route_buf).unwrap_or(&hit.path);
         let status = status_text(hit.status);
         let (site, social) = referrer_site(&hit.referrer);
         let mut values = [None; 8];
-        values[Dim::Route as usize] = Some(r.as_ref());
+        values[Dim::Route as usize] = Some(r);
         values[Dim::Status as usize] = Some(status.as_ref());
         values[Dim::Browser as usize] = Some(agent.browser.as_str());
         values[Dim::Os as usize] = Some(agent.os.as_str());
