@@ -39,6 +39,22 @@ impl Engine {
         Ok(keys)
     }
 
+    /// Destroy the pseudonym keys of days whose window closed (the
+    /// service's scheduler calls this, so keys die on time even when no
+    /// log is read that day). Returns the days destroyed.
+    pub fn close_weblog_days(&self) -> Result<Vec<NaiveDate>, EngineError> {
+        let Some(dir) = &self.data_dir else {
+            return Ok(Vec::new());
+        };
+        let dir = dir.join("weblog-keys");
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        DailyKeys::open(&dir, DEFAULT_KEY_WINDOW_DAYS)
+            .and_then(|mut k| k.close_days(self.today()))
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
     /// An ingester for `format` with this engine's keys and clock.
     pub fn weblog_ingester(
         &self,

@@ -34,7 +34,7 @@ fn log(n: usize) -> String {
 async fn halves_add_up(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let now = Arc::new(Mutex::new(at("2026-11-24T20:00:00+05:00")));
-    let e = clocked(&db, dir.path(), now);
+    let e = clocked(&db, dir.path(), now.clone());
     let text = log(600);
     let split = text.match_indices('\n').nth(299).unwrap().0 + 1;
     // Two ingests (two files, or two machines), stored one after the other.
@@ -97,6 +97,14 @@ async fn halves_add_up(db: TestDb) {
         e.ingest_events(&analyst, events).await.is_err(),
         "analysts do not send events"
     );
+    // The scheduler destroys the day's key once its window closed, even if no
+    // log is read that day.
+    let key = dir.path().join("weblog-keys/2026-11-24.key");
+    assert!(key.exists());
+    assert!(e.close_weblog_days().unwrap().is_empty(), "still open");
+    *now.lock().unwrap() = at("2026-11-26T00:00:01+05:00");
+    assert_eq!(e.close_weblog_days().unwrap().len(), 1);
+    assert!(!key.exists());
     // Nothing personal in the database: no address, no IIN, no phone.
     let bytes = db.all_bytes().await;
     for needle in ["192.0.2.", "198.51.100.7", "871008401427", "77011234567"] {

@@ -152,6 +152,21 @@ impl Ingester {
         }
     }
 
+    /// A new day may have begun (a long `--follow`): move `today`, destroy
+    /// the keys of days that closed and forget their pseudonyms.
+    pub fn advance(&mut self, today: NaiveDate) -> Result<(), KeyError> {
+        self.today = today;
+        self.keys.close_days(today)?;
+        if self
+            .day_cache
+            .as_ref()
+            .is_some_and(|(d, _)| !self.keys.is_open(*d, today))
+        {
+            self.day_cache = None;
+        }
+        Ok(())
+    }
+
     /// Start numbering lines afresh (a new file).
     pub fn restart_lines(&mut self) {
         self.line_no = 0;

@@ -238,3 +238,18 @@ fn two_halves_merge_into_the_whole() {
         assert_eq!(a.report(by, 1), whole.report(by, 1), "{by:?}");
     }
 }
+
+#[test]
+fn a_long_follow_moves_to_the_next_day_and_forgets_the_old_one() {
+    let mut ing = Ingester::new(Format::Combined, DailyKeys::ephemeral(1), today(), 10_000);
+    ing.read(&mut combined_log(5).as_bytes(), false).unwrap();
+    assert_eq!(ing.take().1.counted, 5);
+    ing.advance(today() + chrono::Days::new(1)).unwrap();
+    ing.read(&mut combined_log(5).as_bytes(), false).unwrap();
+    let (_, sum) = ing.take();
+    assert_eq!(
+        (sum.counted, sum.outside_window),
+        (0, 5),
+        "yesterday's key is gone"
+    );
+}

@@ -108,6 +108,9 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
                         Err(e) => tracing::error!(error = %e, "retention purge failed; it will be retried"),
                     }
                 }
+                if let Err(e) = scheduler.close_weblog_days() {
+                    tracing::error!(error = %e, "closing the statistics' day keys failed; it will be retried");
+                }
                 match scheduler.run_jobs().await {
                     Ok(r) if r.destroyed > 0 => tracing::info!(destroyed = r.destroyed, "scheduled destructions done"),
                     Ok(_) => {}

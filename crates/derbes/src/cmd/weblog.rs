@@ -276,6 +276,9 @@ async fn follow(
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     loop {
+        // A follow can run for days: move to today, destroying closed days' keys.
+        ing.advance(engine.today())
+            .map_err(|e| CliError(e.to_string()))?;
         let meta = std::fs::metadata(&path).map_err(|e| CliError(format!("{source}: {e}")))?;
         let current = identity(&meta);
         let (mut position, known) = match engine
