@@ -218,12 +218,9 @@ impl Engine {
             legal_basis: None,
             reference: Some(request_id.to_string()),
         };
-        let d = if question.categories.is_empty() {
-            // Nothing is held to open: the answer says so.
-            crate::audit::refusal("nothing_held", "no personal data is held")
-        } else {
-            self.decide_facts(actor, &question, &facts)
-        };
+        // Nothing held: nothing to decide or open, and the answer says so.
+        let d =
+            (!question.categories.is_empty()).then(|| self.decide_facts(actor, &question, &facts));
         let audit_id = self
             .audit(
                 actor,
@@ -231,11 +228,11 @@ impl Engine {
                 Some(subject),
                 Some(&purpose.id),
                 &question.categories,
-                Some(&d),
+                d.as_ref(),
                 serde_json::json!({"request_id": request_id, "kind": row.kind, "operation": "extraction"}),
             )
             .await?;
-        if !d.permit && !question.categories.is_empty() {
+        if let Some(d) = d.filter(|d| !d.permit) {
             return Err(EngineError::Denied {
                 reasons: d.reasons,
                 audit_id,
@@ -246,7 +243,7 @@ impl Engine {
                 .split_once('.')
                 .is_some_and(|(c, _)| question.categories.iter().any(|x| x == c))
         };
-        let key = if with_values && d.permit {
+        let key = if with_values && !question.categories.is_empty() {
             Some(self.data_key(subject).await?)
         } else {
             None

@@ -259,6 +259,19 @@ impl Engine {
         dry_run: bool,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<PurgeReport, EngineError> {
+        self.purge_paged(actor, dry_run, progress, PAGE).await
+    }
+
+    /// [`Engine::purge`] reading `page` fields per query (a subject's fields
+    /// may span pages; tests use small pages to prove it).
+    pub async fn purge_paged(
+        &self,
+        actor: &Actor,
+        dry_run: bool,
+        progress: &(dyn Fn(u64) + Send + Sync),
+        page_size: i64,
+    ) -> Result<PurgeReport, EngineError> {
+        let page_size = page_size.max(1);
         if !actor.system && !dry_run {
             return Err(EngineError::Forbidden("destruction"));
         }
@@ -279,10 +292,10 @@ impl Engine {
                 .purge_candidates(
                     after.as_ref().map(|(s, f)| (s.as_str(), f.as_str())),
                     cutoff,
-                    PAGE,
+                    page_size,
                 )
                 .await?;
-            let full = page.len() as i64 == PAGE;
+            let full = page.len() as i64 == page_size;
             report.scanned_fields += page.len() as u64;
             progress(report.scanned_fields);
             after = page.last().map(|c| (c.subject_id.clone(), c.field.clone()));

@@ -400,6 +400,66 @@ async fn retention_purge(db: TestDb) {
     }
 }
 
+/// A subject's fields may span the purge's pages: the decision about the
+/// whole subject waits for all of them.
+async fn purge_pages_never_split_a_subject(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Arc::new(Mutex::new(at("2014-03-01T10:00:00+05:00")));
+    let e = engine(&db, dir.path(), now.clone());
+    let whole = register(&e, IIN, PHONE, SURNAME).await;
+    let partly = register(&e, "900101300017", "+77015550080", "Омарова").await;
+    *now.lock().unwrap() = at("2015-01-01T10:00:00+05:00");
+    for s in [whole, partly] {
+        e.end_relationship(&backend(), s, None).await.unwrap();
+    }
+    // A browser collected last month: support keeps it 36 months from collection.
+    *now.lock().unwrap() = at("2026-10-24T10:00:00+05:00");
+    e.rectify(
+        &backend(),
+        partly,
+        &[("client.user_agent".to_string(), json!("Firefox 140"))]
+            .into_iter()
+            .collect(),
+        Some("device"),
+        "collected by the app",
+    )
+    .await
+    .unwrap();
+    *now.lock().unwrap() = at("2026-11-24T10:00:00+05:00");
+    for page in [1, 2, 3, 5000] {
+        let r = e
+            .purge_paged(&Actor::system("purge"), true, &|_| {}, page)
+            .await
+            .unwrap();
+        let w = r
+            .items
+            .iter()
+            .find(|i| i.subject_id == whole.to_string())
+            .unwrap();
+        let p = r
+            .items
+            .iter()
+            .find(|i| i.subject_id == partly.to_string())
+            .unwrap();
+        assert!(w.whole_subject, "page {page}");
+        assert!(!p.whole_subject, "page {page}: its browser is still kept");
+        assert!(
+            !p.fields.contains(&"client.user_agent".to_string()),
+            "page {page}"
+        );
+        assert_eq!(p.fields.len(), 5, "page {page}: {:?}", p.fields);
+    }
+    let r = e
+        .purge_paged(&Actor::system("purge"), false, &|_| {}, 2)
+        .await
+        .unwrap();
+    assert_eq!((r.subjects_destroyed, r.fields_destroyed), (1, 5));
+    let left = db.store.subject_fields(&partly.to_string()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].field, "client.user_agent");
+}
+
+derbes_store::both_databases!(purge_pages_never_split_a_subject);
 derbes_store::both_databases!(access_and_information);
 derbes_store::both_databases!(rectification_and_complaints);
 derbes_store::both_databases!(retention_purge);

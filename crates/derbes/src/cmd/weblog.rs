@@ -116,11 +116,14 @@ async fn batch(
     let mut ing = engine
         .weblog_ingester(format, args.key_window_days)
         .map_err(super::staff::engine_error)?;
-    let stdin = args.files.is_empty() || args.files.iter().all(|f| f.as_os_str() == "-");
-    let inputs: Vec<Option<PathBuf>> = if stdin {
+    // `-` (or no file) is standard input.
+    let inputs: Vec<Option<PathBuf>> = if args.files.is_empty() {
         vec![None]
     } else {
-        args.files.iter().map(|f| Some(f.clone())).collect()
+        args.files
+            .iter()
+            .map(|f| (f.as_os_str() != "-").then(|| f.clone()))
+            .collect()
     };
     let total: u64 = inputs
         .iter()
