@@ -83,6 +83,7 @@ fn hold_view(h: LegalHold) -> HoldView {
 
 /// What the purge found for one subject.
 struct Due {
+    subject: SubjectId,
     subject_id: String,
     whole: bool,
     fields: Vec<String>,
@@ -399,6 +400,7 @@ impl Engine {
             reason
         };
         Some(Due {
+            subject: SubjectId::parse(&first.subject_id).ok()?,
             subject_id: first.subject_id.clone(),
             whole,
             categories: field_categories(fields.iter().map(String::as_str)),
@@ -436,14 +438,11 @@ impl Engine {
         // Whole subjects: crypto-shredded with a certificate each, in one transaction.
         let mut certs = Vec::with_capacity(whole.len());
         for d in &whole {
-            let Ok(subject) = SubjectId::parse(&d.subject_id) else {
-                continue;
-            };
             let certificate_id = uuid::Uuid::now_v7().to_string();
             let (content, sha) = certificate_content(
                 p,
                 &certificate_id,
-                subject,
+                d.subject,
                 None,
                 RETENTION_GROUND,
                 now,
@@ -462,14 +461,11 @@ impl Engine {
             if !destroyed.contains(&d.subject_id) {
                 continue;
             }
-            let Ok(subject) = SubjectId::parse(&d.subject_id) else {
-                continue;
-            };
-            self.facts.forget(&subject);
+            self.facts.forget(&d.subject);
             records.push(self.audit_record(
                 &system,
                 "destruction",
-                Some(subject),
+                Some(d.subject),
                 None,
                 &d.categories,
                 None,
@@ -499,17 +495,20 @@ impl Engine {
                 (d.subject_id.clone(), d.fields.clone(), kinds)
             })
             .collect();
+        let mut purged = std::collections::HashSet::new();
         if !items.is_empty() {
-            report.fields_destroyed += self.store.purge_fields(&items).await?;
+            let (n, subjects) = self.store.purge_fields(&items).await?;
+            report.fields_destroyed += n;
+            purged.extend(subjects);
         }
-        for d in partial {
-            let Ok(subject) = SubjectId::parse(&d.subject_id) else {
-                continue;
-            };
+        for d in partial
+            .into_iter()
+            .filter(|d| purged.contains(&d.subject_id))
+        {
             records.push(self.audit_record(
                 &system,
                 "retention.fields",
-                Some(subject),
+                Some(d.subject),
                 None,
                 &d.categories,
                 None,

@@ -280,11 +280,11 @@ impl Store {
     /// Destroy single fields whose retention ended: `(subject_id, fields,
     /// blind-index kinds that go with them)`, with the fields' previous
     /// values, in one transaction; subjects meanwhile blocked, held or
-    /// destroyed are left alone. Returns how many fields went.
+    /// destroyed are left alone. Returns how many fields went, and whose.
     pub async fn purge_fields(
         &self,
         items: &[(String, Vec<String>, Vec<String>)],
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, Vec<String>), StoreError> {
         let ids: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
         let mut tx = self.begin_write().await?;
         let ok: std::collections::HashSet<String> = Self::purgeable_in(&mut tx, &ids, false)
@@ -292,7 +292,9 @@ impl Store {
             .into_iter()
             .collect();
         let mut n = 0;
+        let mut subjects = Vec::new();
         for (subject, fields, index_kinds) in items.iter().filter(|i| ok.contains(&i.0)) {
+            subjects.push(subject.clone());
             let list = placeholders(2, fields.len());
             for table in ["subject_fields", "subject_field_history"] {
                 let sql =
@@ -315,7 +317,7 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(n)
+        Ok((n, subjects))
     }
 
     /// Previous values kept past their `keep_until` go (active, unheld
