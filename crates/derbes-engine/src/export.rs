@@ -198,8 +198,10 @@ impl Engine {
             .ok_or_else(|| {
                 EngineError::Internal("the policy has no purpose for answering requests".into())
             })?;
-        let fields = self.store.subject_fields(&sid).await?;
-        let history = self.store.subject_history(&sid).await?;
+        let (fields, history) = tokio::try_join!(
+            self.store.subject_fields(&sid),
+            self.store.subject_history(&sid)
+        )?;
         let mut categories = field_categories(fields.iter().map(|f| f.field.as_str()));
         for c in field_categories(history.iter().map(|h| h.field.as_str())) {
             if !categories.contains(&c) {
@@ -328,11 +330,22 @@ impl Engine {
     ) -> Result<SubjectExport, EngineError> {
         let p = &self.policy.policy;
         let sid = subject.to_string();
-        let s = self
-            .store
-            .subject(&sid)
-            .await?
-            .ok_or(EngineError::NotFound("subject"))?;
+        // Independent reads, side by side.
+        let st = &self.store;
+        let filter = derbes_store::RequestFilter {
+            subject_id: Some(sid.clone()),
+            limit: 1000,
+            ..Default::default()
+        };
+        let (s, consent_rows, request_rows, optout_rows, disclosure_rows, obligation_rows) = tokio::try_join!(
+            st.subject(&sid),
+            st.consents(&sid),
+            st.requests(&filter),
+            st.optouts(&sid),
+            st.disclosures(&sid),
+            st.obligations(&sid),
+        )?;
+        let s = s.ok_or(EngineError::NotFound("subject"))?;
         let purposes: Vec<ExportPurpose> = p
             .purposes
             .iter()
@@ -396,28 +409,18 @@ impl Engine {
             })
             .collect();
         let now = self.now();
-        let consents = crate::records_of(&self.store.consents(&sid).await?)?
+        let consents = crate::records_of(&consent_rows)?
             .into_iter()
             .map(|record| ConsentView {
                 state: record.state(now),
                 record,
             })
             .collect();
-        let requests = self
-            .store
-            .requests(&derbes_store::RequestFilter {
-                subject_id: Some(sid.clone()),
-                limit: 1000,
-                ..Default::default()
-            })
-            .await?
+        let requests = request_rows
             .into_iter()
             .map(|r| self.view_request(r, Vec::new()))
             .collect();
-        let objections = self
-            .store
-            .optouts(&sid)
-            .await?
+        let objections = optout_rows
             .into_iter()
             .map(|(channel, kind, at, _)| ExportObjection {
                 channel,
@@ -457,22 +460,10 @@ impl Engine {
             purposes,
             sources,
             recipients,
-            disclosures: self
-                .store
-                .disclosures(&sid)
-                .await?
-                .into_iter()
-                .map(disclosure_view)
-                .collect(),
+            disclosures: disclosure_rows.into_iter().map(disclosure_view).collect(),
             consents,
             objections,
-            obligations: self
-                .store
-                .obligations(&sid)
-                .await?
-                .into_iter()
-                .map(obligation_view)
-                .collect(),
+            obligations: obligation_rows.into_iter().map(obligation_view).collect(),
             requests,
         })
     }
