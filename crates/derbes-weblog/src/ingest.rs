@@ -4,7 +4,7 @@
 //! computed once a day, the Almaty offset once an hour.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 use chrono::{NaiveDate, Offset, TimeZone};
 use serde::Serialize;
@@ -381,11 +381,4 @@ pub fn maybe_gunzip<'a>(
         return Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, gz)));
     }
     Ok(input)
-}
-
-/// Read everything of `r` (for small inputs such as an API batch).
-pub fn read_all(r: &mut dyn Read) -> std::io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    r.read_to_end(&mut v)?;
-    Ok(v)
 }

@@ -61,19 +61,6 @@ pub enum Malformed {
 }
 
 impl Malformed {
-    pub const ALL: [Malformed; 10] = [
-        Malformed::InvalidUtf8,
-        Malformed::Binary,
-        Malformed::TooLong,
-        Malformed::Truncated,
-        Malformed::BadAddress,
-        Malformed::BadTime,
-        Malformed::BadRequest,
-        Malformed::BadStatus,
-        Malformed::MissingField,
-        Malformed::BadJson,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Malformed::InvalidUtf8 => "invalid_utf8",

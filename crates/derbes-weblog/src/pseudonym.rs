@@ -70,10 +70,6 @@ impl DailyKeys {
         }
     }
 
-    pub fn window_days(&self) -> u32 {
-        self.window_days
-    }
-
     /// Is `day` open on `today`?
     pub fn is_open(&self, day: NaiveDate, today: NaiveDate) -> bool {
         let first = today - chrono::Days::new(self.window_days as u64 - 1);
