@@ -11,7 +11,6 @@ use chrono::Utc;
 use criterion::Criterion;
 use derbes_core::{
     Compiled, ConsentFacts, ConsentState, DecisionInput, RecipientInput, SubjectFacts,
-    SubjectStatus,
 };
 use derbes_policy::{LoadedPolicy, Operation};
 
@@ -66,18 +65,13 @@ fn cedar() -> Cedar {
 }
 
 fn facts() -> SubjectFacts {
-    SubjectFacts {
-        status: SubjectStatus::Active,
-        relationship_ended_at: None,
-        consents: ConsentFacts {
-            policy: Some(ConsentState::Active),
-            third_party: true,
-            cross_border: true,
-            notify_of_transfers: false,
-            marketing_channels: 1,
-            entrepreneur: false,
-        },
-    }
+    SubjectFacts::active(ConsentFacts {
+        policy: Some(ConsentState::Active),
+        third_party: true,
+        cross_border: true,
+        marketing: [u64::MAX; 8],
+        ..ConsentFacts::default()
+    })
 }
 
 /// Median nanoseconds per call over `batches` batches of 1000 calls.

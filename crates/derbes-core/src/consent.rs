@@ -7,7 +7,7 @@
 //! Records are never changed: a withdrawal is a separate fact appended later.
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
-use derbes_policy::{Channel, ConsentKind, LoadedPolicy, Operation, PurposeKind};
+use derbes_policy::{Channel, ConsentKind, ContactKind, LoadedPolicy, Operation};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ConsentId, SubjectId};
@@ -174,6 +174,14 @@ pub struct SignedReceipt {
     pub sha256: String,
 }
 
+/// The categories that are used only with a consent of `kind`.
+fn own_categories(p: &derbes_policy::Policy, kind: ConsentKind) -> impl Iterator<Item = &str> {
+    p.categories
+        .iter()
+        .filter(move |c| c.requires_consent == Some(kind))
+        .map(|c| c.id.as_str())
+}
+
 fn ordered_ops(ops: impl IntoIterator<Item = Operation>) -> Vec<Operation> {
     let set: std::collections::BTreeSet<Operation> = ops.into_iter().collect();
     Operation::ALL
@@ -256,21 +264,20 @@ pub fn build_consent(
                 ));
                 Vec::new()
             }
+            // Every purpose that sends marketing on the channel (offers, surveys).
             Some(ch) => p
                 .purposes
                 .iter()
-                .filter(|pu| pu.kind == PurposeKind::Marketing && pu.channels.contains(&ch))
+                .filter(|pu| {
+                    pu.contact == Some(ContactKind::Marketing) && pu.channels.contains(&ch)
+                })
                 .collect(),
         },
-        ConsentKind::Cookies => p
+        // A consent of its own for the categories that need one (3.5, 7.4).
+        kind => p
             .purposes
             .iter()
-            .filter(|pu| pu.allows_category("app_data"))
-            .collect(),
-        ConsentKind::Entrepreneur => p
-            .purposes
-            .iter()
-            .filter(|pu| pu.allows_category("entrepreneur"))
+            .filter(|pu| own_categories(p, kind).any(|c| pu.allows_category(c)))
             .collect(),
     };
     let expires_at = if req.kind == ConsentKind::Cookies {
@@ -297,8 +304,9 @@ pub fn build_consent(
         return Err(problems);
     }
     let categories: Vec<String> = match req.kind {
-        ConsentKind::Cookies => vec!["app_data".into()],
-        ConsentKind::Entrepreneur => vec!["entrepreneur".into()],
+        ConsentKind::Cookies | ConsentKind::Entrepreneur => {
+            own_categories(p, req.kind).map(String::from).collect()
+        }
         _ => {
             let mut c: Vec<String> = Vec::new();
             for pu in &purposes {

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Months, Utc};
 use derbes_policy::{
-    Channel, ConsentKind, Operation, Policy, PurposeKind, RecipientKind, RetentionStart,
+    Channel, ConsentKind, ContactKind, Operation, Policy, PurposeKind, RecipientKind,
+    RetentionStart,
 };
 use serde::{Deserialize, Serialize};
 
@@ -28,51 +29,56 @@ pub enum SubjectStatus {
     BarredMinor,
 }
 
-/// What the consent ledger says now, summarised for decisions.
+/// What the consent ledger says now, summarised for decisions. Built by
+/// [`Compiled::consent_facts`] from the ledger's records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsentFacts {
     /// State of the latest policy acceptance, if any.
     pub policy: Option<ConsentState>,
+    /// The SHA-256 of the policy version that acceptance accepted.
+    pub policy_sha256: Option<String>,
     pub third_party: bool,
     pub cross_border: bool,
     /// The subject asks to be told of transfers.
     pub notify_of_transfers: bool,
-    /// Channels with an active marketing consent (bit per `Channel::ALL` index).
-    pub marketing_channels: u8,
-    pub entrepreneur: bool,
-}
-
-fn channel_bit(c: Channel) -> u8 {
-    1 << Channel::ALL.iter().position(|x| *x == c).unwrap_or(7)
+    /// Per channel (index in `Channel::ALL`), the purposes an active
+    /// marketing consent of that channel covers (bit per compiled purpose).
+    pub marketing: [u64; 8],
+    /// Kinds with an active consent (bit per index in `ConsentKind::ALL`).
+    pub kinds: u8,
 }
 
 impl ConsentFacts {
-    pub fn from_records(records: &[ConsentRecord], now: DateTime<Utc>) -> ConsentFacts {
-        let mut f = ConsentFacts::default();
-        let mut latest_policy: Option<&ConsentRecord> = None;
-        for r in records {
-            let active = r.state(now) == ConsentState::Active;
-            match r.kind {
-                ConsentKind::Policy if latest_policy.is_none_or(|l| r.given_at >= l.given_at) => {
-                    latest_policy = Some(r);
-                }
-                ConsentKind::Marketing if active => {
-                    if let Some(c) = r.channel {
-                        f.marketing_channels |= channel_bit(c);
-                    }
-                }
-                ConsentKind::Entrepreneur if active => f.entrepreneur = true,
-                _ => {}
-            }
-        }
-        if let Some(p) = latest_policy {
-            f.policy = Some(p.state(now));
-            f.third_party = p.third_party;
-            f.cross_border = p.cross_border;
-            f.notify_of_transfers = p.notify_of_transfers;
-        }
-        f
+    /// An active marketing consent on `channel` (for any purpose).
+    pub fn marketing_on(&self, channel: Channel) -> bool {
+        self.marketing[channel_index(channel)] != 0
     }
+
+    /// An active consent of this kind.
+    pub fn has(&self, kind: ConsentKind) -> bool {
+        self.kinds & kind_bit(kind) != 0
+    }
+}
+
+fn channel_index(c: Channel) -> usize {
+    Channel::ALL.iter().position(|x| *x == c).unwrap_or(7)
+}
+
+fn channel_bit(c: Channel) -> u8 {
+    1 << channel_index(c)
+}
+
+fn kind_bit(k: ConsentKind) -> u8 {
+    1 << ConsentKind::ALL.iter().position(|x| *x == k).unwrap_or(7)
+}
+
+/// The bit of an objection to `kind` messages on `channel` in [`SubjectFacts::objections`].
+pub fn objection_bit(channel: Channel, kind: ContactKind) -> u16 {
+    let k = ContactKind::ALL
+        .iter()
+        .position(|x| *x == kind)
+        .unwrap_or(1);
+    1 << (channel_index(channel) * 2 + k)
 }
 
 /// The subject side of a decision.
@@ -82,6 +88,49 @@ pub struct SubjectFacts {
     /// When the relationship ended (withdrawal, account closed), if it did.
     pub relationship_ended_at: Option<DateTime<Utc>>,
     pub consents: ConsentFacts,
+    /// Objections to communications (7.11), see [`objection_bit`].
+    pub objections: u16,
+    /// An open legal hold: nothing of the subject is deleted or destroyed.
+    pub held: bool,
+    /// What the policy version the subject accepted covers, when that is not
+    /// the version in force (`None`: the version in force, which covers
+    /// everything it says). 7.6: a consent covers exactly its version.
+    pub accepted: Option<std::sync::Arc<Coverage>>,
+}
+
+impl SubjectFacts {
+    /// An active subject with these consents, no objection, no hold.
+    pub fn active(consents: ConsentFacts) -> SubjectFacts {
+        SubjectFacts {
+            status: SubjectStatus::Active,
+            relationship_ended_at: None,
+            consents,
+            objections: 0,
+            held: false,
+            accepted: None,
+        }
+    }
+}
+
+/// What one purpose of an accepted policy version covered, in the indexes
+/// of the policy in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PurposeCover {
+    categories: u64,
+    operations: u16,
+    recipients: u64,
+}
+
+/// What a consent given under another policy version covers, purpose by
+/// purpose of the policy in force (`None`: the purpose did not exist then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage(Vec<Option<PurposeCover>>);
+
+impl Coverage {
+    /// A version derbes cannot read covers nothing (fail closed).
+    pub fn nothing() -> Coverage {
+        Coverage(Vec::new())
+    }
 }
 
 /// A recipient of a transfer.
@@ -145,11 +194,15 @@ struct PurposeC {
     operations: u16,
     channels: u8,
     kind: PurposeKind,
+    contact: Option<ContactKind>,
+    depersonalised_only: bool,
+    statutory: bool,
     retention: (u32, RetentionStart),
 }
 
 #[derive(Debug, Clone)]
 struct RecipientC {
+    index: usize,
     kind: RecipientKind,
     third_party: bool,
     cross_border: bool,
@@ -166,7 +219,8 @@ pub struct Compiled {
     category_names: Vec<String>,
     /// Categories holding the IP address (3.2).
     ip_categories: u64,
-    entrepreneur_categories: u64,
+    /// Categories used only with a consent of their own (3.5, 7.4): the kind, the categories.
+    category_consents: Vec<(ConsentKind, u64)>,
     roles: HashMap<String, Vec<u64>>,
     recipients: HashMap<String, RecipientC>,
 }
@@ -180,10 +234,82 @@ fn op_bit(o: Operation) -> u16 {
     1 << Operation::ALL.iter().position(|x| *x == o).unwrap_or(15)
 }
 
+/// Operations that reach the subject (a message, a call, a list handed on):
+/// a purpose that contacts over a channel names the channel for them.
+const REACHING: [Operation; 4] = [
+    Operation::Use,
+    Operation::Extraction,
+    Operation::Transfer,
+    Operation::CrossBorderTransfer,
+];
+
+/// What a depersonalised-only purpose may do with a subject's data: take it
+/// in, keep it, depersonalise it and let it go — never hand fields out.
+const DEPERSONALISED: [Operation; 7] = [
+    Operation::Collection,
+    Operation::Recording,
+    Operation::Storage,
+    Operation::Depersonalisation,
+    Operation::Blocking,
+    Operation::Deletion,
+    Operation::Destruction,
+];
+
+fn ops_mask(ops: &[Operation]) -> u16 {
+    ops.iter().fold(0, |m, o| m | op_bit(*o))
+}
+
+/// The reason a contact of `kind` on `channel` is refused, if it is: an
+/// objection, or (for marketing) no active consent of the channel covering
+/// the purpose (`purpose`: its bit; `None`: any purpose).
+fn contact_denial(
+    facts: &SubjectFacts,
+    channel: Channel,
+    kind: ContactKind,
+    purpose: Option<u64>,
+) -> Option<Reason> {
+    if facts.objections & objection_bit(channel, kind) != 0 {
+        return Some(Reason {
+            code: "objected".into(),
+            message: format!("the subject objected to {kind} messages on `{channel}` (7.11)"),
+        });
+    }
+    let covered = facts.consents.marketing[channel_index(channel)];
+    if kind == ContactKind::Marketing && purpose.map_or(covered == 0, |b| covered & b == 0) {
+        return Some(Reason {
+            code: "no_marketing_consent".into(),
+            message: format!("no active marketing consent for `{channel}` covers this"),
+        });
+    }
+    None
+}
+
+/// May the subject be sent a `kind` message on `channel` now? The same rule
+/// decisions apply to every purpose that contacts the subject; `Err` holds
+/// the first reason it may not (status first).
+pub fn may_contact(
+    facts: &SubjectFacts,
+    channel: Channel,
+    kind: ContactKind,
+) -> Result<(), Reason> {
+    if facts.status != SubjectStatus::Active {
+        return Err(Reason {
+            code: "subject_not_active".into(),
+            message: "the subject is not active (blocked, withdrawn, barred or destroyed)".into(),
+        });
+    }
+    match contact_denial(facts, channel, kind, None) {
+        Some(r) => Err(r),
+        None => Ok(()),
+    }
+}
+
 impl Compiled {
     pub fn new(p: &Policy) -> Result<Compiled, CompileError> {
-        if p.categories.len() > 64 || p.purposes.len() > 64 {
-            return Err(CompileError("more than 64 categories or purposes".into()));
+        if p.categories.len() > 64 || p.purposes.len() > 64 || p.recipients.len() > 64 {
+            return Err(CompileError(
+                "more than 64 categories, purposes or recipients".into(),
+            ));
         }
         let categories: HashMap<String, usize> = p
             .categories
@@ -207,9 +333,12 @@ impl Compiled {
             .iter()
             .map(|pu| PurposeC {
                 categories: mask(&pu.categories),
-                operations: pu.operations.iter().fold(0, |m, o| m | op_bit(*o)),
+                operations: ops_mask(&pu.operations),
                 channels: pu.channels.iter().fold(0, |m, c| m | channel_bit(*c)),
                 kind: pu.kind,
+                contact: pu.contact,
+                depersonalised_only: pu.depersonalised_only,
+                statutory: pu.statutory,
                 retention: (pu.retention.months, pu.retention.after),
             })
             .collect();
@@ -229,10 +358,12 @@ impl Compiled {
         let recipients = p
             .recipients
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(index, r)| {
                 (
                     r.id.clone(),
                     RecipientC {
+                        index,
                         kind: r.kind,
                         third_party: r.third_party,
                         cross_border: r.cross_border,
@@ -256,22 +387,92 @@ impl Compiled {
             })
             .filter_map(|c| categories.get(&c.id))
             .fold(0, |m, i| m | (1 << i));
-        let entrepreneur_categories = p
-            .categories
-            .iter()
-            .filter(|c| c.requires_consent == Some(ConsentKind::Entrepreneur))
-            .filter_map(|c| categories.get(&c.id))
-            .fold(0, |m, i| m | (1 << i));
+        let mut category_consents: Vec<(ConsentKind, u64)> = Vec::new();
+        for c in &p.categories {
+            if let (Some(kind), Some(i)) = (c.requires_consent, categories.get(&c.id)) {
+                match category_consents.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, m)) => *m |= 1 << i,
+                    None => category_consents.push((kind, 1 << i)),
+                }
+            }
+        }
         Ok(Compiled {
             purposes,
             purpose,
             category_names: p.categories.iter().map(|c| c.id.clone()).collect(),
             categories,
             ip_categories,
-            entrepreneur_categories,
+            category_consents,
             roles,
             recipients,
         })
+    }
+
+    /// What the ledger's records say now: the latest policy acceptance,
+    /// marketing consents per channel and the purposes each covers, the
+    /// kinds with an active consent.
+    pub fn consent_facts(&self, records: &[ConsentRecord], now: DateTime<Utc>) -> ConsentFacts {
+        let mut f = ConsentFacts::default();
+        let mut latest_policy: Option<&ConsentRecord> = None;
+        for r in records {
+            let active = r.state(now) == ConsentState::Active;
+            if r.kind == ConsentKind::Policy {
+                if latest_policy.is_none_or(|l| r.given_at >= l.given_at) {
+                    latest_policy = Some(r);
+                }
+                continue;
+            }
+            if !active {
+                continue;
+            }
+            f.kinds |= kind_bit(r.kind);
+            if let (ConsentKind::Marketing, Some(c)) = (r.kind, r.channel) {
+                f.marketing[channel_index(c)] |= r
+                    .purposes
+                    .iter()
+                    .filter_map(|p| self.purposes.get(p))
+                    .fold(0, |m, i| m | (1 << i));
+            }
+        }
+        if let Some(p) = latest_policy {
+            let state = p.state(now);
+            if state == ConsentState::Active {
+                f.kinds |= kind_bit(ConsentKind::Policy);
+            }
+            f.policy = Some(state);
+            f.policy_sha256 = Some(p.policy_sha256.clone());
+            f.third_party = p.third_party;
+            f.cross_border = p.cross_border;
+            f.notify_of_transfers = p.notify_of_transfers;
+        }
+        f
+    }
+
+    /// What a consent to `accepted` (another version of the policy) covers,
+    /// in terms of this one: per purpose, its categories, operations and
+    /// recipients then. What this version adds is not covered.
+    pub fn coverage(&self, accepted: &Policy) -> Coverage {
+        let mut per = vec![None; self.purpose.len()];
+        for old in &accepted.purposes {
+            let Some(&i) = self.purposes.get(&old.id) else {
+                continue;
+            };
+            per[i] = Some(PurposeCover {
+                categories: old
+                    .categories
+                    .iter()
+                    .filter_map(|c| self.categories.get(c))
+                    .fold(0, |m, b| m | (1 << b)),
+                operations: ops_mask(&old.operations),
+                recipients: accepted
+                    .recipients
+                    .iter()
+                    .filter(|r| r.purposes.contains(&old.id))
+                    .filter_map(|r| self.recipients.get(&r.id))
+                    .fold(0, |m, r| m | (1 << r.index)),
+            });
+        }
+        Coverage(per)
     }
 
     /// The categories `role` may use for `purpose` (need-to-know ∩ the purpose's own).
@@ -279,7 +480,29 @@ impl Compiled {
         let (Some(per), Some(&i)) = (self.roles.get(role), self.purposes.get(purpose)) else {
             return Vec::new();
         };
-        let m = per[i] & self.purpose[i].categories;
+        self.mask_names(per[i] & self.purpose[i].categories)
+    }
+
+    /// The categories that need a consent of their own which the subject has
+    /// not given (3.5 entrepreneur, 7.4 cookies), among `categories`.
+    pub fn unconsented_categories(
+        &self,
+        categories: &[String],
+        consents: &ConsentFacts,
+    ) -> Vec<String> {
+        let wanted = categories
+            .iter()
+            .filter_map(|c| self.categories.get(c))
+            .fold(0u64, |m, i| m | (1 << i));
+        let missing = self
+            .category_consents
+            .iter()
+            .filter(|(k, _)| !consents.has(*k))
+            .fold(0, |m, (_, c)| m | c);
+        self.mask_names(wanted & missing)
+    }
+
+    fn mask_names(&self, m: u64) -> Vec<String> {
         (0..self.category_names.len())
             .filter(|b| m & (1 << b) != 0)
             .map(|b| self.category_names[b].clone())
@@ -297,31 +520,29 @@ impl Compiled {
             })
         };
         let op = input.operation;
+        let pi = self.purposes.get(input.purpose).copied();
+        let kind = pi.map(|i| self.purpose[i].kind);
         // Giving the subjects a copy of their own data (7.11) is not processing
         // that blocking or a withdrawal stops: it is what they asked for.
-        let own_copy = op == Operation::Extraction
-            && self
-                .purposes
-                .get(input.purpose)
-                .is_some_and(|&i| self.purpose[i].kind == PurposeKind::Rights);
+        let own_copy = op == Operation::Extraction && kind == Some(PurposeKind::Rights);
+        // What a law obliges the operator to keep stays usable for that law
+        // alone after a withdrawal (7.1, 7.11).
+        let statutory = pi.is_some_and(|i| self.purpose[i].statutory);
 
         // The subject.
         match subject.status {
             SubjectStatus::Active => {}
-            _ if own_copy
-                && matches!(
-                    subject.status,
-                    SubjectStatus::Blocked | SubjectStatus::Withdrawn
-                ) => {}
+            SubjectStatus::Blocked | SubjectStatus::Withdrawn if own_copy => {}
             SubjectStatus::Blocked if op != Operation::Storage => why(
                 "subject_blocked",
                 "the subject's data is blocked: only storage is allowed (4.2)".into(),
             ),
             SubjectStatus::Withdrawn
-                if !matches!(
-                    op,
-                    Operation::Storage | Operation::Deletion | Operation::Destruction
-                ) =>
+                if !statutory
+                    && !matches!(
+                        op,
+                        Operation::Storage | Operation::Deletion | Operation::Destruction
+                    ) =>
             {
                 why(
                     "subject_withdrawn",
@@ -338,9 +559,15 @@ impl Compiled {
             ),
             _ => {}
         }
+        if subject.held && matches!(op, Operation::Deletion | Operation::Destruction) {
+            why(
+                "legal_hold",
+                "a legal hold is open: nothing of the subject is deleted or destroyed".into(),
+            );
+        }
 
         // The purpose, its categories and operations.
-        let Some(&pi) = self.purposes.get(input.purpose) else {
+        let Some(pi) = pi else {
             why("unknown_purpose", "not a purpose of the policy".into());
             return Decision {
                 permit: false,
@@ -376,6 +603,15 @@ impl Compiled {
             why(
                 "operation_not_allowed",
                 format!("purpose `{}` does not allow `{op}`", input.purpose),
+            );
+        }
+        if purpose.depersonalised_only && ops_mask(&DEPERSONALISED) & op_bit(op) == 0 {
+            why(
+                "depersonalised_only",
+                format!(
+                    "purpose `{}` uses only depersonalised aggregates, never a subject's fields",
+                    input.purpose
+                ),
             );
         }
 
@@ -486,10 +722,25 @@ impl Compiled {
             }
         }
 
-        // Consent: the policy acceptance covers every purpose but those the law imposes.
-        if !(legal || legal_basis_given) {
+        // Consent: the policy acceptance covers every purpose but those the
+        // law imposes — and only what the version accepted said (7.6).
+        let by_law = legal || legal_basis_given;
+        if !by_law {
             match subject.consents.policy {
-                Some(ConsentState::Active) => {}
+                Some(ConsentState::Active) => {
+                    if let Some(cov) = &subject.accepted {
+                        let outdated = self.beyond(cov, pi, requested, op, recipient.map(|x| x.1));
+                        if !outdated.is_empty() {
+                            why(
+                                "consent_outdated",
+                                format!(
+                                    "the subject's consent was given to an earlier version of the policy, which did not include {}; they must consent again (7.6)",
+                                    outdated.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                }
                 Some(ConsentState::Withdrawn) => why(
                     "consent_withdrawn",
                     "the policy consent was withdrawn".into(),
@@ -502,12 +753,35 @@ impl Compiled {
                     "the subject has not accepted the policy".into(),
                 ),
             }
+            // Categories that need a consent of their own (3.5, 7.4-7.5).
+            for (kind, cats) in &self.category_consents {
+                if requested & cats != 0 && !subject.consents.has(*kind) {
+                    let (code, message) = match kind {
+                        ConsentKind::Entrepreneur => (
+                            "no_entrepreneur_consent",
+                            "entrepreneur data needs the entrepreneur's consent (3.5)",
+                        ),
+                        ConsentKind::Cookies => (
+                            "no_cookie_consent",
+                            "cookies and device identifiers need an active cookie consent (7.4-7.5)",
+                        ),
+                        _ => ("no_category_consent", "these categories need a consent of their own"),
+                    };
+                    why(code, format!("{message}: {}", self.names(requested & cats)));
+                }
+            }
         }
-        if purpose.kind == PurposeKind::Marketing {
+
+        // Reaching the subject over a channel: the channel is named, allowed,
+        // not objected to and, for marketing, consented to (7.11).
+        if let Some(contact) = purpose
+            .contact
+            .filter(|_| ops_mask(&REACHING) & op_bit(op) != 0)
+        {
             match input.channel {
                 None => why(
                     "channel_required",
-                    "a marketing use names its channel".into(),
+                    "a use that reaches the subject names its channel".into(),
                 ),
                 Some(c) => {
                     if purpose.channels & channel_bit(c) == 0 {
@@ -516,20 +790,11 @@ impl Compiled {
                             format!("purpose `{}` does not use `{c}`", input.purpose),
                         );
                     }
-                    if subject.consents.marketing_channels & channel_bit(c) == 0 {
-                        why(
-                            "no_marketing_consent",
-                            format!("no active marketing consent for `{c}`"),
-                        );
+                    if let Some(r) = contact_denial(subject, c, contact, Some(1 << pi)) {
+                        deny.push(r);
                     }
                 }
             }
-        }
-        if requested & self.entrepreneur_categories != 0 && !subject.consents.entrepreneur {
-            why(
-                "no_entrepreneur_consent",
-                "entrepreneur data needs the entrepreneur's consent (3.5)".into(),
-            );
         }
 
         if deny.is_empty() {
@@ -542,7 +807,7 @@ impl Compiled {
                         input.purpose,
                         self.names(requested),
                         input.role,
-                        if legal || legal_basis_given {
+                        if by_law {
                             "legal basis"
                         } else {
                             "consent active"
@@ -558,10 +823,38 @@ impl Compiled {
         }
     }
 
+    /// What a use asks beyond what an accepted version covered, in words.
+    fn beyond(
+        &self,
+        cov: &Coverage,
+        pi: usize,
+        categories: u64,
+        op: Operation,
+        recipient: Option<&RecipientC>,
+    ) -> Vec<String> {
+        let Some(Some(c)) = cov.0.get(pi) else {
+            return vec!["this purpose".into()];
+        };
+        let mut out = Vec::new();
+        let new = categories & !c.categories;
+        if new != 0 {
+            out.push(format!("the categories {}", self.names(new)));
+        }
+        if c.operations & op_bit(op) == 0 {
+            out.push(format!("the operation `{op}`"));
+        }
+        if let Some(r) = recipient {
+            if c.recipients & (1 << r.index) == 0 {
+                out.push("this recipient".into());
+            }
+        }
+        out
+    }
+
     fn names(&self, mask: u64) -> String {
-        (0..self.category_names.len())
-            .filter(|b| mask & (1 << b) != 0)
-            .map(|b| format!("`{}`", self.category_names[b]))
+        self.mask_names(mask)
+            .iter()
+            .map(|c| format!("`{c}`"))
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -32,8 +32,8 @@ pub use consent::{
     EvidenceInput, Receipt, ReceiptOperator, SignedReceipt,
 };
 pub use decision::{
-    Compiled, ConsentFacts, Decision, DecisionInput, Reason, RecipientInput, SubjectFacts,
-    SubjectStatus,
+    may_contact, objection_bit, Compiled, ConsentFacts, Coverage, Decision, DecisionInput, Reason,
+    RecipientInput, SubjectFacts, SubjectStatus,
 };
 pub use ids::{ConsentId, IdError, OrganizationId, SubjectId};
 pub use registration::{

@@ -15,19 +15,29 @@ fn now() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// Consent records from the ledger, as the app would submit them.
+fn records(kinds: &[serde_json::Value]) -> Vec<ConsentRecord> {
+    let p = policy();
+    let s = SubjectId::new();
+    kinds
+        .iter()
+        .map(|v| {
+            let req: ConsentRequest = serde_json::from_value(v.clone()).unwrap();
+            build_consent(&p, s, &req, None, now() - Duration::days(1), "")
+                .unwrap()
+                .0
+        })
+        .collect()
+}
+
+/// An active subject: the policy accepted, marketing by SMS and cookies consented.
 fn active() -> SubjectFacts {
-    SubjectFacts {
-        status: SubjectStatus::Active,
-        relationship_ended_at: None,
-        consents: ConsentFacts {
-            policy: Some(ConsentState::Active),
-            third_party: true,
-            cross_border: true,
-            notify_of_transfers: false,
-            marketing_channels: 1 << 0, // sms
-            entrepreneur: false,
-        },
-    }
+    let recs = records(&[
+        serde_json::json!({"kind": "policy"}),
+        serde_json::json!({"kind": "marketing", "channel": "sms"}),
+        serde_json::json!({"kind": "cookies"}),
+    ]);
+    SubjectFacts::active(compiled().consent_facts(&recs, now()))
 }
 
 fn cats(v: &[&str]) -> Vec<String> {
@@ -491,16 +501,13 @@ fn consent_facts_from_the_ledger() {
     )
     .unwrap();
     sms.withdrawn_at = Some(now());
-    let f = ConsentFacts::from_records(&[pol, sms, push], now() + Duration::seconds(1));
+    let c = compiled();
+    let f = c.consent_facts(&[pol, sms, push], now() + Duration::seconds(1));
     assert_eq!(f.policy, Some(ConsentState::Active));
     assert!(f.third_party && !f.cross_border);
-    let c = compiled();
+    assert!(f.marketing_on(Channel::Push) && !f.marketing_on(Channel::Sms));
     let mut m = ask("marketing", Operation::Use, "marketing", &["contact"]);
-    let subject = SubjectFacts {
-        status: SubjectStatus::Active,
-        relationship_ended_at: None,
-        consents: f,
-    };
+    let subject = SubjectFacts::active(f);
     m.channel = Some(Channel::Push);
     assert!(decide(&c, &m, &subject).permit);
     m.channel = Some(Channel::Sms);
@@ -562,4 +569,290 @@ fn the_subjects_own_copy_is_given_while_blocked_or_withdrawn_but_nothing_else() 
         &["organisation"],
     );
     denied_with(&decide(&c, &org, &active()), "category_not_allowed");
+}
+
+#[test]
+fn objections_are_a_fact_every_contacting_purpose_is_denied_on() {
+    let c = compiled();
+    let mut s = active();
+    let on = |purpose: &'static str, role: &'static str, channel: Channel| {
+        let mut a = ask(role, Operation::Use, purpose, &["contact"]);
+        a.channel = Some(channel);
+        a
+    };
+    // Before: service messages and SMS marketing are permitted.
+    for (purpose, role) in [
+        ("communication", "backend_service"),
+        ("preferred_communication", "backend_service"),
+        ("marketing", "marketing"),
+    ] {
+        assert!(
+            decide(&c, &on(purpose, role, Channel::Sms), &s).permit,
+            "{purpose}"
+        );
+    }
+    // An objection to service messages on SMS stops service purposes on SMS only.
+    s.objections = objection_bit(Channel::Sms, derbes_policy::ContactKind::Service);
+    denied_with(
+        &decide(
+            &c,
+            &on("communication", "backend_service", Channel::Sms),
+            &s,
+        ),
+        "objected",
+    );
+    denied_with(
+        &decide(
+            &c,
+            &on("preferred_communication", "backend_service", Channel::Sms),
+            &s,
+        ),
+        "objected",
+    );
+    assert!(
+        decide(
+            &c,
+            &on("communication", "backend_service", Channel::Push),
+            &s
+        )
+        .permit
+    );
+    assert!(decide(&c, &on("marketing", "marketing", Channel::Sms), &s).permit);
+    // An objection to marketing stops marketing and surveys, not service messages.
+    s.objections = objection_bit(Channel::Sms, derbes_policy::ContactKind::Marketing);
+    denied_with(
+        &decide(&c, &on("marketing", "marketing", Channel::Sms), &s),
+        "objected",
+    );
+    denied_with(
+        &decide(&c, &on("surveys", "marketing", Channel::Sms), &s),
+        "objected",
+    );
+    assert!(
+        decide(
+            &c,
+            &on("communication", "backend_service", Channel::Sms),
+            &s
+        )
+        .permit
+    );
+    // A contacting use names its channel; storing does not contact anyone.
+    let mut no_channel = on("communication", "backend_service", Channel::Sms);
+    no_channel.channel = None;
+    denied_with(&decide(&c, &no_channel, &active()), "channel_required");
+    no_channel.op = Operation::Storage;
+    assert!(decide(&c, &no_channel, &active()).permit);
+    // The same rule answers "may I contact?".
+    let mut objected = active();
+    objected.objections = objection_bit(Channel::Sms, derbes_policy::ContactKind::Service);
+    assert_eq!(
+        may_contact(&objected, Channel::Sms, derbes_policy::ContactKind::Service)
+            .unwrap_err()
+            .code,
+        "objected"
+    );
+    assert!(may_contact(
+        &objected,
+        Channel::Sms,
+        derbes_policy::ContactKind::Marketing
+    )
+    .is_ok());
+    assert_eq!(
+        may_contact(
+            &objected,
+            Channel::Push,
+            derbes_policy::ContactKind::Marketing
+        )
+        .unwrap_err()
+        .code,
+        "no_marketing_consent"
+    );
+}
+
+#[test]
+fn surveys_need_the_channels_marketing_consent() {
+    let c = compiled();
+    let mut a = ask("marketing", Operation::Use, "surveys", &["contact"]);
+    a.channel = Some(Channel::Whatsapp);
+    denied_with(&decide(&c, &a, &active()), "no_marketing_consent");
+    let recs = records(&[
+        serde_json::json!({"kind": "policy"}),
+        serde_json::json!({"kind": "marketing", "channel": "whatsapp"}),
+    ]);
+    assert!(decide(&c, &a, &SubjectFacts::active(c.consent_facts(&recs, now()))).permit);
+}
+
+#[test]
+fn depersonalised_only_purposes_never_receive_a_subjects_fields() {
+    let c = compiled();
+    for op in [Operation::Use, Operation::Extraction] {
+        let a = ask(
+            "analyst",
+            op,
+            "statistics",
+            &["network", "location", "device", "app_data"],
+        );
+        denied_with(&decide(&c, &a, &active()), "depersonalised_only");
+    }
+    // Depersonalising them (into aggregates) is what the purpose is for.
+    let a = ask(
+        "analyst",
+        Operation::Depersonalisation,
+        "statistics",
+        &["network"],
+    );
+    assert!(
+        decide(&c, &a, &active()).permit,
+        "{:?}",
+        decide(&c, &a, &active()).reasons
+    );
+}
+
+#[test]
+fn cookies_and_device_identifiers_need_the_cookie_consent() {
+    let c = compiled();
+    let a = ask(
+        "backend_service",
+        Operation::Use,
+        "device_linking",
+        &["device", "app_data"],
+    );
+    assert!(decide(&c, &a, &active()).permit);
+    let recs = records(&[serde_json::json!({"kind": "policy"})]);
+    let no_cookies = SubjectFacts::active(c.consent_facts(&recs, now()));
+    denied_with(&decide(&c, &a, &no_cookies), "no_cookie_consent");
+    // Network data is not a cookie: no cookie consent needed.
+    let n = ask(
+        "backend_service",
+        Operation::Use,
+        "device_linking",
+        &["network"],
+    );
+    assert!(decide(&c, &n, &no_cookies).permit);
+    // An expired cookie consent is no consent (7.5).
+    let mut expired = records(&[
+        serde_json::json!({"kind": "policy"}),
+        serde_json::json!({"kind": "cookies", "expires_in_months": 1}),
+    ]);
+    expired[1].expires_at = Some(now() - Duration::seconds(1));
+    denied_with(
+        &decide(
+            &c,
+            &a,
+            &SubjectFacts::active(c.consent_facts(&expired, now())),
+        ),
+        "no_cookie_consent",
+    );
+}
+
+/// The seed policy as version 1.1.0 with a new purpose `credit_scoring`, a
+/// new category for `marketing`, and a new recipient for `contract_performance`.
+fn policy_1_1() -> derbes_policy::Policy {
+    let text = include_str!("../../../policy/ibusiness.toml")
+        .replacen("version = \"1.0.0\"", "version = \"1.1.0\"", 1)
+        .replacen(
+            "[[purposes]]\nid = \"troubleshooting\"",
+            "[[purposes]]\nid = \"credit_scoring\"\nclause = \"2\"\nkind = \"service\"\nname = { ru = \"Кредитный скоринг\", en = \"Credit scoring\" }\ncategories = [\"identity\", \"full_name\"]\noperations = [\"use\", \"transfer\"]\nretention = { months = 0, after = \"relationship_end\", basis = { ru = \"-\", en = \"-\" } }\n\n[[purposes]]\nid = \"troubleshooting\"",
+            1,
+        )
+        .replacen(
+            "purposes = [\"contract_performance\", \"fraud_prevention\"]",
+            "purposes = [\"contract_performance\", \"fraud_prevention\", \"credit_scoring\"]",
+            1,
+        )
+        .replacen(
+            "purpose = \"fraud_prevention\", categories = [\"identity\"",
+            "purpose = \"credit_scoring\", categories = [\"identity\", \"full_name\"] },\n  { purpose = \"fraud_prevention\", categories = [\"identity\"",
+            1,
+        );
+    // Cite the new purpose in the document so that it validates.
+    let text = text.replacen(
+        "purposes = [\"fraud_prevention\"]",
+        "purposes = [\"fraud_prevention\", \"credit_scoring\"]",
+        1,
+    );
+    derbes_policy::Policy::parse(&text).unwrap_or_else(|p| panic!("{}", p.report("1.1.0")))
+}
+
+#[test]
+fn a_consent_covers_exactly_the_version_it_accepted() {
+    let old = policy().policy;
+    let new = policy_1_1();
+    let c = Compiled::new(&new).unwrap();
+    let mut s = active();
+    s.consents = c.consent_facts(&records(&[serde_json::json!({"kind": "policy"})]), now());
+    s.accepted = Some(std::sync::Arc::new(c.coverage(&old)));
+    let mut scoring = ask("security", Operation::Use, "credit_scoring", &["identity"]);
+    denied_with(&decide(&c, &scoring, &s), "consent_outdated");
+    scoring.op = Operation::Transfer;
+    scoring.recipient = Some(RecipientInput {
+        id: "financial_institutions",
+        legal_basis: None,
+        reference: None,
+    });
+    denied_with(&decide(&c, &scoring, &s), "consent_outdated");
+    // What the old version said is still covered.
+    let id = ask(
+        "backend_service",
+        Operation::Use,
+        "identification",
+        &["identity"],
+    );
+    assert!(decide(&c, &id, &s).permit);
+    // Consenting to the new version covers the new purpose.
+    s.accepted = None;
+    scoring.op = Operation::Use;
+    scoring.recipient = None;
+    assert!(
+        decide(&c, &scoring, &s).permit,
+        "{:?}",
+        decide(&c, &scoring, &s).reasons
+    );
+    // A version derbes cannot read covers nothing.
+    s.accepted = Some(std::sync::Arc::new(Coverage::nothing()));
+    denied_with(&decide(&c, &id, &s), "consent_outdated");
+    // The diff says which changes need re-consent.
+    let changes = derbes_policy::reconsent_changes(&old, &new);
+    assert!(changes
+        .iter()
+        .any(|ch| ch.area == "purpose" && ch.id == "credit_scoring"));
+    assert!(changes
+        .iter()
+        .any(|ch| ch.area == "recipient" && ch.id == "financial_institutions"));
+}
+
+#[test]
+fn holds_stop_destruction_and_statutory_data_outlives_a_withdrawal() {
+    let c = compiled();
+    let mut s = active();
+    s.held = true;
+    let destroy = ask(
+        "backend_service",
+        Operation::Destruction,
+        "identification",
+        &["identity"],
+    );
+    denied_with(&decide(&c, &destroy, &s), "legal_hold");
+    // A withdrawn subject's statutory data serves that law alone.
+    let mut w = active();
+    w.status = SubjectStatus::Withdrawn;
+    w.relationship_ended_at = Some(now() - Duration::days(1));
+    let by_law = ask(
+        "data_protection_officer",
+        Operation::Use,
+        "legal_obligation",
+        &["identity"],
+    );
+    assert!(
+        decide(&c, &by_law, &w).permit,
+        "{:?}",
+        decide(&c, &by_law, &w).reasons
+    );
+    let other = ask(
+        "data_protection_officer",
+        Operation::Use,
+        "legal_protection",
+        &["identity"],
+    );
+    denied_with(&decide(&c, &other, &w), "subject_withdrawn");
 }

@@ -4,7 +4,7 @@
 use derbes_core::{
     ConsentFacts, Decision, DecisionInput, RecipientInput, SubjectFacts, SubjectId, SubjectStatus,
 };
-use derbes_policy::{Capability, Channel, Operation};
+use derbes_policy::{Capability, Channel, ContactKind, Operation};
 use derbes_store::DisclosureRow;
 use serde::{Deserialize, Serialize};
 
@@ -76,20 +76,22 @@ pub struct DisclosureView {
 /// How long a subject's decision facts are reused without asking the store.
 pub const FACTS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
+type Facts = std::sync::Arc<SubjectFacts>;
+
 /// Recently loaded decision facts.
 #[derive(Debug, Default)]
 pub(crate) struct FactsCache(
-    std::sync::RwLock<std::collections::HashMap<SubjectId, (SubjectFacts, std::time::Instant)>>,
+    std::sync::RwLock<std::collections::HashMap<SubjectId, (Facts, std::time::Instant)>>,
 );
 
 impl FactsCache {
-    fn get(&self, s: &SubjectId) -> Option<SubjectFacts> {
+    fn get(&self, s: &SubjectId) -> Option<Facts> {
         let map = self.0.read().ok()?;
         let (f, at) = map.get(s)?;
         (at.elapsed() < FACTS_CACHE_TTL).then(|| f.clone())
     }
 
-    fn put(&self, s: SubjectId, f: SubjectFacts) {
+    fn put(&self, s: SubjectId, f: Facts) {
         if let Ok(mut map) = self.0.write() {
             if map.len() > 100_000 {
                 map.retain(|_, (_, at)| at.elapsed() < FACTS_CACHE_TTL);
@@ -106,7 +108,13 @@ impl FactsCache {
     }
 }
 
-fn status_of(s: &str) -> SubjectStatus {
+/// What each accepted policy version covers, by the version's SHA-256.
+#[derive(Debug, Default)]
+pub(crate) struct CoverageCache(
+    std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<derbes_core::Coverage>>>,
+);
+
+pub(crate) fn status_of(s: &str) -> SubjectStatus {
     match s {
         "active" => SubjectStatus::Active,
         "blocked" => SubjectStatus::Blocked,
@@ -123,28 +131,86 @@ fn text(s: &Option<String>) -> Option<&str> {
 
 impl Engine {
     /// The subject's side of a decision: from the cache when fresh (this
-    /// engine forgets a subject on every change it makes to their status or
-    /// consents), otherwise from the store and the ledger in one round trip.
-    pub(crate) async fn subject_facts(
-        &self,
-        subject: SubjectId,
-    ) -> Result<SubjectFacts, EngineError> {
+    /// engine forgets a subject on every change it makes to their status,
+    /// consents, objections or holds), otherwise from the store in one round
+    /// trip.
+    pub(crate) async fn subject_facts(&self, subject: SubjectId) -> Result<Facts, EngineError> {
         if let Some(f) = self.facts.get(&subject) {
             return Ok(f);
         }
-        let (row, rows) = self
+        let rows = self
             .store
-            .subject_with_consents(&subject.to_string())
+            .subject_facts(&subject.to_string())
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
-        let consents = crate::records_of(&rows)?;
-        let f = SubjectFacts {
-            status: status_of(&row.status),
-            relationship_ended_at: row.relationship_ended_at.map(from_micros),
-            consents: ConsentFacts::from_records(&consents, self.now()),
+        let consents = crate::records_of(&rows.consents)?;
+        let now = self.now();
+        let consents = match self.compiled.as_ref() {
+            Ok(c) => c.consent_facts(&consents, now),
+            // Nothing is permitted anyway; no consent is known.
+            Err(_) => ConsentFacts::default(),
         };
+        let accepted = match &consents.policy_sha256 {
+            Some(sha) if *sha != self.policy.sha256 => Some(self.coverage(sha).await?),
+            _ => None,
+        };
+        let objections = rows
+            .objections
+            .iter()
+            .filter_map(|(c, k)| {
+                Some(derbes_core::objection_bit(
+                    Channel::parse(c)?,
+                    ContactKind::parse(k)?,
+                ))
+            })
+            .fold(0, |m, b| m | b);
+        let f = std::sync::Arc::new(SubjectFacts {
+            status: status_of(&rows.subject.status),
+            relationship_ended_at: rows.subject.relationship_ended_at.map(from_micros),
+            consents,
+            objections,
+            held: rows.held,
+            accepted,
+        });
         self.facts.put(subject, f.clone());
         Ok(f)
+    }
+
+    /// What a consent to the policy version with this SHA-256 covers, in
+    /// terms of the version in force (7.6). The version's text comes from the
+    /// store, where every published version is kept; one that cannot be found
+    /// or read covers nothing.
+    async fn coverage(
+        &self,
+        sha: &str,
+    ) -> Result<std::sync::Arc<derbes_core::Coverage>, EngineError> {
+        if let Some(c) = self
+            .coverages
+            .0
+            .read()
+            .ok()
+            .and_then(|m| m.get(sha).cloned())
+        {
+            return Ok(c);
+        }
+        let mut found = None;
+        for v in self.store.policy_versions().await? {
+            if v.sha256 == sha {
+                found = self.store.policy_version(&v.version).await?;
+            }
+        }
+        let cov = match (found, self.compiled.as_ref()) {
+            (Some((v, text)), Ok(c)) => match derbes_policy::LoadedPolicy::from_text(text) {
+                Ok(old) if old.sha256 == v.sha256 => c.coverage(&old.policy),
+                _ => derbes_core::Coverage::nothing(),
+            },
+            _ => derbes_core::Coverage::nothing(),
+        };
+        let cov = std::sync::Arc::new(cov);
+        if let Ok(mut m) = self.coverages.0.write() {
+            m.insert(sha.to_string(), cov.clone());
+        }
+        Ok(cov)
     }
 
     /// Decide without side effects other than the audit record.

@@ -73,6 +73,7 @@ pub struct Engine {
     auditor: audit::SharedAuditor,
     tokens: Arc<staff::TokenCache>,
     facts: Arc<decide::FactsCache>,
+    coverages: Arc<decide::CoverageCache>,
     /// The administrative fee for a copy (7.11); 0, the Law's default.
     access_fee_kzt: u64,
 }
@@ -224,6 +225,7 @@ impl Engine {
             auditor: Arc::default(),
             tokens: Arc::default(),
             facts: Arc::default(),
+            coverages: Arc::default(),
             policy: Arc::new(policy),
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             data_dir,
@@ -519,16 +521,12 @@ impl Engine {
             categories = p.categories.clone();
         }
         let facts = self.subject_facts(subject).await?;
-        // Categories that need a consent the subject has not given (3.5) are
-        // not asked for: there is nothing of them to read.
-        categories.retain(|c| {
-            let needs = self
-                .policy
-                .policy
-                .category(c)
-                .and_then(|c| c.requires_consent);
-            needs != Some(derbes_policy::ConsentKind::Entrepreneur) || facts.consents.entrepreneur
-        });
+        // Categories that need a consent the subject has not given (3.5,
+        // 7.4) are not asked for: they are not theirs to use.
+        if let Ok(c) = self.compiled.as_ref() {
+            let unconsented = c.unconsented_categories(&categories, &facts.consents);
+            categories.retain(|c| !unconsented.contains(c));
+        }
         let question = Question {
             subject_id: subject,
             operation: Operation::Use,

@@ -626,47 +626,21 @@ impl Engine {
         if self.require(actor, Capability::Decide).is_err() {
             self.require(actor, Capability::ReadData)?;
         }
+        let kind = derbes_policy::ContactKind::parse(kind).ok_or_else(|| {
+            EngineError::invalid("kind", "invalid_kind", "`service` or `marketing`")
+        })?;
         let facts = self.subject_facts(subject).await?;
-        let no = |reason: &str| {
-            Ok(ContactAnswer {
+        // The same rule the decision point applies to every purpose that
+        // contacts the subject.
+        Ok(match derbes_core::may_contact(&facts, channel, kind) {
+            Ok(()) => ContactAnswer {
+                allowed: true,
+                reason: "allowed".into(),
+            },
+            Err(r) => ContactAnswer {
                 allowed: false,
-                reason: reason.to_string(),
-            })
-        };
-        if facts.status != derbes_core::SubjectStatus::Active {
-            return no("subject_not_active");
-        }
-        match kind {
-            "marketing" => {
-                let bit = 1u8
-                    << derbes_policy::Channel::ALL
-                        .iter()
-                        .position(|c| *c == channel)
-                        .unwrap_or(7);
-                if facts.consents.marketing_channels & bit == 0 {
-                    return no("no_marketing_consent");
-                }
-            }
-            "service" => {
-                if self
-                    .store
-                    .has_optout(&subject.to_string(), channel.as_str(), "service")
-                    .await?
-                {
-                    return no("objected");
-                }
-            }
-            _ => {
-                return Err(EngineError::invalid(
-                    "kind",
-                    "invalid_kind",
-                    "`service` or `marketing`",
-                ))
-            }
-        }
-        Ok(ContactAnswer {
-            allowed: true,
-            reason: "allowed".into(),
+                reason: r.code,
+            },
         })
     }
 

@@ -190,6 +190,7 @@ impl Engine {
             released_by: None,
         };
         self.store.place_hold(&row).await?;
+        self.facts.forget(&subject);
         self.audit(
             actor,
             "legal_hold.placed",
@@ -218,6 +219,7 @@ impl Engine {
         {
             return Err(EngineError::NotFound("open hold"));
         }
+        self.facts.forget(&subject);
         self.audit(
             actor,
             "legal_hold.released",

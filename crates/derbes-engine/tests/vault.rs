@@ -41,7 +41,9 @@ fn backend() -> Actor {
 }
 
 async fn read(e: &Engine, s: SubjectId, purpose: &str) -> Result<Vec<FieldView>, EngineError> {
-    e.data_for_purpose(&backend(), s, purpose, None)
+    // A purpose that reaches the subject names its channel.
+    let channel = (purpose == "communication").then_some(derbes_policy::Channel::Push);
+    e.data_for_purpose(&backend(), s, purpose, channel)
         .await
         .map(|d| d.fields)
 }

@@ -30,7 +30,7 @@ pub mod vocab;
 use std::fmt;
 use std::path::Path;
 
-pub use diff::{diff, Change, ChangeKind};
+pub use diff::{diff, reconsent_changes, Change, ChangeKind};
 pub use model::*;
 pub use render::{esc as html_escape, render, Format};
 pub use vocab::*;

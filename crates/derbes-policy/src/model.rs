@@ -185,7 +185,16 @@ pub struct Purpose {
     pub categories: Vec<String>,
     pub operations: Vec<Operation>,
     pub channels: Vec<Channel>,
+    /// A purpose that reaches the subject over its `channels` sends this
+    /// kind of message; `None` for purposes that contact nobody.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactKind>,
+    /// Only depersonalised aggregates or pseudonyms: never a subject's fields.
     pub depersonalised_only: bool,
+    /// A law obliges the operator to keep data for this purpose: it is kept
+    /// (for this purpose only) after the subject withdraws consent or asks
+    /// for destruction, until its retention ends. Only `legal` purposes.
+    pub statutory: bool,
     pub retention: Retention,
 }
 

@@ -180,7 +180,11 @@ pub struct RawPurpose {
     #[serde(default)]
     pub channels: Vec<S>,
     #[serde(default)]
+    pub contact: Option<S>,
+    #[serde(default)]
     pub depersonalised_only: bool,
+    #[serde(default)]
+    pub statutory: bool,
     pub retention: RawRetention,
 }
 

@@ -300,6 +300,7 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
     // Purposes.
     let pk_names = names(PurposeKind::ALL, PurposeKind::as_str);
     let rs_names = names(RetentionStart::ALL, RetentionStart::as_str);
+    let ct_names = names(ContactKind::ALL, ContactKind::as_str);
     let mut purpose_ids = HashSet::new();
     let mut purposes = Vec::new();
     for p in raw.purposes {
@@ -328,6 +329,35 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
                 "a marketing purpose must list the channels it may use",
             );
         }
+        let contact = p
+            .contact
+            .as_ref()
+            .and_then(|c| cx.vocab(c, "contact kind", ContactKind::parse, &ct_names));
+        match (chans.is_empty(), contact) {
+            (false, None) if p.contact.is_none() => cx.at(
+                p.id.span(),
+                "a purpose that uses channels says what it sends: contact = \"service\" or \"marketing\"",
+            ),
+            (true, Some(_)) => cx.at(
+                p.id.span(),
+                "a purpose with a contact kind lists the channels it may use",
+            ),
+            _ => {}
+        }
+        if kind == Some(PurposeKind::Marketing)
+            && contact.is_some_and(|c| c != ContactKind::Marketing)
+        {
+            cx.at(
+                p.id.span(),
+                "a marketing purpose sends marketing: contact = \"marketing\"",
+            );
+        }
+        if p.statutory && kind != Some(PurposeKind::Legal) {
+            cx.at(
+                p.id.span(),
+                "only a `legal` purpose keeps data by statute (statutory = true)",
+            );
+        }
         if p.depersonalised_only && !ops.contains(&Operation::Depersonalisation) {
             cx.at(
                 p.id.span(),
@@ -351,7 +381,9 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
                 categories: cats,
                 operations: ops,
                 channels: chans,
+                contact,
                 depersonalised_only: p.depersonalised_only,
+                statutory: p.statutory,
                 retention: Retention {
                     months,
                     after,

@@ -81,6 +81,17 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// What a purpose that reaches the subject over a channel sends: a
+    /// `service` message (notifications, feedback — an objection stops it)
+    /// or a `marketing` one (offers, surveys — it also needs the channel's
+    /// own marketing consent, and an objection stops it too).
+    ContactKind {
+        Service => "service",
+        Marketing => "marketing",
+    }
+);
+
+vocabulary!(
     /// Kinds of recipient (section 6).
     RecipientKind {
         Affiliate => "affiliate",
@@ -162,6 +173,11 @@ vocabulary!(
     /// roles with `answer_complaints` — the data-protection officer.
     /// `send_events` feeds app telemetry into the usage statistics;
     /// `read_stats` reads those depersonalised statistics.
+    /// `approve_irreversible` verifies the requests that destroy (destruction,
+    /// withdrawal, a minor's report) and places or releases legal holds — the
+    /// data-protection officer's alone, and never on a request they filed.
+    /// `in_app_requests` acts for the user signed in to the app: requests it
+    /// files in-app are verified by that sign-in and worked at once.
     Capability {
         RegisterSubjects => "register_subjects",
         Lookup => "lookup",
@@ -178,6 +194,8 @@ vocabulary!(
         AnswerComplaints => "answer_complaints",
         SendEvents => "send_events",
         ReadStats => "read_stats",
+        ApproveIrreversible => "approve_irreversible",
+        InAppRequests => "in_app_requests",
     }
 );
 

@@ -161,7 +161,7 @@ async fn objections(store: &Store) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(r["state"], "completed", "objections are worked at once");
     for (c, k, allowed, reason) in [
-        ("sms", "marketing", false, "no_marketing_consent"),
+        ("sms", "marketing", false, "objected"),
         ("sms", "service", false, "objected"),
         ("telegram", "marketing", true, "allowed"),
         ("telegram", "service", true, "allowed"),
@@ -178,6 +178,34 @@ async fn objections(store: &Store) {
     }
     let (status, _, _) = api.send(Method::GET, &ask("pigeon", "service"), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The decision point says the same for every purpose that contacts over SMS.
+    for purpose in [
+        "communication",
+        "preferred_communication",
+        "surveys",
+        "marketing",
+    ] {
+        let (status, d, _) = api
+            .send(
+                Method::POST,
+                "/api/v1/decisions",
+                Some(
+                    json!({"subject_id": id, "operation": "use", "purpose": purpose,
+                            "categories": ["contact"], "channel": "sms"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{d}");
+        assert_eq!(d["decision"], "deny", "{purpose}: {d}");
+        assert!(
+            d["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["code"] == "objected"),
+            "{purpose}: {d}"
+        );
+    }
 }
 
 both_backends!(objection, objections);

@@ -48,7 +48,8 @@ pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{RequestEvent, RequestFilter, RequestRow, FINAL_STATES};
 pub use retention::{HistoryRow, LegalHold, PurgeCandidate};
 pub use subjects::{
-    ConsentRow, FieldRow, NewConsent, NewSubject, Rectification, SubjectRow, TokenRow,
+    ConsentRow, FieldRow, NewConsent, NewSubject, Rectification, SubjectFactsRows, SubjectRow,
+    TokenRow,
 };
 pub use weblog::{MergeVisitors, WeblogCell};
 

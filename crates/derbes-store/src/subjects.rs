@@ -52,6 +52,17 @@ pub struct ConsentRow {
     pub withdrawn_at: Option<i64>,
 }
 
+/// What [`Store::subject_facts`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectFactsRows {
+    pub subject: SubjectRow,
+    pub consents: Vec<ConsentRow>,
+    /// `(channel, kind)` of each objection.
+    pub objections: Vec<(String, String)>,
+    /// A legal hold is open.
+    pub held: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectRow {
     pub subject_id: String,
@@ -264,18 +275,26 @@ impl Store {
         }
     }
 
-    /// A subject and every consent of theirs, in one round trip (decisions).
-    pub async fn subject_with_consents(
+    /// What a decision needs of a subject, in one round trip: the subject,
+    /// every consent with its withdrawal, the objections (channel, kind) and
+    /// whether a legal hold is open.
+    pub async fn subject_facts(
         &self,
         subject_id: &str,
-    ) -> Result<Option<(SubjectRow, Vec<ConsentRow>)>, StoreError> {
+    ) -> Result<Option<SubjectFactsRows>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.subject_id, s.status, s.created_at, s.policy_version, s.destroyed_at, s.relationship_ended_at, \
-                    c.consent_id, c.record, w.withdrawn_at \
-             FROM subjects s \
-             LEFT JOIN consents c ON c.subject_id = s.subject_id \
-             LEFT JOIN consent_withdrawals w ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id \
-             WHERE s.subject_id = $1 ORDER BY c.given_at, c.consent_id",
+                    x.t, x.a, x.b, x.w, x.o \
+             FROM subjects s LEFT JOIN ( \
+                 SELECT 'c' AS t, c.consent_id AS a, c.record AS b, w.withdrawn_at AS w, c.given_at AS o \
+                   FROM consents c LEFT JOIN consent_withdrawals w \
+                     ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id \
+                  WHERE c.subject_id = $1 \
+                 UNION ALL SELECT 'o', channel, kind, NULL, 0 FROM contact_optouts WHERE subject_id = $1 \
+                 UNION ALL SELECT 'h', hold_id, NULL, NULL, 0 FROM legal_holds \
+                  WHERE subject_id = $1 AND released_at IS NULL \
+             ) x ON 1 = 1 \
+             WHERE s.subject_id = $1 ORDER BY x.t, x.o, x.a",
         )
         .bind(subject_id)
         .fetch_all(&self.pool)
@@ -283,27 +302,34 @@ impl Store {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let subject = SubjectRow {
-            subject_id: first.try_get("subject_id")?,
-            status: first.try_get("status")?,
-            created_at: first.try_get("created_at")?,
-            policy_version: first.try_get("policy_version")?,
-            destroyed_at: first.try_get("destroyed_at")?,
-            relationship_ended_at: first.try_get("relationship_ended_at")?,
+        let mut out = SubjectFactsRows {
+            subject: SubjectRow {
+                subject_id: first.try_get("subject_id")?,
+                status: first.try_get("status")?,
+                created_at: first.try_get("created_at")?,
+                policy_version: first.try_get("policy_version")?,
+                destroyed_at: first.try_get("destroyed_at")?,
+                relationship_ended_at: first.try_get("relationship_ended_at")?,
+            },
+            consents: Vec::new(),
+            objections: Vec::new(),
+            held: false,
         };
-        let mut consents = Vec::new();
         for r in &rows {
-            let id: Option<String> = r.try_get("consent_id")?;
-            if let Some(consent_id) = id {
-                consents.push(ConsentRow {
-                    subject_id: subject.subject_id.clone(),
-                    consent_id,
-                    record_json: r.try_get("record")?,
-                    withdrawn_at: r.try_get("withdrawn_at")?,
-                });
+            let t: Option<String> = r.try_get("t")?;
+            match t.as_deref() {
+                Some("c") => out.consents.push(ConsentRow {
+                    subject_id: out.subject.subject_id.clone(),
+                    consent_id: r.try_get("a")?,
+                    record_json: r.try_get("b")?,
+                    withdrawn_at: r.try_get("w")?,
+                }),
+                Some("o") => out.objections.push((r.try_get("a")?, r.try_get("b")?)),
+                Some("h") => out.held = true,
+                _ => {}
             }
         }
-        Ok(Some((subject, consents)))
+        Ok(Some(out))
     }
 
     /// Change a subject's status if it is `from` (compare-and-swap); returns
@@ -358,7 +384,6 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the subject objected to `kind` messages on `channel`.
     /// A subject's objections: `(channel, kind, at, request_id)`.
     pub async fn optouts(
         &self,
@@ -380,21 +405,6 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    pub async fn has_optout(
-        &self,
-        subject_id: &str,
-        channel: &str,
-        kind: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 AS one FROM contact_optouts WHERE subject_id = $1 AND channel = $2 AND kind = $3")
-            .bind(subject_id)
-            .bind(channel)
-            .bind(kind)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
     }
 
     /// The subject's wrapped data key: (KEK id, bytes).

@@ -76,7 +76,8 @@ pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
                     } else {
                         format!(": {}", c.detail)
                     };
-                    crate::outln!("  {sign} {} {}{detail}", c.area, c.id);
+                    let mark = if c.reconsent { "  [re-consent]" } else { "" };
+                    crate::outln!("  {sign} {} {}{detail}{mark}", c.area, c.id);
                 }
             }
             Ok(if exit_code && !changes.is_empty() {
