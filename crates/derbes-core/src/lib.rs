@@ -41,7 +41,7 @@ pub use registration::{
     validate_registration, FieldInput, RegistrationRequest, ValidRegistration,
 };
 pub use retention::{FieldRetention, RetentionRules, Until};
-pub use value::{canonical, Problem};
+pub use value::{canonical, free_text, is_invisible_control, Problem};
 
 /// Today's date in Asia/Almaty for an instant.
 pub fn almaty_date(at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {

@@ -75,12 +75,23 @@ fn plus(t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
 
 impl RetentionRules {
     pub fn new(policy: &Policy) -> RetentionRules {
+        RetentionRules::of(policy, |_| true)
+    }
+
+    /// The rules of what a law obliges the operator to keep (purposes marked
+    /// `statutory`): what remains of a subject after a withdrawal or a
+    /// destruction request, and for how long.
+    pub fn statutory(policy: &Policy) -> RetentionRules {
+        RetentionRules::of(policy, |p| p.statutory)
+    }
+
+    fn of(policy: &Policy, keeps: impl Fn(&derbes_policy::Purpose) -> bool) -> RetentionRules {
         let mut by_category: HashMap<String, CategoryRule> = HashMap::new();
         for c in &policy.categories {
             by_category.entry(c.id.clone()).or_default();
         }
         for p in &policy.purposes {
-            if p.kind == PurposeKind::Rights {
+            if p.kind == PurposeKind::Rights || !keeps(p) {
                 continue;
             }
             for c in &p.categories {
@@ -216,6 +227,24 @@ mod tests {
             .collected_before_to_expire(at("2027-01-15T00:00:00Z"))
             .unwrap();
         assert!(cutoff >= at("2024-01-15T00:00:00Z"));
+    }
+
+    #[test]
+    fn what_a_law_keeps_outlives_a_withdrawal() {
+        let text = include_str!("../../../policy/ibusiness.toml");
+        let r = RetentionRules::statutory(&Policy::parse(text).unwrap());
+        let ended = Some(at("2026-12-01T10:00:00Z"));
+        let kept = r.field("identity", at("2026-01-01T00:00:00Z"), ended);
+        assert_eq!(kept.kept_for.as_deref(), Some("legal_obligation"));
+        assert_eq!(
+            kept.until,
+            Until::Date {
+                at: at("2031-12-01T10:00:00Z")
+            }
+        );
+        // No law keeps cookies: they go with the withdrawal.
+        let gone = r.field("app_data", at("2026-01-01T00:00:00Z"), ended);
+        assert_eq!(gone.until, Until::NoPurpose);
     }
 
     #[test]

@@ -28,6 +28,44 @@ impl Problem {
 
 const MAX_TEXT: usize = 500;
 
+/// Characters that change how text is shown without being seen: the
+/// bidirectional controls (U+202E turns «Иванов» into «вонавИ» on the
+/// desk and in an export) and the zero-width ones.
+pub fn is_invisible_control(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' // zero-width space, joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}' // embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // isolates
+        | '\u{061C}' // Arabic letter mark
+        | '\u{FEFF}' // zero-width no-break space
+    )
+}
+
+/// Free text a person typed (a complaint, a refusal's reason, a reference):
+/// trimmed, at most `max` characters, lines and tabs allowed, no other
+/// control and no invisible formatting character. The error never repeats it.
+pub fn free_text(field: &str, text: &str, max: usize) -> Result<String, Problem> {
+    let t = text.trim();
+    if t.chars().count() > max {
+        return Err(Problem::new(
+            field,
+            "too_long",
+            format!("at most {max} characters"),
+        ));
+    }
+    if t.chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t' && c != '\r') || is_invisible_control(c))
+    {
+        return Err(Problem::new(
+            field,
+            "invalid_text",
+            "control, bidirectional and zero-width characters are not allowed",
+        ));
+    }
+    Ok(t.to_string())
+}
+
 fn text_of(v: &Value) -> Result<&str, (&'static str, String)> {
     v.as_str()
         .ok_or(("invalid_type", "a string is expected".to_string()))
@@ -84,8 +122,11 @@ pub fn canonical(ty: FieldType, value: &Value) -> Result<String, (&'static str, 
                 Err(("empty", "must not be empty".into()))
             } else if s.chars().count() > MAX_TEXT {
                 Err(("too_long", format!("at most {MAX_TEXT} characters")))
-            } else if s.chars().any(char::is_control) {
-                Err(("invalid_text", "control characters are not allowed".into()))
+            } else if s.chars().any(|c| c.is_control() || is_invisible_control(c)) {
+                Err((
+                    "invalid_text",
+                    "control, bidirectional and zero-width characters are not allowed".into(),
+                ))
             } else {
                 Ok(s.to_string())
             }
@@ -194,5 +235,31 @@ mod tests {
                 assert!(s.is_empty() || !reason.contains(s), "{reason}");
             }
         }
+    }
+
+    #[test]
+    fn invisible_formatting_is_refused_in_every_text() {
+        // U+202E would show «Иванов» reversed on the desk and in an export.
+        for c in [
+            '\u{202E}', '\u{202D}', '\u{2066}', '\u{200B}', '\u{200D}', '\u{FEFF}', '\u{061C}',
+        ] {
+            let spoof = format!("Иванов{c}вокс");
+            let (code, reason) = canonical(FieldType::Text, &json!(spoof)).unwrap_err();
+            assert_eq!(code, "invalid_text");
+            assert!(!reason.contains("Иванов"));
+            assert_eq!(
+                free_text("text", &spoof, 100).unwrap_err().code,
+                "invalid_text"
+            );
+        }
+        // Lines and ordinary letters of any script are text.
+        assert_eq!(
+            free_text("text", "  Жалоба:\nқазақша, русский, English\t1 ", 100).unwrap(),
+            "Жалоба:\nқазақша, русский, English\t1"
+        );
+        assert_eq!(
+            free_text("t", &"я".repeat(11), 10).unwrap_err().code,
+            "too_long"
+        );
     }
 }

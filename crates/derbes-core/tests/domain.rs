@@ -175,12 +175,21 @@ fn consent_kinds_and_their_rules() {
         "",
     )
     .unwrap();
-    assert_eq!(m.purposes, vec!["marketing".to_string()]);
+    // Every purpose that sends marketing on the channel: offers and surveys.
+    assert_eq!(
+        m.purposes,
+        vec!["marketing".to_string(), "surveys".to_string()]
+    );
     assert!(!m.third_party);
     let e = build_consent(&p, s, &consent("marketing", json!({})), None, now, "").unwrap_err();
     assert_eq!(e[0].code, "missing_channel");
     // Cookies: 13 months at most, expiry in the state.
     let (c, _) = build_consent(&p, s, &consent("cookies", json!({})), None, now, "").unwrap();
+    // Cookies and device identifiers (7.4): the categories that need it.
+    assert_eq!(
+        c.categories,
+        vec!["device".to_string(), "app_data".to_string()]
+    );
     assert_eq!(c.expires_at.unwrap(), at("2027-12-24T10:00:00Z"));
     assert_eq!(c.state(at("2027-12-24T09:59:59Z")), ConsentState::Active);
     assert_eq!(c.state(at("2027-12-24T10:00:00Z")), ConsentState::Expired);

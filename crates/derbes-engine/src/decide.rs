@@ -108,11 +108,16 @@ impl FactsCache {
     }
 }
 
-/// What each accepted policy version covers, by the version's SHA-256.
+/// Published policy versions other than the one in force (by SHA-256), and
+/// what a consent to each covers.
 #[derive(Debug, Default)]
-pub(crate) struct CoverageCache(
-    std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<derbes_core::Coverage>>>,
-);
+pub(crate) struct CoverageCache {
+    coverage:
+        std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<derbes_core::Coverage>>>,
+    versions: std::sync::RwLock<
+        std::collections::HashMap<String, Option<std::sync::Arc<derbes_policy::LoadedPolicy>>>,
+    >,
+}
 
 pub(crate) fn status_of(s: &str) -> SubjectStatus {
     match s {
@@ -176,9 +181,41 @@ impl Engine {
         Ok(f)
     }
 
+    /// The published policy version with this SHA-256, from the store,
+    /// where every published version is kept (`None`: not found or not
+    /// readable).
+    pub(crate) async fn published(
+        &self,
+        sha: &str,
+    ) -> Result<Option<std::sync::Arc<derbes_policy::LoadedPolicy>>, EngineError> {
+        if let Some(v) = self
+            .coverages
+            .versions
+            .read()
+            .ok()
+            .and_then(|m| m.get(sha).cloned())
+        {
+            return Ok(v);
+        }
+        let mut found = None;
+        for v in self.store.policy_versions().await? {
+            if v.sha256 == sha {
+                if let Some((_, text)) = self.store.policy_version(&v.version).await? {
+                    found = derbes_policy::LoadedPolicy::from_text(text)
+                        .ok()
+                        .filter(|p| p.sha256 == sha)
+                        .map(std::sync::Arc::new);
+                }
+            }
+        }
+        if let Ok(mut m) = self.coverages.versions.write() {
+            m.insert(sha.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
     /// What a consent to the policy version with this SHA-256 covers, in
-    /// terms of the version in force (7.6). The version's text comes from the
-    /// store, where every published version is kept; one that cannot be found
+    /// terms of the version in force (7.6); a version that cannot be found
     /// or read covers nothing.
     async fn coverage(
         &self,
@@ -186,28 +223,19 @@ impl Engine {
     ) -> Result<std::sync::Arc<derbes_core::Coverage>, EngineError> {
         if let Some(c) = self
             .coverages
-            .0
+            .coverage
             .read()
             .ok()
             .and_then(|m| m.get(sha).cloned())
         {
             return Ok(c);
         }
-        let mut found = None;
-        for v in self.store.policy_versions().await? {
-            if v.sha256 == sha {
-                found = self.store.policy_version(&v.version).await?;
-            }
-        }
-        let cov = match (found, self.compiled.as_ref()) {
-            (Some((v, text)), Ok(c)) => match derbes_policy::LoadedPolicy::from_text(text) {
-                Ok(old) if old.sha256 == v.sha256 => c.coverage(&old.policy),
-                _ => derbes_core::Coverage::nothing(),
-            },
+        let cov = match (self.published(sha).await?, self.compiled.as_ref()) {
+            (Some(old), Ok(c)) => c.coverage(&old.policy),
             _ => derbes_core::Coverage::nothing(),
         };
         let cov = std::sync::Arc::new(cov);
-        if let Ok(mut m) = self.coverages.0.write() {
+        if let Ok(mut m) = self.coverages.coverage.write() {
             m.insert(sha.to_string(), cov.clone());
         }
         Ok(cov)
@@ -277,14 +305,22 @@ impl Engine {
         req: &DisclosureRequest,
     ) -> Result<DisclosureView, EngineError> {
         self.require(actor, Capability::Disclose)?;
-        let basis = req.legal_basis.trim();
-        if basis.is_empty() || basis.chars().count() > 500 {
+        let basis = derbes_core::free_text("legal_basis", &req.legal_basis, 500)
+            .map_err(|p| EngineError::Invalid(vec![p]))?;
+        if basis.is_empty() {
             return Err(EngineError::invalid(
                 "legal_basis",
                 "missing_field",
                 "name what the disclosure rests on (1 to 500 characters)",
             ));
         }
+        let reference = req
+            .reference
+            .as_deref()
+            .map(|r| derbes_core::free_text("reference", r, 200))
+            .transpose()
+            .map_err(|p| EngineError::Invalid(vec![p]))?
+            .filter(|r| !r.is_empty());
         let recipient = self
             .policy
             .policy
@@ -308,8 +344,8 @@ impl Engine {
             categories: req.categories.clone(),
             recipient: Some(req.recipient.clone()),
             channel: None,
-            legal_basis: Some(basis.to_string()),
-            reference: req.reference.clone(),
+            legal_basis: Some(basis.clone()),
+            reference: reference.clone(),
         };
         let facts = self.subject_facts(req.subject_id).await?;
         let d = self.decide_facts(actor, &question, &facts);
@@ -333,10 +369,13 @@ impl Engine {
         let now = self.now();
         let notice_due = if facts.consents.notify_of_transfers {
             let days = self.policy.policy.deadlines.transfer_notice;
-            derbes_kz::WorkCalendar::kazakhstan()
-                .deadline(&now, days)
-                .ok()
-                .map(|dl| dl.due.with_timezone(&chrono::Utc))
+            Some(
+                derbes_kz::WorkCalendar::kazakhstan()
+                    .deadline(&now, days)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?
+                    .due
+                    .with_timezone(&chrono::Utc),
+            )
         } else {
             None
         };
@@ -346,16 +385,31 @@ impl Engine {
             recipient: req.recipient.clone(),
             purpose: req.purpose.clone(),
             categories: req.categories.join(","),
-            legal_basis: Some(basis.to_string()),
-            reference: req.reference.clone(),
+            legal_basis: None,
+            reference: None,
             cross_border,
             at: micros(now),
             audit_seq: audit_id,
             notice_due: notice_due.map(micros),
             notified_at: None,
         };
-        self.store.insert_disclosure(&row).await?;
-        Ok(disclosure_view(row))
+        let owner = format!("disclosure:{}", row.disclosure_id);
+        let notes = self
+            .seal_notes(
+                Some(req.subject_id),
+                &[
+                    (owner.clone(), "legal_basis", Some(&basis)),
+                    (owner.clone(), "reference", reference.as_deref()),
+                ],
+            )
+            .await?;
+        self.store.insert_disclosure(&row, &notes).await?;
+        let opened = std::collections::HashMap::from_iter(
+            [("legal_basis", Some(basis)), ("reference", reference)]
+                .into_iter()
+                .filter_map(|(n, t)| Some(((owner.clone(), n.to_string()), t?))),
+        );
+        Ok(disclosure_view(row, &opened))
     }
 
     /// Who received what of a subject's data (`read_disclosures`).
@@ -379,22 +433,43 @@ impl Engine {
             serde_json::json!({"count": rows.len()}),
         )
         .await?;
-        Ok(rows.into_iter().map(disclosure_view).collect())
+        let notes = self
+            .open_notes(actor, Some(subject), &disclosure_owners(&rows))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| disclosure_view(r, &notes))
+            .collect())
     }
 }
 
+/// What the audit keeps of a question: codes and whether a legal basis and
+/// a reference were given — never their words, which may name people.
 fn decision_details(req: &DecisionRequest) -> serde_json::Value {
+    let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
     serde_json::json!({
         "operation": req.operation,
         "recipient": req.recipient,
         "channel": req.channel,
-        "legal_basis": req.legal_basis,
-        "reference": req.reference,
+        "legal_basis_given": given(&req.legal_basis),
+        "reference_given": given(&req.reference),
     })
 }
 
-pub(crate) fn disclosure_view(r: DisclosureRow) -> DisclosureView {
+/// The note owners of these disclosures.
+pub(crate) fn disclosure_owners(rows: &[DisclosureRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| format!("disclosure:{}", r.disclosure_id))
+        .collect()
+}
+
+/// A disclosure's view, its legal basis and reference from the opened notes.
+pub(crate) fn disclosure_view(r: DisclosureRow, notes: &crate::notes::Opened) -> DisclosureView {
+    let owner = format!("disclosure:{}", r.disclosure_id);
+    let note = |n: &str| notes.get(&(owner.clone(), n.to_string())).cloned();
     DisclosureView {
+        legal_basis: note("legal_basis"),
+        reference: note("reference"),
         disclosure_id: r.disclosure_id,
         recipient: r.recipient,
         purpose: r.purpose,
@@ -404,8 +479,6 @@ pub(crate) fn disclosure_view(r: DisclosureRow) -> DisclosureView {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
-        legal_basis: r.legal_basis,
-        reference: r.reference,
         cross_border: r.cross_border,
         at: from_micros(r.at),
         audit_id: r.audit_seq,

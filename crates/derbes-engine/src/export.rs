@@ -305,6 +305,7 @@ impl Engine {
             });
         }
         self.assemble(
+            actor,
             subject,
             &row,
             with_values,
@@ -320,6 +321,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     async fn assemble(
         &self,
+        actor: &crate::Actor,
         subject: SubjectId,
         row: &derbes_store::RequestRow,
         with_values: bool,
@@ -346,6 +348,19 @@ impl Engine {
             st.obligations(&sid),
         )?;
         let s = s.ok_or(EngineError::NotFound("subject"))?;
+        // An access answer carries the free text held on the subject too
+        // (their requests' words, disclosures' bases); information does not.
+        let notes = if with_values {
+            let mut owners: Vec<String> = request_rows
+                .iter()
+                .map(|r| format!("request:{}", r.request_id))
+                .collect();
+            owners.extend(crate::decide::disclosure_owners(&disclosure_rows));
+            owners.extend(crate::jobs::obligation_owners(&obligation_rows));
+            self.open_notes(actor, Some(subject), &owners).await?
+        } else {
+            crate::notes::Opened::new()
+        };
         let purposes: Vec<ExportPurpose> = p
             .purposes
             .iter()
@@ -416,10 +431,16 @@ impl Engine {
                 record,
             })
             .collect();
-        let requests = request_rows
-            .into_iter()
-            .map(|r| self.view_request(r, Vec::new()))
-            .collect();
+        let mut requests = Vec::with_capacity(request_rows.len());
+        for r in request_rows {
+            let mut v = self.view_request(r, Vec::new())?;
+            let owner = format!("request:{}", v.request_id);
+            v.text = notes.get(&(owner.clone(), "text".into())).cloned();
+            v.state_reason = notes
+                .get(&(owner, format!("reason:{}", v.state.as_str())))
+                .cloned();
+            requests.push(v);
+        }
         let objections = optout_rows
             .into_iter()
             .map(|(channel, kind, at, _)| ExportObjection {
@@ -433,7 +454,7 @@ impl Engine {
             kind: if with_values { "access" } else { "information" }.into(),
             generated_at: now,
             audit_id,
-            request: self.view_request(row.clone(), Vec::new()),
+            request: self.view_request(row.clone(), Vec::new())?,
             operator: ExportOperator {
                 name: p.operator.name.clone(),
                 bin: p.operator.bin.to_string(),
@@ -460,10 +481,16 @@ impl Engine {
             purposes,
             sources,
             recipients,
-            disclosures: disclosure_rows.into_iter().map(disclosure_view).collect(),
+            disclosures: disclosure_rows
+                .into_iter()
+                .map(|d| disclosure_view(d, &notes))
+                .collect(),
             consents,
             objections,
-            obligations: obligation_rows.into_iter().map(obligation_view).collect(),
+            obligations: obligation_rows
+                .into_iter()
+                .map(|o| obligation_view(o, &notes))
+                .collect(),
             requests,
         })
     }

@@ -5,11 +5,12 @@
 
 use chrono::Utc;
 use derbes_core::SubjectId;
-use derbes_policy::{Capability, Right};
-use derbes_store::{JobOutcome, JobRow, ObligationRow};
+use derbes_policy::{Capability, ConsentKind, Right};
+use derbes_store::{DestroyOutcome, JobRow, ObligationRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::destruction::{Ground, Order, What};
 use crate::requests::RequestState;
 use crate::{from_micros, micros, Actor, Engine, EngineError};
 
@@ -34,6 +35,17 @@ pub struct ObligationView {
     pub closed_at: Option<chrono::DateTime<Utc>>,
 }
 
+/// A report that a subject is a minor (7.7).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MinorReport {
+    /// The minor's own IIN (from their documents).
+    pub iin: String,
+    /// Their birth date, if given: it must agree with the IIN's.
+    pub born_on: Option<chrono::NaiveDate>,
+}
+
 /// A destruction certificate and its confirmation by the audit log.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -52,49 +64,33 @@ pub struct CertificateView {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct JobsReport {
     pub destroyed: u64,
+    /// Destructions waiting while their subject is blocked (4.2).
     pub waiting_blocked: u64,
+    /// Destructions waiting while a legal hold is open.
+    pub waiting_held: u64,
 }
 
-pub(crate) fn obligation_view(o: ObligationRow) -> ObligationView {
+/// An obligation's view, its reference from the opened notes.
+pub(crate) fn obligation_view(o: ObligationRow, notes: &crate::notes::Opened) -> ObligationView {
+    let owner = format!("obligation:{}", o.obligation_id);
     ObligationView {
+        reference: notes
+            .get(&(owner, "reference".into()))
+            .cloned()
+            .unwrap_or_default(),
         obligation_id: o.obligation_id,
         kind: o.kind,
-        reference: o.reference,
         created_at: from_micros(o.created_at),
         closed_at: o.closed_at.map(from_micros),
     }
 }
 
-/// A destruction certificate (акт об уничтожении): what went, when, on which
-/// request and ground, how — and no personal data. Returns (content, SHA-256).
-pub(crate) fn certificate_content(
-    p: &derbes_policy::Policy,
-    certificate_id: &str,
-    subject: SubjectId,
-    request_id: Option<&str>,
-    ground: &str,
-    at: chrono::DateTime<Utc>,
-    categories: &[String],
-) -> (String, String) {
-    let content = json!({
-        "title": {"ru": "Акт об уничтожении персональных данных", "en": "Certificate of destruction of personal data"},
-        "certificate_id": certificate_id,
-        "operator": {"name": p.operator.name.ru, "bin": p.operator.bin.to_string()},
-        "subject_id": subject,
-        "request_id": request_id,
-        "legal_ground": ground,
-        "destroyed_at": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "categories": categories,
-        "method": "crypto-shredding: the subject's data key, every sealed field and previous value, the blind-index entries and the opt-outs were deleted; any copy of the sealed data can no longer be opened",
-        "kept": "consent ledger and audit records, which hold no personal data",
-    })
-    .to_string();
-    let sha = derbes_policy::sha256_hex(content.as_bytes());
-    (content, sha)
+/// The note owners of these obligations.
+pub(crate) fn obligation_owners(rows: &[ObligationRow]) -> Vec<String> {
+    rows.iter()
+        .map(|o| format!("obligation:{}", o.obligation_id))
+        .collect()
 }
-
-/// The legal ground a destruction certificate names when no request asked for it.
-pub(crate) const RETENTION_GROUND: &str = "end of the purposes' retention (policy clause 7.1)";
 
 impl Engine {
     /// Register an open obligation (contract, deal, debt) of a subject.
@@ -112,26 +108,32 @@ impl Engine {
                 "`contract`, `deal` or `debt`",
             ));
         }
-        let reference = o.reference.trim();
-        if reference.is_empty() || reference.chars().count() > 200 {
+        let reference = derbes_core::free_text("reference", &o.reference, 200)
+            .map_err(|p| EngineError::Invalid(vec![p]))?;
+        if reference.is_empty() {
             return Err(EngineError::invalid(
                 "reference",
                 "invalid_reference",
                 "1 to 200 characters",
             ));
         }
-        if self.store.subject(&subject.to_string()).await?.is_none() {
-            return Err(EngineError::NotFound("subject"));
-        }
+        self.require_active(subject).await?;
         let row = ObligationRow {
             obligation_id: uuid::Uuid::now_v7().to_string(),
             kind: o.kind.clone(),
-            reference: reference.to_string(),
+            reference: String::new(),
             created_at: micros(self.now()),
             closed_at: None,
         };
+        let owner = format!("obligation:{}", row.obligation_id);
+        let notes = self
+            .seal_notes(
+                Some(subject),
+                &[(owner.clone(), "reference", Some(&reference))],
+            )
+            .await?;
         self.store
-            .add_obligation(&subject.to_string(), &row)
+            .add_obligation(&subject.to_string(), &row, &notes)
             .await?;
         self.audit(
             actor,
@@ -143,7 +145,9 @@ impl Engine {
             json!({"obligation_id": row.obligation_id, "kind": row.kind}),
         )
         .await?;
-        Ok(obligation_view(row))
+        let opened =
+            std::collections::HashMap::from([((owner, "reference".to_string()), reference)]);
+        Ok(obligation_view(row, &opened))
     }
 
     /// Close an obligation (fulfilled, settled).
@@ -171,56 +175,76 @@ impl Engine {
         Ok(done)
     }
 
-    /// A withdrawal of consent (7.11), once the requester is verified: refused
-    /// with the list of open obligations; otherwise processing stops at once
-    /// (status `withdrawn`, every active consent withdrawn) and destruction is
-    /// scheduled within the withdrawal deadline (1 working day).
+    /// A withdrawal of consent, once the requester is verified. The policy
+    /// consent (7.11): refused with the list of open obligations; otherwise
+    /// processing stops at once (status `withdrawn`, every active consent
+    /// withdrawn) and destruction — of all but what a law keeps — is
+    /// scheduled within the withdrawal deadline (1 working day). A consent
+    /// some categories need (3.5 entrepreneur, 7.4 cookies): its consents
+    /// are withdrawn and those categories' data is destroyed within the same
+    /// deadline.
     pub(crate) async fn work_withdrawal(
         &self,
         request_id: &str,
         subject: SubjectId,
+        consent: ConsentKind,
     ) -> Result<(), EngineError> {
         let system = Actor::system("rights-desk");
         let sid = subject.to_string();
         let now = self.now();
-        let open: Vec<ObligationRow> = self
-            .store
-            .obligations(&sid)
-            .await?
-            .into_iter()
-            .filter(|o| o.closed_at.is_none())
-            .collect();
-        if !open.is_empty() {
-            let list: Vec<String> = open
-                .iter()
-                .map(|o| format!("{} {}", o.kind, o.reference))
+        if consent == ConsentKind::Policy {
+            let open: Vec<ObligationRow> = self
+                .store
+                .obligations(&sid)
+                .await?
+                .into_iter()
+                .filter(|o| o.closed_at.is_none())
                 .collect();
-            let reason = format!("outstanding obligations: {}", list.join("; "));
-            self.system_steps(request_id, &[RequestState::Refused], Some(&reason))
+            if !open.is_empty() {
+                let notes = self
+                    .open_notes(&system, Some(subject), &obligation_owners(&open))
+                    .await?;
+                let list: Vec<String> = open
+                    .into_iter()
+                    .map(|o| {
+                        let v = obligation_view(o, &notes);
+                        format!("{} {}", v.kind, v.reference)
+                    })
+                    .collect();
+                let reason = format!("outstanding obligations: {}", list.join("; "));
+                self.system_steps(request_id, &[RequestState::Refused], Some(&reason))
+                    .await?;
+                self.audit(
+                    &system,
+                    "request.refused",
+                    Some(subject),
+                    None,
+                    &[],
+                    None,
+                    json!({"request_id": request_id, "open_obligations": list.len()}),
+                )
                 .await?;
-            self.audit(
-                &system,
-                "request.refused",
-                Some(subject),
-                None,
-                &[],
-                None,
-                json!({"request_id": request_id, "open_obligations": open.len()}),
-            )
-            .await?;
-            return Ok(());
+                return Ok(());
+            }
         }
-        self.store
-            .set_subject_status(&sid, "active", "withdrawn", micros(now), true)
+        // The job first: from here on retention leaves the subject to it.
+        self.schedule_destruction(request_id, subject, Right::Withdrawal)
             .await?;
+        if consent == ConsentKind::Policy {
+            self.store
+                .set_subject_status(&sid, "active", "withdrawn", micros(now), true)
+                .await?;
+        }
         for c in self.consent_records_of(subject).await? {
-            if c.state(now) == derbes_core::ConsentState::Active {
+            let withdrawn = consent == ConsentKind::Policy || c.kind == consent;
+            if withdrawn && c.state(now) == derbes_core::ConsentState::Active {
                 self.store
                     .withdraw_consent(
                         &sid,
                         &c.consent_id.to_string(),
                         micros(now),
                         &json!({"withdrawal_request": request_id}).to_string(),
+                        &[],
                     )
                     .await?;
             }
@@ -228,55 +252,84 @@ impl Engine {
         self.facts.forget(&subject);
         self.audit(
             &system,
-            "subject.withdrawn",
+            if consent == ConsentKind::Policy {
+                "subject.withdrawn"
+            } else {
+                "consent.withdrawal"
+            },
             Some(subject),
             None,
             &[],
             None,
-            json!({"request_id": request_id}),
+            json!({"request_id": request_id, "consent": consent}),
         )
         .await?;
-        self.schedule_destruction(request_id, subject, Right::Withdrawal)
-            .await
+        Ok(())
     }
 
-    /// Clause 7.7: a subject found to be under 18 (born on `born_on`) is
-    /// barred — processing stops at once, their IIN's keyed digest refuses
-    /// re-registration until their 18th birthday (Asia/Almaty) — and
-    /// destroyed within the destruction deadline. Nothing is decrypted: the
-    /// bar keeps the blind-index digest the subject already had.
+    /// Clause 7.7: report that a subject is a minor, with the minor's own IIN
+    /// (registration refuses an IIN under 18, so whoever registered gave an
+    /// adult's). The IIN's birth date — and `born_on`, when given, which must
+    /// agree with it — must make them under 18 today. Processing stops at
+    /// once (status `barred_minor`); the report is a destruction request that
+    /// an approver who did not file it verifies (then the IIN they registered
+    /// with is barred until their 18th birthday and they are destroyed within
+    /// the destruction deadline) or refuses (then processing resumes).
+    /// Nothing of the minor's IIN is stored.
     pub async fn report_minor(
         &self,
         actor: &Actor,
         subject: SubjectId,
-        born_on: chrono::NaiveDate,
-    ) -> Result<chrono::DateTime<Utc>, EngineError> {
+        report: &MinorReport,
+    ) -> Result<crate::RequestView, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
+        let iin = derbes_kz::Iin::parse(report.iin.trim())
+            .map_err(|e| EngineError::invalid("iin", "invalid_iin", e.to_string()))?;
+        let born = iin.birth_date();
+        if report.born_on.is_some_and(|b| b != born) {
+            return Err(EngineError::invalid(
+                "born_on",
+                "birth_date_mismatch",
+                "the birth date does not agree with the IIN's",
+            ));
+        }
+        let now = self.now();
+        let today = derbes_core::almaty_date(now);
         let min_age = self.policy.policy.subjects.minimum_age;
-        let adult_on = born_on
+        if born > today {
+            return Err(EngineError::invalid(
+                "iin",
+                "born_in_future",
+                "the IIN's birth date is after today",
+            ));
+        }
+        if iin.age_on(today) >= min_age as i32 {
+            return Err(EngineError::invalid(
+                "iin",
+                "not_a_minor",
+                format!("the person is {min_age} or older today"),
+            ));
+        }
+        let adult_on = born
             .checked_add_months(chrono::Months::new(12 * min_age))
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .and_then(|t| chrono::TimeZone::from_local_datetime(&derbes_kz::ALMATY, &t).earliest())
-            .ok_or_else(|| EngineError::invalid("born_on", "invalid_date", "a birth date"))?
+            .ok_or_else(|| EngineError::invalid("iin", "invalid_iin", "no 18th birthday"))?
             .with_timezone(&Utc);
-        let now = self.now();
-        if adult_on <= now {
-            return Err(EngineError::invalid(
-                "born_on",
-                "not_a_minor",
-                format!("someone born then is {min_age} or older today"),
-            ));
-        }
-        if self.store.subject(&subject.to_string()).await?.is_none() {
-            return Err(EngineError::NotFound("subject"));
-        }
-        if !self
+        self.require_active(subject).await?;
+        let row = self
+            .receive_minor_report(actor, subject, micros(adult_on))
+            .await?;
+        let changed = self
             .store
-            .bar_minor(&subject.to_string(), micros(adult_on), micros(now))
-            .await?
-        {
-            return Err(EngineError::Destroyed);
-        }
+            .set_subject_status(
+                &subject.to_string(),
+                "active",
+                "barred_minor",
+                micros(now),
+                false,
+            )
+            .await?;
         self.facts.forget(&subject);
         self.audit(
             actor,
@@ -285,24 +338,25 @@ impl Engine {
             None,
             &[],
             None,
-            json!({"barred_until": micros(adult_on)}),
+            json!({"request_id": row.request_id, "changed": changed, "barred_until": micros(adult_on), "confirmed": false}),
         )
         .await?;
-        let days = self.policy.policy.deadlines.destruction;
-        let due = derbes_kz::WorkCalendar::kazakhstan()
-            .deadline(&now, days)
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .due
-            .with_timezone(&Utc);
-        let job = JobRow {
-            job_id: uuid::Uuid::now_v7().to_string(),
-            kind: "destruction_minor".into(),
-            subject_id: subject.to_string(),
-            request_id: None,
-            due_at: micros(due),
-        };
-        self.store.schedule_job(&job, micros(now)).await?;
-        Ok(adult_on)
+        self.request(actor, &row.request_id).await
+    }
+
+    /// A verified minor's report: the IIN they registered with is barred
+    /// until their 18th birthday and their destruction scheduled.
+    pub(crate) async fn work_minor(
+        &self,
+        request_id: &str,
+        subject: SubjectId,
+        barred_until: i64,
+    ) -> Result<(), EngineError> {
+        self.store
+            .bar_minor(&subject.to_string(), barred_until, micros(self.now()))
+            .await?;
+        self.schedule_destruction(request_id, subject, Right::Destruction)
+            .await
     }
 
     /// A destruction request, once verified: scheduled within its deadline.
@@ -323,17 +377,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let system = Actor::system("rights-desk");
         let now = self.now();
-        let days = self
-            .policy
-            .policy
-            .right(kind)
-            .map(|r| r.deadline_days)
-            .unwrap_or(1);
-        let due = derbes_kz::WorkCalendar::kazakhstan()
-            .deadline(&now, days)
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .due
-            .with_timezone(&Utc);
+        let due = self.deadline(now, kind)?;
         let job = JobRow {
             job_id: uuid::Uuid::now_v7().to_string(),
             kind: "destruction".into(),
@@ -357,12 +401,35 @@ impl Engine {
         Ok(())
     }
 
+    /// The end of the policy's deadline for `kind` counted from `from`, in
+    /// Kazakh working days (Asia/Almaty).
+    pub(crate) fn deadline(
+        &self,
+        from: chrono::DateTime<Utc>,
+        kind: Right,
+    ) -> Result<chrono::DateTime<Utc>, EngineError> {
+        let days = self
+            .policy
+            .policy
+            .right(kind)
+            .map(|r| r.deadline_days)
+            .ok_or_else(|| {
+                EngineError::Internal(format!("the policy has no deadline for `{kind}`"))
+            })?;
+        Ok(derbes_kz::WorkCalendar::kazakhstan()
+            .deadline(&from, days)
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .due
+            .with_timezone(&Utc))
+    }
+
     /// One scheduler pass: every pending destruction is run now (the due date
-    /// is a deadline, not a start); a blocked subject's waits. Safe to run
-    /// from several places at once and after any crash: a job is done in the
-    /// same transaction as the destruction, exactly once.
+    /// is a deadline, not a start); a blocked or held subject's waits. Safe to
+    /// run from several places at once and after any crash: a job is done in
+    /// the same transaction as its destruction, exactly once.
     pub async fn run_jobs(&self) -> Result<JobsReport, EngineError> {
         let mut report = JobsReport::default();
+        let mut orders = Vec::new();
         for job in self.store.pending_jobs(100).await? {
             if !job.kind.starts_with("destruction") {
                 continue;
@@ -370,92 +437,54 @@ impl Engine {
             let Ok(subject) = SubjectId::parse(&job.subject_id) else {
                 continue;
             };
-            // What is destroyed, for the certificate (names only, before they go).
-            let categories = crate::field_categories(
-                self.store
-                    .subject_fields(&job.subject_id)
-                    .await?
-                    .iter()
-                    .map(|f| f.field.as_str()),
-            );
-            let at = self.now();
-            match self
-                .store
-                .run_destruction_job(&job.job_id, &job.subject_id, micros(at))
-                .await?
-            {
-                JobOutcome::Blocked => report.waiting_blocked += 1,
-                JobOutcome::AlreadyDone => {}
-                JobOutcome::Destroyed => {
-                    self.facts.forget(&subject);
-                    self.certify(&job, subject, categories, at).await?;
-                    report.destroyed += 1;
-                }
+            let request = match &job.request_id {
+                Some(r) => self.store.request(r).await?,
+                None => None,
+            };
+            let (ground, what) = match &request {
+                Some(r) => self.destruction_of(r)?,
+                None if job.kind == "destruction_minor" => (Ground::Minor, What::Everything),
+                None => (Ground::Request, What::AllButStatutory),
+            };
+            let mut order = Order::new(subject, ground, what);
+            order.job_id = Some(job.job_id);
+            order.request_id = job.request_id;
+            orders.push(order);
+        }
+        // One at a time: each destruction is its own transaction.
+        for order in orders {
+            match self.destroy(vec![order]).await?.pop().map(|o| o.outcome) {
+                Some(DestroyOutcome::Destroyed) => report.destroyed += 1,
+                Some(DestroyOutcome::Blocked) => report.waiting_blocked += 1,
+                Some(DestroyOutcome::Held) => report.waiting_held += 1,
+                _ => {}
             }
         }
         Ok(report)
     }
 
-    async fn certify(
-        &self,
-        job: &JobRow,
-        subject: SubjectId,
-        categories: Vec<String>,
-        at: chrono::DateTime<Utc>,
-    ) -> Result<(), EngineError> {
-        let system = Actor::system("scheduler");
-        let p = &self.policy.policy;
-        let request = match &job.request_id {
-            Some(r) => self.store.request(r).await?,
-            None => None,
-        };
-        let ground = match request.as_ref().map(|r| r.kind.as_str()) {
-            Some("withdrawal") => "withdrawal of consent (policy clause 7.11)",
-            Some("destruction") => {
-                "request for destruction (Law «О персональных данных и их защите»)"
-            }
-            _ => RETENTION_GROUND,
-        };
-        let certificate_id = uuid::Uuid::now_v7().to_string();
-        let (content, sha) = certificate_content(
-            p,
-            &certificate_id,
-            subject,
-            job.request_id.as_deref(),
-            ground,
-            at,
-            &categories,
-        );
-        self.store
-            .insert_certificate(
-                &certificate_id,
-                &subject.to_string(),
-                job.request_id.as_deref(),
-                micros(at),
-                &content,
-                &sha,
-            )
-            .await?;
-        self.audit(&system, "destruction", Some(subject), None, &categories, None, json!({"request_id": job.request_id, "job_id": job.job_id, "certificate_id": certificate_id, "certificate_sha256": sha}))
-            .await?;
-        if let Some(r) = &job.request_id {
-            match self
-                .store
-                .transition_request(
-                    r,
-                    RequestState::InProgress.as_str(),
-                    RequestState::Completed.as_str(),
-                    None,
-                    &system.id,
-                    micros(at),
-                )
-                .await
-            {
-                Ok(()) | Err(derbes_store::StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+    /// What a request's destruction takes, on which ground.
+    fn destruction_of(&self, r: &derbes_store::RequestRow) -> Result<(Ground, What), EngineError> {
+        if self.is_minor_report(r) {
+            return Ok((Ground::Minor, What::Everything));
         }
-        Ok(())
+        let consent = self.request_consent(r)?;
+        Ok(match (r.kind.as_str(), consent) {
+            ("withdrawal", ConsentKind::Policy) => (Ground::Withdrawal, What::AllButStatutory),
+            ("withdrawal", kind) => (
+                Ground::Consent(kind),
+                What::Categories(
+                    self.policy
+                        .policy
+                        .categories
+                        .iter()
+                        .filter(|c| c.requires_consent == Some(kind))
+                        .map(|c| c.id.clone())
+                        .collect(),
+                ),
+            ),
+            _ => (Ground::Request, What::AllButStatutory),
+        })
     }
 
     /// The certificate of a destruction request, checked against the audit log.

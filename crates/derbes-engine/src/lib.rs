@@ -7,30 +7,33 @@
 
 mod audit;
 mod decide;
+mod destruction;
 mod error;
 mod export;
 mod export_html;
+mod fields;
 mod jobs;
 mod keys;
+mod notes;
 mod organizations;
+mod reconsent;
+mod representatives;
 mod requests;
 mod retention;
 mod seed;
 mod staff;
 mod weblog;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Utc};
 use derbes_core::{
-    almaty_date, build_consent, validate_fields, validate_registration, Compiled, ConsentId,
-    ConsentRecord, ConsentRequest, ConsentState, Problem, Receipt, RegistrationRequest,
-    SignedReceipt, SubjectId,
+    almaty_date, build_consent, validate_registration, Compiled, ConsentId, ConsentRecord,
+    ConsentRequest, ConsentState, Problem, Receipt, RegistrationRequest, SignedReceipt, SubjectId,
 };
 use derbes_policy::{Capability, Channel, FieldType, LoadedPolicy, Operation};
-use derbes_store::{FieldRow, NewConsent, NewSubject, Rectification, Store};
+use derbes_store::{FieldRow, NewConsent, NewSubject, Store};
 use derbes_vault::{DataKey, KekId, KeyEnv, Keyring, WrappedKey};
 use serde::Serialize;
 use serde_json::Value;
@@ -38,18 +41,22 @@ use serde_json::Value;
 pub use audit::{Actor, AuditView};
 use decide::DecisionRequest as Question;
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
+pub use destruction::{DestructionAnswer, Kept};
 pub use error::EngineError;
 pub use export::{
     ExportFee, ExportField, ExportNamed, ExportObjection, ExportOperator, ExportPolicy,
     ExportPrevious, ExportPurpose, ExportRecipient, ExportSubject, SubjectExport, EXPORT_SCHEMA,
 };
 pub use export_html::export_html;
-pub use jobs::{CertificateView, JobsReport, NewObligation, ObligationView};
+pub use fields::Collected;
+pub use jobs::{CertificateView, JobsReport, MinorReport, NewObligation, ObligationView};
 pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use organizations::OrganizationRequest;
+pub use reconsent::{ReconsentItem, ReconsentPage};
+pub use representatives::{NewRepresentative, RepresentationBasis, RepresentativeView};
 pub use requests::{
-    ContactAnswer, Identification, NewRequest, RequestAction, RequestChannel, RequestState,
-    RequestStep, RequestView, Requester,
+    ContactAnswer, Identification, NewRequest, ObjectionKind, RequestAction, RequestChannel,
+    RequestDetails, RequestState, RequestStep, RequestView, Requester,
 };
 pub use retention::{HoldView, NewHold, PurgeItem, PurgeReport};
 pub use seed::SeedReport;
@@ -312,8 +319,10 @@ impl Engine {
             kind: record.kind.as_str().to_string(),
             given_at: micros(record.given_at),
             expires_at: record.expires_at.map(micros),
-            record_json: serde_json::to_string(&record).unwrap_or_default(),
+            record_json: serde_json::to_string(&record)
+                .map_err(|_| vec![Problem::new("consent", "invalid", "cannot be recorded")])?,
             receipt_sha256: record.receipt_sha256.clone(),
+            policy_sha256: record.policy_sha256.clone(),
         };
         Ok((row, signed))
     }
@@ -474,10 +483,23 @@ impl Engine {
         }
     }
 
+    /// The one place sealed data is opened. Its callers: [`Engine::view`]
+    /// (fields, after a decision) and [`Engine::open_notes`] (free text,
+    /// audited); `tests/one_path.rs` pins both.
+    fn open_sealed(
+        &self,
+        key: &DataKey,
+        sid: &str,
+        label: &str,
+        sealed: &[u8],
+    ) -> Result<String, EngineError> {
+        let plain = key.open(sid, label, sealed)?;
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| EngineError::Internal("a sealed value is not UTF-8".into()))
+    }
+
     fn view(&self, key: &DataKey, sid: &str, row: &FieldRow) -> Result<FieldView, EngineError> {
-        let plain = key.open(sid, &row.field, &row.sealed)?;
-        let text = String::from_utf8(plain.to_vec())
-            .map_err(|_| EngineError::Internal("a sealed field is not UTF-8".into()))?;
+        let text = self.open_sealed(key, sid, &row.field, &row.sealed)?;
         let ty = derbes_core::field_ref(&self.policy.policy, &row.field).map(|(_, t)| t);
         let value = match (ty, text.as_str()) {
             (Some(FieldType::Boolean), "true") => Value::Bool(true),
@@ -574,150 +596,6 @@ impl Engine {
         })
     }
 
-    /// Rectification (4.1, 7.11): new values with their source and reason; the
-    /// previous values are kept sealed under the same key for as long as the
-    /// longest retention of the purposes that use them.
-    pub async fn rectify(
-        &self,
-        actor: &Actor,
-        subject: SubjectId,
-        values: &BTreeMap<String, Value>,
-        source: Option<&str>,
-        reason: &str,
-    ) -> Result<Vec<String>, EngineError> {
-        self.require(actor, Capability::Rectify)?;
-        let facts = self.subject_facts(subject).await?;
-        if facts.status != derbes_core::SubjectStatus::Active {
-            let d = audit::refusal(
-                "subject_not_active",
-                "blocked, withdrawn or destroyed data may not be changed (4.2)",
-            );
-            let audit_id = self
-                .audit(
-                    actor,
-                    "rectify",
-                    Some(subject),
-                    None,
-                    &[],
-                    Some(&d),
-                    serde_json::json!({}),
-                )
-                .await?;
-            return Err(EngineError::Denied {
-                reasons: d.reasons,
-                audit_id,
-            });
-        }
-        let p = &self.policy.policy;
-        let mut problems = Vec::new();
-        if values.is_empty() {
-            problems.push(Problem::new(
-                "fields",
-                "missing_field",
-                "name at least one field to correct",
-            ));
-        }
-        if reason.trim().is_empty() || reason.chars().count() > 1000 {
-            problems.push(Problem::new(
-                "reason",
-                "invalid_reason",
-                "a reason of 1 to 1000 characters is required",
-            ));
-        }
-        let ie_consent = self
-            .has_active_consent(subject, derbes_policy::ConsentKind::Entrepreneur)
-            .await?;
-        let inputs = validate_fields(
-            p,
-            values,
-            &|f| f.category != "organisation" && (f.category != "entrepreneur" || ie_consent),
-            &mut problems,
-        );
-        let source = derbes_core::source_id(p, source, &mut problems);
-        for f in &inputs {
-            if f.field.to_string() == "identity.iin" {
-                if let Ok(iin) = derbes_kz::Iin::parse(&f.value) {
-                    let min = p.subjects.minimum_age as i32;
-                    if iin.age_on(almaty_date(self.now())) < min {
-                        problems.push(Problem::new(
-                            "identity.iin",
-                            "under_age",
-                            format!("users must be {min} or older"),
-                        ));
-                    }
-                }
-            }
-        }
-        if !problems.is_empty() {
-            return Err(EngineError::Invalid(problems));
-        }
-        let key = self.data_key(subject).await?;
-        let sid = subject.to_string();
-        let now = self.now();
-        let current = self.store.subject_fields(&sid).await?;
-        let keys = self.keyring();
-        let mut changes = Vec::new();
-        let mut index = Vec::new();
-        for f in &inputs {
-            let name = f.field.to_string();
-            let old = current.iter().find(|r| r.field == name);
-            let keep_months = p
-                .purposes
-                .iter()
-                .filter(|pu| pu.allows_category(&f.field.category))
-                .map(|pu| pu.retention.months)
-                .max()
-                .unwrap_or(0);
-            let keep_until = now
-                .checked_add_months(Months::new(keep_months))
-                .unwrap_or(now);
-            changes.push(Rectification {
-                new: FieldRow {
-                    sealed: key.seal(&sid, &name, f.value.as_bytes())?,
-                    field: name.clone(),
-                    source: source.clone(),
-                    collected_at: micros(now),
-                    purposes: purposes_for(&self.policy, &f.field.category).join(","),
-                    version: old.map(|o| o.version + 1).unwrap_or(1),
-                },
-                expected_version: old.map(|o| o.version),
-                sealed_reason: key.seal(
-                    &sid,
-                    &format!("{name}#reason"),
-                    reason.trim().as_bytes(),
-                )?,
-                keep_until: micros(keep_until),
-            });
-            match name.as_str() {
-                "identity.iin" => index.push((
-                    "iin".to_string(),
-                    keys.blind_index("iin", &f.value).to_vec(),
-                )),
-                "contact.phone" => index.push((
-                    "phone".to_string(),
-                    keys.blind_index("phone", &f.value).to_vec(),
-                )),
-                _ => {}
-            }
-        }
-        self.store
-            .rectify(&sid, &changes, &index, micros(now))
-            .await?;
-        let updated: Vec<String> = changes.into_iter().map(|c| c.new.field).collect();
-        let categories = field_categories(updated.iter().map(String::as_str));
-        self.audit(
-            actor,
-            "rectify",
-            Some(subject),
-            None,
-            &categories,
-            None,
-            serde_json::json!({"fields": updated, "source": source}),
-        )
-        .await?;
-        Ok(updated)
-    }
-
     async fn consent_records(&self, subject: SubjectId) -> Result<Vec<ConsentRecord>, EngineError> {
         records_of(&self.store.consents(&subject.to_string()).await?)
     }
@@ -727,19 +605,6 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<Vec<ConsentRecord>, EngineError> {
         self.consent_records(subject).await
-    }
-
-    async fn has_active_consent(
-        &self,
-        subject: SubjectId,
-        kind: derbes_policy::ConsentKind,
-    ) -> Result<bool, EngineError> {
-        let now = self.now();
-        Ok(self
-            .consent_records(subject)
-            .await?
-            .iter()
-            .any(|c| c.kind == kind && c.state(now) == ConsentState::Active))
     }
 
     async fn require_active(&self, subject: SubjectId) -> Result<(), EngineError> {
@@ -823,7 +688,12 @@ impl Engine {
     }
 
     /// Withdraw a consent (appended to the ledger; the record is unchanged).
-    /// Returns the consent's view after withdrawal.
+    /// Returns the consent's view after withdrawal. A marketing consent is
+    /// withdrawn at once. The policy consent is the 7.11 withdrawal, and a
+    /// consent some categories need (entrepreneur, cookies) takes their data
+    /// with it: both are worked as a withdrawal request — the same path as
+    /// the desk's — filed in the app for its signed-in user
+    /// (`in_app_requests`); staff file such a request on the desk instead.
     pub async fn withdraw_consent(
         &self,
         actor: &Actor,
@@ -841,25 +711,78 @@ impl Engine {
                 "at most 4000 characters of evidence",
             ));
         }
-        self.store
-            .withdraw_consent(
-                &subject.to_string(),
-                &consent.to_string(),
-                micros(now),
-                &evidence,
+        let record = self
+            .consent_views(subject)
+            .await?
+            .into_iter()
+            .find(|c| c.record.consent_id == consent)
+            .ok_or(EngineError::NotFound("consent"))?;
+        // The evidence may name people: sealed, like every free text.
+        let notes = self
+            .seal_notes(
+                Some(subject),
+                &[(format!("withdrawal:{consent}"), "evidence", Some(&evidence))],
             )
             .await?;
-        self.facts.forget(&subject);
-        self.audit(
-            actor,
-            "consent.withdrawal",
-            Some(subject),
-            None,
-            &[],
-            None,
-            serde_json::json!({"consent_id": consent}),
-        )
-        .await?;
+        if record.record.kind == derbes_policy::ConsentKind::Marketing {
+            self.store
+                .withdraw_consent(
+                    &subject.to_string(),
+                    &consent.to_string(),
+                    micros(now),
+                    "{}",
+                    &notes,
+                )
+                .await?;
+            self.facts.forget(&subject);
+            self.audit(
+                actor,
+                "consent.withdrawal",
+                Some(subject),
+                None,
+                &[],
+                None,
+                serde_json::json!({"consent_id": consent}),
+            )
+            .await?;
+        } else if record.state != ConsentState::Withdrawn {
+            if self.require(actor, Capability::InAppRequests).is_err() {
+                return Err(EngineError::Forbidden(
+                    "withdraw_this_consent_here_(file_a_withdrawal_request)",
+                ));
+            }
+            let kind = record.record.kind;
+            let request = self
+                .create_request(
+                    actor,
+                    &NewRequest {
+                        subject_id: Some(subject),
+                        identification: None,
+                        kind: derbes_policy::Right::Withdrawal,
+                        channel: RequestChannel::InApp,
+                        requester: Requester::Subject,
+                        representative_id: None,
+                        received_at: None,
+                        details: RequestDetails {
+                            consent: Some(kind),
+                            ..RequestDetails::default()
+                        },
+                        text: None,
+                    },
+                )
+                .await?;
+            if request.state == RequestState::Refused {
+                return Err(EngineError::invalid(
+                    "consent_id",
+                    "withdrawal_refused",
+                    format!(
+                        "obligations are outstanding (clause 7.11); see request {}",
+                        request.request_id
+                    ),
+                ));
+            }
+            self.store.insert_notes(&notes).await?;
+        }
         self.consent_views(subject)
             .await?
             .into_iter()
@@ -885,29 +808,5 @@ impl Engine {
             consent_id: Some(rec.consent_id),
             state: Some(rec.state(self.now())),
         })
-    }
-
-    /// Crypto-shred a subject (the data key and every sealed row go). Only
-    /// derbes' own jobs destroy data (the rights desk drives them).
-    pub async fn shred(&self, actor: &Actor, subject: SubjectId) -> Result<bool, EngineError> {
-        if !actor.system {
-            return Err(EngineError::Forbidden("destruction"));
-        }
-        let done = self
-            .store
-            .shred_subject(&subject.to_string(), micros(self.now()))
-            .await?;
-        self.facts.forget(&subject);
-        self.audit(
-            actor,
-            "destruction",
-            Some(subject),
-            None,
-            &[],
-            None,
-            serde_json::json!({"destroyed_now": done}),
-        )
-        .await?;
-        Ok(done)
     }
 }

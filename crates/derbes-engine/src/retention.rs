@@ -9,8 +9,9 @@ use derbes_store::{LegalHold, PurgeCandidate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::jobs::{certificate_content, RETENTION_GROUND};
+use crate::destruction::{Ground, Order, What};
 use crate::{field_categories, from_micros, micros, Actor, Engine, EngineError};
+use derbes_store::DestroyOutcome;
 
 /// Fields read per page of the purge's scan.
 const PAGE: i64 = 5000;
@@ -28,6 +29,9 @@ pub struct PurgeItem {
     pub fields: Vec<String>,
     /// Why, in words (no personal data).
     pub reason: String,
+    /// The certificate of the destruction (not in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_id: Option<String>,
 }
 
 /// What a purge did or would do.
@@ -70,11 +74,14 @@ pub struct NewHold {
     pub reference: String,
 }
 
-fn hold_view(h: LegalHold) -> HoldView {
+fn hold_view(h: LegalHold, notes: &crate::notes::Opened) -> HoldView {
     HoldView {
+        reference: notes
+            .get(&(format!("hold:{}", h.hold_id), "reference".to_string()))
+            .cloned()
+            .unwrap_or_default(),
         hold_id: h.hold_id,
         reason: h.reason,
-        reference: h.reference,
         placed_at: from_micros(h.placed_at),
         placed_by: h.placed_by,
         released_at: h.released_at.map(from_micros),
@@ -87,7 +94,8 @@ struct Due {
     subject_id: String,
     whole: bool,
     fields: Vec<String>,
-    categories: Vec<String>,
+    /// Every scanned field of the subject with its collection time.
+    scanned: Vec<(String, i64)>,
     reason: String,
 }
 
@@ -120,6 +128,19 @@ impl Engine {
                 "at",
                 "in_future",
                 "a relationship cannot end in the future",
+            ));
+        }
+        let registered = self
+            .store
+            .subject(&subject.to_string())
+            .await?
+            .ok_or(EngineError::NotFound("subject"))?
+            .created_at;
+        if micros(at) < registered {
+            return Err(EngineError::invalid(
+                "at",
+                "before_registration",
+                "a relationship cannot end before the subject was registered",
             ));
         }
         if !self
@@ -160,6 +181,8 @@ impl Engine {
         hold: &NewHold,
     ) -> Result<HoldView, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
+        self.require_approver(actor, "legal_hold.placed", Some(subject), None, json!({}))
+            .await?;
         if !matches!(
             hold.reason.as_str(),
             "litigation" | "authority_order" | "investigation"
@@ -170,8 +193,9 @@ impl Engine {
                 "`litigation`, `authority_order` or `investigation`",
             ));
         }
-        let reference = hold.reference.trim();
-        if reference.is_empty() || reference.chars().count() > 200 {
+        let reference = derbes_core::free_text("reference", &hold.reference, 200)
+            .map_err(|p| EngineError::Invalid(vec![p]))?;
+        if reference.is_empty() {
             return Err(EngineError::invalid(
                 "reference",
                 "invalid_reference",
@@ -183,13 +207,20 @@ impl Engine {
             hold_id: uuid::Uuid::now_v7().to_string(),
             subject_id: subject.to_string(),
             reason: hold.reason.clone(),
-            reference: reference.to_string(),
+            reference: String::new(),
             placed_at: micros(self.now()),
             placed_by: actor.id.clone(),
             released_at: None,
             released_by: None,
         };
-        self.store.place_hold(&row).await?;
+        let owner = format!("hold:{}", row.hold_id);
+        let notes = self
+            .seal_notes(
+                Some(subject),
+                &[(owner.clone(), "reference", Some(&reference))],
+            )
+            .await?;
+        self.store.place_hold(&row, &notes).await?;
         self.facts.forget(&subject);
         self.audit(
             actor,
@@ -201,7 +232,9 @@ impl Engine {
             json!({"hold_id": row.hold_id, "reason": row.reason}),
         )
         .await?;
-        Ok(hold_view(row))
+        let opened =
+            std::collections::HashMap::from([((owner, "reference".to_string()), reference)]);
+        Ok(hold_view(row, &opened))
     }
 
     /// Release a hold; what became due meanwhile goes at the next purge.
@@ -212,6 +245,14 @@ impl Engine {
         hold_id: &str,
     ) -> Result<(), EngineError> {
         self.require(actor, Capability::WorkRequests)?;
+        self.require_approver(
+            actor,
+            "legal_hold.released",
+            Some(subject),
+            None,
+            json!({"hold_id": hold_id}),
+        )
+        .await?;
         if !self
             .store
             .release_hold(&subject.to_string(), hold_id, micros(self.now()), &actor.id)
@@ -240,13 +281,10 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<Vec<HoldView>, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
-        Ok(self
-            .store
-            .holds(&subject.to_string())
-            .await?
-            .into_iter()
-            .map(hold_view)
-            .collect())
+        let rows = self.store.holds(&subject.to_string()).await?;
+        let owners: Vec<String> = rows.iter().map(|h| format!("hold:{}", h.hold_id)).collect();
+        let notes = self.open_notes(actor, Some(subject), &owners).await?;
+        Ok(rows.into_iter().map(|h| hold_view(h, &notes)).collect())
     }
 
     /// Destroy what no purpose keeps any more: whole subjects whose
@@ -281,6 +319,8 @@ impl Engine {
         self.require(actor, Capability::WorkRequests)?;
         let now = self.now();
         let rules = RetentionRules::new(&self.policy.policy);
+        // What a law keeps of those who withdrew, until its own period ends.
+        let statutory = RetentionRules::statutory(&self.policy.policy);
         let cutoff = rules.collected_before_to_expire(now).map(micros);
         let mut report = PurgeReport {
             dry_run,
@@ -316,12 +356,17 @@ impl Engine {
                 }
             }
             for group in rows.chunk_by(|a, b| a.subject_id == b.subject_id) {
-                if let Some(d) = self.due_of(group, &rules, now, &mut report) {
+                let r = if group[0].withdrawn {
+                    &statutory
+                } else {
+                    &rules
+                };
+                if let Some(d) = self.due_of(group, r, now, &mut report) {
                     due.push(d);
                 }
             }
             if due.len() >= BATCH || !full {
-                self.destroy_due(std::mem::take(&mut due), dry_run, now, &mut report)
+                self.destroy_due(std::mem::take(&mut due), dry_run, &mut report)
                     .await?;
             }
             if !full {
@@ -343,7 +388,7 @@ impl Engine {
                         None,
                         &field_categories(fields.iter().copied()),
                         None,
-                        json!({"fields": fields, "ground": RETENTION_GROUND}),
+                        json!({"fields": fields, "ground": Ground::Retention.text()}),
                     )?);
                 }
             }
@@ -387,6 +432,7 @@ impl Engine {
                     whole_subject: whole,
                     fields,
                     reason: format!("{reason}; kept: a legal hold is open"),
+                    certificate_id: None,
                 });
             }
             return None;
@@ -405,7 +451,10 @@ impl Engine {
             subject: SubjectId::parse(&first.subject_id).ok()?,
             subject_id: first.subject_id.clone(),
             whole,
-            categories: field_categories(fields.iter().map(String::as_str)),
+            scanned: group
+                .iter()
+                .map(|c| (c.field.clone(), c.collected_at))
+                .collect(),
             fields,
             reason,
         })
@@ -415,7 +464,6 @@ impl Engine {
         &self,
         due: Vec<Due>,
         dry_run: bool,
-        now: DateTime<Utc>,
         report: &mut PurgeReport,
     ) -> Result<(), EngineError> {
         if dry_run {
@@ -430,100 +478,49 @@ impl Engine {
                     whole_subject: d.whole,
                     fields: d.fields,
                     reason: d.reason,
+                    certificate_id: None,
                 });
             }
             return Ok(());
         }
-        let system = Actor::system("purge");
-        let p = &self.policy.policy;
-        let (whole, partial): (Vec<Due>, Vec<Due>) = due.into_iter().partition(|d| d.whole);
-        // Whole subjects: crypto-shredded with a certificate each, in one transaction.
-        let mut certs = Vec::with_capacity(whole.len());
-        for d in &whole {
-            let certificate_id = uuid::Uuid::now_v7().to_string();
-            let (content, sha) = certificate_content(
-                p,
-                &certificate_id,
-                d.subject,
-                None,
-                RETENTION_GROUND,
-                now,
-                &d.categories,
-            );
-            certs.push((d.subject_id.clone(), certificate_id, content, sha));
-        }
-        let destroyed: std::collections::HashSet<String> = self
-            .store
-            .purge_subjects(&certs, micros(now))
-            .await?
-            .into_iter()
-            .collect();
-        let mut records = Vec::with_capacity(destroyed.len() + partial.len());
-        for (d, (_, certificate_id, _, sha)) in whole.iter().zip(&certs) {
-            if !destroyed.contains(&d.subject_id) {
-                continue;
-            }
-            self.facts.forget(&d.subject);
-            records.push(self.audit_record(
-                &system,
-                "destruction",
-                Some(d.subject),
-                None,
-                &d.categories,
-                None,
-                json!({"ground": RETENTION_GROUND, "certificate_id": certificate_id, "certificate_sha256": sha}),
-            )?);
-            report.subjects_destroyed += 1;
-            report.items.push(PurgeItem {
-                subject_id: d.subject_id.clone(),
-                whole_subject: true,
-                fields: d.fields.clone(),
-                reason: d.reason.clone(),
-            });
-        }
-        // Single fields of subjects that stay.
-        let items: Vec<(String, Vec<String>, Vec<String>)> = partial
+        // Through the one destruction path, which re-checks blocks, holds
+        // and pending jobs in the transaction that deletes.
+        let orders = due
             .iter()
             .map(|d| {
-                let kinds = d
-                    .fields
-                    .iter()
-                    .filter_map(|f| match f.as_str() {
-                        "identity.iin" => Some("iin".to_string()),
-                        "contact.phone" => Some("phone".to_string()),
-                        _ => None,
-                    })
-                    .collect();
-                (d.subject_id.clone(), d.fields.clone(), kinds)
+                let what = if d.whole {
+                    What::Everything
+                } else {
+                    What::Fields(d.fields.clone())
+                };
+                let mut o = Order::new(d.subject, Ground::Retention, what);
+                o.fields = Some(d.scanned.clone());
+                o
             })
             .collect();
-        let mut purged = std::collections::HashSet::new();
-        if !items.is_empty() {
-            let (n, subjects) = self.store.purge_fields(&items).await?;
-            report.fields_destroyed += n;
-            purged.extend(subjects);
-        }
-        for d in partial
-            .into_iter()
-            .filter(|d| purged.contains(&d.subject_id))
-        {
-            records.push(self.audit_record(
-                &system,
-                "retention.fields",
-                Some(d.subject),
-                None,
-                &d.categories,
-                None,
-                json!({"fields": d.fields, "ground": RETENTION_GROUND}),
-            )?);
+        let outcomes = self.destroy(orders).await?;
+        for (d, o) in due.into_iter().zip(outcomes) {
+            match o.outcome {
+                DestroyOutcome::Destroyed => {}
+                DestroyOutcome::Held => {
+                    report.held_subjects += 1;
+                    continue;
+                }
+                _ => continue,
+            }
+            if d.whole {
+                report.subjects_destroyed += 1;
+            } else {
+                report.fields_destroyed += d.fields.len() as u64;
+            }
             report.items.push(PurgeItem {
                 subject_id: d.subject_id,
-                whole_subject: false,
+                whole_subject: d.whole,
                 fields: d.fields,
                 reason: d.reason,
+                certificate_id: o.certificate_id,
             });
         }
-        self.audit_all(records).await?;
         Ok(())
     }
 }

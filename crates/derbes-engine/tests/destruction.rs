@@ -11,6 +11,7 @@ use serde_json::json;
 const IIN: &str = "871008401427";
 const PHONE: &str = "+77015550077";
 const SURNAME: &str = "Жаксыбекова";
+const COOKIE: &str = "session=7f3a9c0e5b21";
 
 async fn register(e: &Engine) -> derbes_core::SubjectId {
     let reg: derbes_core::RegistrationRequest = serde_json::from_value(json!({
@@ -30,7 +31,8 @@ async fn request(e: &Engine, s: derbes_core::SubjectId, kind: &str) -> String {
         json!({"subject_id": s, "kind": kind, "channel": "written", "requester": "subject"}),
     )
     .unwrap();
-    let r = e.create_request(&dpo(), &r).await.unwrap();
+    // Filed by support, verified by the officer (four eyes).
+    let r = e.create_request(&common::support(), &r).await.unwrap();
     e.act_on_request(&dpo(), &r.request_id, RequestAction::Verify, None)
         .await
         .unwrap()
@@ -38,10 +40,29 @@ async fn request(e: &Engine, s: derbes_core::SubjectId, kind: &str) -> String {
 }
 
 async fn withdrawal_flow(db: TestDb) {
+    use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
-    let e = engine(&db, dir.path());
+    let now = Arc::new(Mutex::new(common::at("2026-11-24T10:00:00+05:00")));
+    let e = common::clocked(&db, dir.path(), now.clone());
     let s = register(&e).await;
     let backend = Actor::staff("b", "backend_service");
+    // Cookies, collected with their consent: no law keeps them.
+    e.add_consent(
+        &backend,
+        s,
+        &serde_json::from_value(json!({"kind": "cookies"})).unwrap(),
+    )
+    .await
+    .unwrap();
+    e.collect(
+        &backend,
+        s,
+        "service_access",
+        &std::collections::BTreeMap::from([("app_data.cookies".to_string(), json!(COOKIE))]),
+        Some("device"),
+    )
+    .await
+    .unwrap();
     let obligation = e
         .add_obligation(
             &backend,
@@ -87,7 +108,7 @@ async fn withdrawal_flow(db: TestDb) {
 
     // "Restart": this engine is dropped before any scheduler pass; a new one runs the job.
     drop(e);
-    let e2 = engine(&db, dir.path());
+    let e2 = common::clocked(&db, dir.path(), now.clone());
     let report = e2.run_jobs().await.unwrap();
     assert_eq!(report.destroyed, 1);
     assert_eq!(e2.run_jobs().await.unwrap().destroyed, 0, "never twice");
@@ -97,26 +118,62 @@ async fn withdrawal_flow(db: TestDb) {
         done.steps.last().unwrap().at <= chrono::DateTime::parse_from_rfc3339(&due).unwrap(),
         "on time"
     );
+    // The answer says what went now and what a law keeps, until when (7.11).
+    let answer = done.outcome.expect("the withdrawal's answer");
+    assert_eq!(answer.destroyed, ["app_data"]);
+    let kept: Vec<&str> = answer
+        .kept_by_law
+        .iter()
+        .map(|k| k.category.as_str())
+        .collect();
+    assert_eq!(kept, ["contact", "full_name", "identity"]);
+    assert!(answer
+        .kept_by_law
+        .iter()
+        .all(|k| k.purpose == "legal_obligation"
+            && k.until == common::at("2031-11-24T10:00:00+05:00")));
 
-    // The certificate, confirmed by the audit log.
+    // The certificate, confirmed by the audit log, says the same.
     let cert = e2.certificate(&dpo(), &r).await.unwrap();
     assert!(cert.confirmed_by_audit, "{cert:?}");
     assert_eq!(cert.certificate["subject_id"], s.to_string().as_str());
-    let cats: Vec<&str> = cert.certificate["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
-    assert!(cats.contains(&"identity") && cats.contains(&"contact"));
+    assert_eq!(cert.certificate["categories"], json!(["app_data"]));
+    assert_eq!(cert.certificate["kept_by_law"].as_array().unwrap().len(), 3);
     let text = cert.certificate.to_string();
     assert!(
         !text.contains(IIN) && !text.contains(SURNAME),
         "no personal data in the certificate"
     );
-
-    // Nothing left: no plaintext, no key, no sealed row, no index entry.
+    // What is kept serves that law alone.
+    assert!(matches!(
+        e2.data_for_purpose(&backend, s, "contract_performance", None).await,
+        Err(EngineError::Denied { reasons, .. }) if reasons[0].code == "subject_withdrawn"
+    ));
+    let by_law = e2
+        .data_for_purpose(&dpo(), s, "legal_obligation", None)
+        .await
+        .unwrap();
+    assert!(by_law.fields.iter().any(|f| f.field == "identity.iin"));
+    assert!(!by_law
+        .fields
+        .iter()
+        .any(|f| f.field.starts_with("app_data")));
     let sid = s.to_string();
+    assert!(db.store.subject_key(&sid).await.unwrap().is_some());
+
+    // Five years later the purge destroys the rest: nothing is left.
+    *now.lock().unwrap() = common::at("2031-11-25T10:00:00+05:00");
+    let purged = e2
+        .purge(&Actor::system("purge"), false, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(purged.subjects_destroyed, 1, "{purged:?}");
+    assert!(
+        e2.subject_certificate(&dpo(), s)
+            .await
+            .unwrap()
+            .confirmed_by_audit
+    );
     assert!(db.store.subject_key(&sid).await.unwrap().is_none());
     assert!(db.store.subject_fields(&sid).await.unwrap().is_empty());
     assert_eq!(
@@ -126,7 +183,7 @@ async fn withdrawal_flow(db: TestDb) {
         None
     );
     let bytes = db.all_bytes().await;
-    for needle in [IIN, PHONE, SURNAME] {
+    for needle in [IIN, PHONE, SURNAME, COOKIE, "C-2026-0042"] {
         assert!(
             !contains_text(&bytes, needle),
             "{needle} found after destruction"
@@ -183,22 +240,45 @@ async fn minors_are_barred_until_18(db: TestDb) {
     let n2 = now.clone();
     let e = engine(&db, dir.path()).with_clock(Arc::new(move || *n2.lock().unwrap()));
     let s = register(&e).await;
+    // The minor's own IIN (born 1 March 2010); whoever registered used an adult's.
     let born = chrono::NaiveDate::from_ymd_opt(2010, 3, 1).unwrap();
+    let minor_iin = (0..100u16)
+        .find_map(|n| derbes_kz::Iin::from_parts(born, derbes_kz::Sex::Female, n).ok())
+        .unwrap()
+        .to_string();
+    let report = |iin: &str, born_on: Option<chrono::NaiveDate>| derbes_engine::MinorReport {
+        iin: iin.to_string(),
+        born_on,
+    };
+    let support = common::support();
+    // A birth date must agree with the IIN, and make the person a minor today.
     assert!(matches!(
-        e.report_minor(&dpo(), s, chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap()).await,
+        e.report_minor(&support, s, &report(&minor_iin, chrono::NaiveDate::from_ymd_opt(2099, 1, 1))).await,
+        Err(EngineError::Invalid(p)) if p[0].code == "birth_date_mismatch"
+    ));
+    assert!(matches!(
+        e.report_minor(&support, s, &report(IIN, None)).await,
         Err(EngineError::Invalid(p)) if p[0].code == "not_a_minor"
     ));
-    let until = e.report_minor(&dpo(), s, born).await.unwrap();
-    assert_eq!(
-        until.to_rfc3339(),
-        "2028-02-29T19:00:00+00:00",
-        "00:00 on 1 March 2028 in Almaty"
-    );
+    let r = e
+        .report_minor(&support, s, &report(&minor_iin, Some(born)))
+        .await
+        .unwrap();
+    assert_eq!(r.ground.as_deref(), Some("minor"));
+    // Processing stops at once.
     let backend = Actor::staff("b", "backend_service");
     assert!(matches!(
         e.data_for_purpose(&backend, s, "identification", None).await,
         Err(EngineError::Denied { reasons, .. }) if reasons[0].code == "subject_barred_minor"
     ));
+    // Only an approver who did not file it verifies it.
+    assert!(matches!(
+        e.act_on_request(&support, &r.request_id, RequestAction::Verify, None).await,
+        Err(EngineError::Denied { reasons, .. }) if reasons[0].code == "approver_required"
+    ));
+    e.act_on_request(&dpo(), &r.request_id, RequestAction::Verify, None)
+        .await
+        .unwrap();
     assert_eq!(e.run_jobs().await.unwrap().destroyed, 1);
     assert!(db
         .store
@@ -206,7 +286,18 @@ async fn minors_are_barred_until_18(db: TestDb) {
         .await
         .unwrap()
         .is_none());
-    // The same IIN is refused until the 18th birthday, then welcome.
+    let cert = e.certificate(&dpo(), &r.request_id).await.unwrap();
+    assert!(cert.confirmed_by_audit);
+    assert!(
+        cert.certificate["legal_ground"]
+            .as_str()
+            .unwrap()
+            .contains("7.7"),
+        "{}",
+        cert.certificate
+    );
+    // The IIN they registered with is refused until the minor's 18th
+    // birthday (00:00 on 1 March 2028 in Almaty), then welcome.
     let reg: derbes_core::RegistrationRequest = serde_json::from_value(json!({
         "fields": {"identity.iin": IIN, "identity.rk_citizen": true, "full_name.surname": SURNAME,
                    "full_name.first_name": "Аяулым", "contact.phone": PHONE},

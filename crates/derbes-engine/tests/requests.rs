@@ -65,7 +65,7 @@ async fn desk(db: TestDb) {
     *now.lock().unwrap() = at("2024-05-06T12:00:00+05:00");
     let access = e
         .create_request(&dpo(), &new_request(json!({"identification": {"iin": "871008401427"}, "kind": "access", "channel": "written",
-            "requester": "subject", "received_at": "2024-05-06T10:15:00+05:00", "details": {"letter": "RR123456789KZ"}})))
+            "requester": "subject", "received_at": "2024-05-06T10:15:00+05:00", "text": "registered letter RR123456789KZ"})))
         .await
         .unwrap();
     assert_eq!(access.due, "2024-05-14T23:59:59+05:00");

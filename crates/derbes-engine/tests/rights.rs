@@ -31,15 +31,15 @@ async fn register(e: &Engine, iin: &str, phone: &str, surname: &str) -> derbes_c
         .await
         .unwrap()
         .subject_id;
-    // Technical data the app's servers collect (3.2).
-    e.rectify(
-        &backend(),
+    // Technical data collected for a purpose (3.2), through the decision point.
+    e.collect(
+        &common::support(),
         s,
+        "support",
         &[("client.user_agent".to_string(), json!("Firefox 128"))]
             .into_iter()
             .collect(),
         Some("device"),
-        "collected by the app",
     )
     .await
     .unwrap();
@@ -414,14 +414,14 @@ async fn purge_pages_never_split_a_subject(db: TestDb) {
     }
     // A browser collected last month: support keeps it 36 months from collection.
     *now.lock().unwrap() = at("2026-10-24T10:00:00+05:00");
-    e.rectify(
-        &backend(),
+    e.collect(
+        &common::support(),
         partly,
+        "support",
         &[("client.user_agent".to_string(), json!("Firefox 140"))]
             .into_iter()
             .collect(),
         Some("device"),
-        "collected by the app",
     )
     .await
     .unwrap();

@@ -55,6 +55,11 @@ use crate::routes;
         crate::stats::events,
         crate::stats::stats,
         crate::requests::minor,
+        crate::promises::collect,
+        crate::promises::add_representative,
+        crate::promises::representatives,
+        crate::promises::revoke_representative,
+        crate::promises::reconsent,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -286,42 +286,28 @@ pub(crate) async fn export(
     })
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MinorBody {
-    /// The person's real birth date, `YYYY-MM-DD`.
-    #[schema(value_type = String, format = Date)]
-    pub born_on: chrono::NaiveDate,
-}
-
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub struct MinorBarred {
-    /// Re-registration is refused until then (their 18th birthday, Asia/Almaty).
-    pub barred_until: chrono::DateTime<chrono::Utc>,
-}
-
-/// Clause 7.7: the subject turned out to be under 18. Processing stops at
-/// once, destruction follows within its deadline, and re-registration with
-/// the same IIN is refused until they turn 18.
+/// Clause 7.7: report that the subject is under 18, with the minor's own
+/// IIN (and, if given, a birth date that must agree with it). Processing
+/// stops at once; the report is a destruction request that an approver who
+/// did not file it verifies — then the IIN is barred until the 18th birthday
+/// and the subject destroyed within the deadline — or refuses.
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/minor", tag = "requests",
-    params(("id" = String, Path, description = "Subject id")), request_body = MinorBody,
+    params(("id" = String, Path, description = "Subject id")), request_body = derbes_engine::MinorReport,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Barred; destruction scheduled", body = MinorBarred),
+        (status = 200, description = "Reported: processing stopped; the request awaits an approver", body = RequestView),
         (status = 404, description = "No such subject", body = ErrorResponse),
-        (status = 422, description = "`not_a_minor`", body = ErrorResponse)))]
+        (status = 410, description = "The subject was destroyed", body = ErrorResponse),
+        (status = 422, description = "`invalid_iin`, `birth_date_mismatch`, `born_in_future`, `not_a_minor`", body = ErrorResponse)))]
 pub(crate) async fn minor(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<MinorBody>,
-) -> Result<Json<MinorBarred>, ApiError> {
+    JsonBody(body): JsonBody<derbes_engine::MinorReport>,
+) -> Result<Json<RequestView>, ApiError> {
     let subject = derbes_core::SubjectId::parse(&id)
         .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
-    Ok(Json(MinorBarred {
-        barred_until: state
-            .engine()
-            .report_minor(&actor, subject, body.born_on)
-            .await?,
-    }))
+    Ok(Json(
+        state.engine().report_minor(&actor, subject, &body).await?,
+    ))
 }

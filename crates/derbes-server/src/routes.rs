@@ -73,6 +73,19 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/events", post(crate::stats::events))
         .route("/api/v1/stats", get(crate::stats::stats))
         .route("/api/v1/subjects/{id}/minor", post(r::minor))
+        .route(
+            "/api/v1/subjects/{id}/collections",
+            post(crate::promises::collect),
+        )
+        .route(
+            "/api/v1/subjects/{id}/representatives",
+            get(crate::promises::representatives).post(crate::promises::add_representative),
+        )
+        .route(
+            "/api/v1/subjects/{id}/representatives/{representative_id}",
+            axum::routing::delete(crate::promises::revoke_representative),
+        )
+        .route("/api/v1/reconsent", get(crate::promises::reconsent))
         .route("/api/v1/staff", get(d::list_staff).post(d::add_staff))
         .route(
             "/api/v1/staff/{token_id}",

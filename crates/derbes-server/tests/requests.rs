@@ -27,15 +27,46 @@ async fn queue(store: &Store) {
         .send(Method::POST, "/api/v1/requests", Some(json!({"subject_id": id, "kind": "access", "channel": "in_app", "requester": "subject"})))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
-    assert_eq!(v["state"], "received");
+    // The app signed its user in: the request is verified by that, at once.
+    assert_eq!(v["state"], "identity_verified");
+    assert_eq!(
+        v["steps"][1]["reason"],
+        "identity verified by the app's sign-in (in-app request)"
+    );
     assert!(v["due"].as_str().unwrap().ends_with("T23:59:59+05:00"));
     let received = (chrono::Utc::now() - chrono::Duration::days(20)).to_rfc3339();
+    // A legal representative acts on a recorded authority, valid when the letter came.
+    let late_request = |rep: Option<&str>| {
+        json!({"identification": {"phone": "8 701 777 00 00"}, "kind": "rectification", "channel": "written",
+               "requester": "legal_representative", "representative_id": rep, "received_at": received,
+               "details": {"fields": ["full_name.surname"]}})
+    };
+    let (status, v, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            Some(late_request(None)),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "representative_id");
+    let from = (chrono::Utc::now() - chrono::Duration::days(30)).date_naive();
+    let (status, rep, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/subjects/{id}/representatives"),
+            Some(json!({"basis": "power_of_attorney", "name": "Омаров Ерлан", "document": "доверенность № 123 от 2026-10-01",
+                        "valid_from": from})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rep}");
     let (status, late, _) = api
         .call(
             Method::POST,
             "/api/v1/requests",
-            Some(json!({"identification": {"phone": "8 701 777 00 00"}, "kind": "rectification", "channel": "written",
-                        "requester": "legal_representative", "received_at": received, "details": {"fields": ["full_name.surname"]}})),
+            Some(late_request(rep["representative_id"].as_str())),
             Some(&dpo),
         )
         .await;
@@ -231,9 +262,11 @@ async fn withdrawal_over_http(store: &Store) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{o}");
+    let support = api.token_for("support_agent").await;
     let withdraw = || async {
+        // Filed by support from a letter; verified by the officer (four eyes).
         let (_, r, _) = api
-            .call(Method::POST, "/api/v1/requests", Some(json!({"subject_id": id, "kind": "withdrawal", "channel": "written", "requester": "subject"})), Some(&dpo))
+            .call(Method::POST, "/api/v1/requests", Some(json!({"subject_id": id, "kind": "withdrawal", "channel": "written", "requester": "subject"})), Some(&support))
             .await;
         let rid = r["request_id"].as_str().unwrap().to_string();
         let (_, r, _) = api

@@ -112,7 +112,7 @@ async fn register_lookup_read_correct(store: &Store) {
     let (status, v, _) = api
         .send(
             Method::GET,
-            &format!("/api/v1/subjects/{id}/data?purpose=communication"),
+            &format!("/api/v1/subjects/{id}/data?purpose=communication&channel=sms"),
             None,
         )
         .await;

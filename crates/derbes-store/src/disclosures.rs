@@ -24,7 +24,13 @@ pub struct DisclosureRow {
 }
 
 impl Store {
-    pub async fn insert_disclosure(&self, d: &DisclosureRow) -> Result<(), StoreError> {
+    /// Record a disclosure; its legal basis and reference arrive as sealed notes.
+    pub async fn insert_disclosure(
+        &self,
+        d: &DisclosureRow,
+        notes: &[crate::NoteRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO disclosures (subject_id, disclosure_id, recipient, purpose, categories, legal_basis, reference, \
              cross_border, at, audit_seq, notice_due, notified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -41,8 +47,10 @@ impl Store {
         .bind(d.audit_seq)
         .bind(d.notice_due)
         .bind(d.notified_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        Self::insert_notes_in(&mut tx, notes).await?;
+        tx.commit().await?;
         Ok(())
     }
 

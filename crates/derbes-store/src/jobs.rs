@@ -22,31 +22,25 @@ pub struct JobRow {
     pub due_at: i64,
 }
 
-/// What running a destruction job did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOutcome {
-    /// Destroyed now (the job is done).
-    Destroyed,
-    /// The subject is blocked: destruction waits until unblocked (job stays pending).
-    Blocked,
-    /// Another runner did it first (the job was already done).
-    AlreadyDone,
-}
-
 impl Store {
+    /// Add an obligation; its reference arrives as a sealed note.
     pub async fn add_obligation(
         &self,
         subject_id: &str,
         o: &ObligationRow,
+        notes: &[crate::NoteRow],
     ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO obligations (subject_id, obligation_id, kind, reference, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(subject_id)
             .bind(&o.obligation_id)
             .bind(&o.kind)
             .bind(&o.reference)
             .bind(o.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        Self::insert_notes_in(&mut tx, notes).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -96,9 +90,10 @@ impl Store {
             .collect()
     }
 
-    /// Bar a subject found to be a minor: their IIN's digest goes on the bar
-    /// list until `until`, their status becomes `barred_minor` (destruction
-    /// follows). One transaction. False if the subject has no IIN digest.
+    /// Bar the IIN a subject registered with (by its keyed digest, which
+    /// the subject's blind index holds) until `until` — 7.7: a minor who used
+    /// it cannot register with it again before their 18th birthday. A later
+    /// bar on the same digest replaces it. False if the subject has no IIN.
     pub async fn bar_minor(
         &self,
         subject_id: &str,
@@ -126,11 +121,6 @@ impl Store {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE subjects SET status = 'barred_minor', relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $1 AND status <> 'destroyed'")
-            .bind(subject_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -177,66 +167,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Run a destruction job: in one transaction, mark the job done (only if
-    /// it was not), delete the subject's key, sealed rows, indexes and
-    /// opt-outs, and mark the subject destroyed — unless the subject is
-    /// blocked, in which case nothing happens and the job stays pending.
-    pub async fn run_destruction_job(
-        &self,
-        job_id: &str,
-        subject_id: &str,
-        at: i64,
-    ) -> Result<JobOutcome, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let status: Option<String> =
-            sqlx::query("SELECT status FROM subjects WHERE subject_id = $1")
-                .bind(subject_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("status"))
-                .transpose()?;
-        if status.as_deref() == Some("blocked") {
-            tx.rollback().await?;
-            return Ok(JobOutcome::Blocked);
-        }
-        let claimed = sqlx::query("UPDATE jobs SET done_at = $1, outcome = 'destroyed' WHERE job_id = $2 AND done_at IS NULL")
-            .bind(at)
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if claimed == 0 {
-            tx.rollback().await?;
-            return Ok(JobOutcome::AlreadyDone);
-        }
-        Self::shred_in(&mut tx, subject_id, at).await?;
-        tx.commit().await?;
-        Ok(JobOutcome::Destroyed)
-    }
-
-    pub async fn insert_certificate(
-        &self,
-        certificate_id: &str,
-        subject_id: &str,
-        request_id: Option<&str>,
-        at: i64,
-        content: &str,
-        sha256: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO destruction_certificates (certificate_id, subject_id, request_id, at, content, sha256) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(certificate_id)
-        .bind(subject_id)
-        .bind(request_id)
-        .bind(at)
-        .bind(content)
-        .bind(sha256)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// The certificate of a request: (content JSON, sha256).

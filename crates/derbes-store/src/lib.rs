@@ -20,9 +20,11 @@
 //! first, so the schema can be distributed by subject.
 
 mod audit;
+mod destroy;
 mod disclosures;
 mod jobs;
 mod migrate;
+mod notes;
 mod policy_versions;
 mod requests;
 mod retention;
@@ -41,9 +43,11 @@ use sqlx::{AnyPool, Executor};
 pub use audit::{
     checkpoint_message, record_hash, AuditQuery, AuditRow, Checkpoint, NewAuditRecord, Verification,
 };
+pub use destroy::{DestroyOutcome, Destruction, Scope};
 pub use disclosures::DisclosureRow;
-pub use jobs::{JobOutcome, JobRow, ObligationRow};
+pub use jobs::{JobRow, ObligationRow};
 pub use migrate::latest_version;
+pub use notes::{NoteRow, RepresentativeRow};
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{RequestEvent, RequestFilter, RequestRow, FINAL_STATES};
 pub use retention::{HistoryRow, LegalHold, PurgeCandidate};

@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_minor_bar"),
     migration!(8, "0008_retention"),
     migration!(9, "0009_weblog"),
+    migration!(10, "0010_promises"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{NoteRow, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRow {
@@ -65,11 +65,17 @@ fn request_row(r: &AnyRow) -> Result<RequestRow, StoreError> {
 }
 
 impl Store {
-    /// Record a new request and its first event, together.
-    pub async fn insert_request(&self, r: &RequestRow, actor: &str) -> Result<(), StoreError> {
+    /// Record a new request, its first event and its notes, together.
+    pub async fn insert_request(
+        &self,
+        r: &RequestRow,
+        actor: &str,
+        representative_id: Option<&str>,
+        notes: &[NoteRow],
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
-            "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO requests ({REQUEST_COLUMNS}, representative_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&r.request_id)
         .bind(r.subject_id.clone())
@@ -82,8 +88,10 @@ impl Store {
         .bind(r.state_reason.clone())
         .bind(&r.details)
         .bind(r.updated_at)
+        .bind(representative_id)
         .execute(&mut *tx)
         .await?;
+        Self::insert_notes_in(&mut tx, notes).await?;
         sqlx::query(
             "INSERT INTO request_events (request_id, seq, at, actor, from_state, to_state, reason) VALUES ($1, 1, $2, $3, NULL, $4, NULL)",
         )
@@ -167,10 +175,62 @@ impl Store {
         rows.iter().map(request_row).collect()
     }
 
-    /// Move a request from `from` to `to`, appending its event; refused with
-    /// [`StoreError::Conflict`] if it is no longer in `from`.
+    /// Move a request from `from` to `to`, appending its event and its
+    /// sealed note; refused with [`StoreError::Conflict`] if it is no longer
+    /// in `from`.
     pub async fn transition_request(
         &self,
+        request_id: &str,
+        from: &str,
+        to: &str,
+        actor: &str,
+        at: i64,
+        notes: &[NoteRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        Self::transition_in(&mut tx, request_id, from, to, None, actor, at).await?;
+        Self::insert_notes_in(&mut tx, notes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replace a request's stored details (derbes' own notes on it).
+    pub async fn set_request_details(
+        &self,
+        request_id: &str,
+        details: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE requests SET details = $1 WHERE request_id = $2")
+            .bind(details)
+            .bind(request_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Who filed a request (the actor of its first step), and the
+    /// representative it names.
+    pub async fn request_filing(
+        &self,
+        request_id: &str,
+    ) -> Result<(Option<String>, Option<String>), StoreError> {
+        let r = sqlx::query(
+            "SELECT e.actor, r.representative_id FROM requests r \
+             LEFT JOIN request_events e ON e.request_id = r.request_id AND e.seq = 1 \
+             WHERE r.request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match r {
+            None => Ok((None, None)),
+            Some(r) => Ok((r.try_get("actor")?, r.try_get("representative_id")?)),
+        }
+    }
+
+    /// [`Store::transition_request`] inside the caller's transaction.
+    pub(crate) async fn transition_in(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         request_id: &str,
         from: &str,
         to: &str,
@@ -178,7 +238,6 @@ impl Store {
         actor: &str,
         at: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
         let changed = sqlx::query(
             "UPDATE requests SET state = $1, state_reason = $2, updated_at = $3 WHERE request_id = $4 AND state = $5",
         )
@@ -187,7 +246,7 @@ impl Store {
         .bind(at)
         .bind(request_id)
         .bind(from)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if changed == 0 {
@@ -197,7 +256,7 @@ impl Store {
             "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM request_events WHERE request_id = $1",
         )
         .bind(request_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("next")?;
         sqlx::query(
@@ -210,9 +269,8 @@ impl Store {
         .bind(from)
         .bind(to)
         .bind(reason)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use crate::{placeholders, Store, StoreError};
+use crate::{NoteRow, Store, StoreError};
 
 /// A previous value of a field, sealed under the subject's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +40,18 @@ pub struct PurgeCandidate {
     pub field: String,
     pub collected_at: i64,
     pub relationship_ended_at: Option<i64>,
+    /// The subject withdrew: only what a law keeps remains (statutory retention).
+    pub withdrawn: bool,
     /// An open legal hold covers the subject.
     pub held: bool,
 }
 
 const OPEN_HOLD: &str =
     "EXISTS (SELECT 1 FROM legal_holds h WHERE h.subject_id = s.subject_id AND h.released_at IS NULL)";
+
+/// Subjects whose data retention rules (not a destruction job) decide on.
+const RETAINED: &str = "s.status IN ('active', 'withdrawn') \
+     AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject_id = s.subject_id AND j.done_at IS NULL)";
 
 impl Store {
     /// Every previous value of a subject's fields, by field then newest first.
@@ -97,7 +103,9 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub async fn place_hold(&self, h: &LegalHold) -> Result<(), StoreError> {
+    /// Place a hold; its reference arrives as a sealed note (the column stays empty).
+    pub async fn place_hold(&self, h: &LegalHold, notes: &[NoteRow]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO legal_holds (hold_id, subject_id, reason, reference, placed_at, placed_by) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -108,8 +116,10 @@ impl Store {
         .bind(&h.reference)
         .bind(h.placed_at)
         .bind(&h.placed_by)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        Self::insert_notes_in(&mut tx, notes).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -161,8 +171,10 @@ impl Store {
     }
 
     /// One page of fields that could be due, in (subject, field) order after
-    /// `after`: every field of an active subject whose relationship ended,
-    /// and the fields collected at or before `collected_before` of the others.
+    /// `after`: every field of a subject whose relationship ended, and the
+    /// fields collected at or before `collected_before` of the others — of
+    /// active subjects, and of withdrawn ones whose destruction was done (what
+    /// a law keeps of them). Subjects awaiting a destruction job are left to it.
     pub async fn purge_candidates(
         &self,
         after: Option<(&str, &str)>,
@@ -171,9 +183,9 @@ impl Store {
     ) -> Result<Vec<PurgeCandidate>, StoreError> {
         let (a_subject, a_field) = after.unwrap_or(("", ""));
         let sql = format!(
-            "SELECT f.subject_id, f.field, f.collected_at, s.relationship_ended_at, {OPEN_HOLD} AS held \
+            "SELECT f.subject_id, f.field, f.collected_at, s.relationship_ended_at, s.status, {OPEN_HOLD} AS held \
              FROM subject_fields f JOIN subjects s ON s.subject_id = f.subject_id \
-             WHERE s.status = 'active' \
+             WHERE {RETAINED} \
                AND (s.relationship_ended_at IS NOT NULL OR f.collected_at <= $1) \
                AND (f.subject_id > $2 OR (f.subject_id = $2 AND f.field > $3)) \
              ORDER BY f.subject_id, f.field LIMIT $4"
@@ -187,141 +199,21 @@ impl Store {
             .await?;
         rows.iter()
             .map(|r| {
-                let held: bool = match r.try_get::<bool, _>("held") {
-                    Ok(b) => b,
-                    Err(_) => r.try_get::<i64, _>("held")? != 0,
-                };
+                let held = crate::destroy::flag(r, "held")?;
                 Ok(PurgeCandidate {
                     subject_id: r.try_get("subject_id")?,
                     field: r.try_get("field")?,
                     collected_at: r.try_get("collected_at")?,
                     relationship_ended_at: r.try_get("relationship_ended_at")?,
+                    withdrawn: r.try_get::<String, _>("status")? == "withdrawn",
                     held,
                 })
             })
             .collect()
     }
 
-    /// Active, unheld subjects among `ids` (inside a transaction).
-    async fn purgeable_in(
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        ids: &[String],
-        whole: bool,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "SELECT s.subject_id FROM subjects s WHERE s.subject_id IN ({}) AND s.status = 'active' \
-                 AND NOT {OPEN_HOLD}{}",
-                placeholders(1, chunk.len()),
-                if whole {
-                    " AND s.relationship_ended_at IS NOT NULL"
-                } else {
-                    ""
-                }
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for r in q.fetch_all(&mut **tx).await? {
-                out.push(r.try_get("subject_id")?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Destroy whole subjects whose every field's retention ended, with their
-    /// certificates — `(subject_id, certificate_id, content, sha256)` — in one
-    /// transaction. Subjects that meanwhile were blocked, held or destroyed are
-    /// left alone (and get no certificate). Returns those destroyed.
-    pub async fn purge_subjects(
-        &self,
-        certificates: &[(String, String, String, String)],
-        at: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<String> = certificates.iter().map(|c| c.0.clone()).collect();
-        let mut tx = self.begin_write().await?;
-        let due = Self::purgeable_in(&mut tx, &ids, true).await?;
-        Self::shred_many_in(&mut tx, &due, at).await?;
-        let due_set: std::collections::HashSet<&str> = due.iter().map(String::as_str).collect();
-        let certs: Vec<_> = certificates
-            .iter()
-            .filter(|c| due_set.contains(c.0.as_str()))
-            .collect();
-        for chunk in certs.chunks(100) {
-            let mut sql = String::from(
-                "INSERT INTO destruction_certificates (certificate_id, subject_id, request_id, at, content, sha256) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let b = i * 5;
-                sql.push_str(&format!(
-                    "(${}, ${}, NULL, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                ));
-            }
-            let mut q = sqlx::query(&sql);
-            for (subject, cert, content, sha) in chunk {
-                q = q.bind(cert).bind(subject).bind(at).bind(content).bind(sha);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(due)
-    }
-
-    /// Destroy single fields whose retention ended: `(subject_id, fields,
-    /// blind-index kinds that go with them)`, with the fields' previous
-    /// values, in one transaction; subjects meanwhile blocked, held or
-    /// destroyed are left alone. Returns how many fields went, and whose.
-    pub async fn purge_fields(
-        &self,
-        items: &[(String, Vec<String>, Vec<String>)],
-    ) -> Result<(u64, Vec<String>), StoreError> {
-        let ids: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
-        let mut tx = self.begin_write().await?;
-        let ok: std::collections::HashSet<String> = Self::purgeable_in(&mut tx, &ids, false)
-            .await?
-            .into_iter()
-            .collect();
-        let mut n = 0;
-        let mut subjects = Vec::new();
-        for (subject, fields, index_kinds) in items.iter().filter(|i| ok.contains(&i.0)) {
-            subjects.push(subject.clone());
-            let list = placeholders(2, fields.len());
-            for table in ["subject_fields", "subject_field_history"] {
-                let sql =
-                    format!("DELETE FROM {table} WHERE subject_id = $1 AND field IN ({list})");
-                let mut q = sqlx::query(&sql).bind(subject);
-                for f in fields {
-                    q = q.bind(f);
-                }
-                let done = q.execute(&mut *tx).await?.rows_affected();
-                if table == "subject_fields" {
-                    n += done;
-                }
-            }
-            for kind in index_kinds {
-                sqlx::query("DELETE FROM blind_index WHERE subject_id = $1 AND kind = $2")
-                    .bind(subject)
-                    .bind(kind)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok((n, subjects))
-    }
-
-    /// Previous values kept past their `keep_until` go (active, unheld
-    /// subjects only): `(subject_id, field, version)` of each, for the audit.
+    /// Previous values kept past their `keep_until` go (subjects retention
+    /// decides on, unheld): `(subject_id, field, version)` of each, for the audit.
     pub async fn purge_history(
         &self,
         now: i64,
@@ -331,7 +223,7 @@ impl Store {
         let sql = format!(
             "SELECT hi.subject_id, hi.field, hi.version FROM subject_field_history hi \
              JOIN subjects s ON s.subject_id = hi.subject_id \
-             WHERE hi.keep_until <= $1 AND s.status = 'active' AND NOT {OPEN_HOLD} \
+             WHERE hi.keep_until <= $1 AND {RETAINED} AND NOT {OPEN_HOLD} \
              ORDER BY hi.subject_id, hi.field, hi.version"
         );
         let rows = sqlx::query(&sql).bind(now).fetch_all(&mut *tx).await?;

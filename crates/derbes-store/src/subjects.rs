@@ -41,6 +41,8 @@ pub struct NewConsent {
     pub expires_at: Option<i64>,
     pub record_json: String,
     pub receipt_sha256: String,
+    /// The SHA-256 of the policy version it accepted.
+    pub policy_sha256: String,
 }
 
 /// A consent as stored, with its withdrawal if any.
@@ -218,8 +220,8 @@ impl Store {
         }
         if !s.consents.is_empty() {
             let sql = multi_row_insert(
-                "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256) VALUES ",
-                7,
+                "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) VALUES ",
+                8,
                 s.consents.len(),
             );
             let mut q = sqlx::query(&sql);
@@ -231,7 +233,8 @@ impl Store {
                     .bind(c.given_at)
                     .bind(c.expires_at)
                     .bind(&c.record_json)
-                    .bind(&c.receipt_sha256);
+                    .bind(&c.receipt_sha256)
+                    .bind(&c.policy_sha256);
             }
             q.execute(&mut *tx).await?;
         }
@@ -539,8 +542,8 @@ impl Store {
     /// Append a consent: one statement, committed on return.
     pub async fn insert_consent(&self, subject_id: &str, c: &NewConsent) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(subject_id)
         .bind(&c.consent_id)
@@ -549,6 +552,7 @@ impl Store {
         .bind(c.expires_at)
         .bind(&c.record_json)
         .bind(&c.receipt_sha256)
+        .bind(&c.policy_sha256)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -581,6 +585,7 @@ impl Store {
         consent_id: &str,
         at: i64,
         evidence: &str,
+        notes: &[crate::NoteRow],
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let exists =
@@ -603,6 +608,9 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if done == 1 {
+            Self::insert_notes_in(&mut tx, notes).await?;
+        }
         tx.commit().await?;
         Ok(done == 1)
     }
@@ -671,65 +679,6 @@ impl Store {
             .map(|r| r.try_get("subject_id"))
             .collect::<Result<Vec<String>, _>>()?;
         Ok(Some((row.try_get("fields")?, reps)))
-    }
-
-    /// Crypto-shred a subject: delete its data key, sealed fields, history and
-    /// blind indexes; keep a tombstone without personal data. Consents (no
-    /// personal data) stay as proof. Returns false if already destroyed.
-    pub async fn shred_subject(&self, subject_id: &str, at: i64) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let changed = Self::shred_in(&mut tx, subject_id, at).await?;
-        tx.commit().await?;
-        Ok(changed)
-    }
-
-    /// The destruction itself, inside the caller's transaction: key, sealed
-    /// rows, history, indexes, representation links and opt-outs deleted; the
-    /// subject becomes a tombstone. Returns whether the subject changed.
-    pub(crate) async fn shred_in(
-        tx: &mut Transaction<'static, Any>,
-        subject_id: &str,
-        at: i64,
-    ) -> Result<bool, StoreError> {
-        Ok(Self::shred_many_in(tx, &[subject_id.to_string()], at).await? == 1)
-    }
-
-    /// [`Store::shred_in`] for many subjects at once (set-based: one
-    /// statement per table). Returns how many subjects changed.
-    pub(crate) async fn shred_many_in(
-        tx: &mut Transaction<'static, Any>,
-        subject_ids: &[String],
-        at: i64,
-    ) -> Result<u64, StoreError> {
-        let mut changed = 0;
-        for chunk in subject_ids.chunks(500) {
-            let list = crate::placeholders(2, chunk.len());
-            let sql = format!(
-                "UPDATE subjects SET status = 'destroyed', destroyed_at = $1 WHERE status <> 'destroyed' AND subject_id IN ({list})"
-            );
-            let mut update = sqlx::query(&sql).bind(at);
-            for id in chunk {
-                update = update.bind(id);
-            }
-            changed += update.execute(&mut **tx).await?.rows_affected();
-            let list = crate::placeholders(1, chunk.len());
-            for table in [
-                "subject_keys",
-                "subject_fields",
-                "subject_field_history",
-                "blind_index",
-                "organization_representatives",
-                "contact_optouts",
-            ] {
-                let sql = format!("DELETE FROM {table} WHERE subject_id IN ({list})");
-                let mut delete = sqlx::query(&sql);
-                for id in chunk {
-                    delete = delete.bind(id);
-                }
-                delete.execute(&mut **tx).await?;
-            }
-        }
-        Ok(changed)
     }
 
     /// How many data keys each KEK wraps.
@@ -917,5 +866,41 @@ fn duplicate_or(e: sqlx::Error, kind: &str) -> StoreError {
             StoreError::Duplicate(kind.to_string())
         }
         _ => StoreError::Database(e),
+    }
+}
+
+impl Store {
+    /// Active subjects whose latest policy acceptance (not withdrawn) was
+    /// given to a version other than `current_sha`, after `after` in id
+    /// order: `(subject_id, policy_sha256 accepted)`.
+    pub async fn accepted_other_versions(
+        &self,
+        current_sha: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.subject_id, c.policy_sha256 FROM consents c \
+             JOIN subjects s ON s.subject_id = c.subject_id \
+             WHERE c.kind = 'policy' AND s.status = 'active' AND c.subject_id > $2 \
+               AND COALESCE(c.policy_sha256, '') <> $1 \
+               AND NOT EXISTS (SELECT 1 FROM consent_withdrawals w \
+                               WHERE w.subject_id = c.subject_id AND w.consent_id = c.consent_id) \
+               AND NOT EXISTS (SELECT 1 FROM consents n \
+                               WHERE n.subject_id = c.subject_id AND n.kind = 'policy' \
+                                 AND (n.given_at > c.given_at OR (n.given_at = c.given_at AND n.consent_id > c.consent_id))) \
+             ORDER BY c.subject_id LIMIT $3",
+        )
+        .bind(current_sha)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let sha: Option<String> = r.try_get("policy_sha256")?;
+                Ok((r.try_get("subject_id")?, sha.unwrap_or_default()))
+            })
+            .collect()
     }
 }

@@ -181,6 +181,24 @@ macro_rules! both_databases {
 }
 
 impl Store {
+    /// Every table of the store's schema (PostgreSQL) or file (SQLite).
+    pub async fn debug_tables(&self) -> Result<Vec<String>, crate::StoreError> {
+        use sqlx::Row;
+        let sql = match self.backend {
+            crate::Backend::Postgres => {
+                "SELECT CAST(table_name AS TEXT) AS t FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+            }
+            crate::Backend::Sqlite => {
+                "SELECT name AS t FROM sqlite_master WHERE type = 'table' ORDER BY 1"
+            }
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("t")?))
+            .collect()
+    }
+
     /// Every row of `table` as text (tests search it for plaintext).
     pub async fn debug_dump_table(&self, table: &str) -> Result<String, crate::StoreError> {
         let sql = match self.backend {
@@ -267,6 +285,30 @@ impl Store {
 }
 
 impl Store {
+    /// The peer for destruction benchmarks: a subject's rows deleted with
+    /// bare SQL in one transaction (no checks, no certificate, no audit).
+    pub async fn bench_bare_shred(&self, subject_id: &str) -> Result<(), crate::StoreError> {
+        let mut tx = self.begin_write().await?;
+        for table in [
+            "subject_keys",
+            "subject_fields",
+            "subject_field_history",
+            "blind_index",
+            "notes",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE subject_id = $1"))
+                .bind(subject_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE subjects SET status = 'destroyed' WHERE subject_id = $1")
+            .bind(subject_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Run raw SQL (tests that tamper with the database behind derbes' back).
     pub async fn debug_execute(&self, sql: &str) -> Result<u64, crate::StoreError> {
         Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
@@ -276,7 +318,8 @@ impl Store {
 impl TestDb {
     /// Every byte the database holds, to search for plaintext: the SQLite
     /// file, WAL and SHM (the pool is closed first so nothing is cached), or
-    /// every derbes table of the PostgreSQL schema as text.
+    /// every table of the PostgreSQL schema as text (found in the catalogue,
+    /// so a table added later is searched too).
     pub async fn all_bytes(&self) -> Vec<u8> {
         match &self.config {
             StoreConfig::Sqlite { path } => {
@@ -291,27 +334,16 @@ impl TestDb {
             }
             StoreConfig::Postgres { .. } => {
                 let mut all = String::new();
-                for table in [
-                    "subjects",
-                    "subject_keys",
-                    "subject_fields",
-                    "subject_field_history",
-                    "blind_index",
-                    "consents",
-                    "consent_withdrawals",
-                    "organizations",
-                    "organization_representatives",
-                    "staff_tokens",
-                    "audit_log",
-                    "disclosures",
-                    "requests",
-                    "request_events",
-                    "destruction_certificates",
-                ] {
+                for table in self
+                    .store
+                    .debug_tables()
+                    .await
+                    .unwrap_or_else(|e| panic!("tables: {e}"))
+                {
                     all.push_str(
                         &self
                             .store
-                            .debug_dump_table(table)
+                            .debug_dump_table(&table)
                             .await
                             .unwrap_or_else(|e| panic!("dump {table}: {e}")),
                     );

@@ -63,6 +63,19 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Who must consent again, and for what (7.6): subjects whose policy
+    /// acceptance was given to an earlier version that did not include what
+    /// the version in force adds. Exit 1 when anyone must.
+    Reconsent {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Start after this subject id (the `next_after` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many subjects.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// Server logs and app events into depersonalised usage statistics
     /// (3.2): client addresses become pseudonyms under a key of the day,
     /// destroyed when the day's window closes; only aggregates are kept.

@@ -40,3 +40,48 @@ pub fn dpo() -> Actor {
 pub fn backend() -> Actor {
     Actor::staff("backend", "backend_service")
 }
+
+/// A second officer: verifies what `dpo()` filed (four eyes).
+pub fn dpo2() -> Actor {
+    Actor::staff("dpo-2", "data_protection_officer")
+}
+
+pub fn support() -> Actor {
+    Actor::staff("support", "support_agent")
+}
+
+/// The IIN of a child of ten on `today` (synthetic, valid).
+pub fn child_iin(today: chrono::NaiveDate) -> String {
+    let born = today - chrono::Months::new(120);
+    (0..100u16)
+        .find_map(|serial| derbes_kz::Iin::from_parts(born, derbes_kz::Sex::Male, serial).ok())
+        .unwrap()
+        .to_string()
+}
+
+/// Crypto-shred a subject by the path that destroys everything: a minor's
+/// report (7.7), filed by derbes and verified by an officer, then the
+/// scheduler's pass.
+pub async fn shred(e: &Engine, s: derbes_core::SubjectId) {
+    let today = derbes_core::almaty_date(e.now());
+    let r = e
+        .report_minor(
+            &Actor::system("test-reporter"),
+            s,
+            &derbes_engine::MinorReport {
+                iin: child_iin(today),
+                born_on: None,
+            },
+        )
+        .await
+        .unwrap();
+    e.act_on_request(
+        &dpo(),
+        &r.request_id,
+        derbes_engine::RequestAction::Verify,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.run_jobs().await.unwrap().destroyed, 1);
+}

@@ -27,6 +27,11 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Audit(c) => audit::run(c, json),
         Command::Requests(c) => requests::run(c, json),
         Command::Purge { engine, dry_run } => purge::run(engine, dry_run, json),
+        Command::Reconsent {
+            engine,
+            after,
+            limit,
+        } => requests::reconsent(engine, after, limit, json),
         Command::Ingest(args) => weblog::ingest(args, json),
         Command::Stats(args) => weblog::stats(args, json),
     }

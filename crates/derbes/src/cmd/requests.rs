@@ -66,3 +66,47 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
         }
     })
 }
+
+/// `derbes reconsent`: who must consent again, and for what.
+pub fn reconsent(
+    args: crate::cli::EngineArgs,
+    after: Option<String>,
+    limit: i64,
+    json: bool,
+) -> Result<Outcome, CliError> {
+    let after = after
+        .map(|a| {
+            derbes_core::SubjectId::parse(&a).map_err(|_| CliError("--after: a subject id".into()))
+        })
+        .transpose()?;
+    super::runtime()?.block_on(async move {
+        let (engine, _) = super::serve::open_engine(&args).await?;
+        let page = engine
+            .reconsent(&Actor::system("cli"), after, limit)
+            .await
+            .map_err(super::staff::engine_error)?;
+        engine.store().close().await;
+        if json {
+            out::json(&page)?;
+        } else if page.items.is_empty() {
+            crate::outln!("nobody must consent again to version {}", page.version);
+        } else {
+            for i in &page.items {
+                crate::outln!(
+                    "{}  accepted {}  needs: {}",
+                    i.subject_id,
+                    i.accepted_version,
+                    i.changes.join("; ")
+                );
+            }
+            if let Some(next) = &page.next_after {
+                crate::outln!("more: --after {next}");
+            }
+        }
+        Ok(if page.items.is_empty() {
+            Outcome::Ok
+        } else {
+            Outcome::Negative
+        })
+    })
+}
