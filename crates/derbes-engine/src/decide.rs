@@ -54,6 +54,9 @@ pub struct DisclosureRequest {
     pub legal_basis: String,
     /// The request's reference (required for authorities).
     pub reference: Option<String>,
+    /// For a purpose that reaches the subject (a message sent through a
+    /// telecom operator, say): the channel — objections are checked on it.
+    pub channel: Option<Channel>,
 }
 
 /// A disclosure as the subject and the DPO see it.
@@ -78,25 +81,29 @@ pub const FACTS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(
 
 type Facts = std::sync::Arc<SubjectFacts>;
 
-/// Recently loaded decision facts.
+/// Recently loaded decision facts, with when they were loaded (the process's
+/// time and the engine's clock: consents expire by the clock, so facts are
+/// fresh only while both are within the TTL).
+/// A cache entry: the facts, and when they were loaded (process, clock).
+type Cached = (Facts, std::time::Instant, chrono::DateTime<chrono::Utc>);
+
 #[derive(Debug, Default)]
-pub(crate) struct FactsCache(
-    std::sync::RwLock<std::collections::HashMap<SubjectId, (Facts, std::time::Instant)>>,
-);
+pub(crate) struct FactsCache(std::sync::RwLock<std::collections::HashMap<SubjectId, Cached>>);
 
 impl FactsCache {
-    fn get(&self, s: &SubjectId) -> Option<Facts> {
+    fn get(&self, s: &SubjectId, now: chrono::DateTime<chrono::Utc>) -> Option<Facts> {
         let map = self.0.read().ok()?;
-        let (f, at) = map.get(s)?;
-        (at.elapsed() < FACTS_CACHE_TTL).then(|| f.clone())
+        let (f, at, clock) = map.get(s)?;
+        let ttl = chrono::Duration::from_std(FACTS_CACHE_TTL).ok()?;
+        (at.elapsed() < FACTS_CACHE_TTL && *clock <= now && now - *clock < ttl).then(|| f.clone())
     }
 
-    fn put(&self, s: SubjectId, f: Facts) {
+    fn put(&self, s: SubjectId, f: Facts, now: chrono::DateTime<chrono::Utc>) {
         if let Ok(mut map) = self.0.write() {
             if map.len() > 100_000 {
-                map.retain(|_, (_, at)| at.elapsed() < FACTS_CACHE_TTL);
+                map.retain(|_, (_, at, _)| at.elapsed() < FACTS_CACHE_TTL);
             }
-            map.insert(s, (f, std::time::Instant::now()));
+            map.insert(s, (f, std::time::Instant::now(), now));
         }
     }
 
@@ -140,7 +147,8 @@ impl Engine {
     /// consents, objections or holds), otherwise from the store in one round
     /// trip.
     pub(crate) async fn subject_facts(&self, subject: SubjectId) -> Result<Facts, EngineError> {
-        if let Some(f) = self.facts.get(&subject) {
+        let now = self.now();
+        if let Some(f) = self.facts.get(&subject, now) {
             return Ok(f);
         }
         let rows = self
@@ -149,7 +157,6 @@ impl Engine {
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
         let consents = crate::records_of(&rows.consents)?;
-        let now = self.now();
         let consents = match self.compiled.as_ref() {
             Ok(c) => c.consent_facts(&consents, now),
             // Nothing is permitted anyway; no consent is known.
@@ -177,7 +184,7 @@ impl Engine {
             held: rows.held,
             accepted,
         });
-        self.facts.put(subject, f.clone());
+        self.facts.put(subject, f.clone(), now);
         Ok(f)
     }
 
@@ -343,7 +350,7 @@ impl Engine {
             purpose: req.purpose.clone(),
             categories: req.categories.clone(),
             recipient: Some(req.recipient.clone()),
-            channel: None,
+            channel: req.channel,
             legal_basis: Some(basis.clone()),
             reference: reference.clone(),
         };

@@ -1,9 +1,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The structural half of "no personal data without a decision and its audit
-//! record": exactly one place in the engine opens sealed fields, and the only
-//! callers of that place are `data_for_purpose` and the access `export`,
-//! each after its decision is audited.
-//! (The behavioural half is in the decision and audit tests.)
+//! record": exactly one place in the engine opens sealed data
+//! (`open_sealed`); it serves fields (`view`) and free-text notes
+//! (`open_notes`). The only callers of `view` are `data_for_purpose` and the
+//! access `export`, each after its decision is audited; `open_notes` audits
+//! every opening before it returns.
+//! (The behavioural half is in the decision, audit and promises tests.)
 
 fn source(name: &str) -> String {
     std::fs::read_to_string(format!("{}/src/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -31,19 +33,40 @@ fn sealed_fields_are_opened_in_one_place_only() {
         .iter()
         .map(|(_, t)| t.matches("key.open(").count())
         .sum();
-    assert_eq!(opens, 1, "only Engine::view opens sealed fields");
-    // Engine::view is called only by the two answers that decide first:
-    // data for a purpose, and the subject's own copy (access export).
-    let mut callers = std::collections::BTreeSet::new();
+    assert_eq!(opens, 1, "only Engine::open_sealed opens sealed data");
+    let callers = |call: &str| {
+        let mut found = std::collections::BTreeSet::new();
+        for (_, text) in &files {
+            for (at, _) in text.match_indices(call) {
+                found.insert(enclosing_fn(text, at).to_string());
+            }
+        }
+        found.into_iter().collect::<Vec<_>>()
+    };
     for (_, text) in &files {
-        for (at, _) in text.match_indices("self.view(") {
-            callers.insert(enclosing_fn(text, at).to_string());
+        if let Some(at) = text.find("key.open(") {
+            assert_eq!(enclosing_fn(text, at), "open_sealed");
         }
     }
     assert_eq!(
-        callers.into_iter().collect::<Vec<_>>(),
+        callers("self.open_sealed("),
+        ["open_notes", "view"],
+        "what opens sealed data: fields and notes"
+    );
+    // Engine::view is called only by the two answers that decide first:
+    // data for a purpose, and the subject's own copy (access export).
+    assert_eq!(
+        callers("self.view("),
         ["data_for_purpose", "export"],
         "who opens sealed fields"
+    );
+    // Notes are opened and audited in one function.
+    let notes = source("notes.rs");
+    let body = &notes[notes.find("pub(crate) async fn open_notes(").unwrap()..];
+    assert!(
+        body.find("self.open_sealed(").unwrap() < body.find(".audit(").unwrap()
+            && body.find(".audit(").unwrap() < body.find("Ok(out)\n    }").unwrap(),
+        "open_notes audits before it returns"
     );
     for (file, function) in [
         ("lib.rs", "pub async fn data_for_purpose("),

@@ -788,6 +788,12 @@ fn purge_from_the_cli() {
                 *clock.lock().unwrap() = then;
                 ended.push(s.to_string());
             }
+            if i == 2 {
+                // A litigation hold: no door destroys it, the CLI's neither.
+                let dpo = derbes_engine::Actor::staff("dpo", "data_protection_officer");
+                let hold = serde_json::from_value(serde_json::json!({"reason": "litigation", "reference": "case 3-77/2014"})).unwrap();
+                engine.place_hold(&dpo, s, &hold).await.unwrap();
+            }
         }
         store.close().await;
         ended
@@ -796,7 +802,8 @@ fn purge_from_the_cli() {
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let v = json_of(&o);
     assert_eq!(v["dry_run"], true);
-    assert_eq!(v["subjects_destroyed"], 2, "{v}");
+    assert_eq!(v["subjects_destroyed"], 1, "{v}");
+    assert_eq!(v["held_subjects"], 1, "{v}");
     let mut listed: Vec<String> = v["items"]
         .as_array()
         .unwrap()
@@ -812,13 +819,20 @@ fn purge_from_the_cli() {
         text.contains("would destroy the whole subject: the relationship ended 2015-01-01"),
         "{text}"
     );
+    assert!(text.contains("kept: a legal hold is open"), "{text}");
     assert!(!text.contains("Тестова") && !text.contains("871008401427"));
     let v = json_of(&run(&["purge", "--data-dir", d, "--json"]));
-    assert_eq!(v["subjects_destroyed"], 2);
+    assert_eq!(v["subjects_destroyed"], 1);
     let v = json_of(&run(&["purge", "--data-dir", d, "--json"]));
     assert_eq!(v["subjects_destroyed"], 0, "nothing twice");
+    assert_eq!(v["held_subjects"], 1, "the held subject stays");
     let o = run(&["purge", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("--dry-run"));
+    // Everyone consented to the version in force: nobody must consent again.
+    let o = run(&["reconsent", "--data-dir", d, "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_of(&o)["items"], serde_json::json!([]));
+    assert!(String::from_utf8_lossy(&run(&["reconsent", "--help"]).stdout).contains("--after"));
 }
 
 /// Combined log lines of today (Asia/Almaty, so that the day's key window
