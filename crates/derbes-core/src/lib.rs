@@ -37,7 +37,7 @@ pub use decision::{
 };
 pub use ids::{ConsentId, IdError, OrganizationId, SubjectId};
 pub use registration::{
-    field_ref, in_form, require_form_fields, source_id, validate_fields, validate_form,
+    field_ref, in_form, require_form_fields, source_id, under_age, validate_fields, validate_form,
     validate_registration, FieldInput, RegistrationRequest, ValidRegistration,
 };
 pub use retention::{FieldRetention, RetentionRules, Until};

@@ -225,16 +225,7 @@ pub fn validate_registration(
         ));
     }
     let iin = value("identity.iin").and_then(|s| Iin::parse(&s).ok());
-    if let Some(iin) = &iin {
-        let min = policy.subjects.minimum_age as i32;
-        if iin.age_on(today) < min {
-            problems.push(Problem::new(
-                "identity.iin",
-                "under_age",
-                format!("users must be {min} or older on the day of registration (Asia/Almaty)"),
-            ));
-        }
-    }
+    problems.extend(iin.as_ref().and_then(|i| under_age(policy, i, today)));
     match (iin, problems.is_empty()) {
         (Some(iin), true) => Ok(ValidRegistration {
             iin,
@@ -253,4 +244,17 @@ pub fn validate_registration(
             Err(problems)
         }
     }
+}
+
+/// The policy's minimum age (clause 1) for the person an IIN names, on the
+/// Asia/Almaty date `today`: a problem when they are younger.
+pub fn under_age(policy: &Policy, iin: &Iin, today: NaiveDate) -> Option<Problem> {
+    let min = policy.subjects.minimum_age as i32;
+    (iin.age_on(today) < min).then(|| {
+        Problem::new(
+            "identity.iin",
+            "under_age",
+            format!("users must be {min} or older on the day of registration (Asia/Almaty)"),
+        )
+    })
 }

@@ -745,33 +745,12 @@ fn cookies_and_device_identifiers_need_the_cookie_consent() {
     );
 }
 
-/// The seed policy as version 1.1.0 with a new purpose `credit_scoring`, a
-/// new category for `marketing`, and a new recipient for `contract_performance`.
+#[path = "../../../policy/testdata/v1_1.rs"]
+mod v1_1;
+
 fn policy_1_1() -> derbes_policy::Policy {
-    let text = include_str!("../../../policy/ibusiness.toml")
-        .replacen("version = \"1.0.0\"", "version = \"1.1.0\"", 1)
-        .replacen(
-            "[[purposes]]\nid = \"troubleshooting\"",
-            "[[purposes]]\nid = \"credit_scoring\"\nclause = \"2\"\nkind = \"service\"\nname = { ru = \"Кредитный скоринг\", en = \"Credit scoring\" }\ncategories = [\"identity\", \"full_name\"]\noperations = [\"use\", \"transfer\"]\nretention = { months = 0, after = \"relationship_end\", basis = { ru = \"-\", en = \"-\" } }\n\n[[purposes]]\nid = \"troubleshooting\"",
-            1,
-        )
-        .replacen(
-            "purposes = [\"contract_performance\", \"fraud_prevention\"]",
-            "purposes = [\"contract_performance\", \"fraud_prevention\", \"credit_scoring\"]",
-            1,
-        )
-        .replacen(
-            "purpose = \"fraud_prevention\", categories = [\"identity\"",
-            "purpose = \"credit_scoring\", categories = [\"identity\", \"full_name\"] },\n  { purpose = \"fraud_prevention\", categories = [\"identity\"",
-            1,
-        );
-    // Cite the new purpose in the document so that it validates.
-    let text = text.replacen(
-        "purposes = [\"fraud_prevention\"]",
-        "purposes = [\"fraud_prevention\", \"credit_scoring\"]",
-        1,
-    );
-    derbes_policy::Policy::parse(&text).unwrap_or_else(|p| panic!("{}", p.report("1.1.0")))
+    derbes_policy::Policy::parse(&v1_1::policy_1_1_text())
+        .unwrap_or_else(|p| panic!("{}", p.report("1.1.0")))
 }
 
 #[test]

@@ -121,14 +121,7 @@ impl Engine {
         for f in &inputs {
             if f.field.to_string() == "identity.iin" {
                 if let Ok(iin) = derbes_kz::Iin::parse(&f.value) {
-                    let min = p.subjects.minimum_age as i32;
-                    if iin.age_on(today) < min {
-                        problems.push(Problem::new(
-                            "identity.iin",
-                            "under_age",
-                            format!("users must be {min} or older"),
-                        ));
-                    }
+                    problems.extend(derbes_core::under_age(p, &iin, today));
                 }
             }
         }

@@ -468,16 +468,26 @@ impl Engine {
             .subject_key(&sid)
             .await?
             .ok_or(EngineError::Destroyed)?;
+        self.unwrap_stored(&sid, &kek, bytes)
+    }
+
+    /// Unwrap a stored data key of `id` (a subject, or a note owner).
+    pub(crate) fn unwrap_stored(
+        &self,
+        id: &str,
+        kek: &str,
+        bytes: Vec<u8>,
+    ) -> Result<DataKey, EngineError> {
         let wrapped = WrappedKey {
-            kek: KekId::from_stored(&kek),
+            kek: KekId::from_stored(kek),
             bytes,
         };
-        match self.keyring().unwrap_key(&sid, &wrapped) {
+        match self.keyring().unwrap_key(id, &wrapped) {
             Ok(k) => Ok(k),
             Err(derbes_vault::VaultError::UnknownKek(_)) => {
                 // Rotated by another process: pick up the new keyring once.
                 self.reload_keys()?;
-                Ok(self.keyring().unwrap_key(&sid, &wrapped)?)
+                Ok(self.keyring().unwrap_key(id, &wrapped)?)
             }
             Err(e) => Err(e.into()),
         }

@@ -3,14 +3,17 @@
 //! reference, a disclosure's legal basis, a representative's name. Any of it
 //! may name a person, so it is sealed like a field: under the subject's data
 //! key (and destroyed with the subject), or, when a note belongs to no
-//! subject, under a data key of its own wrapped by the KEK. It never enters
-//! the audit log; each opening is audited (`notes.read`, without the text).
+//! subject (an anonymous complaint), under its owner's data key, wrapped by
+//! the KEK like a subject's. It never enters the audit log; each opening is
+//! audited (`notes.read`, without the text).
 
 use std::collections::HashMap;
 
 use derbes_core::SubjectId;
 use derbes_store::NoteRow;
-use derbes_vault::{DataKey, KekId, WrappedKey};
+use derbes_vault::DataKey;
+
+use crate::micros;
 
 use crate::{Actor, Engine, EngineError};
 
@@ -23,6 +26,22 @@ fn label(owner: &str, name: &str) -> String {
 pub(crate) type Opened = HashMap<(String, String), String>;
 
 impl Engine {
+    /// The data key of a note owner of no subject (created when `create`).
+    async fn owner_key(&self, owner: &str, create: bool) -> Result<DataKey, EngineError> {
+        let keys = self.keyring();
+        let (kek, bytes) = match (self.store.subject_key(owner).await?, create) {
+            (Some(k), _) => k,
+            (None, false) => return Err(EngineError::NotFound("note key")),
+            (None, true) => {
+                let (_, wrapped) = keys.new_data_key(owner)?;
+                self.store
+                    .owner_key(owner, wrapped.kek.as_str(), &wrapped.bytes, micros(self.now()))
+                    .await?
+            }
+        };
+        self.unwrap_stored(owner, &kek, bytes)
+    }
+
     /// Seal the present texts of `(owner, name, text)` as notes of `subject`.
     pub(crate) async fn seal_notes(
         &self,
@@ -47,20 +66,17 @@ impl Engine {
                         owner: owner.clone(),
                         name: name.to_string(),
                         sealed: key.seal(&sid, &label(owner, name), text.as_bytes())?,
-                        wrapped: None,
                     });
                 }
             }
             None => {
-                let keys = self.keyring();
                 for (owner, name, text) in present {
-                    let (key, wrapped) = keys.new_data_key(owner)?;
+                    let key = self.owner_key(owner, true).await?;
                     out.push(NoteRow {
                         subject_id: String::new(),
                         owner: owner.clone(),
                         name: name.to_string(),
                         sealed: key.seal(owner, &label(owner, name), text.as_bytes())?,
-                        wrapped: Some((wrapped.kek.to_string(), wrapped.bytes)),
                     });
                 }
             }
@@ -92,17 +108,12 @@ impl Engine {
             None => None,
         };
         for r in &rows {
-            let text = match (&subject_key, &r.wrapped) {
-                (Some(k), _) => self.open_sealed(k, &sid, &label(&r.owner, &r.name), &r.sealed)?,
-                (None, Some((kek, bytes))) => {
-                    let wrapped = WrappedKey {
-                        kek: KekId::from_stored(kek),
-                        bytes: bytes.clone(),
-                    };
-                    let key = self.keyring().unwrap_key(&r.owner, &wrapped)?;
+            let text = match &subject_key {
+                Some(k) => self.open_sealed(k, &sid, &label(&r.owner, &r.name), &r.sealed)?,
+                None => {
+                    let key = self.owner_key(&r.owner, false).await?;
                     self.open_sealed(&key, &r.owner, &label(&r.owner, &r.name), &r.sealed)?
                 }
-                (None, None) => continue,
             };
             out.insert((r.owner.clone(), r.name.clone()), text);
         }
@@ -117,5 +128,73 @@ impl Engine {
         )
         .await?;
         Ok(out)
+    }
+}
+
+impl Engine {
+    /// Seal the free text an earlier version of derbes stored in plaintext
+    /// (refusal reasons, references, legal bases, withdrawal evidence, free
+    /// request details) as notes, and clear the plaintext. Each in its own
+    /// transaction; a destroyed subject's text is only cleared. Idempotent:
+    /// with nothing left it costs a handful of queries. Returns how many
+    /// texts were sealed or cleared.
+    pub async fn seal_legacy_text(&self) -> Result<u64, EngineError> {
+        let mut n = 0;
+        for t in self.store.legacy_texts().await? {
+            let subject = t.subject_id.as_deref().and_then(|s| SubjectId::parse(s).ok());
+            let notes = match self
+                .seal_notes(subject, &[(t.owner.clone(), &t.name, Some(&t.text))])
+                .await
+            {
+                Ok(notes) => notes,
+                Err(EngineError::Destroyed) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            self.store.replace_legacy(&t, &notes).await?;
+            n += 1;
+        }
+        for (request_id, subject_id, details) in self.store.request_details().await? {
+            let Ok(serde_json::Value::Object(mut all)) = serde_json::from_str(&details) else {
+                continue;
+            };
+            // Keep the codes derbes reads; the rest was free text.
+            let mut kept = serde_json::Map::new();
+            for k in ["channels", "kind", "consent", "fields", "derbes"] {
+                if let Some(v) = all.remove(k) {
+                    kept.insert(k.to_string(), v);
+                }
+            }
+            if all.is_empty() {
+                continue;
+            }
+            let text = serde_json::Value::Object(all).to_string();
+            let subject = subject_id.as_deref().and_then(|s| SubjectId::parse(s).ok());
+            let owner = format!("request:{request_id}");
+            let notes = match self
+                .seal_notes(subject, &[(owner, "text", Some(&text))])
+                .await
+            {
+                Ok(notes) => notes,
+                Err(EngineError::Destroyed) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            self.store
+                .replace_request_details(&request_id, &serde_json::Value::Object(kept).to_string(), &notes)
+                .await?;
+            n += 1;
+        }
+        if n > 0 {
+            self.audit(
+                &Actor::system("upgrade"),
+                "notes.sealed_legacy",
+                None,
+                None,
+                &[],
+                None,
+                serde_json::json!({"texts": n}),
+            )
+            .await?;
+        }
+        Ok(n)
     }
 }

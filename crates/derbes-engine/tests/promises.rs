@@ -8,6 +8,8 @@
 //! hold. ARCHITECTURE.md lists the promises and points here.
 
 mod common;
+#[path = "../../../policy/testdata/v1_1.rs"]
+mod v1_1;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -713,24 +715,7 @@ async fn versions(w: &World, t: &mut Table) {
     let p = t.promise("a consent covers its version only", "7.6");
     let st = &w.db.store;
     let v1 = common::policy();
-    let text = include_str!("../../../policy/ibusiness.toml")
-        .replacen("version = \"1.0.0\"", "version = \"1.1.0\"", 1)
-        .replacen(
-            "[[purposes]]\nid = \"troubleshooting\"",
-            "[[purposes]]\nid = \"credit_scoring\"\nclause = \"2\"\nkind = \"service\"\nname = { ru = \"Кредитный скоринг\", en = \"Credit scoring\" }\ncategories = [\"identity\", \"full_name\"]\noperations = [\"use\", \"transfer\"]\nretention = { months = 0, after = \"relationship_end\", basis = { ru = \"-\", en = \"-\" } }\n\n[[purposes]]\nid = \"troubleshooting\"",
-            1,
-        )
-        .replacen(
-            "purposes = [\"contract_performance\", \"fraud_prevention\"]",
-            "purposes = [\"contract_performance\", \"fraud_prevention\", \"credit_scoring\"]",
-            1,
-        )
-        .replacen(
-            "{ purpose = \"marketing\", categories = [\"full_name\", \"contact\"] },\n  { purpose = \"subject_requests\"",
-            "{ purpose = \"marketing\", categories = [\"full_name\", \"contact\"] },\n  { purpose = \"credit_scoring\", categories = [\"identity\", \"full_name\"] },\n  { purpose = \"subject_requests\"",
-            1,
-        )
-        .replacen("purposes = [\"fraud_prevention\"]", "purposes = [\"fraud_prevention\", \"credit_scoring\"]", 1);
+    let text = v1_1::policy_1_1_text();
     let v2 = LoadedPolicy::from_text(text).unwrap();
     for v in [&v1, &v2] {
         st.publish_policy(&v.policy.version, &v.sha256, v.policy.published, &v.text)
@@ -1526,3 +1511,34 @@ async fn all_promises(db: TestDb) {
 }
 
 derbes_store::both_databases!(all_promises);
+
+/// Free text an earlier version stored in plaintext is sealed on upgrade.
+async fn legacy_plaintext_is_sealed(db: TestDb) {
+    let w = World::new(db);
+    let e = &w.e;
+    let s = register(e, 20, everything()).await;
+    let r = file(e, &support(), s, "complaint", json!({})).await;
+    e.add_obligation(&backend(), s, &serde_json::from_value(json!({"kind": "debt", "reference": "INV-1"})).unwrap())
+        .await
+        .unwrap();
+    // What an earlier version wrote: plaintext in the columns.
+    let st = &w.db.store;
+    st.debug_execute(&format!(
+        "UPDATE requests SET state_reason = 'Иванова жалуется', details = '{{\"letter\": \"письмо Иванова\"}}' WHERE request_id = '{r}'"
+    ))
+    .await
+    .unwrap();
+    st.debug_execute("UPDATE request_events SET reason = 'Иванова жалуется' WHERE seq = 1")
+        .await
+        .unwrap();
+    st.debug_execute("UPDATE obligations SET reference = 'долг Иванова'").await.unwrap();
+    assert!(e.seal_legacy_text().await.unwrap() >= 3);
+    assert_eq!(e.seal_legacy_text().await.unwrap(), 0, "once");
+    let v = e.request(&dpo(), &r).await.unwrap();
+    assert_eq!(v.text.as_deref(), Some("{\"letter\":\"письмо Иванова\"}"));
+    assert_eq!(v.steps[0].reason.as_deref(), Some("Иванова жалуется"));
+    let bytes = w.db.all_bytes().await;
+    assert!(!contains_text(&bytes, "Иванова"), "plaintext left after the upgrade");
+}
+
+derbes_store::both_databases!(legacy_plaintext_is_sealed);

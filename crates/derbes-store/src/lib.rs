@@ -47,7 +47,7 @@ pub use destroy::{DestroyOutcome, Destruction, Scope};
 pub use disclosures::DisclosureRow;
 pub use jobs::{JobRow, ObligationRow};
 pub use migrate::latest_version;
-pub use notes::{NoteRow, RepresentativeRow};
+pub use notes::{LegacyText, NoteRow, RepresentativeRow};
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{RequestEvent, RequestFilter, RequestRow, FINAL_STATES};
 pub use retention::{HistoryRow, LegalHold, PurgeCandidate};

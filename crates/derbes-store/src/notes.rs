@@ -1,7 +1,8 @@
 //! Notes: free text that may hold personal data, sealed. The store never sees
 //! the text; a note arrives sealed under its subject's data key (or, for a
-//! note of no subject, under a key of its own that arrives wrapped), and goes
-//! when its subject is destroyed.
+//! note of no subject, under its owner's key, kept wrapped in `subject_keys`
+//! under the owner's id so that key rotation covers it), and goes when its
+//! subject is destroyed.
 
 use sqlx::{Any, Row, Transaction};
 
@@ -17,8 +18,6 @@ pub struct NoteRow {
     /// Which text of the owner: `text`, `reason:<state>`, `reference`, ...
     pub name: String,
     pub sealed: Vec<u8>,
-    /// A note of no subject: its own data key, wrapped (KEK id, bytes).
-    pub wrapped: Option<(String, Vec<u8>)>,
 }
 
 impl Store {
@@ -34,17 +33,13 @@ impl Store {
                 .bind(&n.name)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO notes (subject_id, owner, name, sealed, kek_id, wrapped) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&n.subject_id)
-            .bind(&n.owner)
-            .bind(&n.name)
-            .bind(&n.sealed)
-            .bind(n.wrapped.as_ref().map(|w| w.0.clone()))
-            .bind(n.wrapped.as_ref().map(|w| w.1.clone()))
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query("INSERT INTO notes (subject_id, owner, name, sealed) VALUES ($1, $2, $3, $4)")
+                .bind(&n.subject_id)
+                .bind(&n.owner)
+                .bind(&n.name)
+                .bind(&n.sealed)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }
@@ -60,6 +55,30 @@ impl Store {
         Ok(())
     }
 
+    /// The wrapped data key of a note owner of no subject, stored now as
+    /// `(kek, wrapped)` unless one exists: the one stored, either way.
+    pub async fn owner_key(
+        &self,
+        owner: &str,
+        kek: &str,
+        wrapped: &[u8],
+        at: i64,
+    ) -> Result<(String, Vec<u8>), StoreError> {
+        sqlx::query(
+            "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subject_id) DO NOTHING",
+        )
+        .bind(owner)
+        .bind(kek)
+        .bind(wrapped)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        self.subject_key(owner)
+            .await?
+            .ok_or(StoreError::NotFound("owner key"))
+    }
+
     /// The notes of these owners (of one subject, or of none: `""`).
     pub async fn notes(
         &self,
@@ -69,7 +88,7 @@ impl Store {
         let mut out = Vec::new();
         for chunk in owners.chunks(500) {
             let sql = format!(
-                "SELECT subject_id, owner, name, sealed, kek_id, wrapped FROM notes \
+                "SELECT subject_id, owner, name, sealed FROM notes \
                  WHERE subject_id = $1 AND owner IN ({}) ORDER BY owner, name",
                 placeholders(2, chunk.len())
             );
@@ -78,14 +97,11 @@ impl Store {
                 q = q.bind(o);
             }
             for r in q.fetch_all(&self.pool).await? {
-                let kek: Option<String> = r.try_get("kek_id")?;
-                let wrapped: Option<Vec<u8>> = r.try_get("wrapped")?;
                 out.push(NoteRow {
                     subject_id: r.try_get("subject_id")?,
                     owner: r.try_get("owner")?,
                     name: r.try_get("name")?,
                     sealed: r.try_get("sealed")?,
-                    wrapped: kek.zip(wrapped),
                 });
             }
         }
@@ -183,5 +199,99 @@ impl Store {
         .await?
         .rows_affected()
             == 1)
+    }
+}
+
+/// Free text stored in plaintext by a version before notes existed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyText {
+    /// Where it is: `(table, key)`; [`Store::replace_legacy`] clears it there.
+    pub table: &'static str,
+    pub key: Vec<String>,
+    pub subject_id: Option<String>,
+    pub owner: String,
+    pub name: String,
+    pub text: String,
+}
+
+impl Store {
+    /// Every free text an earlier version stored in plaintext.
+    pub async fn legacy_texts(&self) -> Result<Vec<LegacyText>, StoreError> {
+        let mut out = Vec::new();
+        let queries: [(&'static str, &str); 7] = [
+            ("requests.state_reason", "SELECT request_id AS k1, '' AS k2, subject_id, 'request:' || request_id AS owner, 'reason:' || state AS name, state_reason AS text FROM requests WHERE state_reason IS NOT NULL AND state_reason <> ''"),
+            ("request_events.reason", "SELECT e.request_id AS k1, CAST(e.seq AS TEXT) AS k2, r.subject_id, 'request:' || e.request_id AS owner, 'reason:' || e.to_state AS name, e.reason AS text FROM request_events e JOIN requests r ON r.request_id = e.request_id WHERE e.reason IS NOT NULL AND e.reason <> ''"),
+            ("obligations.reference", "SELECT obligation_id AS k1, subject_id AS k2, subject_id, 'obligation:' || obligation_id AS owner, 'reference' AS name, reference AS text FROM obligations WHERE reference <> ''"),
+            ("legal_holds.reference", "SELECT hold_id AS k1, '' AS k2, subject_id, 'hold:' || hold_id AS owner, 'reference' AS name, reference AS text FROM legal_holds WHERE reference <> ''"),
+            ("disclosures.legal_basis", "SELECT disclosure_id AS k1, subject_id AS k2, subject_id, 'disclosure:' || disclosure_id AS owner, 'legal_basis' AS name, legal_basis AS text FROM disclosures WHERE legal_basis IS NOT NULL AND legal_basis <> ''"),
+            ("disclosures.reference", "SELECT disclosure_id AS k1, subject_id AS k2, subject_id, 'disclosure:' || disclosure_id AS owner, 'reference' AS name, reference AS text FROM disclosures WHERE reference IS NOT NULL AND reference <> ''"),
+            ("consent_withdrawals.evidence", "SELECT consent_id AS k1, subject_id AS k2, subject_id, 'withdrawal:' || consent_id AS owner, 'evidence' AS name, evidence AS text FROM consent_withdrawals WHERE evidence <> '{}' AND evidence <> ''"),
+        ];
+        for (table, sql) in queries {
+            for r in sqlx::query(sql).fetch_all(&self.pool).await? {
+                out.push(LegacyText {
+                    table,
+                    key: vec![r.try_get("k1")?, r.try_get("k2")?],
+                    subject_id: r.try_get("subject_id")?,
+                    owner: r.try_get("owner")?,
+                    name: r.try_get("name")?,
+                    text: r.try_get("text")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Store a legacy text's note and clear its plaintext, together.
+    pub async fn replace_legacy(&self, t: &LegacyText, notes: &[NoteRow]) -> Result<(), StoreError> {
+        let sql = match t.table {
+            "requests.state_reason" => "UPDATE requests SET state_reason = NULL WHERE request_id = $1 AND $2 = $2",
+            "request_events.reason" => "UPDATE request_events SET reason = NULL WHERE request_id = $1 AND CAST(seq AS TEXT) = $2",
+            "obligations.reference" => "UPDATE obligations SET reference = '' WHERE obligation_id = $1 AND subject_id = $2",
+            "legal_holds.reference" => "UPDATE legal_holds SET reference = '' WHERE hold_id = $1 AND $2 = $2",
+            "disclosures.legal_basis" => "UPDATE disclosures SET legal_basis = NULL WHERE disclosure_id = $1 AND subject_id = $2",
+            "disclosures.reference" => "UPDATE disclosures SET reference = NULL WHERE disclosure_id = $1 AND subject_id = $2",
+            "consent_withdrawals.evidence" => "UPDATE consent_withdrawals SET evidence = '{}' WHERE consent_id = $1 AND subject_id = $2",
+            _ => return Err(StoreError::Corrupt(format!("no legacy text in {}", t.table))),
+        };
+        let mut tx = self.begin_write().await?;
+        Self::insert_notes_in(&mut tx, notes).await?;
+        sqlx::query(sql)
+            .bind(&t.key[0])
+            .bind(&t.key[1])
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Requests whose details an earlier version stored as free JSON:
+    /// `(request_id, subject_id, details)` of each whose details hold more
+    /// than the codes derbes now keeps there.
+    pub async fn request_details(&self) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+        let rows = sqlx::query("SELECT request_id, subject_id, details FROM requests WHERE details <> '{}'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("request_id")?, r.try_get("subject_id")?, r.try_get("details")?)))
+            .collect()
+    }
+
+    /// Replace a request's details and add its notes, together.
+    pub async fn replace_request_details(
+        &self,
+        request_id: &str,
+        details: &str,
+        notes: &[NoteRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        Self::insert_notes_in(&mut tx, notes).await?;
+        sqlx::query("UPDATE requests SET details = $1 WHERE request_id = $2")
+            .bind(details)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -122,6 +122,16 @@ async function show(id) {
     ["requester", r.requester],
     ["subject", r.subject_id || "—"],
     ["routed to", (r.routed_to || []).join(", ") || "—"],
+    ["ground", r.ground || "—"],
+    ["waits for", (r.waiting || []).join(", ") || "—"],
+    ["text", r.text || "—"],
+    ["destroyed", r.outcome ? r.outcome.destroyed.join(", ") || "—" : "—"],
+    [
+      "kept by law",
+      r.outcome
+        ? r.outcome.kept_by_law.map((k) => `${k.category} (${k.purpose}) until ${k.until.slice(0, 10)}`).join("; ") || "—"
+        : "—",
+    ],
   ]) {
     const tr = el("tr");
     tr.append(el("th", k), el("td", v));
@@ -169,6 +179,7 @@ async function receive(ev) {
   if (f.get("subject_id")) body.subject_id = f.get("subject_id").trim();
   else if (f.get("iin")) body.identification = { iin: f.get("iin").trim() };
   if (f.get("received_at")) body.received_at = f.get("received_at") + ":00+05:00";
+  if (f.get("text")) body.text = f.get("text");
   try {
     const r = await api("POST", "/api/v1/requests", body);
     $("new").reset();

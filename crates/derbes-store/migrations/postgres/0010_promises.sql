@@ -2,16 +2,15 @@
 -- words, a refusal's reason, a hold's or an obligation's reference, a
 -- disclosure's legal basis, a representative's name and document) is kept
 -- only here, sealed: under the subject's data key, so that it goes when the
--- subject is destroyed, or -- for a note of no subject -- under a data key of
--- its own, wrapped by the KEK. The plaintext columns these replace are
--- written empty from now on.
+-- subject is destroyed, or -- for a note of no subject (an anonymous
+-- complaint) -- under a data key of the note's owner, kept wrapped in
+-- subject_keys under the owner's id, so that key rotation covers it. The
+-- plaintext columns these replace are written empty from now on.
 CREATE TABLE notes (
     subject_id TEXT    NOT NULL,            -- '' for a note of no subject
     owner      TEXT    NOT NULL,            -- request:<id>, hold:<id>, obligation:<id>, disclosure:<id>, ...
     name       TEXT    NOT NULL,            -- text, reason:<state>, reference, legal_basis, ...
     sealed     BYTEA   NOT NULL,            -- AES-256-GCM, AAD = subject (or owner) + owner + name
-    kek_id     TEXT,                        -- a note of no subject: its own key, wrapped
-    wrapped    BYTEA,
     PRIMARY KEY (subject_id, owner, name)
 );
 

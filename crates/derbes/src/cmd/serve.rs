@@ -64,6 +64,14 @@ pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfi
     let engine = Engine::open(store, policy, args.storage.data_dir.clone(), &env)
         .map_err(|e| CliError(format!("keys: {e}")))?
         .with_access_fee(args.access_fee_kzt);
+    // Free text an earlier version kept in plaintext is sealed before anything else runs.
+    let sealed = engine
+        .seal_legacy_text()
+        .await
+        .map_err(super::staff::engine_error)?;
+    if sealed > 0 {
+        tracing::info!(texts = sealed, "free text stored by an earlier version sealed");
+    }
     Ok((engine, config))
 }
 
