@@ -35,7 +35,12 @@ impl Engine {
             (None, true) => {
                 let (_, wrapped) = keys.new_data_key(owner)?;
                 self.store
-                    .owner_key(owner, wrapped.kek.as_str(), &wrapped.bytes, micros(self.now()))
+                    .owner_key(
+                        owner,
+                        wrapped.kek.as_str(),
+                        &wrapped.bytes,
+                        micros(self.now()),
+                    )
                     .await?
             }
         };
@@ -141,7 +146,10 @@ impl Engine {
     pub async fn seal_legacy_text(&self) -> Result<u64, EngineError> {
         let mut n = 0;
         for t in self.store.legacy_texts().await? {
-            let subject = t.subject_id.as_deref().and_then(|s| SubjectId::parse(s).ok());
+            let subject = t
+                .subject_id
+                .as_deref()
+                .and_then(|s| SubjectId::parse(s).ok());
             let notes = match self
                 .seal_notes(subject, &[(t.owner.clone(), &t.name, Some(&t.text))])
                 .await
@@ -179,7 +187,11 @@ impl Engine {
                 Err(e) => return Err(e),
             };
             self.store
-                .replace_request_details(&request_id, &serde_json::Value::Object(kept).to_string(), &notes)
+                .replace_request_details(
+                    &request_id,
+                    &serde_json::Value::Object(kept).to_string(),
+                    &notes,
+                )
                 .await?;
             n += 1;
         }

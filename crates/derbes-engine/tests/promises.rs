@@ -1518,9 +1518,13 @@ async fn legacy_plaintext_is_sealed(db: TestDb) {
     let e = &w.e;
     let s = register(e, 20, everything()).await;
     let r = file(e, &support(), s, "complaint", json!({})).await;
-    e.add_obligation(&backend(), s, &serde_json::from_value(json!({"kind": "debt", "reference": "INV-1"})).unwrap())
-        .await
-        .unwrap();
+    e.add_obligation(
+        &backend(),
+        s,
+        &serde_json::from_value(json!({"kind": "debt", "reference": "INV-1"})).unwrap(),
+    )
+    .await
+    .unwrap();
     // What an earlier version wrote: plaintext in the columns.
     let st = &w.db.store;
     st.debug_execute(&format!(
@@ -1531,14 +1535,19 @@ async fn legacy_plaintext_is_sealed(db: TestDb) {
     st.debug_execute("UPDATE request_events SET reason = 'Иванова жалуется' WHERE seq = 1")
         .await
         .unwrap();
-    st.debug_execute("UPDATE obligations SET reference = 'долг Иванова'").await.unwrap();
+    st.debug_execute("UPDATE obligations SET reference = 'долг Иванова'")
+        .await
+        .unwrap();
     assert!(e.seal_legacy_text().await.unwrap() >= 3);
     assert_eq!(e.seal_legacy_text().await.unwrap(), 0, "once");
     let v = e.request(&dpo(), &r).await.unwrap();
     assert_eq!(v.text.as_deref(), Some("{\"letter\":\"письмо Иванова\"}"));
     assert_eq!(v.steps[0].reason.as_deref(), Some("Иванова жалуется"));
     let bytes = w.db.all_bytes().await;
-    assert!(!contains_text(&bytes, "Иванова"), "plaintext left after the upgrade");
+    assert!(
+        !contains_text(&bytes, "Иванова"),
+        "plaintext left after the upgrade"
+    );
 }
 
 derbes_store::both_databases!(legacy_plaintext_is_sealed);

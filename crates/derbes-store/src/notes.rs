@@ -33,13 +33,15 @@ impl Store {
                 .bind(&n.name)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("INSERT INTO notes (subject_id, owner, name, sealed) VALUES ($1, $2, $3, $4)")
-                .bind(&n.subject_id)
-                .bind(&n.owner)
-                .bind(&n.name)
-                .bind(&n.sealed)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO notes (subject_id, owner, name, sealed) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&n.subject_id)
+            .bind(&n.owner)
+            .bind(&n.name)
+            .bind(&n.sealed)
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }
@@ -243,7 +245,11 @@ impl Store {
     }
 
     /// Store a legacy text's note and clear its plaintext, together.
-    pub async fn replace_legacy(&self, t: &LegacyText, notes: &[NoteRow]) -> Result<(), StoreError> {
+    pub async fn replace_legacy(
+        &self,
+        t: &LegacyText,
+        notes: &[NoteRow],
+    ) -> Result<(), StoreError> {
         let sql = match t.table {
             "requests.state_reason" => "UPDATE requests SET state_reason = NULL WHERE request_id = $1 AND $2 = $2",
             "request_events.reason" => "UPDATE request_events SET reason = NULL WHERE request_id = $1 AND CAST(seq AS TEXT) = $2",
@@ -268,12 +274,22 @@ impl Store {
     /// Requests whose details an earlier version stored as free JSON:
     /// `(request_id, subject_id, details)` of each whose details hold more
     /// than the codes derbes now keeps there.
-    pub async fn request_details(&self) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
-        let rows = sqlx::query("SELECT request_id, subject_id, details FROM requests WHERE details <> '{}'")
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn request_details(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT request_id, subject_id, details FROM requests WHERE details <> '{}'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("request_id")?, r.try_get("subject_id")?, r.try_get("details")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("request_id")?,
+                    r.try_get("subject_id")?,
+                    r.try_get("details")?,
+                ))
+            })
             .collect()
     }
 

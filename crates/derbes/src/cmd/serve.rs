@@ -70,7 +70,10 @@ pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfi
         .await
         .map_err(super::staff::engine_error)?;
     if sealed > 0 {
-        tracing::info!(texts = sealed, "free text stored by an earlier version sealed");
+        tracing::info!(
+            texts = sealed,
+            "free text stored by an earlier version sealed"
+        );
     }
     Ok((engine, config))
 }
