@@ -690,6 +690,18 @@ impl Engine {
             self.store
                 .set_request_details(&row.request_id, &store_details(&details, &internal)?)
                 .await?;
+            // The step says so.
+            let notes = self
+                .seal_notes(
+                    Some(subject),
+                    &[(
+                        format!("request:{}", row.request_id),
+                        "reason:received",
+                        Some("data blocked from the moment of the request (4.2)"),
+                    )],
+                )
+                .await?;
+            self.store.insert_notes(&notes).await?;
         }
         self.audit(
             &Actor::system("rights-desk"),
@@ -887,6 +899,12 @@ impl Engine {
                 .await?;
             return self.request(actor, request_id).await;
         }
+        let reason = match (to, internal.blocked_at_intake, &reason) {
+            (S::Refused, true, Some(r)) => Some(format!(
+                "{r} — the data blocked since the request was received is unblocked"
+            )),
+            _ => reason,
+        };
         self.step(actor, &row, from, to, reason.as_deref()).await?;
         if to == S::Refused {
             self.undo_intake(&row, subject, &internal).await?;

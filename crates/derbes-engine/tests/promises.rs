@@ -459,17 +459,31 @@ async fn blocking(w: &World, t: &mut Table) {
     t.cell(
         p,
         Door::Desk,
-        steps.len() == 1 && steps[0].to == "received",
-        "received, blocked at intake",
+        steps.len() == 1
+            && steps[0]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("blocked from the moment")),
+        format!("received, blocked at intake: {steps:?}"),
     );
-    e.act_on_request(
-        &dpo(),
-        &b,
-        RequestAction::Refuse,
-        Some("identity could not be confirmed"),
-    )
-    .await
-    .unwrap();
+    let v = e
+        .act_on_request(
+            &dpo(),
+            &b,
+            RequestAction::Refuse,
+            Some("identity could not be confirmed"),
+        )
+        .await
+        .unwrap();
+    t.cell(
+        p,
+        Door::Desk,
+        v.steps
+            .last()
+            .and_then(|s| s.reason.as_deref())
+            .is_some_and(|r| r.contains("unblocked")),
+        "the refusal says the data is unblocked",
+    );
     let ok = e
         .data_for_purpose(&backend(), s, "identification", None)
         .await
