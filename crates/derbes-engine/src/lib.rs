@@ -757,9 +757,15 @@ impl Engine {
             .await?;
         } else if record.state != ConsentState::Withdrawn {
             if self.require(actor, Capability::InAppRequests).is_err() {
-                return Err(EngineError::Forbidden(
-                    "withdraw_this_consent_here_(file_a_withdrawal_request)",
-                ));
+                self.refuse(
+                    actor,
+                    "consent.withdrawal",
+                    Some(subject),
+                    "withdrawal_request_required",
+                    "this consent's withdrawal destroys data: the app files it for its signed-in user, staff file a withdrawal request on the desk",
+                    serde_json::json!({"consent_id": consent}),
+                )
+                .await?;
             }
             let kind = record.record.kind;
             let request = self

@@ -785,25 +785,47 @@ impl Engine {
         filed_by: Option<&str>,
         details: Value,
     ) -> Result<(), EngineError> {
-        let refusal = if self
+        if self
             .require(actor, Capability::ApproveIrreversible)
             .is_err()
         {
-            Some(crate::audit::refusal(
-                "approver_required",
-                "an irreversible or protective step is taken by the data-protection officer (approve_irreversible)",
-            ))
-        } else if filed_by == Some(actor.id.as_str()) {
-            Some(crate::audit::refusal(
-                "four_eyes",
-                "the one who filed a request does not verify it: another officer must",
-            ))
-        } else {
-            None
-        };
-        let Some(d) = refusal else {
-            return Ok(());
-        };
+            return self
+                .refuse(
+                    actor,
+                    action,
+                    subject,
+                    "approver_required",
+                    "an irreversible or protective step is taken by the data-protection officer (approve_irreversible)",
+                    details,
+                )
+                .await;
+        }
+        if filed_by == Some(actor.id.as_str()) {
+            return self
+                .refuse(
+                    actor,
+                    action,
+                    subject,
+                    "four_eyes",
+                    "the one who filed a request does not verify it: another officer must",
+                    details,
+                )
+                .await;
+        }
+        Ok(())
+    }
+
+    /// A refusal with its reason, audited as a deny: always `Err`.
+    pub(crate) async fn refuse(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: Option<SubjectId>,
+        code: &str,
+        message: &str,
+        details: Value,
+    ) -> Result<(), EngineError> {
+        let d = crate::audit::refusal(code, message);
         let audit_id = self
             .audit(actor, action, subject, None, &[], Some(&d), details)
             .await?;

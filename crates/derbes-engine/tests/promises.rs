@@ -613,7 +613,12 @@ async fn withdrawal(w: &World, t: &mut Table) {
         &e.withdraw_consent(&support(), s, policy_consent, &json!({}))
             .await,
     );
-    t.cell(p, Door::Desk, has(&c, "forbidden"), format!("{c:?}"));
+    t.cell(
+        p,
+        Door::Desk,
+        has(&c, "withdrawal_request_required"),
+        format!("{c:?}"),
+    );
     // The app's withdrawal by the consent endpoint is the 7.11 withdrawal.
     e.withdraw_consent(
         &backend(),
