@@ -194,6 +194,32 @@ fn has(c: &[String], code: &str) -> bool {
     c.iter().any(|x| x == code)
 }
 
+/// One use of a subject's data tried at three doors — asked of the decision
+/// point, read for its purpose, disclosed to a bank for contract performance
+/// (or `disclosed_for`) — each refused with `code`.
+async fn denied_at_each_door(
+    t: &mut Table,
+    row: usize,
+    e: &Engine,
+    s: SubjectId,
+    purpose: &str,
+    disclosed_for: &str,
+    code: &str,
+) {
+    let c = decided(
+        e,
+        &backend(),
+        &ask(s, Operation::Use, purpose, &["identity"], None),
+    )
+    .await;
+    t.cell(row, Door::Decision, has(&c, code), format!("{c:?}"));
+    let c = codes(&e.data_for_purpose(&backend(), s, purpose, None).await);
+    t.cell(row, Door::Read, has(&c, code), format!("{c:?}"));
+    let d = disclosure(s, "financial_institutions", disclosed_for, &["full_name"]);
+    let c = codes(&e.disclose(&backend(), &d).await);
+    t.cell(row, Door::Disclosure, has(&c, code), format!("{c:?}"));
+}
+
 async fn file(e: &Engine, actor: &Actor, s: SubjectId, kind: &str, details: Value) -> String {
     let r: NewRequest = serde_json::from_value(json!({"subject_id": s, "kind": kind,
         "channel": "written", "requester": "subject", "details": details}))
@@ -374,41 +400,16 @@ async fn blocking(w: &World, t: &mut Table) {
     let p = t.promise("blocking from the request on", "4.2");
     // Received, not yet verified: already blocked.
     let b = file(e, &support(), s, "blocking", json!({})).await;
-    let c = decided(
+    denied_at_each_door(
+        t,
+        p,
         e,
-        &backend(),
-        &ask(s, Operation::Use, "identification", &["identity"], None),
+        s,
+        "identification",
+        "contract_performance",
+        "subject_blocked",
     )
     .await;
-    t.cell(
-        p,
-        Door::Decision,
-        has(&c, "subject_blocked"),
-        format!("{c:?}"),
-    );
-    let c = codes(
-        &e.data_for_purpose(&backend(), s, "identification", None)
-            .await,
-    );
-    t.cell(p, Door::Read, has(&c, "subject_blocked"), format!("{c:?}"));
-    let c = codes(
-        &e.disclose(
-            &backend(),
-            &disclosure(
-                s,
-                "financial_institutions",
-                "contract_performance",
-                &["full_name"],
-            ),
-        )
-        .await,
-    );
-    t.cell(
-        p,
-        Door::Disclosure,
-        has(&c, "subject_blocked"),
-        format!("{c:?}"),
-    );
     let c = e
         .can_contact(&backend(), s, Channel::Sms, "service")
         .await
@@ -628,46 +629,16 @@ async fn withdrawal(w: &World, t: &mut Table) {
     )
     .await
     .unwrap();
-    let c = decided(
+    denied_at_each_door(
+        t,
+        p,
         e,
-        &backend(),
-        &ask(s, Operation::Use, "identification", &["identity"], None),
+        s,
+        "identification",
+        "contract_performance",
+        "subject_withdrawn",
     )
     .await;
-    t.cell(
-        p,
-        Door::Decision,
-        has(&c, "subject_withdrawn"),
-        format!("{c:?}"),
-    );
-    let c = codes(
-        &e.data_for_purpose(&backend(), s, "identification", None)
-            .await,
-    );
-    t.cell(
-        p,
-        Door::Read,
-        has(&c, "subject_withdrawn"),
-        format!("{c:?}"),
-    );
-    let c = codes(
-        &e.disclose(
-            &backend(),
-            &disclosure(
-                s,
-                "financial_institutions",
-                "contract_performance",
-                &["full_name"],
-            ),
-        )
-        .await,
-    );
-    t.cell(
-        p,
-        Door::Disclosure,
-        has(&c, "subject_withdrawn"),
-        format!("{c:?}"),
-    );
     let c = e
         .can_contact(&backend(), s, Channel::Sms, "marketing")
         .await
@@ -753,41 +724,16 @@ async fn versions(w: &World, t: &mut Table) {
         let now = w.now.clone();
         Arc::new(move || *now.lock().unwrap())
     });
-    let c = decided(
+    denied_at_each_door(
+        t,
+        p,
         &e2,
-        &backend(),
-        &ask(s, Operation::Use, "credit_scoring", &["identity"], None),
+        s,
+        "credit_scoring",
+        "credit_scoring",
+        "consent_outdated",
     )
     .await;
-    t.cell(
-        p,
-        Door::Decision,
-        has(&c, "consent_outdated"),
-        format!("{c:?}"),
-    );
-    let c = codes(
-        &e2.data_for_purpose(&backend(), s, "credit_scoring", None)
-            .await,
-    );
-    t.cell(p, Door::Read, has(&c, "consent_outdated"), format!("{c:?}"));
-    let c = codes(
-        &e2.disclose(
-            &backend(),
-            &disclosure(
-                s,
-                "financial_institutions",
-                "credit_scoring",
-                &["full_name"],
-            ),
-        )
-        .await,
-    );
-    t.cell(
-        p,
-        Door::Disclosure,
-        has(&c, "consent_outdated"),
-        format!("{c:?}"),
-    );
     // What the accepted version said still holds.
     let c = decided(
         &e2,
@@ -862,46 +808,16 @@ async fn minors(w: &World, t: &mut Table) {
         )
         .await
         .unwrap();
-    let c = decided(
+    denied_at_each_door(
+        t,
+        p,
         e,
-        &backend(),
-        &ask(s, Operation::Use, "identification", &["identity"], None),
+        s,
+        "identification",
+        "contract_performance",
+        "subject_barred_minor",
     )
     .await;
-    t.cell(
-        p,
-        Door::Decision,
-        has(&c, "subject_barred_minor"),
-        format!("{c:?}"),
-    );
-    let c = codes(
-        &e.data_for_purpose(&backend(), s, "identification", None)
-            .await,
-    );
-    t.cell(
-        p,
-        Door::Read,
-        has(&c, "subject_barred_minor"),
-        format!("{c:?}"),
-    );
-    let c = codes(
-        &e.disclose(
-            &backend(),
-            &disclosure(
-                s,
-                "financial_institutions",
-                "contract_performance",
-                &["full_name"],
-            ),
-        )
-        .await,
-    );
-    t.cell(
-        p,
-        Door::Disclosure,
-        has(&c, "subject_barred_minor"),
-        format!("{c:?}"),
-    );
     let c = codes(&verify(e, &support(), &r.request_id).await);
     t.cell(
         p,
