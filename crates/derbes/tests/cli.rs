@@ -197,7 +197,13 @@ fn policy_commands() {
     std::fs::write(
         &new,
         seed.replacen("version = \"1.0.0\"", "version = \"1.1.0\"", 1)
-            .replacen("minimum_age = 18", "minimum_age = 21", 1),
+            .replacen("minimum_age = 18", "minimum_age = 21", 1)
+            // Advertisers now abroad: consents given to 1.0.0 do not cover that.
+            .replacen(
+                "cross_border = false\npurposes = [\"marketing\"]",
+                "cross_border = true\npurposes = [\"marketing\"]",
+                1,
+            ),
     )
     .unwrap();
     let o = run(&[
@@ -210,7 +216,32 @@ fn policy_commands() {
     assert_eq!(code(&o), 0);
     let v = json_of(&o);
     assert_eq!(v["new"]["version"], "1.1.0");
-    assert_eq!(v["changes"][0]["id"], "minimum_age");
+    let change = |id: &str| {
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(change("minimum_age")["reconsent"], false);
+    assert_eq!(change("advertisers")["reconsent"], true);
+    let text = String::from_utf8(
+        run(&[
+            "policy",
+            "diff",
+            "policy/ibusiness.toml",
+            new.to_str().unwrap(),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("recipient advertisers") && l.ends_with("[re-consent]")),
+        "{text}"
+    );
     assert_eq!(
         code(&run(&[
             "policy",
