@@ -44,7 +44,7 @@ fn dpo() -> Actor {
 }
 
 /// A subject with 1,000 values (current and previous), 50 consents, 100 disclosures.
-async fn big_subject(e: &Engine, n: u64) -> SubjectId {
+async fn big_subject(e: &Engine, st: &derbes_store::Store, n: u64) -> SubjectId {
     let today = derbes_core::almaty_date(e.now());
     let person = (n * 4..)
         .map(|i| synthetic::subject(77, i, today))
@@ -71,12 +71,7 @@ async fn big_subject(e: &Engine, n: u64) -> SubjectId {
                 .map(move |f| format!("{}.{}", c.id, f.id))
         })
         .collect();
-    let mut values = e
-        .store()
-        .subject_fields(&s.to_string())
-        .await
-        .unwrap()
-        .len();
+    let mut values = st.subject_fields(&s.to_string()).await.unwrap().len();
     let mut round = 0;
     while values < 1000 {
         let take = (1000 - values).min(text_fields.len());
@@ -126,7 +121,7 @@ fn ms(d: Duration) -> String {
 
 async fn export_and_destruction(name: &str, db: TestDb) {
     let e = engine(&db);
-    let s = big_subject(&e, 1).await;
+    let s = big_subject(&e, &db.store, 1).await;
     let r = request(&e, s, "access").await;
     let x = e.export(&dpo(), &r).await.unwrap();
     let values = x.fields.len() + x.previous_values.len();
@@ -140,7 +135,7 @@ async fn export_and_destruction(name: &str, db: TestDb) {
         ours.push(t.elapsed());
         std::hint::black_box(x);
         let t = Instant::now();
-        let st = e.store();
+        let st = &db.store;
         let raw = (
             st.subject_fields(&sid).await.unwrap(),
             st.subject_history(&sid).await.unwrap(),
@@ -161,14 +156,14 @@ async fn export_and_destruction(name: &str, db: TestDb) {
     // Destruction of subjects of the same shape, one at a time.
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     for i in 0..5 {
-        let s = big_subject(&e, 100 + i * 2).await;
+        let s = big_subject(&e, &db.store, 100 + i * 2).await;
         request(&e, s, "destruction").await;
         let t = Instant::now();
         assert_eq!(e.run_jobs().await.unwrap().destroyed, 1);
         ours.push(t.elapsed());
-        let s = big_subject(&e, 101 + i * 2).await;
+        let s = big_subject(&e, &db.store, 101 + i * 2).await;
         let t = Instant::now();
-        e.store().bench_bare_shred(&s.to_string()).await.unwrap();
+        db.store.bench_bare_shred(&s.to_string()).await.unwrap();
         peer.push(t.elapsed());
     }
     let (o, p) = (median(ours), median(peer));

@@ -24,6 +24,10 @@ pub enum EngineError {
     /// The actor's role lacks the capability.
     #[error("the actor's role may not {0}")]
     Forbidden(&'static str),
+    /// The engine cannot start as configured (a policy version published
+    /// with other content, say); the message says why.
+    #[error("{0}")]
+    Refused(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

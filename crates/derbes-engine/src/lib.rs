@@ -14,6 +14,7 @@ mod export_html;
 mod fields;
 mod jobs;
 mod keys;
+mod lifecycle;
 mod notes;
 mod organizations;
 mod reconsent;
@@ -41,6 +42,7 @@ use serde_json::Value;
 pub use audit::{Actor, AuditView};
 use decide::DecisionRequest as Question;
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
+pub use derbes_store::{AuditQuery, Verification};
 pub use destruction::{DestructionAnswer, Kept};
 pub use error::EngineError;
 pub use export::{
@@ -51,6 +53,10 @@ pub use export_html::export_html;
 pub use fields::Collected;
 pub use jobs::{CertificateView, JobsReport, MinorReport, NewObligation, ObligationView};
 pub use keys::{KekUse, KeyStatus, RotationReport};
+pub use lifecycle::{
+    migrate, published_versions, Backend, EngineConfig, Migrated, Opened, PolicyVersionView,
+    StoreConfig, TickReport,
+};
 pub use organizations::OrganizationRequest;
 pub use reconsent::{ReconsentItem, ReconsentPage};
 pub use representatives::{NewRepresentative, RepresentationBasis, RepresentativeView};
@@ -204,8 +210,9 @@ fn purposes_for(policy: &LoadedPolicy, category: &str) -> Vec<String> {
 }
 
 impl Engine {
-    /// An engine over a store, a policy and the keyring of `data_dir`.
-    pub fn open(
+    /// An engine over an open store, a policy and the keyring of `data_dir`
+    /// (tests, benchmarks; services use [`Engine::open`]).
+    pub fn over_store(
         store: Store,
         policy: LoadedPolicy,
         data_dir: PathBuf,
@@ -257,10 +264,6 @@ impl Engine {
 
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     pub fn policy(&self) -> &LoadedPolicy {

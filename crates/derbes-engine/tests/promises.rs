@@ -713,7 +713,7 @@ async fn versions(w: &World, t: &mut Table) {
             .unwrap();
     }
     let s = register(&w.e, 5, everything()).await;
-    let e2 = Engine::open(
+    let e2 = Engine::over_store(
         st.clone(),
         v2,
         w.dir.path().to_path_buf(),

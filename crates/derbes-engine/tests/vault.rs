@@ -25,7 +25,7 @@ fn policy() -> LoadedPolicy {
 }
 
 fn engine(store: &Store, dir: &std::path::Path) -> Engine {
-    Engine::open(
+    Engine::over_store(
         store.clone(),
         policy(),
         dir.to_path_buf(),

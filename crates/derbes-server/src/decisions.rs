@@ -4,11 +4,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use derbes_core::SubjectId;
+use derbes_engine::AuditQuery;
 use derbes_engine::{
     Actor, AuditView, DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView,
     StaffView,
 };
-use derbes_store::AuditQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -196,7 +196,7 @@ impl From<derbes_engine::EngineError> for ApiError {
                 "forbidden",
                 format!("your role may not {}", what.replace('_', " ")),
             ),
-            E::Internal(cause) => ApiError::internal("engine", &cause),
+            E::Internal(cause) | E::Refused(cause) => ApiError::internal("engine", &cause),
         }
     }
 }

@@ -30,7 +30,6 @@ use axum::body::Bytes;
 use axum::Router;
 use derbes_engine::Engine;
 use derbes_policy::LoadedPolicy;
-use derbes_store::Store;
 
 pub use error::{ApiError, ErrorBody, ErrorResponse, FieldError};
 pub use openapi::ApiDoc;
@@ -68,10 +67,6 @@ impl AppState {
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
-    }
-
-    pub fn store(&self) -> &Store {
-        self.inner.engine.store()
     }
 
     pub fn policy(&self) -> &LoadedPolicy {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{ApiError, AppState, ErrorResponse};
+use derbes_engine::PolicyVersionView;
 
 pub(crate) fn router(state: AppState) -> Router<AppState> {
     use crate::decisions as d;
@@ -149,9 +150,9 @@ pub struct Ready {
         (status = 200, description = "Storage is reachable", body = Ready),
         (status = 503, description = "Storage is not reachable", body = Ready)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let storage = state.store().backend().as_str();
+    let storage = state.engine().backend().as_str();
     let policy_version = state.policy().policy.version.clone();
-    match state.store().ping().await {
+    match state.engine().ready().await {
         Ok(()) => Json(Ready {
             status: "ready",
             storage,
@@ -248,18 +249,6 @@ pub(crate) async fn policy_document(
     })
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PolicyVersionView {
-    pub version: String,
-    pub sha256: String,
-    /// Publication date (Asia/Almaty), `YYYY-MM-DD`.
-    pub published_on: String,
-    /// When derbes first recorded it (RFC 3339, UTC).
-    pub recorded_at: String,
-    /// Whether this is the version in force.
-    pub current: bool,
-}
-
 /// Every policy version published through this derbes, oldest first.
 #[utoipa::path(get, path = "/api/v1/policy/versions", tag = "policy",
     responses(
@@ -268,29 +257,7 @@ pub struct PolicyVersionView {
 pub(crate) async fn policy_versions(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<PolicyVersionView>>, ApiError> {
-    let versions = state
-        .store()
-        .policy_versions()
-        .await
-        .map_err(|e| ApiError::internal("policy versions", &e))?;
-    let current = &state.policy().sha256;
-    Ok(Json(
-        versions
-            .into_iter()
-            .map(|v| PolicyVersionView {
-                current: &v.sha256 == current,
-                recorded_at: chrono_like(v.recorded_at),
-                published_on: v.published_on.to_string(),
-                version: v.version,
-                sha256: v.sha256,
-            })
-            .collect(),
-    ))
-}
-
-/// RFC 3339 of unix microseconds.
-fn chrono_like(micros: i64) -> String {
-    derbes_store::micros_to_rfc3339(micros)
+    Ok(Json(state.engine().policy_versions().await?))
 }
 
 /// A small page for people who open the service in a browser.

@@ -5,6 +5,7 @@
 
 pub mod aggregate;
 pub mod classify;
+pub mod follow;
 pub mod ingest;
 pub mod parse;
 pub mod pseudonym;

@@ -752,7 +752,7 @@ fn requests_queue_from_the_cli() {
     let request_id = rt.block_on(async {
         let store = derbes_store::Store::open_and_migrate(&derbes_store::StoreConfig::sqlite_in(dir.path())).await.unwrap();
         let policy = derbes_policy::LoadedPolicy::load(&repo_root().join("policy/ibusiness.toml")).unwrap();
-        let engine = derbes_engine::Engine::open(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default()).unwrap();
+        let engine = derbes_engine::Engine::over_store(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default()).unwrap();
         let actor = derbes_engine::Actor::system("test");
         let received = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
         let req: derbes_engine::NewRequest = serde_json::from_value(serde_json::json!({
@@ -800,7 +800,7 @@ fn purge_from_the_cli() {
         let then = chrono::DateTime::parse_from_rfc3339("2014-03-01T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
         let clock = std::sync::Arc::new(std::sync::Mutex::new(then));
         let c2 = clock.clone();
-        let engine = derbes_engine::Engine::open(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default())
+        let engine = derbes_engine::Engine::over_store(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default())
             .unwrap()
             .with_clock(std::sync::Arc::new(move || *c2.lock().unwrap()));
         let actor = derbes_engine::Actor::system("test");

@@ -15,7 +15,7 @@ pub fn policy() -> LoadedPolicy {
 
 /// An engine with the keyring of `dir` (created on first use).
 pub fn engine(db: &TestDb, dir: &std::path::Path) -> Engine {
-    Engine::open(
+    Engine::over_store(
         db.store.clone(),
         policy(),
         dir.to_path_buf(),

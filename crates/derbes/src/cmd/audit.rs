@@ -9,7 +9,7 @@ pub fn run(cmd: AuditCommand, json: bool) -> Result<Outcome, CliError> {
             AuditCommand::Verify(args) => {
                 let (engine, config) = super::serve::open_engine(&args).await?;
                 let v = engine.verify_audit().await?;
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&serde_json::json!({
                         "intact": v.first_bad.is_none(),
@@ -43,7 +43,7 @@ pub fn run(cmd: AuditCommand, json: bool) -> Result<Outcome, CliError> {
             AuditCommand::Checkpoint(args) => {
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let seq = engine.checkpoint().await?;
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&serde_json::json!({"checkpoint": seq}))?;
                 } else {

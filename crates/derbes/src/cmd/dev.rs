@@ -13,7 +13,7 @@ pub fn run(cmd: DevCommand, json: bool) -> Result<Outcome, CliError> {
             let b2 = bar.clone();
             let report = engine.seed(seed, start, subjects, concurrency, Arc::new(move |n| b2.set_position(n))).await?;
             bar.finish_and_clear();
-            engine.store().close().await;
+            engine.close().await;
             if json {
                 out::json(&report)?;
             } else {

@@ -11,7 +11,7 @@ pub fn run(cmd: KeysCommand, json: bool) -> Result<Outcome, CliError> {
             KeysCommand::Status(args) => {
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let s = engine.key_status().await?;
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&s)?;
                 } else {
@@ -42,7 +42,7 @@ pub fn run(cmd: KeysCommand, json: bool) -> Result<Outcome, CliError> {
                 let b2 = bar.clone();
                 let report = engine.rotate_keys(batch, None, &move |done, _| b2.set_position(done)).await?;
                 bar.finish_and_clear();
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&report)?;
                 } else {

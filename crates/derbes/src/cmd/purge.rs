@@ -11,7 +11,7 @@ use crate::out::{self, CliError, Outcome};
 pub fn run(args: EngineArgs, dry_run: bool, json: bool) -> Result<Outcome, CliError> {
     super::runtime()?.block_on(async move {
         let (engine, _) = super::serve::open_engine(&args).await?;
-        let total = engine.store().field_count().await?;
+        let total = engine.stored_fields().await.map_err(super::staff::engine_error)?;
         let bar = Arc::new(super::progress_bar(total.max(0) as u64, json, "scanning"));
         let b2 = bar.clone();
         let report = engine
@@ -19,7 +19,7 @@ pub fn run(args: EngineArgs, dry_run: bool, json: bool) -> Result<Outcome, CliEr
             .await
             .map_err(super::staff::engine_error)?;
         bar.finish_and_clear();
-        engine.store().close().await;
+        engine.close().await;
         if json {
             out::json(&report)?;
             return Ok(Outcome::Ok);

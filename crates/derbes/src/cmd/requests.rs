@@ -35,7 +35,7 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
                 };
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let list = engine.requests(&actor, state, None, overdue, 1000).await.map_err(super::staff::engine_error)?;
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&list)?;
                 } else if list.is_empty() {
@@ -50,7 +50,7 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
             RequestsCommand::Show { engine: args, request_id } => {
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let r = engine.request(&actor, &request_id).await.map_err(super::staff::engine_error)?;
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&r)?;
                 } else {
@@ -85,7 +85,7 @@ pub fn reconsent(
             .reconsent(&Actor::system("cli"), after, limit)
             .await
             .map_err(super::staff::engine_error)?;
-        engine.store().close().await;
+        engine.close().await;
         if json {
             out::json(&page)?;
         } else if page.items.is_empty() {

@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use derbes_engine::Engine;
+use derbes_engine::{Engine, EngineConfig, StoreConfig};
 use derbes_policy::LoadedPolicy;
 use derbes_server::{app, AppState};
-use derbes_store::{PublishOutcome, Store, StoreConfig};
 use derbes_vault::KeyEnv;
 use serde_json::json;
 
@@ -38,44 +37,38 @@ fn store_config(args: &StorageArgs) -> Result<StoreConfig, CliError> {
     )?)
 }
 
-async fn open(args: &StorageArgs) -> Result<(Store, StoreConfig), CliError> {
-    let config = store_config(args)?;
-    let store = Store::open_and_migrate(&config)
-        .await
-        .map_err(|e| CliError(format!("storage ({}): {e}", config.redacted())))?;
-    Ok((store, config))
-}
-
-/// Open storage, publish the policy in force and open the keyring.
+/// Open the engine: storage, the policy in force published (or refused),
+/// the keyring.
 pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfig), CliError> {
     let policy = load_policy(&args.policy)?;
-    let (store, config) = open(&args.storage).await?;
-    let p = &policy.policy;
-    match store
-        .publish_policy(&p.version, &policy.sha256, p.published, &policy.text)
-        .await?
-    {
-        PublishOutcome::Published => {
-            tracing::info!(version = %p.version, sha256 = %policy.sha256, "policy version published")
-        }
-        PublishOutcome::AlreadyPublished => {}
+    let storage = store_config(&args.storage)?;
+    let keys = KeyEnv::from_process().map_err(|e| CliError(format!("keys: {e}")))?;
+    let (engine, opened) = Engine::open(EngineConfig {
+        storage: storage.clone(),
+        policy,
+        data_dir: args.storage.data_dir.clone(),
+        keys,
+        access_fee_kzt: args.access_fee_kzt,
+    })
+    .await
+    .map_err(|e| {
+        CliError(format!(
+            "{} ({}): {e}",
+            "cannot open derbes",
+            storage.redacted()
+        ))
+    })?;
+    if opened.published {
+        let p = engine.policy();
+        tracing::info!(version = %p.policy.version, sha256 = %p.sha256, "policy version published");
     }
-    let env = KeyEnv::from_process().map_err(|e| CliError(format!("keys: {e}")))?;
-    let engine = Engine::open(store, policy, args.storage.data_dir.clone(), &env)
-        .map_err(|e| CliError(format!("keys: {e}")))?
-        .with_access_fee(args.access_fee_kzt);
-    // Free text an earlier version kept in plaintext is sealed before anything else runs.
-    let sealed = engine
-        .seal_legacy_text()
-        .await
-        .map_err(super::staff::engine_error)?;
-    if sealed > 0 {
+    if opened.legacy_texts_sealed > 0 {
         tracing::info!(
-            texts = sealed,
+            texts = opened.legacy_texts_sealed,
             "free text stored by an earlier version sealed"
         );
     }
-    Ok((engine, config))
+    Ok((engine, storage))
 }
 
 pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
@@ -83,7 +76,6 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     let started = Instant::now();
     super::runtime()?.block_on(async move {
         let (engine, config) = open_engine(&args.engine).await?;
-        let store = engine.store().clone();
         let version = engine.policy().policy.version.clone();
         if let Some(token) = engine.bootstrap_admin().await? {
             // Shown once, on standard output, never in the log.
@@ -102,30 +94,33 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             let mut last_purge: Option<Instant> = None;
             loop {
                 tick.tick().await;
-                if purge_every > 0
-                    && last_purge.is_none_or(|t| t.elapsed().as_secs() >= purge_every)
-                {
+                let purge = purge_every > 0
+                    && last_purge.is_none_or(|t| t.elapsed().as_secs() >= purge_every);
+                if purge {
                     last_purge = Some(Instant::now());
-                    let system = derbes_engine::Actor::system("purge");
-                    match scheduler.purge(&system, false, &|_| {}).await {
-                        Ok(r) if r.subjects_destroyed + r.fields_destroyed + r.previous_values_destroyed > 0 => tracing::info!(
-                            subjects = r.subjects_destroyed,
-                            fields = r.fields_destroyed,
-                            previous_values = r.previous_values_destroyed,
-                            held = r.held_subjects,
-                            "retention purge done"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "retention purge failed; it will be retried"),
+                }
+                match scheduler.tick(purge).await {
+                    Ok(r) => {
+                        if let Some(p) = r.purged.filter(|p| {
+                            p.subjects_destroyed + p.fields_destroyed + p.previous_values_destroyed > 0
+                        }) {
+                            tracing::info!(
+                                subjects = p.subjects_destroyed,
+                                fields = p.fields_destroyed,
+                                previous_values = p.previous_values_destroyed,
+                                held = p.held_subjects,
+                                "retention purge done"
+                            );
+                        }
+                        if r.jobs.destroyed > 0 {
+                            tracing::info!(destroyed = r.jobs.destroyed, "scheduled destructions done");
+                        }
                     }
-                }
-                if let Err(e) = scheduler.close_weblog_days() {
-                    tracing::error!(error = %e, "closing the statistics' day keys failed; it will be retried");
-                }
-                match scheduler.run_jobs().await {
-                    Ok(r) if r.destroyed > 0 => tracing::info!(destroyed = r.destroyed, "scheduled destructions done"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "scheduler pass failed; it will be retried"),
+                    Err(failed) => {
+                        for (part, e) in failed {
+                            tracing::error!(part, error = %e, "scheduler pass failed; it will be retried");
+                        }
+                    }
                 }
             }
         });
@@ -145,12 +140,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown)
             .await?;
-        match keeper.checkpoint().await {
-            Ok(Some(seq)) => tracing::info!(seq, "audit checkpoint signed"),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "audit checkpoint at shutdown failed"),
-        }
-        store.close().await;
+        keeper.shutdown().await;
         tracing::info!("derbes stopped");
         Ok(Outcome::Ok)
     })
@@ -182,15 +172,16 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> 
 
 pub fn migrate(args: StorageArgs, json: bool) -> Result<Outcome, CliError> {
     super::runtime()?.block_on(async move {
-        let config = store_config(&args)?;
-        let store = Store::open(&config).await?;
-        let applied = store.migrate().await?;
-        let version = store.schema_version().await?;
-        store.close().await;
+        let m = derbes_engine::migrate(&store_config(&args)?).await?;
         if json {
-            out::json(&json!({ "storage": config.redacted(), "applied": applied, "schema_version": version }))?;
+            out::json(&m)?;
         } else {
-            crate::outln!("{}: schema version {version} ({} migration(s) applied now)", config.redacted(), applied.len());
+            crate::outln!(
+                "{}: schema version {} ({} migration(s) applied now)",
+                m.storage,
+                m.schema_version,
+                m.applied.len()
+            );
         }
         Ok(Outcome::Ok)
     })
@@ -198,9 +189,7 @@ pub fn migrate(args: StorageArgs, json: bool) -> Result<Outcome, CliError> {
 
 pub fn versions(args: StorageArgs, json: bool) -> Result<Outcome, CliError> {
     super::runtime()?.block_on(async move {
-        let (store, _) = open(&args).await?;
-        let versions = store.policy_versions().await?;
-        store.close().await;
+        let versions = derbes_engine::published_versions(&store_config(&args)?).await?;
         if json {
             let list: Vec<_> = versions
                 .iter()
@@ -209,7 +198,7 @@ pub fn versions(args: StorageArgs, json: bool) -> Result<Outcome, CliError> {
                         "version": v.version,
                         "sha256": v.sha256,
                         "published_on": v.published_on.to_string(),
-                        "recorded_at": derbes_store::micros_to_rfc3339(v.recorded_at),
+                        "recorded_at": v.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                     })
                 })
                 .collect();
@@ -224,7 +213,7 @@ pub fn versions(args: StorageArgs, json: bool) -> Result<Outcome, CliError> {
                     "{:<10} published {}  recorded {}  sha256 {}",
                     v.version,
                     v.published_on,
-                    derbes_store::micros_to_rfc3339(v.recorded_at),
+                    v.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                     v.sha256
                 );
             }

@@ -13,7 +13,7 @@ pub fn run(cmd: StaffCommand, json: bool) -> Result<Outcome, CliError> {
             StaffCommand::Add { engine: args, name, role } => {
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let (staff, token) = engine.create_token(&actor, &name, &role).await.map_err(engine_error)?;
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&serde_json::json!({"token_id": staff.token_id, "name": staff.name, "role": staff.role, "token": token}))?;
                 } else {
@@ -24,7 +24,7 @@ pub fn run(cmd: StaffCommand, json: bool) -> Result<Outcome, CliError> {
             StaffCommand::List(args) => {
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let list = engine.staff(&actor).await.map_err(engine_error)?;
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&list)?;
                 } else {
@@ -41,7 +41,7 @@ pub fn run(cmd: StaffCommand, json: bool) -> Result<Outcome, CliError> {
             StaffCommand::Revoke { engine: args, token_id } => {
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let done = engine.revoke_token(&actor, &token_id).await.map_err(engine_error)?;
-                engine.store().close().await;
+                engine.close().await;
                 if json {
                     out::json(&serde_json::json!({"token_id": token_id, "revoked_now": done}))?;
                 } else if done {

@@ -1,14 +1,14 @@
 //! `derbes ingest` and `derbes stats`: server logs into depersonalised
 //! statistics, and the statistics out (table, CSV, JSON, a page).
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use derbes_engine::{Actor, Engine};
 use derbes_weblog::aggregate::{Aggregates, Dim, Report};
-use derbes_weblog::ingest::{maybe_gunzip, Ingester, Summary};
+use derbes_weblog::ingest::{maybe_gunzip, Summary};
 use derbes_weblog::Format;
 use serde::Serialize;
 
@@ -102,7 +102,7 @@ pub fn ingest(args: IngestArgs, json: bool) -> Result<Outcome, CliError> {
         } else {
             batch(&engine, &args, format, json).await
         };
-        engine.store().close().await;
+        engine.close().await;
         result
     })
 }
@@ -231,34 +231,6 @@ async fn batch(
     })
 }
 
-/// `dev:inode` of a file: it changes when the file is replaced (rotation).
-fn identity(meta: &std::fs::Metadata) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        format!("{}:{}", meta.dev(), meta.ino())
-    }
-    #[cfg(not(unix))]
-    {
-        format!("{:?}", meta.created().ok())
-    }
-}
-
-/// Read `path` from `position` to its last complete line; returns the bytes read.
-fn read_from(
-    ing: &mut Ingester,
-    path: &Path,
-    position: u64,
-    hold_partial: bool,
-) -> Result<u64, CliError> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
-    f.seek(SeekFrom::Start(position))?;
-    let mut reader = BufReader::with_capacity(256 * 1024, f);
-    ing.read(&mut reader, hold_partial)
-        .map_err(|e| CliError(format!("{}: {e}", path.display())))
-}
-
 async fn follow(
     engine: &Engine,
     args: &IngestArgs,
@@ -268,10 +240,9 @@ async fn follow(
     let [path] = args.files.as_slice() else {
         return Err(CliError("--follow reads exactly one file".into()));
     };
-    let path =
-        std::fs::canonicalize(path).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
-    let source = path.display().to_string();
-    let rotated = PathBuf::from(format!("{source}.1"));
+    let follower =
+        derbes_weblog::follow::Follower::new(path).map_err(|e| CliError(e.to_string()))?;
+    let source = follower.source().to_string();
     let mut ing = engine
         .weblog_ingester(format, args.key_window_days)
         .map_err(super::staff::engine_error)?;
@@ -282,50 +253,34 @@ async fn follow(
         // A follow can run for days: move to today, destroying closed days' keys.
         ing.advance(engine.today())
             .map_err(|e| CliError(e.to_string()))?;
-        let meta = std::fs::metadata(&path).map_err(|e| CliError(format!("{source}: {e}")))?;
-        let current = identity(&meta);
-        let (mut position, known) = match engine
+        let committed = engine
             .weblog_checkpoint(&source)
             .await
             .map_err(super::staff::engine_error)?
-        {
-            Some((id, pos)) => (pos.max(0) as u64, Some(id)),
-            None => (0, None),
-        };
-        if let Some(old) = known.filter(|id| *id != current) {
-            // Rotated since the last commit: finish the old file first (its
-            // rest is complete), then start the new one at 0 — one commit.
-            if std::fs::metadata(&rotated).is_ok_and(|m| identity(&m) == old) {
-                read_from(&mut ing, &rotated, position, false)?;
-            }
-            let (agg, summary) = ing.take();
+            .map(|(id, pos)| (id, pos.max(0) as u64));
+        let commits = follower
+            .step(&mut ing, committed)
+            .map_err(|e| CliError(e.to_string()))?;
+        let read = commits.iter().any(|c| c.position > 0);
+        for c in commits {
             engine
-                .save_weblog(&agg, Some((&source, &current, 0)))
+                .save_weblog(
+                    &c.aggregates,
+                    Some((&source, &c.file_id, c.position as i64)),
+                )
                 .await
                 .map_err(super::staff::engine_error)?;
-            totals.merge(&summary);
-            position = 0;
-        } else if meta.len() < position {
-            // Truncated in place (copytruncate): start again.
-            position = 0;
+            if !json && c.position > 0 {
+                eprintln!("{} lines, {} counted", c.summary.lines, c.summary.counted);
+            }
+            totals.merge(&c.summary);
         }
-        let read = read_from(&mut ing, &path, position, true)?;
-        if read > 0 {
-            let (agg, summary) = ing.take();
-            engine
-                .save_weblog(&agg, Some((&source, &current, (position + read) as i64)))
-                .await
-                .map_err(super::staff::engine_error)?;
-            if !json {
-                eprintln!("{} lines, {} counted", summary.lines, summary.counted);
-            }
-            totals.merge(&summary);
-        } else if args.until_idle {
+        if !read && args.until_idle {
             break;
         }
         tokio::select! {
             _ = &mut stop => break,
-            _ = tokio::time::sleep(Duration::from_millis(if read > 0 { 50 } else { 1000 })) => {}
+            _ = tokio::time::sleep(Duration::from_millis(if read { 50 } else { 1000 })) => {}
         }
     }
     if json {
@@ -406,7 +361,7 @@ pub fn stats(args: StatsArgs, json: bool) -> Result<Outcome, CliError> {
                 Ok(Outcome::Ok)
             }
         };
-        engine.store().close().await;
+        engine.close().await;
         result
     })
 }

@@ -1,0 +1,211 @@
+//! The engine's life: opening (storage, migrations, the policy in force
+//! published or refused, the keyring, legacy text sealed), readiness, the
+//! scheduler's pass, and closing. The server and the binary reach storage
+//! only through these — neither names the store.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use derbes_policy::LoadedPolicy;
+use derbes_store::{PublishOutcome, Store};
+use derbes_vault::KeyEnv;
+use serde::Serialize;
+
+pub use derbes_store::{Backend, StoreConfig};
+
+use crate::{from_micros, Actor, Engine, EngineError, JobsReport};
+
+/// What an engine is opened with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where the data lives (SQLite file or PostgreSQL).
+    pub storage: StoreConfig,
+    /// The policy in force.
+    pub policy: LoadedPolicy,
+    /// The data directory: the keyring and the statistics' day keys.
+    pub data_dir: PathBuf,
+    /// Keys given by the environment instead of files.
+    pub keys: KeyEnv,
+    /// The administrative fee for a copy of one's data (7.11); 0 by default.
+    pub access_fee_kzt: u64,
+}
+
+/// What opening did.
+#[derive(Debug, Clone, Default)]
+pub struct Opened {
+    /// The policy version in force was published now (first start with it).
+    pub published: bool,
+    /// Free text an earlier version stored in plaintext, sealed now.
+    pub legacy_texts_sealed: u64,
+}
+
+/// A published policy version.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyVersionView {
+    pub version: String,
+    pub sha256: String,
+    /// Publication date (Asia/Almaty).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub published_on: NaiveDate,
+    /// When derbes first recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// It is the version in force.
+    pub current: bool,
+}
+
+/// What applying migrations did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Migrated {
+    /// The storage, described without a password.
+    pub storage: String,
+    /// The versions applied now.
+    pub applied: Vec<i64>,
+    pub schema_version: i64,
+}
+
+/// What one scheduler pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TickReport {
+    /// The retention purge ran (it was due), and what it destroyed.
+    pub purged: Option<crate::PurgeReport>,
+    /// Statistics' day keys destroyed because their window closed.
+    pub day_keys_closed: usize,
+    pub jobs: JobsReport,
+}
+
+/// Apply the migrations of `storage` and nothing else (`derbes migrate`).
+pub async fn migrate(storage: &StoreConfig) -> Result<Migrated, EngineError> {
+    let store = Store::open(storage).await?;
+    let applied = store.migrate().await?;
+    let schema_version = store.schema_version().await?;
+    store.close().await;
+    Ok(Migrated {
+        storage: storage.redacted(),
+        applied,
+        schema_version,
+    })
+}
+
+/// The policy versions published in `storage`, oldest first, without
+/// opening an engine (`derbes policy versions`); none is marked current.
+pub async fn published_versions(
+    storage: &StoreConfig,
+) -> Result<Vec<PolicyVersionView>, EngineError> {
+    let store = Store::open_and_migrate(storage).await?;
+    let versions = store.policy_versions().await;
+    store.close().await;
+    Ok(versions?.into_iter().map(|v| view(v, "")).collect())
+}
+
+fn view(v: derbes_store::PolicyVersion, current: &str) -> PolicyVersionView {
+    PolicyVersionView {
+        current: v.sha256 == current,
+        recorded_at: from_micros(v.recorded_at),
+        published_on: v.published_on,
+        version: v.version,
+        sha256: v.sha256,
+    }
+}
+
+impl Engine {
+    /// Open an engine: storage (migrated), the policy in force recorded as a
+    /// published version — refused if that version was published with other
+    /// content, since consents name the version they accepted —, the
+    /// keyring of the data directory, and any free text an earlier version
+    /// stored in plaintext sealed before anything else runs.
+    pub async fn open(config: EngineConfig) -> Result<(Engine, Opened), EngineError> {
+        let store = Store::open_and_migrate(&config.storage).await?;
+        let p = &config.policy;
+        let published = match store
+            .publish_policy(&p.policy.version, &p.sha256, p.policy.published, &p.text)
+            .await
+        {
+            Ok(PublishOutcome::Published) => true,
+            Ok(PublishOutcome::AlreadyPublished) => false,
+            Err(e) => {
+                store.close().await;
+                return Err(EngineError::Refused(e.to_string()));
+            }
+        };
+        let engine = Engine::over_store(store, config.policy, config.data_dir, &config.keys)?
+            .with_access_fee(config.access_fee_kzt);
+        let legacy_texts_sealed = engine.seal_legacy_text().await?;
+        Ok((
+            engine,
+            Opened {
+                published,
+                legacy_texts_sealed,
+            },
+        ))
+    }
+
+    /// Storage answers a round trip.
+    pub async fn ready(&self) -> Result<(), EngineError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Which database the engine runs on.
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+
+    /// Every published policy version, oldest first.
+    pub async fn policy_versions(&self) -> Result<Vec<PolicyVersionView>, EngineError> {
+        Ok(self
+            .store
+            .policy_versions()
+            .await?
+            .into_iter()
+            .map(|v| view(v, &self.policy.sha256))
+            .collect())
+    }
+
+    /// How many fields are stored (the purge's progress bar).
+    pub async fn stored_fields(&self) -> Result<i64, EngineError> {
+        Ok(self.store.field_count().await?)
+    }
+
+    /// One pass of the scheduler: the retention purge when `purge` (it is
+    /// due), the statistics' day keys whose window closed, and every pending
+    /// destruction. Each part reports its failure in its own field of the
+    /// error; a failed part does not stop the others.
+    pub async fn tick(&self, purge: bool) -> Result<TickReport, Vec<(&'static str, EngineError)>> {
+        let mut report = TickReport::default();
+        let mut failed = Vec::new();
+        if purge {
+            match self.purge(&Actor::system("purge"), false, &|_| {}).await {
+                Ok(r) => report.purged = Some(r),
+                Err(e) => failed.push(("retention purge", e)),
+            }
+        }
+        match self.close_weblog_days() {
+            Ok(days) => report.day_keys_closed = days.len(),
+            Err(e) => failed.push(("closing the statistics' day keys", e)),
+        }
+        match self.run_jobs().await {
+            Ok(r) => report.jobs = r,
+            Err(e) => failed.push(("scheduled destructions", e)),
+        }
+        if failed.is_empty() {
+            Ok(report)
+        } else {
+            Err(failed)
+        }
+    }
+
+    /// Close every connection (a command is done).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    /// The service stops: sign the audit chain's end, then close.
+    pub async fn shutdown(&self) {
+        match self.checkpoint().await {
+            Ok(Some(seq)) => tracing::info!(seq, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint at shutdown failed"),
+        }
+        self.close().await;
+    }
+}
