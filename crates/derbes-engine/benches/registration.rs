@@ -59,7 +59,10 @@ async fn run(name: &str, db: TestDb, concurrency: u64) {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = requests.get(i) else { return };
                 engine
-                    .register(&derbes_engine::Actor::system("bench"), req)
+                    .register(
+                        &derbes_engine::Actor::system(derbes_engine::SystemJob::Cli),
+                        req,
+                    )
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
             }
@@ -71,7 +74,7 @@ async fn run(name: &str, db: TestDb, concurrency: u64) {
     for p in &people {
         let found = engine
             .lookup(
-                &derbes_engine::Actor::system("bench"),
+                &derbes_engine::Actor::system(derbes_engine::SystemJob::Cli),
                 LookupKind::Iin,
                 &p.iin,
             )

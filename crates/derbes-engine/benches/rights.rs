@@ -52,7 +52,7 @@ async fn big_subject(e: &Engine, st: &derbes_store::Store, n: u64) -> SubjectId 
         .unwrap();
     let reg = serde_json::from_value(person.registration.clone()).unwrap();
     let s = e
-        .register(&Actor::system("bench"), &reg)
+        .register(&Actor::system(derbes_engine::SystemJob::Cli), &reg)
         .await
         .unwrap()
         .subject_id;
@@ -209,7 +209,11 @@ async fn purge(n: u64) {
     let e = engine(&db);
     let t = Instant::now();
     let report = e
-        .purge(&Actor::system("bench"), false, &|_| {})
+        .purge(
+            &Actor::system(derbes_engine::SystemJob::Cli),
+            false,
+            &|_| {},
+        )
         .await
         .unwrap();
     let ours = t.elapsed();

@@ -17,16 +17,54 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{micros, Engine, EngineError};
 
-/// Who acts: a staff member (by token id and role) or derbes itself.
+/// The jobs derbes runs itself, each acting under its own name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemJob {
+    /// The first administrator's token, created once.
+    Bootstrap,
+    /// A command run on the server (`derbes requests`, `derbes purge`, ...).
+    Cli,
+    /// The one destruction path.
+    Destruction,
+    /// Key rotation.
+    Keys,
+    /// The retention purge.
+    Purge,
+    /// The rights desk's own work once a requester is verified.
+    RightsDesk,
+    /// Synthetic data (`derbes dev seed`).
+    Seed,
+    /// Sealing what an earlier version stored in plaintext.
+    Upgrade,
+}
+
+impl SystemJob {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemJob::Bootstrap => "bootstrap",
+            SystemJob::Cli => "cli",
+            SystemJob::Destruction => "destruction",
+            SystemJob::Keys => "keys",
+            SystemJob::Purge => "purge",
+            SystemJob::RightsDesk => "rights-desk",
+            SystemJob::Seed => "dev-seed",
+            SystemJob::Upgrade => "upgrade",
+        }
+    }
+}
+
+/// Who acts: a staff member (by token id and role) or one of derbes' own
+/// jobs. Built only by [`Actor::staff`] (from an authenticated token, or in
+/// tests) and [`Actor::system`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
-    pub id: String,
-    pub role: String,
-    /// derbes' own jobs (seeding, key rotation, the scheduler): no role checks,
-    /// and no need-to-know either — they never read personal data.
+    id: String,
+    role: String,
+    /// derbes' own jobs: no role checks, and no need-to-know either — they
+    /// never read personal data.
     #[serde(skip)]
-    pub system: bool,
+    job: Option<SystemJob>,
 }
 
 impl Actor {
@@ -34,16 +72,30 @@ impl Actor {
         Actor {
             id: id.into(),
             role: role.into(),
-            system: false,
+            job: None,
         }
     }
 
-    pub fn system(job: &str) -> Actor {
+    pub fn system(job: SystemJob) -> Actor {
         Actor {
-            id: format!("system:{job}"),
+            id: format!("system:{}", job.as_str()),
             role: "system".into(),
-            system: true,
+            job: Some(job),
         }
+    }
+
+    /// The staff token's id, or `system:<job>`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    /// One of derbes' own jobs.
+    pub fn is_system(&self) -> bool {
+        self.job.is_some()
     }
 }
 
@@ -66,6 +118,65 @@ pub struct AuditView {
     pub hash: String,
 }
 
+/// One audit record, built by naming what it has: who did what, and where
+/// it applies, on whom, for which purpose, to which categories, with which
+/// decision and details (ids and codes, never values).
+#[derive(Debug)]
+pub(crate) struct Record<'a> {
+    actor: &'a Actor,
+    action: &'a str,
+    subject: Option<SubjectId>,
+    purpose: Option<&'a str>,
+    categories: &'a [String],
+    decision: Option<&'a Decision>,
+    details: Value,
+}
+
+impl<'a> Record<'a> {
+    pub(crate) fn new(actor: &'a Actor, action: &'a str) -> Record<'a> {
+        Record {
+            actor,
+            action,
+            subject: None,
+            purpose: None,
+            categories: &[],
+            decision: None,
+            details: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    pub(crate) fn subject(mut self, s: impl Into<Option<SubjectId>>) -> Self {
+        self.subject = s.into();
+        self
+    }
+
+    pub(crate) fn purpose(mut self, p: &'a str) -> Self {
+        self.purpose = Some(p);
+        self
+    }
+
+    pub(crate) fn categories(mut self, c: &'a [String]) -> Self {
+        self.categories = c;
+        self
+    }
+
+    pub(crate) fn decision(mut self, d: &'a Decision) -> Self {
+        self.decision = Some(d);
+        self
+    }
+
+    /// A decision if there was one (nothing decided: none recorded).
+    pub(crate) fn decided(mut self, d: Option<&'a Decision>) -> Self {
+        self.decision = d;
+        self
+    }
+
+    pub(crate) fn details(mut self, v: Value) -> Self {
+        self.details = v;
+        self
+    }
+}
+
 /// Checkpoint every this many records.
 const CHECKPOINT_EVERY: i64 = 1000;
 /// At most this many records per durable commit.
@@ -85,10 +196,10 @@ impl std::fmt::Debug for AuditorCell {
 impl Engine {
     /// Refuse an actor whose role lacks `capability` (403).
     pub fn require(&self, actor: &Actor, capability: Capability) -> Result<(), EngineError> {
-        if actor.system {
+        if actor.is_system() {
             return Ok(());
         }
-        match self.policy.policy.role(&actor.role) {
+        match self.policy.policy.role(actor.role()) {
             Some(r) if r.can(capability) => Ok(()),
             _ => Err(EngineError::Forbidden(capability.as_str())),
         }
@@ -149,54 +260,32 @@ impl Engine {
     }
 
     /// Append one record and wait until it is durably stored.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn audit(
-        &self,
-        actor: &Actor,
-        action: &str,
-        subject: Option<SubjectId>,
-        purpose: Option<&str>,
-        categories: &[String],
-        decision: Option<&Decision>,
-        details: Value,
-    ) -> Result<i64, EngineError> {
-        let record = self.audit_record(
-            actor, action, subject, purpose, categories, decision, details,
-        )?;
+    pub(crate) async fn audit(&self, record: Record<'_>) -> Result<i64, EngineError> {
+        let record = self.audit_record(record)?;
         let mut seqs = self.audit_all(vec![record]).await?;
         seqs.pop()
             .ok_or_else(|| EngineError::Internal("the audit writer stopped".into()))
     }
 
-    /// A record as [`Engine::audit`] would append it.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn audit_record(
-        &self,
-        actor: &Actor,
-        action: &str,
-        subject: Option<SubjectId>,
-        purpose: Option<&str>,
-        categories: &[String],
-        decision: Option<&Decision>,
-        details: Value,
-    ) -> Result<NewAuditRecord, EngineError> {
+    /// A record as [`Engine::audit`] would append it (for batches).
+    pub(crate) fn audit_record(&self, r: Record<'_>) -> Result<NewAuditRecord, EngineError> {
         Ok(NewAuditRecord {
             at: micros(self.now()),
-            actor: actor.id.clone(),
-            role: actor.role.clone(),
-            action: action.to_string(),
-            subject_id: subject.map(|s| s.to_string()),
-            purpose: purpose.map(str::to_string),
-            categories: categories.join(","),
-            decision: match decision {
+            actor: r.actor.id().to_string(),
+            role: r.actor.role().to_string(),
+            action: r.action.to_string(),
+            subject_id: r.subject.map(|s| s.to_string()),
+            purpose: r.purpose.map(str::to_string),
+            categories: r.categories.join(","),
+            decision: match r.decision {
                 Some(d) if d.permit => "permit".into(),
                 Some(_) => "deny".into(),
                 None => "none".into(),
             },
             reasons: serde_json::to_string(
-                &decision.map(|d| d.reasons.clone()).unwrap_or_default(),
+                &r.decision.map(|d| d.reasons.clone()).unwrap_or_default(),
             )?,
-            details: serde_json::to_string(&details)?,
+            details: serde_json::to_string(&r.details)?,
         })
     }
 
@@ -270,13 +359,8 @@ impl Engine {
         self.require(actor, Capability::ReadAudit)?;
         let rows = self.store.audit_records(q).await?;
         self.audit(
-            actor,
-            "audit.read",
-            None,
-            None,
-            &[],
-            None,
-            serde_json::json!({"records": rows.len(), "after": q.after}),
+            Record::new(actor, "audit.read")
+                .details(serde_json::json!({"records": rows.len(), "after": q.after})),
         )
         .await?;
         Ok(rows.into_iter().map(view).collect())

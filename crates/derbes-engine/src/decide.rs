@@ -9,6 +9,7 @@ use derbes_store::DisclosureRow;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Actor;
+use crate::audit::Record;
 use crate::{from_micros, micros, Engine, EngineError};
 
 /// A question for the decision point.
@@ -259,7 +260,7 @@ impl Engine {
             Err(e) => derbes_core::decision::deny_uncompiled(e),
             Ok(c) => c.decide(
                 &DecisionInput {
-                    role: &actor.role,
+                    role: actor.role(),
                     operation: req.operation,
                     purpose: &req.purpose,
                     categories: &req.categories,
@@ -287,13 +288,12 @@ impl Engine {
         let d = self.decide_facts(actor, req, &facts);
         let audit_id = self
             .audit(
-                actor,
-                "decision",
-                Some(req.subject_id),
-                Some(&req.purpose),
-                &req.categories,
-                Some(&d),
-                decision_details(req),
+                Record::new(actor, "decision")
+                    .subject(req.subject_id)
+                    .purpose(&req.purpose)
+                    .categories(&req.categories)
+                    .decision(&d)
+                    .details(decision_details(req)),
             )
             .await?;
         Ok(DecisionOutcome {
@@ -358,13 +358,12 @@ impl Engine {
         let d = self.decide_facts(actor, &question, &facts);
         let audit_id = self
             .audit(
-                actor,
-                "disclosure",
-                Some(req.subject_id),
-                Some(&req.purpose),
-                &req.categories,
-                Some(&d),
-                decision_details(&question),
+                Record::new(actor, "disclosure")
+                    .subject(req.subject_id)
+                    .purpose(&req.purpose)
+                    .categories(&req.categories)
+                    .decision(&d)
+                    .details(decision_details(&question)),
             )
             .await?;
         if !d.permit {
@@ -431,13 +430,9 @@ impl Engine {
         }
         let rows = self.store.disclosures(&subject.to_string()).await?;
         self.audit(
-            actor,
-            "disclosures.read",
-            Some(subject),
-            None,
-            &[],
-            None,
-            serde_json::json!({"count": rows.len()}),
+            Record::new(actor, "disclosures.read")
+                .subject(subject)
+                .details(serde_json::json!({"count": rows.len()})),
         )
         .await?;
         let notes = self

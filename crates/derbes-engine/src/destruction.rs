@@ -14,6 +14,7 @@ use derbes_store::{DestroyOutcome, Destruction, Scope};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::audit::Record;
 use crate::{field_categories, from_micros, micros, Actor, Engine, EngineError};
 
 /// Why data is destroyed: the certificate's legal ground.
@@ -269,7 +270,7 @@ impl Engine {
             plans.push((categories, certificate_id, sha, kept));
         }
         let outcomes = self.store.destroy(&items, micros(now)).await?;
-        let system = Actor::system("destruction");
+        let system = Actor::system(crate::SystemJob::Destruction);
         let mut records = Vec::new();
         let mut out = Vec::with_capacity(orders.len());
         for ((o, outcome), (categories, certificate_id, sha, kept)) in
@@ -278,22 +279,21 @@ impl Engine {
             let destroyed = outcome == DestroyOutcome::Destroyed;
             if destroyed {
                 self.facts.forget(&o.subject);
-                records.push(self.audit_record(
-                    &system,
-                    "destruction",
-                    Some(o.subject),
-                    None,
-                    &categories,
-                    None,
-                    json!({
-                        "ground": o.ground.text(),
-                        "request_id": o.request_id,
-                        "job_id": o.job_id,
-                        "certificate_id": certificate_id,
-                        "certificate_sha256": sha,
-                        "kept_by_law": kept.iter().map(|k| &k.category).collect::<Vec<_>>(),
-                    }),
-                )?);
+                records.push(
+                    self.audit_record(
+                        Record::new(&system, "destruction")
+                            .subject(o.subject)
+                            .categories(&categories)
+                            .details(json!({
+                                "ground": o.ground.text(),
+                                "request_id": o.request_id,
+                                "job_id": o.job_id,
+                                "certificate_id": certificate_id,
+                                "certificate_sha256": sha,
+                                "kept_by_law": kept.iter().map(|k| &k.category).collect::<Vec<_>>(),
+                            })),
+                    )?,
+                );
             }
             out.push(Outcome {
                 outcome,

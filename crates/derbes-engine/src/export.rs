@@ -11,6 +11,7 @@ use derbes_store::FieldRow;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::audit::Record;
 use crate::decide::{disclosure_view, DecisionRequest as Question};
 use crate::jobs::obligation_view;
 use crate::{
@@ -224,15 +225,7 @@ impl Engine {
         let d =
             (!question.categories.is_empty()).then(|| self.decide_facts(actor, &question, &facts));
         let audit_id = self
-            .audit(
-                actor,
-                "export",
-                Some(subject),
-                Some(&purpose.id),
-                &question.categories,
-                d.as_ref(),
-                serde_json::json!({"request_id": request_id, "kind": row.kind, "operation": "extraction"}),
-            )
+            .audit(Record::new(actor, "export").subject(subject).purpose(&purpose.id).categories(&question.categories).decided(d.as_ref()).details(serde_json::json!({"request_id": request_id, "kind": row.kind, "operation": "extraction"})))
             .await?;
         if let Some(d) = d.filter(|d| !d.permit) {
             return Err(EngineError::Denied {

@@ -12,6 +12,7 @@ use derbes_store::{FieldRow, Rectification};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::audit::Record;
 use crate::decide::DecisionRequest;
 use crate::{audit, field_categories, micros, purposes_for, Actor, Engine, EngineError};
 
@@ -42,15 +43,7 @@ impl Engine {
             "blocked, withdrawn or destroyed data may not be changed (4.2)",
         );
         let audit_id = self
-            .audit(
-                actor,
-                action,
-                Some(subject),
-                None,
-                &[],
-                Some(&d),
-                serde_json::json!({}),
-            )
+            .audit(Record::new(actor, action).subject(subject).decision(&d))
             .await?;
         Err(EngineError::Denied {
             reasons: d.reasons,
@@ -223,13 +216,10 @@ impl Engine {
             .await?;
         let categories = field_categories(updated.iter().map(String::as_str));
         self.audit(
-            actor,
-            "rectify",
-            Some(subject),
-            None,
-            &categories,
-            None,
-            serde_json::json!({"fields": updated, "source": source}),
+            Record::new(actor, "rectify")
+                .subject(subject)
+                .categories(&categories)
+                .details(serde_json::json!({"fields": updated, "source": source})),
         )
         .await?;
         Ok(updated)
@@ -272,15 +262,7 @@ impl Engine {
         let facts = self.subject_facts(subject).await?;
         let d = self.decide_facts(actor, &question, &facts);
         let audit_id = self
-            .audit(
-                actor,
-                "collect",
-                Some(subject),
-                Some(purpose),
-                &question.categories,
-                Some(&d),
-                serde_json::json!({"operation": "collection", "fields": fields, "source": source}),
-            )
+            .audit(Record::new(actor, "collect").subject(subject).purpose(purpose).categories(&question.categories).decision(&d).details(serde_json::json!({"operation": "collection", "fields": fields, "source": source})))
             .await?;
         if !d.permit {
             return Err(EngineError::Denied {

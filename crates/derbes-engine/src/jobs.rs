@@ -10,6 +10,7 @@ use derbes_store::{DestroyOutcome, JobRow, ObligationRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::audit::Record;
 use crate::destruction::{Ground, Order, What};
 use crate::requests::RequestState;
 use crate::{from_micros, micros, Actor, Engine, EngineError};
@@ -136,13 +137,9 @@ impl Engine {
             .add_obligation(&subject.to_string(), &row, &notes)
             .await?;
         self.audit(
-            actor,
-            "obligation.open",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"obligation_id": row.obligation_id, "kind": row.kind}),
+            Record::new(actor, "obligation.open")
+                .subject(subject)
+                .details(json!({"obligation_id": row.obligation_id, "kind": row.kind})),
         )
         .await?;
         let opened =
@@ -163,13 +160,9 @@ impl Engine {
             .close_obligation(&subject.to_string(), obligation_id, micros(self.now()))
             .await?;
         self.audit(
-            actor,
-            "obligation.close",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"obligation_id": obligation_id}),
+            Record::new(actor, "obligation.close")
+                .subject(subject)
+                .details(json!({"obligation_id": obligation_id})),
         )
         .await?;
         Ok(done)
@@ -189,7 +182,7 @@ impl Engine {
         subject: SubjectId,
         consent: ConsentKind,
     ) -> Result<(), EngineError> {
-        let system = Actor::system("rights-desk");
+        let system = Actor::system(crate::SystemJob::RightsDesk);
         let sid = subject.to_string();
         let now = self.now();
         if consent == ConsentKind::Policy {
@@ -215,13 +208,9 @@ impl Engine {
                 self.system_steps(request_id, &[RequestState::Refused], Some(&reason))
                     .await?;
                 self.audit(
-                    &system,
-                    "request.refused",
-                    Some(subject),
-                    None,
-                    &[],
-                    None,
-                    json!({"request_id": request_id, "open_obligations": list.len()}),
+                    Record::new(&system, "request.refused")
+                        .subject(subject)
+                        .details(json!({"request_id": request_id, "open_obligations": list.len()})),
                 )
                 .await?;
                 return Ok(());
@@ -251,17 +240,16 @@ impl Engine {
         }
         self.facts.forget(&subject);
         self.audit(
-            &system,
-            if consent == ConsentKind::Policy {
-                "subject.withdrawn"
-            } else {
-                "consent.withdrawal"
-            },
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"request_id": request_id, "consent": consent}),
+            Record::new(
+                &system,
+                if consent == ConsentKind::Policy {
+                    "subject.withdrawn"
+                } else {
+                    "consent.withdrawal"
+                },
+            )
+            .subject(subject)
+            .details(json!({"request_id": request_id, "consent": consent})),
         )
         .await?;
         Ok(())
@@ -331,15 +319,7 @@ impl Engine {
             )
             .await?;
         self.facts.forget(&subject);
-        self.audit(
-            actor,
-            "subject.barred_minor",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"request_id": row.request_id, "changed": changed, "barred_until": micros(adult_on), "confirmed": false}),
-        )
+        self.audit(Record::new(actor, "subject.barred_minor").subject(subject).details(json!({"request_id": row.request_id, "changed": changed, "barred_until": micros(adult_on), "confirmed": false})))
         .await?;
         self.request(actor, &row.request_id).await
     }
@@ -375,7 +355,7 @@ impl Engine {
         subject: SubjectId,
         kind: Right,
     ) -> Result<(), EngineError> {
-        let system = Actor::system("rights-desk");
+        let system = Actor::system(crate::SystemJob::RightsDesk);
         let now = self.now();
         let due = self.deadline(now, kind)?;
         let job = JobRow {
@@ -389,13 +369,11 @@ impl Engine {
         self.system_steps(request_id, &[RequestState::InProgress], None)
             .await?;
         self.audit(
-            &system,
-            "destruction.scheduled",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"request_id": request_id, "job_id": job.job_id, "due_at": job.due_at}),
+            Record::new(&system, "destruction.scheduled")
+                .subject(subject)
+                .details(
+                    json!({"request_id": request_id, "job_id": job.job_id, "due_at": job.due_at}),
+                ),
         )
         .await?;
         Ok(())

@@ -3,6 +3,7 @@
 use derbes_vault::{KekId, WrappedKey};
 use serde::Serialize;
 
+use crate::audit::Record;
 use crate::{Engine, EngineError};
 
 /// What `derbes keys status` shows: no secrets, only ids and counts.
@@ -156,15 +157,7 @@ impl Engine {
             progress(done, total);
         }
         let remaining = self.key_status().await?.pending_rewrap;
-        self.audit(
-            &crate::Actor::system("keys"),
-            "keys.rotate",
-            None,
-            None,
-            &[],
-            None,
-            serde_json::json!({"new_kek": new_kek, "active_kek": active.to_string(), "rewrapped": done, "remaining": remaining}),
-        )
+        self.audit(Record::new(&crate::Actor::system(crate::SystemJob::Keys), "keys.rotate").details(serde_json::json!({"new_kek": new_kek, "active_kek": active.to_string(), "rewrapped": done, "remaining": remaining})))
         .await?;
         Ok(RotationReport {
             new_kek,

@@ -25,6 +25,7 @@ mod seed;
 mod staff;
 mod weblog;
 
+use crate::audit::Record;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -39,7 +40,7 @@ use derbes_vault::{DataKey, KekId, KeyEnv, Keyring, WrappedKey};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use audit::{Actor, AuditView};
+pub use audit::{Actor, AuditView, SystemJob};
 use decide::DecisionRequest as Question;
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
 pub use derbes_store::{AuditQuery, Verification};
@@ -406,13 +407,11 @@ impl Engine {
             })
             .await?;
         self.audit(
-            actor,
-            "register",
-            Some(subject),
-            Some("identification"),
-            &categories,
-            None,
-            serde_json::json!({"source": valid.source, "consents": consent_ids}),
+            Record::new(actor, "register")
+                .subject(subject)
+                .purpose("identification")
+                .categories(&categories)
+                .details(serde_json::json!({"source": valid.source, "consents": consent_ids})),
         )
         .await?;
         Ok(Registered {
@@ -448,13 +447,10 @@ impl Engine {
             "contact"
         };
         self.audit(
-            actor,
-            "lookup",
-            found,
-            None,
-            &[category.to_string()],
-            None,
-            serde_json::json!({"by": field, "found": found.is_some()}),
+            Record::new(actor, "lookup")
+                .subject(found)
+                .categories(&[category.to_string()])
+                .details(serde_json::json!({"by": field, "found": found.is_some()})),
         )
         .await?;
         Ok(found)
@@ -548,7 +544,7 @@ impl Engine {
             EngineError::invalid("purpose", "unknown_purpose", "not a purpose of the policy")
         })?;
         let mut categories = match self.compiled.as_ref() {
-            Ok(c) => c.role_categories(&actor.role, purpose),
+            Ok(c) => c.role_categories(actor.role(), purpose),
             Err(_) => Vec::new(),
         };
         if categories.is_empty() {
@@ -575,13 +571,12 @@ impl Engine {
         let d = self.decide_facts(actor, &question, &facts);
         let audit_id = self
             .audit(
-                actor,
-                "read",
-                Some(subject),
-                Some(purpose),
-                &question.categories,
-                Some(&d),
-                serde_json::json!({"operation": "use", "channel": channel}),
+                Record::new(actor, "read")
+                    .subject(subject)
+                    .purpose(purpose)
+                    .categories(&question.categories)
+                    .decision(&d)
+                    .details(serde_json::json!({"operation": "use", "channel": channel})),
             )
             .await?;
         if !d.permit {
@@ -649,13 +644,10 @@ impl Engine {
             .await?;
         self.facts.forget(&subject);
         self.audit(
-            actor,
-            "consent",
-            Some(subject),
-            None,
-            &signed.receipt.categories,
-            None,
-            serde_json::json!({"consent_id": row.consent_id, "kind": row.kind}),
+            Record::new(actor, "consent")
+                .subject(subject)
+                .categories(&signed.receipt.categories)
+                .details(serde_json::json!({"consent_id": row.consent_id, "kind": row.kind})),
         )
         .await?;
         Ok(signed)
@@ -672,13 +664,9 @@ impl Engine {
         }
         let views = self.consent_views(subject).await?;
         self.audit(
-            actor,
-            "consents.read",
-            Some(subject),
-            None,
-            &[],
-            None,
-            serde_json::json!({"count": views.len()}),
+            Record::new(actor, "consents.read")
+                .subject(subject)
+                .details(serde_json::json!({"count": views.len()})),
         )
         .await?;
         Ok(views)
@@ -749,13 +737,9 @@ impl Engine {
                 .await?;
             self.facts.forget(&subject);
             self.audit(
-                actor,
-                "consent.withdrawal",
-                Some(subject),
-                None,
-                &[],
-                None,
-                serde_json::json!({"consent_id": consent}),
+                Record::new(actor, "consent.withdrawal")
+                    .subject(subject)
+                    .details(serde_json::json!({"consent_id": consent})),
             )
             .await?;
         } else if record.state != ConsentState::Withdrawn {

@@ -174,7 +174,10 @@ impl Engine {
         let mut report = TickReport::default();
         let mut failed = Vec::new();
         if purge {
-            match self.purge(&Actor::system("purge"), false, &|_| {}).await {
+            match self
+                .purge(&Actor::system(crate::SystemJob::Purge), false, &|_| {})
+                .await
+            {
                 Ok(r) => report.purged = Some(r),
                 Err(e) => failed.push(("retention purge", e)),
             }

@@ -13,6 +13,7 @@ use derbes_core::SubjectId;
 use derbes_store::NoteRow;
 use derbes_vault::DataKey;
 
+use crate::audit::Record;
 use crate::micros;
 
 use crate::{Actor, Engine, EngineError};
@@ -123,13 +124,9 @@ impl Engine {
             out.insert((r.owner.clone(), r.name.clone()), text);
         }
         self.audit(
-            actor,
-            "notes.read",
-            subject,
-            None,
-            &[],
-            None,
-            serde_json::json!({"owners": owners.len(), "notes": out.len()}),
+            Record::new(actor, "notes.read")
+                .subject(subject)
+                .details(serde_json::json!({"owners": owners.len(), "notes": out.len()})),
         )
         .await?;
         Ok(out)
@@ -197,13 +194,11 @@ impl Engine {
         }
         if n > 0 {
             self.audit(
-                &Actor::system("upgrade"),
-                "notes.sealed_legacy",
-                None,
-                None,
-                &[],
-                None,
-                serde_json::json!({"texts": n}),
+                Record::new(
+                    &Actor::system(crate::SystemJob::Upgrade),
+                    "notes.sealed_legacy",
+                )
+                .details(serde_json::json!({"texts": n})),
             )
             .await?;
         }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use derbes_policy::Capability;
 
+use crate::audit::Record;
 use crate::{micros, Actor, Engine, EngineError};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -61,13 +62,9 @@ impl Engine {
             )
             .await?;
         self.audit(
-            actor,
-            "organization.register",
-            None,
-            None,
-            &["organisation".to_string()],
-            None,
-            serde_json::json!({"organization_id": id, "representatives": reps}),
+            Record::new(actor, "organization.register")
+                .categories(&["organisation".to_string()])
+                .details(serde_json::json!({"organization_id": id, "representatives": reps})),
         )
         .await?;
         Ok(id)

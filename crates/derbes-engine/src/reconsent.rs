@@ -7,6 +7,7 @@ use derbes_core::SubjectId;
 use derbes_policy::Capability;
 use serde::Serialize;
 
+use crate::audit::Record;
 use crate::{Actor, Engine, EngineError};
 
 /// One subject who must consent again.
@@ -96,13 +97,8 @@ impl Engine {
             .then(|| items.last().map(|i| i.subject_id.clone()))
             .flatten();
         self.audit(
-            actor,
-            "reconsent.read",
-            None,
-            None,
-            &[],
-            None,
-            serde_json::json!({"subjects": items.len(), "after": after}),
+            Record::new(actor, "reconsent.read")
+                .details(serde_json::json!({"subjects": items.len(), "after": after})),
         )
         .await?;
         Ok(ReconsentPage {

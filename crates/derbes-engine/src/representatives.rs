@@ -13,6 +13,7 @@ use derbes_store::RepresentativeRow;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::audit::Record;
 use crate::{from_micros, micros, Actor, Engine, EngineError};
 
 /// On what authority a representative acts.
@@ -131,13 +132,9 @@ impl Engine {
             .add_representative(&subject.to_string(), &row, &notes)
             .await?;
         self.audit(
-            actor,
-            "representative.added",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"representative_id": row.representative_id, "basis": row.basis}),
+            Record::new(actor, "representative.added")
+                .subject(subject)
+                .details(json!({"representative_id": row.representative_id, "basis": row.basis})),
         )
         .await?;
         Ok(RepresentativeView {
@@ -204,13 +201,9 @@ impl Engine {
             ));
         }
         self.audit(
-            actor,
-            "representative.revoked",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"representative_id": representative_id}),
+            Record::new(actor, "representative.revoked")
+                .subject(subject)
+                .details(json!({"representative_id": representative_id})),
         )
         .await?;
         Ok(())

@@ -8,6 +8,7 @@ use derbes_store::{RequestEvent, RequestFilter, RequestRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::audit::Record;
 use crate::{from_micros, micros, Actor, Engine, EngineError, LookupKind};
 
 /// How a request reached the operator.
@@ -630,19 +631,11 @@ impl Engine {
             )
             .await?;
         self.store
-            .insert_request(&row, &actor.id, representative, &notes)
+            .insert_request(&row, actor.id(), representative, &notes)
             .await?;
-        self.audit(
-            actor,
-            "request.received",
-            subject,
-            None,
-            &[],
-            None,
-            serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": row.due_at, "provisional_calendar": deadline.coverage != derbes_kz::Coverage::Complete,
+        self.audit(Record::new(actor, "request.received").subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": row.due_at, "provisional_calendar": deadline.coverage != derbes_kz::Coverage::Complete,
                 "representative_id": representative, "minor_report": internal.minor.is_some(),
-                "routed_to": if kind == Right::Complaint { self.complaint_roles() } else { Vec::new() }}),
-        )
+                "routed_to": if kind == Right::Complaint { self.complaint_roles() } else { Vec::new() }})))
         .await?;
         Ok(row)
     }
@@ -703,15 +696,7 @@ impl Engine {
                 .await?;
             self.store.insert_notes(&notes).await?;
         }
-        self.audit(
-            &Actor::system("rights-desk"),
-            "subject.blocked",
-            Some(subject),
-            None,
-            &[],
-            None,
-            serde_json::json!({"request_id": row.request_id, "changed": changed, "at_intake": true}),
-        )
+        self.audit(Record::new(&Actor::system(crate::SystemJob::RightsDesk), "subject.blocked").subject(subject).details(serde_json::json!({"request_id": row.request_id, "changed": changed, "at_intake": true})))
         .await?;
         Ok(())
     }
@@ -800,7 +785,7 @@ impl Engine {
                 )
                 .await;
         }
-        if filed_by == Some(actor.id.as_str()) {
+        if filed_by == Some(actor.id()) {
             return self
                 .refuse(
                     actor,
@@ -827,7 +812,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let d = crate::audit::refusal(code, message);
         let audit_id = self
-            .audit(actor, action, subject, None, &[], Some(&d), details)
+            .audit(
+                Record::new(actor, action)
+                    .subject(subject)
+                    .decision(&d)
+                    .details(details),
+            )
             .await?;
         Err(EngineError::Denied {
             reasons: d.reasons,
@@ -947,17 +937,9 @@ impl Engine {
             .subject_id
             .as_deref()
             .and_then(|s| SubjectId::parse(s).ok());
-        self.transition(&row.request_id, subject, from, to, note, &actor.id)
+        self.transition(&row.request_id, subject, from, to, note, actor.id())
             .await?;
-        self.audit(
-            actor,
-            &format!("request.{}", to.as_str()),
-            subject,
-            None,
-            &[],
-            None,
-            serde_json::json!({"request_id": row.request_id, "kind": row.kind, "from": from.as_str(), "note": note.is_some()}),
-        )
+        self.audit(Record::new(actor, &format!("request.{}", to.as_str())).subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "from": from.as_str(), "note": note.is_some()})))
         .await?;
         Ok(())
     }
@@ -1030,13 +1012,9 @@ impl Engine {
             .await?;
         self.facts.forget(&s);
         self.audit(
-            &Actor::system("rights-desk"),
-            action,
-            Some(s),
-            None,
-            &[],
-            None,
-            serde_json::json!({"request_id": row.request_id, "changed": changed}),
+            Record::new(&Actor::system(crate::SystemJob::RightsDesk), action)
+                .subject(s)
+                .details(serde_json::json!({"request_id": row.request_id, "changed": changed})),
         )
         .await?;
         Ok(())
@@ -1086,7 +1064,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         use derbes_policy::{Channel, ContactKind};
         let now = self.now();
-        let system = Actor::system("rights-desk");
+        let system = Actor::system(crate::SystemJob::RightsDesk);
         let channels: Vec<Channel> = details
             .channels
             .clone()
@@ -1129,15 +1107,7 @@ impl Engine {
             }
         }
         self.facts.forget(&subject);
-        self.audit(
-            &system,
-            "subject.objection",
-            Some(subject),
-            None,
-            &[],
-            None,
-            serde_json::json!({"request_id": request_id, "channels": channels, "kinds": kinds}),
-        )
+        self.audit(Record::new(&system, "subject.objection").subject(subject).details(serde_json::json!({"request_id": request_id, "channels": channels, "kinds": kinds})))
         .await?;
         self.system_steps(
             request_id,
@@ -1200,15 +1170,11 @@ impl Engine {
             .await?;
         self.facts.forget(&subject);
         let status = self.subject_facts(subject).await?.status;
-        let system = Actor::system("rights-desk");
+        let system = Actor::system(crate::SystemJob::RightsDesk);
         self.audit(
-            &system,
-            action,
-            Some(subject),
-            None,
-            &[],
-            None,
-            serde_json::json!({"request_id": request_id, "changed": changed}),
+            Record::new(&system, action)
+                .subject(subject)
+                .details(serde_json::json!({"request_id": request_id, "changed": changed})),
         )
         .await?;
         let note = match (changed, kind) {
@@ -1262,7 +1228,7 @@ impl Engine {
         steps: &[RequestState],
         note: Option<&str>,
     ) -> Result<(), EngineError> {
-        let system = Actor::system("rights-desk");
+        let system = Actor::system(crate::SystemJob::RightsDesk);
         let row = self.request_row(request_id).await?;
         let subject = row
             .subject_id
@@ -1271,7 +1237,7 @@ impl Engine {
         let mut from = RequestState::IdentityVerified;
         for (i, to) in steps.iter().enumerate() {
             let reason = if i + 1 == steps.len() { note } else { None };
-            self.transition(request_id, subject, from, *to, reason, &system.id)
+            self.transition(request_id, subject, from, *to, reason, system.id())
                 .await?;
             from = *to;
         }

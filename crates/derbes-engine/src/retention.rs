@@ -9,6 +9,7 @@ use derbes_store::{LegalHold, PurgeCandidate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::audit::Record;
 use crate::destruction::{Ground, Order, What};
 use crate::{field_categories, from_micros, micros, Actor, Engine, EngineError};
 use derbes_store::DestroyOutcome;
@@ -161,13 +162,9 @@ impl Engine {
             .ok_or(EngineError::NotFound("subject"))?;
         let ended = row.relationship_ended_at.map(from_micros).unwrap_or(at);
         self.audit(
-            actor,
-            "subject.relationship_ended",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"ended_at": micros(ended)}),
+            Record::new(actor, "subject.relationship_ended")
+                .subject(subject)
+                .details(json!({"ended_at": micros(ended)})),
         )
         .await?;
         Ok(ended)
@@ -209,7 +206,7 @@ impl Engine {
             reason: hold.reason.clone(),
             reference: String::new(),
             placed_at: micros(self.now()),
-            placed_by: actor.id.clone(),
+            placed_by: actor.id().to_string(),
             released_at: None,
             released_by: None,
         };
@@ -223,13 +220,9 @@ impl Engine {
         self.store.place_hold(&row, &notes).await?;
         self.facts.forget(&subject);
         self.audit(
-            actor,
-            "legal_hold.placed",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"hold_id": row.hold_id, "reason": row.reason}),
+            Record::new(actor, "legal_hold.placed")
+                .subject(subject)
+                .details(json!({"hold_id": row.hold_id, "reason": row.reason})),
         )
         .await?;
         let opened =
@@ -255,20 +248,21 @@ impl Engine {
         .await?;
         if !self
             .store
-            .release_hold(&subject.to_string(), hold_id, micros(self.now()), &actor.id)
+            .release_hold(
+                &subject.to_string(),
+                hold_id,
+                micros(self.now()),
+                actor.id(),
+            )
             .await?
         {
             return Err(EngineError::NotFound("open hold"));
         }
         self.facts.forget(&subject);
         self.audit(
-            actor,
-            "legal_hold.released",
-            Some(subject),
-            None,
-            &[],
-            None,
-            json!({"hold_id": hold_id}),
+            Record::new(actor, "legal_hold.released")
+                .subject(subject)
+                .details(json!({"hold_id": hold_id})),
         )
         .await?;
         Ok(())
@@ -313,7 +307,7 @@ impl Engine {
         page_size: i64,
     ) -> Result<PurgeReport, EngineError> {
         let page_size = page_size.max(1);
-        if !actor.system && !dry_run {
+        if !actor.is_system() && !dry_run {
             return Err(EngineError::Forbidden("destruction"));
         }
         self.require(actor, Capability::WorkRequests)?;
@@ -376,20 +370,21 @@ impl Engine {
         let history = self.store.purge_history(micros(now), dry_run).await?;
         report.previous_values_destroyed = history.len() as u64;
         if !dry_run && !history.is_empty() {
-            let system = Actor::system("purge");
+            let system = Actor::system(crate::SystemJob::Purge);
             let mut records = Vec::new();
             for group in history.chunk_by(|a, b| a.0 == b.0) {
                 let fields: Vec<&str> = group.iter().map(|h| h.1.as_str()).collect();
                 if let Ok(s) = SubjectId::parse(&group[0].0) {
-                    records.push(self.audit_record(
-                        &system,
-                        "retention.previous_values",
-                        Some(s),
-                        None,
-                        &field_categories(fields.iter().copied()),
-                        None,
-                        json!({"fields": fields, "ground": Ground::Retention.text()}),
-                    )?);
+                    records.push(
+                        self.audit_record(
+                            Record::new(&system, "retention.previous_values")
+                                .subject(s)
+                                .categories(&field_categories(fields.iter().copied()))
+                                .details(
+                                    json!({"fields": fields, "ground": Ground::Retention.text()}),
+                                ),
+                        )?,
+                    );
                 }
             }
             self.audit_all(records).await?;

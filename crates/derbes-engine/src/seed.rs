@@ -51,7 +51,7 @@ impl Engine {
         for _ in 0..concurrency.max(1) {
             let (engine, next, stats, progress) =
                 (self.clone(), next.clone(), stats.clone(), progress.clone());
-            let actor = Actor::system("dev-seed");
+            let actor = Actor::system(crate::SystemJob::Seed);
             tasks.spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +113,7 @@ impl Engine {
             .take(10_000)
             .map(|s| s.iin)
             .collect();
-        let lookup_actor = Actor::system("dev-seed");
+        let lookup_actor = Actor::system(crate::SystemJob::Seed);
         let t = Instant::now();
         let mut found = 0u64;
         for iin in &sample {

@@ -4,6 +4,7 @@
 use derbes_policy::Capability;
 use serde::Serialize;
 
+use crate::audit::Record;
 use crate::{from_micros, micros, Actor, Engine, EngineError};
 
 /// A staff member (a token holder).
@@ -116,13 +117,8 @@ impl Engine {
             )
             .await?;
         self.audit(
-            actor,
-            "staff.add",
-            None,
-            None,
-            &[],
-            None,
-            serde_json::json!({"token_id": token_id, "role": role}),
+            Record::new(actor, "staff.add")
+                .details(serde_json::json!({"token_id": token_id, "role": role})),
         )
         .await?;
         Ok((
@@ -184,13 +180,8 @@ impl Engine {
             .await?;
         self.tokens.forget(token_id);
         self.audit(
-            actor,
-            "staff.revoke",
-            None,
-            None,
-            &[],
-            None,
-            serde_json::json!({"token_id": token_id, "revoked_now": done}),
+            Record::new(actor, "staff.revoke")
+                .details(serde_json::json!({"token_id": token_id, "revoked_now": done})),
         )
         .await?;
         Ok(done)
@@ -212,7 +203,11 @@ impl Engine {
                 EngineError::Internal("the policy has no role that manages staff".into())
             })?;
         let (_, secret) = self
-            .create_token(&Actor::system("bootstrap"), "administrator", &role)
+            .create_token(
+                &Actor::system(crate::SystemJob::Bootstrap),
+                "administrator",
+                &role,
+            )
             .await?;
         Ok(Some(secret))
     }

@@ -154,7 +154,7 @@ impl Engine {
         k: u64,
     ) -> Result<StatsReport, EngineError> {
         self.require(actor, Capability::ReadStats)?;
-        if k < 2 && !actor.system {
+        if k < 2 && !actor.is_system() {
             return Err(EngineError::invalid(
                 "k",
                 "too_small",

@@ -20,7 +20,7 @@ async fn register(e: &Engine) -> derbes_core::SubjectId {
         "consents": [{"kind": "policy"}, {"kind": "marketing", "channel": "push"}]
     }))
     .unwrap();
-    e.register(&Actor::system("test"), &reg)
+    e.register(&Actor::system(derbes_engine::SystemJob::Cli), &reg)
         .await
         .unwrap()
         .subject_id
@@ -164,7 +164,11 @@ async fn withdrawal_flow(db: TestDb) {
     // Five years later the purge destroys the rest: nothing is left.
     *now.lock().unwrap() = common::at("2031-11-25T10:00:00+05:00");
     let purged = e2
-        .purge(&Actor::system("purge"), false, &|_| {})
+        .purge(
+            &Actor::system(derbes_engine::SystemJob::Purge),
+            false,
+            &|_| {},
+        )
         .await
         .unwrap();
     assert_eq!(purged.subjects_destroyed, 1, "{purged:?}");
@@ -177,9 +181,13 @@ async fn withdrawal_flow(db: TestDb) {
     assert!(db.store.subject_key(&sid).await.unwrap().is_none());
     assert!(db.store.subject_fields(&sid).await.unwrap().is_empty());
     assert_eq!(
-        e2.lookup(&Actor::system("t"), derbes_engine::LookupKind::Iin, IIN)
-            .await
-            .unwrap(),
+        e2.lookup(
+            &Actor::system(derbes_engine::SystemJob::Cli),
+            derbes_engine::LookupKind::Iin,
+            IIN
+        )
+        .await
+        .unwrap(),
         None
     );
     let bytes = db.all_bytes().await;
@@ -305,13 +313,16 @@ async fn minors_are_barred_until_18(db: TestDb) {
     }))
     .unwrap();
     assert!(matches!(
-        e.register(&Actor::system("t"), &reg).await,
+        e.register(&Actor::system(derbes_engine::SystemJob::Cli), &reg).await,
         Err(EngineError::Invalid(p)) if p[0].code == "barred_minor"
     ));
     *now.lock().unwrap() = chrono::DateTime::parse_from_rfc3339("2028-03-01T00:00:01+05:00")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    assert!(e.register(&Actor::system("t"), &reg).await.is_ok());
+    assert!(e
+        .register(&Actor::system(derbes_engine::SystemJob::Cli), &reg)
+        .await
+        .is_ok());
 }
 
 derbes_store::both_databases!(minors_are_barred_until_18);

@@ -130,7 +130,7 @@ async fn register(e: &Engine, n: u32, consents: Value) -> SubjectId {
         "consents": consents
     }))
     .unwrap();
-    e.register(&Actor::system("test"), &reg)
+    e.register(&Actor::system(derbes_engine::SystemJob::Cli), &reg)
         .await
         .unwrap()
         .subject_id
@@ -1262,7 +1262,11 @@ async fn retention(w: &World, t: &mut Table) {
     );
     w.set("2031-11-25T10:00:00+05:00");
     let r = e
-        .purge(&Actor::system("purge"), false, &|_| {})
+        .purge(
+            &Actor::system(derbes_engine::SystemJob::Purge),
+            false,
+            &|_| {},
+        )
         .await
         .unwrap();
     let gone = r

@@ -44,7 +44,7 @@ async fn desk(db: TestDb) {
     }))
     .unwrap();
     let s = e
-        .register(&Actor::system("test"), &reg)
+        .register(&Actor::system(derbes_engine::SystemJob::Cli), &reg)
         .await
         .unwrap()
         .subject_id;
@@ -197,7 +197,7 @@ async fn blocking_and_unblocking(db: TestDb) {
     }))
     .unwrap();
     let s = e
-        .register(&Actor::system("test"), &reg)
+        .register(&Actor::system(derbes_engine::SystemJob::Cli), &reg)
         .await
         .unwrap()
         .subject_id;

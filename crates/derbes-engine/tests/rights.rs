@@ -27,7 +27,7 @@ async fn register(e: &Engine, iin: &str, phone: &str, surname: &str) -> derbes_c
     }))
     .unwrap();
     let s = e
-        .register(&Actor::system("test"), &reg)
+        .register(&Actor::system(derbes_engine::SystemJob::Cli), &reg)
         .await
         .unwrap()
         .subject_id;
@@ -296,7 +296,7 @@ async fn retention_purge(db: TestDb) {
 
     // Nothing is due in 2024: identity is kept 60 months after the relationship.
     *now.lock().unwrap() = at("2024-06-01T10:00:00+05:00");
-    let purge = Actor::system("purge");
+    let purge = Actor::system(derbes_engine::SystemJob::Purge);
     let r = e.purge(&purge, true, &|_| {}).await.unwrap();
     // Only the browsers (client data: support keeps it 36 months after
     // collection) — not the held subject's, nor the blocked one's.
@@ -428,7 +428,12 @@ async fn purge_pages_never_split_a_subject(db: TestDb) {
     *now.lock().unwrap() = at("2026-11-24T10:00:00+05:00");
     for page in [1, 2, 3, 5000] {
         let r = e
-            .purge_paged(&Actor::system("purge"), true, &|_| {}, page)
+            .purge_paged(
+                &Actor::system(derbes_engine::SystemJob::Purge),
+                true,
+                &|_| {},
+                page,
+            )
             .await
             .unwrap();
         let w = r
@@ -450,7 +455,12 @@ async fn purge_pages_never_split_a_subject(db: TestDb) {
         assert_eq!(p.fields.len(), 5, "page {page}: {:?}", p.fields);
     }
     let r = e
-        .purge_paged(&Actor::system("purge"), false, &|_| {}, 2)
+        .purge_paged(
+            &Actor::system(derbes_engine::SystemJob::Purge),
+            false,
+            &|_| {},
+            2,
+        )
         .await
         .unwrap();
     assert_eq!((r.subjects_destroyed, r.fields_destroyed), (1, 5));

@@ -35,7 +35,7 @@ fn engine(store: &Store, dir: &std::path::Path) -> Engine {
 }
 
 fn sys() -> Actor {
-    Actor::system("test")
+    Actor::system(derbes_engine::SystemJob::Cli)
 }
 
 fn backend() -> Actor {

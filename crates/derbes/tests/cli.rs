@@ -753,7 +753,7 @@ fn requests_queue_from_the_cli() {
         let store = derbes_store::Store::open_and_migrate(&derbes_store::StoreConfig::sqlite_in(dir.path())).await.unwrap();
         let policy = derbes_policy::LoadedPolicy::load(&repo_root().join("policy/ibusiness.toml")).unwrap();
         let engine = derbes_engine::Engine::over_store(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default()).unwrap();
-        let actor = derbes_engine::Actor::system("test");
+        let actor = derbes_engine::Actor::system(derbes_engine::SystemJob::Cli);
         let received = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
         let req: derbes_engine::NewRequest = serde_json::from_value(serde_json::json!({
             "kind": "complaint", "channel": "written", "requester": "subject", "received_at": received
@@ -803,7 +803,7 @@ fn purge_from_the_cli() {
         let engine = derbes_engine::Engine::over_store(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default())
             .unwrap()
             .with_clock(std::sync::Arc::new(move || *c2.lock().unwrap()));
-        let actor = derbes_engine::Actor::system("test");
+        let actor = derbes_engine::Actor::system(derbes_engine::SystemJob::Cli);
         let mut ended = Vec::new();
         for (i, iin) in ["871008401427", "900101300017", "950505400019"].into_iter().enumerate() {
             let reg: derbes_core::RegistrationRequest = serde_json::from_value(serde_json::json!({

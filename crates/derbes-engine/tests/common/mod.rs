@@ -66,7 +66,7 @@ pub async fn shred(e: &Engine, s: derbes_core::SubjectId) {
     let today = derbes_core::almaty_date(e.now());
     let r = e
         .report_minor(
-            &Actor::system("test-reporter"),
+            &Actor::system(derbes_engine::SystemJob::Cli),
             s,
             &derbes_engine::MinorReport {
                 iin: child_iin(today),

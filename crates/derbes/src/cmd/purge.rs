@@ -15,7 +15,7 @@ pub fn run(args: EngineArgs, dry_run: bool, json: bool) -> Result<Outcome, CliEr
         let bar = Arc::new(super::progress_bar(total.max(0) as u64, json, "scanning"));
         let b2 = bar.clone();
         let report = engine
-            .purge(&Actor::system("purge"), dry_run, &move |n| b2.set_position(n))
+            .purge(&Actor::system(derbes_engine::SystemJob::Purge), dry_run, &move |n| b2.set_position(n))
             .await
             .map_err(super::staff::engine_error)?;
         bar.finish_and_clear();

@@ -23,7 +23,7 @@ fn line(r: &RequestView) -> String {
 
 pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
     super::runtime()?.block_on(async move {
-        let actor = Actor::system("cli");
+        let actor = Actor::system(derbes_engine::SystemJob::Cli);
         match cmd {
             RequestsCommand::List { engine: args, overdue, state } => {
                 let state = match state.as_deref() {
@@ -82,7 +82,7 @@ pub fn reconsent(
     super::runtime()?.block_on(async move {
         let (engine, _) = super::serve::open_engine(&args).await?;
         let page = engine
-            .reconsent(&Actor::system("cli"), after, limit)
+            .reconsent(&Actor::system(derbes_engine::SystemJob::Cli), after, limit)
             .await
             .map_err(super::staff::engine_error)?;
         engine.close().await;

@@ -8,7 +8,7 @@ use crate::out::{self, CliError, Outcome};
 
 pub fn run(cmd: StaffCommand, json: bool) -> Result<Outcome, CliError> {
     super::runtime()?.block_on(async move {
-        let actor = Actor::system("cli");
+        let actor = Actor::system(derbes_engine::SystemJob::Cli);
         match cmd {
             StaffCommand::Add { engine: args, name, role } => {
                 let (engine, _) = super::serve::open_engine(&args).await?;

@@ -297,7 +297,7 @@ pub fn stats(args: StatsArgs, json: bool) -> Result<Outcome, CliError> {
     })?;
     super::runtime()?.block_on(async move {
         let (engine, _) = super::serve::open_engine(&args.engine).await?;
-        let actor = Actor::system("cli");
+        let actor = Actor::system(derbes_engine::SystemJob::Cli);
         let result = match (args.action, &args.out) {
             (Some(StatsAction::Report), Some(out)) => {
                 let mut sections = Vec::new();
