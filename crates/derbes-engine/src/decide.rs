@@ -374,13 +374,9 @@ impl Engine {
         }
         let now = self.now();
         let notice_due = if facts.consents.notify_of_transfers {
-            let days = self.policy.policy.deadlines.transfer_notice;
             Some(
-                derbes_kz::WorkCalendar::kazakhstan()
-                    .deadline(&now, days)
-                    .map_err(|e| EngineError::Internal(e.to_string()))?
-                    .due
-                    .with_timezone(&chrono::Utc),
+                self.due(now, self.policy.policy.deadlines.transfer_notice)?
+                    .at,
             )
         } else {
             None

@@ -143,15 +143,6 @@ pub(crate) struct Outcome {
     pub certificate_id: Option<String>,
 }
 
-/// The blind-index kind that belongs to a field, if it has one.
-pub(crate) fn index_kind(field: &str) -> Option<&'static str> {
-    match field {
-        "identity.iin" => Some("iin"),
-        "contact.phone" => Some("phone"),
-        _ => None,
-    }
-}
-
 fn category(field: &str) -> &str {
     field.split_once('.').map_or(field, |(c, _)| c)
 }
@@ -229,7 +220,7 @@ impl Engine {
                 (what, _) => Scope::Fields {
                     index_kinds: destroyed
                         .iter()
-                        .filter_map(|f| index_kind(f).map(String::from))
+                        .filter_map(|f| p.index_kind(f).map(String::from))
                         .collect(),
                     fields: destroyed.clone(),
                     status_after: (*what == What::AllButStatutory).then(|| "withdrawn".into()),

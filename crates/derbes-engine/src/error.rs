@@ -9,8 +9,12 @@ pub enum EngineError {
     Invalid(Vec<Problem>),
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("a subject with this {0} is already registered")]
-    Duplicate(String),
+    /// A subject is already registered with this identifying field's value.
+    #[error("a subject with this {field} is already registered")]
+    DuplicateSubject { field: String },
+    /// An organisation with this BIN is already registered.
+    #[error("an organisation with this BIN is already registered")]
+    DuplicateOrganization,
     #[error("{0} changed meanwhile; read it again")]
     Conflict(String),
     #[error("the subject's data has been destroyed")]
@@ -41,7 +45,7 @@ impl EngineError {
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Duplicate(kind) => EngineError::Duplicate(kind),
+            StoreError::Duplicate(kind) => EngineError::DuplicateSubject { field: kind },
             StoreError::Conflict(f) => EngineError::Conflict(f),
             StoreError::NotFound(what) => EngineError::NotFound(what),
             other => EngineError::Internal(other.to_string()),

@@ -111,8 +111,9 @@ impl Engine {
         }
         let inputs = validate_fields(p, &wanted, &|_| true, problems);
         let today = almaty_date(self.now());
+        let person = p.lookup_field(derbes_policy::FieldType::Iin);
         for f in &inputs {
-            if f.field.to_string() == "identity.iin" {
+            if Some(&f.field) == person.as_ref() {
                 if let Ok(iin) = derbes_kz::Iin::parse(&f.value) {
                     problems.extend(derbes_core::under_age(p, &iin, today));
                 }
@@ -164,13 +165,14 @@ impl Engine {
                 sealed_reason: key.seal(&sid, &format!("{name}#reason"), reason.as_bytes())?,
                 keep_until: micros(keep_until),
             });
-            if let Some(kind) = crate::destruction::index_kind(&name) {
+            if let Some(kind) = p.index_kind(&name) {
                 index.push((kind.to_string(), keys.blind_index(kind, &f.value).to_vec()));
             }
         }
         self.store
             .rectify(&sid, &changes, &index, micros(now))
-            .await?;
+            .await
+            .map_err(|e| self.duplicate(e))?;
         Ok(changes.into_iter().map(|c| c.new.field).collect())
     }
 

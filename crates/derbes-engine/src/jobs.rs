@@ -3,7 +3,7 @@
 //! in the same transaction that marks its job done, and proven by a
 //! certificate whose hash the audit log holds.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use derbes_core::SubjectId;
 use derbes_policy::{Capability, ConsentKind, Right};
 use derbes_store::{DestroyOutcome, JobRow, ObligationRow};
@@ -59,6 +59,13 @@ pub struct CertificateView {
     pub audit_id: Option<i64>,
     /// The audit record holds this hash and the chain up to it is intact.
     pub confirmed_by_audit: bool,
+}
+
+/// A deadline: when it ends, and whether its year's calendar is provisional.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Due {
+    pub at: DateTime<Utc>,
+    pub provisional: bool,
 }
 
 /// What a scheduler pass did.
@@ -333,7 +340,12 @@ impl Engine {
         barred_until: i64,
     ) -> Result<(), EngineError> {
         self.store
-            .bar_minor(&subject.to_string(), barred_until, micros(self.now()))
+            .bar_minor(
+                &subject.to_string(),
+                derbes_policy::FieldType::Iin.as_str(),
+                barred_until,
+                micros(self.now()),
+            )
             .await?;
         self.schedule_destruction(request_id, subject, Right::Destruction)
             .await
@@ -357,7 +369,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let system = Actor::system(crate::SystemJob::RightsDesk);
         let now = self.now();
-        let due = self.deadline(now, kind)?;
+        let due = self.deadline(now, kind)?.at;
         let job = JobRow {
             job_id: uuid::Uuid::now_v7().to_string(),
             kind: "destruction".into(),
@@ -379,13 +391,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The end of the policy's deadline for `kind` counted from `from`, in
-    /// Kazakh working days (Asia/Almaty).
-    pub(crate) fn deadline(
-        &self,
-        from: chrono::DateTime<Utc>,
-        kind: Right,
-    ) -> Result<chrono::DateTime<Utc>, EngineError> {
+    /// The end of the policy's deadline for the right `kind`, counted
+    /// from `from` (see [`Engine::due`]).
+    pub(crate) fn deadline(&self, from: DateTime<Utc>, kind: Right) -> Result<Due, EngineError> {
         let days = self
             .policy
             .policy
@@ -394,11 +402,20 @@ impl Engine {
             .ok_or_else(|| {
                 EngineError::Internal(format!("the policy has no deadline for `{kind}`"))
             })?;
-        Ok(derbes_kz::WorkCalendar::kazakhstan()
+        self.due(from, days)
+    }
+
+    /// The one deadline computation: the end (23:59:59 Asia/Almaty) of the
+    /// `days`-th Kazakh working day after the day of `from`, and whether
+    /// the calendar of that year is still provisional.
+    pub(crate) fn due(&self, from: DateTime<Utc>, days: u32) -> Result<Due, EngineError> {
+        let d = derbes_kz::WorkCalendar::kazakhstan()
             .deadline(&from, days)
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .due
-            .with_timezone(&Utc))
+            .map_err(|e| EngineError::invalid("received_at", "outside_calendar", e.to_string()))?;
+        Ok(Due {
+            at: d.due.with_timezone(&Utc),
+            provisional: d.coverage != derbes_kz::Coverage::Complete,
+        })
     }
 
     /// One scheduler pass: every pending destruction is run now (the due date

@@ -183,10 +183,11 @@ pub enum LookupKind {
 }
 
 impl LookupKind {
-    fn index_kind(self) -> &'static str {
+    /// The type of the policy's lookup field this looks up.
+    fn field_type(self) -> FieldType {
         match self {
-            LookupKind::Iin => "iin",
-            LookupKind::Phone => "phone",
+            LookupKind::Iin => FieldType::Iin,
+            LookupKind::Phone => FieldType::Phone,
         }
     }
 }
@@ -374,23 +375,25 @@ impl Engine {
                 version: 1,
             });
         }
-        let mut index = vec![(
-            "iin".to_string(),
-            keys.blind_index("iin", &valid.iin.to_string()).to_vec(),
-        )];
+        // The policy's lookup fields are blind-indexed by their type.
+        let index: Vec<(String, Vec<u8>)> = valid
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let kind = self.policy.policy.index_kind(&f.field.to_string())?;
+                Some((kind.to_string(), keys.blind_index(kind, &f.value).to_vec()))
+            })
+            .collect();
         // Clause 7.7: a person found to be a minor is refused until 18.
-        if self.store.is_barred(&index[0].1, micros(now)).await? {
-            return Err(EngineError::invalid(
-                "identity.iin",
-                "barred_minor",
-                "registration is refused until this person turns 18 (clause 7.7)",
-            ));
-        }
-        if let Some(phone) = &valid.phone {
-            index.push((
-                "phone".to_string(),
-                keys.blind_index("phone", phone).to_vec(),
-            ));
+        for (kind, digest) in &index {
+            if kind == FieldType::Iin.as_str() && self.store.is_barred(digest, micros(now)).await? {
+                let field = self.policy.policy.lookup_field(FieldType::Iin);
+                return Err(EngineError::invalid(
+                    &field.map(|f| f.to_string()).unwrap_or_default(),
+                    "barred_minor",
+                    "registration is refused until this person turns 18 (clause 7.7)",
+                ));
+            }
         }
         let categories = field_categories(fields.iter().map(|f| f.field.as_str()));
         let consent_ids: Vec<String> = consents.iter().map(|c| c.consent_id.clone()).collect();
@@ -405,11 +408,11 @@ impl Engine {
                 index,
                 consents,
             })
-            .await?;
+            .await
+            .map_err(|e| self.duplicate(e))?;
         self.audit(
             Record::new(actor, "register")
                 .subject(subject)
-                .purpose("identification")
                 .categories(&categories)
                 .details(serde_json::json!({"source": valid.source, "consents": consent_ids})),
         )
@@ -420,6 +423,18 @@ impl Engine {
         })
     }
 
+    /// A store's refusal of a taken identifier, named by the policy's field.
+    pub(crate) fn duplicate(&self, e: derbes_store::StoreError) -> EngineError {
+        match e {
+            derbes_store::StoreError::Duplicate(kind) => EngineError::DuplicateSubject {
+                field: FieldType::parse(&kind)
+                    .and_then(|t| self.policy.policy.lookup_field(t))
+                    .map_or(kind, |f| f.to_string()),
+            },
+            e => e.into(),
+        }
+    }
+
     /// Find a subject by IIN or phone, through the blind index (audited).
     pub async fn lookup(
         &self,
@@ -428,28 +443,24 @@ impl Engine {
         value: &str,
     ) -> Result<Option<SubjectId>, EngineError> {
         self.require(actor, Capability::Lookup)?;
-        let (field, ty) = match kind {
-            LookupKind::Iin => ("iin", FieldType::Iin),
-            LookupKind::Phone => ("phone", FieldType::Phone),
-        };
+        let ty = kind.field_type();
+        let field = ty.as_str();
+        let by = self.policy.policy.lookup_field(ty).ok_or_else(|| {
+            EngineError::invalid(field, "no_lookup", "the policy looks nobody up by this")
+        })?;
         let canonical = derbes_core::canonical(ty, &Value::String(value.to_string()))
             .map_err(|(code, reason)| EngineError::invalid(field, code, reason))?;
-        let digest = self.keyring().blind_index(kind.index_kind(), &canonical);
-        let found = match self.store.lookup(kind.index_kind(), &digest).await? {
+        let digest = self.keyring().blind_index(field, &canonical);
+        let found = match self.store.lookup(field, &digest).await? {
             None => None,
             Some(s) => {
                 Some(SubjectId::parse(&s).map_err(|e| EngineError::Internal(e.to_string()))?)
             }
         };
-        let category = if kind == LookupKind::Iin {
-            "identity"
-        } else {
-            "contact"
-        };
         self.audit(
             Record::new(actor, "lookup")
                 .subject(found)
-                .categories(&[category.to_string()])
+                .categories(&[by.category])
                 .details(serde_json::json!({"by": field, "found": found.is_some()})),
         )
         .await?;

@@ -60,7 +60,11 @@ impl Engine {
                 &reps,
                 micros(self.now()),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                derbes_store::StoreError::Duplicate(_) => EngineError::DuplicateOrganization,
+                e => e.into(),
+            })?;
         self.audit(
             Record::new(actor, "organization.register")
                 .categories(&["organisation".to_string()])

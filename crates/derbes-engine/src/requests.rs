@@ -605,12 +605,7 @@ impl Engine {
         representative: Option<&str>,
     ) -> Result<RequestRow, EngineError> {
         let now = self.now();
-        let right = self.policy.policy.right(kind).ok_or_else(|| {
-            EngineError::Internal(format!("the policy has no deadline for `{kind}`"))
-        })?;
-        let deadline = derbes_kz::WorkCalendar::kazakhstan()
-            .deadline(&received, right.deadline_days)
-            .map_err(|e| EngineError::invalid("received_at", "outside_calendar", e.to_string()))?;
+        let deadline = self.deadline(received, kind)?;
         let row = RequestRow {
             request_id: uuid::Uuid::now_v7().to_string(),
             subject_id: subject.map(|s| s.to_string()),
@@ -618,7 +613,7 @@ impl Engine {
             channel: name(&channel),
             requester: name(&requester),
             received_at: micros(received),
-            due_at: micros(deadline.due.with_timezone(&Utc)),
+            due_at: micros(deadline.at),
             state: RequestState::Received.as_str().to_string(),
             state_reason: None,
             details: store_details(details, &internal)?,
@@ -633,7 +628,7 @@ impl Engine {
         self.store
             .insert_request(&row, actor.id(), representative, &notes)
             .await?;
-        self.audit(Record::new(actor, "request.received").subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": row.due_at, "provisional_calendar": deadline.coverage != derbes_kz::Coverage::Complete,
+        self.audit(Record::new(actor, "request.received").subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": row.due_at, "provisional_calendar": deadline.provisional,
                 "representative_id": representative, "minor_report": internal.minor.is_some(),
                 "routed_to": if kind == Right::Complaint { self.complaint_roles() } else { Vec::new() }})))
         .await?;

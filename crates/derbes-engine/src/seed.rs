@@ -78,7 +78,7 @@ impl Engine {
                                     Ok(_) => {
                                         stats[4].fetch_add(1, Ordering::Relaxed);
                                     }
-                                    Err(EngineError::Duplicate(_)) => {}
+                                    Err(EngineError::DuplicateOrganization) => {}
                                     Err(e) => return Err(e),
                                 }
                             }
@@ -88,7 +88,7 @@ impl Engine {
                         {
                             stats[1].fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(EngineError::Duplicate(_)) => {
+                        Err(EngineError::DuplicateSubject { .. }) => {
                             stats[2].fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => return Err(e),

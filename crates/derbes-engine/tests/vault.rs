@@ -381,10 +381,10 @@ async fn registration_is_all_or_nothing(db: TestDb) {
         .await
         .unwrap();
     assert!(
-        matches!(e.register(&sys(), &registration(IIN, "+77019998877", SURNAME)).await, Err(EngineError::Duplicate(k)) if k == "iin")
+        matches!(e.register(&sys(), &registration(IIN, "+77019998877", SURNAME)).await, Err(EngineError::DuplicateSubject { field }) if field == "identity.iin")
     );
     assert!(
-        matches!(e.register(&sys(), &registration(&synthetic_iin(1), PHONE, SURNAME)).await, Err(EngineError::Duplicate(k)) if k == "phone")
+        matches!(e.register(&sys(), &registration(&synthetic_iin(1), PHONE, SURNAME)).await, Err(EngineError::DuplicateSubject { field }) if field == "contact.phone")
     );
     assert_eq!(db.store.subject_count().await.unwrap(), (1, 0));
     let _ = SubjectId::new();

@@ -144,6 +144,10 @@ pub struct Field {
     #[serde(rename = "type")]
     pub ty: FieldType,
     pub name: Text,
+    /// Subjects are found by this field (through a blind index of its
+    /// type: `iin`, `phone`); one such field per type, unique per subject.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lookup: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -416,5 +420,33 @@ impl Policy {
     /// The field `category.field`, if declared.
     pub fn field(&self, r: &FieldRef) -> Option<&Field> {
         self.category(&r.category)?.field(&r.field)
+    }
+
+    /// The fields subjects are looked up by, with their type (the blind
+    /// index's kind).
+    pub fn lookup_fields(&self) -> impl Iterator<Item = (FieldRef, FieldType)> + '_ {
+        self.categories.iter().flat_map(|c| {
+            c.fields.iter().filter(|f| f.lookup).map(move |f| {
+                (
+                    FieldRef {
+                        category: c.id.clone(),
+                        field: f.id.clone(),
+                    },
+                    f.ty,
+                )
+            })
+        })
+    }
+
+    /// The lookup field of type `ty`, if the policy has one.
+    pub fn lookup_field(&self, ty: FieldType) -> Option<FieldRef> {
+        self.lookup_fields().find(|(_, t)| *t == ty).map(|(f, _)| f)
+    }
+
+    /// The blind-index kind of the field `category.field`, if it is a lookup field.
+    pub fn index_kind(&self, field: &str) -> Option<&'static str> {
+        self.lookup_fields()
+            .find(|(f, _)| f.to_string() == field)
+            .map(|(_, t)| t.as_str())
     }
 }

@@ -142,6 +142,8 @@ pub struct RawField {
     #[serde(rename = "type")]
     pub ty: S,
     pub name: RawText,
+    #[serde(default)]
+    pub lookup: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -259,6 +259,7 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
     let ck_names = names(ConsentKind::ALL, ConsentKind::as_str);
     let mut category_ids = HashSet::new();
     let mut categories = Vec::new();
+    let mut lookup_types = HashSet::new();
     for c in raw.categories {
         let id = cx.id(&c.id, "category", &mut category_ids);
         let name = cx.text(c.name);
@@ -273,10 +274,21 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
             let ty = cx.vocab(&f.ty, "field type", FieldType::parse, &ft_names);
             let fname = cx.text(f.name);
             if let Some(ty) = ty {
+                if f.lookup {
+                    if !matches!(ty, FieldType::Iin | FieldType::Phone) {
+                        cx.at(
+                            f.id.span(),
+                            "only an `iin` or a `phone` field is a lookup field",
+                        );
+                    } else if !lookup_types.insert(ty) {
+                        cx.at(f.id.span(), format!("a second lookup field of type `{ty}`"));
+                    }
+                }
                 fields.push(Field {
                     id: fid,
                     ty,
                     name: fname,
+                    lookup: f.lookup,
                 });
             }
         }

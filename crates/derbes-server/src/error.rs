@@ -140,24 +140,19 @@ impl From<derbes_engine::EngineError> for ApiError {
                 err
             }
             E::NotFound(what) => ApiError::not_found(what),
-            E::Duplicate(kind) if kind == "bin" => ApiError::new(
+            E::DuplicateOrganization => ApiError::new(
                 StatusCode::CONFLICT,
                 "duplicate_organization",
                 "an organisation with this BIN is already registered",
             ),
-            E::Duplicate(kind) => {
+            E::DuplicateSubject { field } => {
                 let mut err = ApiError::new(
                     StatusCode::CONFLICT,
                     "duplicate_subject",
-                    format!("a subject with this {kind} is already registered"),
+                    format!("a subject with this {field} is already registered"),
                 );
-                let field = match kind.as_str() {
-                    "iin" => "identity.iin",
-                    "phone" => "contact.phone",
-                    other => other,
-                };
                 err.body.details.push(FieldError {
-                    field: field.into(),
+                    field,
                     code: "duplicate_subject".into(),
                     reason: "already registered".into(),
                 });

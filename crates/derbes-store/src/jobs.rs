@@ -91,19 +91,21 @@ impl Store {
     }
 
     /// Bar the IIN a subject registered with (by its keyed digest, which
-    /// the subject's blind index holds) until `until` — 7.7: a minor who used
+    /// the subject's blind index of `kind` holds) until `until` — 7.7: a minor who used
     /// it cannot register with it again before their 18th birthday. A later
     /// bar on the same digest replaces it. False if the subject has no IIN.
     pub async fn bar_minor(
         &self,
         subject_id: &str,
+        kind: &str,
         until: i64,
         at: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let digest: Option<Vec<u8>> =
-            sqlx::query("SELECT digest FROM blind_index WHERE kind = 'iin' AND subject_id = $1")
+            sqlx::query("SELECT digest FROM blind_index WHERE kind = $2 AND subject_id = $1")
                 .bind(subject_id)
+                .bind(kind)
                 .fetch_optional(&mut *tx)
                 .await?
                 .map(|r| r.try_get("digest"))
