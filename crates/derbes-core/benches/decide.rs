@@ -93,7 +93,7 @@ fn main() {
     let policy =
         LoadedPolicy::from_text(include_str!("../../../policy/ibusiness.toml").to_string())
             .unwrap_or_else(|e| panic!("{e}"));
-    let compiled = Compiled::new(&policy.policy).unwrap_or_else(|e| panic!("{e}"));
+    let compiled = Compiled::new(policy.policy()).unwrap_or_else(|e| panic!("{e}"));
     let f = facts();
     let now = Utc::now();
     let cats = vec!["identity".to_string(), "full_name".to_string()];

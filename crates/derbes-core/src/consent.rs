@@ -202,7 +202,7 @@ pub fn build_consent(
     now: DateTime<Utc>,
     prefix: &str,
 ) -> Result<(ConsentRecord, SignedReceipt), Vec<Problem>> {
-    let p = &loaded.policy;
+    let p = &loaded.policy();
     let mut problems = Vec::new();
     let at = |f: &str| format!("{prefix}{f}");
     if let Some(v) = &req.policy_version {
@@ -332,7 +332,7 @@ pub fn build_consent(
         },
         policy: ReceiptPolicy {
             version: p.version.clone(),
-            sha256: loaded.sha256.clone(),
+            sha256: loaded.sha256().to_string(),
             published: p.published,
         },
         operations: ordered_ops(purposes.iter().flat_map(|pu| pu.operations.iter().copied())),

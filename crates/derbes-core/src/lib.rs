@@ -16,7 +16,7 @@
 //! })).unwrap();
 //! let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
 //! let ok = validate_registration(&policy, &req, today).unwrap();
-//! assert_eq!(ok.phone.as_deref(), Some("+77011234567"));
+//! assert_eq!(ok.phone(), Some("+77011234567"));
 //! ```
 
 pub mod consent;

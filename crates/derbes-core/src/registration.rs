@@ -33,17 +33,38 @@ pub struct FieldInput {
     pub value: String,
 }
 
-/// A registration that passed every rule.
+/// A registration that passed every rule: built only by
+/// [`validate_registration`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidRegistration {
-    pub iin: Iin,
-    /// E.164, for the blind index.
-    pub phone: Option<String>,
-    pub source: String,
-    pub fields: Vec<FieldInput>,
+    iin: Iin,
+    /// E.164.
+    phone: Option<String>,
+    source: String,
+    fields: Vec<FieldInput>,
 }
 
 impl ValidRegistration {
+    /// The person's IIN.
+    pub fn iin(&self) -> &Iin {
+        &self.iin
+    }
+
+    /// The phone number, E.164.
+    pub fn phone(&self) -> Option<&str> {
+        self.phone.as_deref()
+    }
+
+    /// The source id of the data (5.1).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Every field, canonical.
+    pub fn fields(&self) -> &[FieldInput] {
+        &self.fields
+    }
+
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()

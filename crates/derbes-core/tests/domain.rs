@@ -40,7 +40,7 @@ fn age_gate_is_exact_at_the_18th_birthday_in_almaty() {
     let iin = iin_born(2008, 11, 25);
     // 24 Nov 2026 in Almaty: 17 years old.
     let r = validate_registration(
-        &p.policy,
+        p.policy(),
         &request(&iin),
         NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
     );
@@ -50,7 +50,7 @@ fn age_gate_is_exact_at_the_18th_birthday_in_almaty() {
     );
     // 25 Nov 2026: 18 today.
     assert!(validate_registration(
-        &p.policy,
+        p.policy(),
         &request(&iin),
         NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
     )
@@ -86,7 +86,7 @@ fn every_problem_is_reported_with_field_and_code() {
     .unwrap();
     let got = codes(
         validate_registration(
-            &p.policy,
+            p.policy(),
             &req,
             NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
         )
@@ -135,14 +135,14 @@ fn consents_record_what_the_law_asks_and_hash_stably() {
         "",
     )
     .unwrap();
-    assert_eq!(rec.purposes.len(), p.policy.purposes.len());
+    assert_eq!(rec.purposes.len(), p.policy().purposes.len());
     assert_eq!(rec.operations.len(), 13);
     assert!(
         rec.third_party && rec.cross_border,
         "using the app accepts transfer incl. cross-border (intro)"
     );
     assert_eq!(signed.receipt.operator.bin, "220440001087");
-    assert_eq!(signed.receipt.policy.version, p.policy.version);
+    assert_eq!(signed.receipt.policy.version, p.policy().version);
     assert_eq!(signed.sha256, signed.receipt.sha256());
     assert_eq!(rec.receipt_sha256, signed.sha256);
     // The receipt round-trips through JSON to the same hash.
@@ -151,7 +151,7 @@ fn consents_record_what_the_law_asks_and_hash_stably() {
     assert_eq!(back.sha256(), signed.sha256);
     // Rebuilt from the record, it is the same receipt.
     assert_eq!(
-        receipt_of(&rec, signed.receipt.operator.clone(), p.policy.published),
+        receipt_of(&rec, signed.receipt.operator.clone(), p.policy().published),
         signed.receipt
     );
     // Any change changes the hash.

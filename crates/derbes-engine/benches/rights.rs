@@ -56,7 +56,7 @@ async fn big_subject(e: &Engine, st: &derbes_store::Store, n: u64) -> SubjectId 
         .await
         .unwrap()
         .subject_id;
-    let p = &e.policy().policy;
+    let p = &e.policy().policy();
     let text_fields: Vec<String> = p
         .categories
         .iter()

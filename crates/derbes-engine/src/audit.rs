@@ -199,7 +199,7 @@ impl Engine {
         if actor.is_system() {
             return Ok(());
         }
-        match self.policy.policy.role(actor.role()) {
+        match self.policy.policy().role(actor.role()) {
             Some(r) if r.can(capability) => Ok(()),
             _ => Err(EngineError::Forbidden(capability.as_str())),
         }

@@ -164,7 +164,7 @@ impl Engine {
             Err(_) => ConsentFacts::default(),
         };
         let accepted = match &consents.policy_sha256 {
-            Some(sha) if *sha != self.policy.sha256 => Some(self.coverage(sha).await?),
+            Some(sha) if *sha != self.policy.sha256() => Some(self.coverage(sha).await?),
             _ => None,
         };
         let objections = rows
@@ -211,7 +211,7 @@ impl Engine {
                 if let Some((_, text)) = self.store.policy_version(&v.version).await? {
                     found = derbes_policy::LoadedPolicy::from_text(text)
                         .ok()
-                        .filter(|p| p.sha256 == sha)
+                        .filter(|p| p.sha256() == sha)
                         .map(std::sync::Arc::new);
                 }
             }
@@ -239,7 +239,7 @@ impl Engine {
             return Ok(c);
         }
         let cov = match (self.published(sha).await?, self.compiled.as_ref()) {
-            (Some(old), Ok(c)) => c.coverage(&old.policy),
+            (Some(old), Ok(c)) => c.coverage(old.policy()),
             _ => derbes_core::Coverage::nothing(),
         };
         let cov = std::sync::Arc::new(cov);
@@ -330,7 +330,7 @@ impl Engine {
             .filter(|r| !r.is_empty());
         let recipient = self
             .policy
-            .policy
+            .policy()
             .recipient(&req.recipient)
             .ok_or_else(|| {
                 EngineError::invalid(
@@ -375,7 +375,7 @@ impl Engine {
         let now = self.now();
         let notice_due = if facts.consents.notify_of_transfers {
             Some(
-                self.due(now, self.policy.policy.deadlines.transfer_notice)?
+                self.due(now, self.policy.policy().deadlines.transfer_notice)?
                     .at,
             )
         } else {

@@ -151,7 +151,7 @@ impl Engine {
     /// Carry out destructions (one transaction for all): what each came to.
     pub(crate) async fn destroy(&self, orders: Vec<Order>) -> Result<Vec<Outcome>, EngineError> {
         let now = self.now();
-        let p = &self.policy.policy;
+        let p = &self.policy.policy();
         let statutory = RetentionRules::statutory(p);
         let mut items = Vec::with_capacity(orders.len());
         let mut plans = Vec::with_capacity(orders.len());

@@ -191,7 +191,7 @@ impl Engine {
         let with_values = row.kind == Right::Access.as_str();
         let sid = subject.to_string();
         let facts = self.subject_facts(subject).await?;
-        let p = &self.policy.policy;
+        let p = &self.policy.policy();
         let purpose = p
             .purposes
             .iter()
@@ -323,7 +323,7 @@ impl Engine {
         fields: Vec<ExportField>,
         previous_values: Vec<ExportPrevious>,
     ) -> Result<SubjectExport, EngineError> {
-        let p = &self.policy.policy;
+        let p = &self.policy.policy();
         let sid = subject.to_string();
         // Independent reads, side by side.
         let st = &self.store;
@@ -455,7 +455,7 @@ impl Engine {
             },
             policy: ExportPolicy {
                 version: p.version.clone(),
-                sha256: self.policy.sha256.clone(),
+                sha256: self.policy.sha256().to_string(),
                 published: p.published.to_string(),
             },
             subject: ExportSubject {

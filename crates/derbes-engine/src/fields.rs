@@ -61,7 +61,7 @@ impl Engine {
         technical: bool,
         problems: &mut Vec<Problem>,
     ) -> Result<Vec<FieldInput>, EngineError> {
-        let p = &self.policy.policy;
+        let p = &self.policy.policy();
         if values.is_empty() {
             problems.push(Problem::new(
                 "fields",
@@ -131,7 +131,7 @@ impl Engine {
         source: &str,
         reason: &str,
     ) -> Result<Vec<String>, EngineError> {
-        let p = &self.policy.policy;
+        let p = &self.policy.policy();
         let key = self.data_key(subject).await?;
         let sid = subject.to_string();
         let now = self.now();
@@ -209,7 +209,7 @@ impl Engine {
         let inputs = self
             .checked_fields(subject, values, false, &mut problems)
             .await?;
-        let source = derbes_core::source_id(&self.policy.policy, source, &mut problems);
+        let source = derbes_core::source_id(self.policy.policy(), source, &mut problems);
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
@@ -246,7 +246,7 @@ impl Engine {
         let inputs = self
             .checked_fields(subject, values, true, &mut problems)
             .await?;
-        let source = derbes_core::source_id(&self.policy.policy, source, &mut problems);
+        let source = derbes_core::source_id(self.policy.policy(), source, &mut problems);
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }

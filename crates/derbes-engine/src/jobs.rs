@@ -290,7 +290,7 @@ impl Engine {
         }
         let now = self.now();
         let today = derbes_core::almaty_date(now);
-        let min_age = self.policy.policy.subjects.minimum_age;
+        let min_age = self.policy.policy().subjects.minimum_age;
         if born > today {
             return Err(EngineError::invalid(
                 "iin",
@@ -396,7 +396,7 @@ impl Engine {
     pub(crate) fn deadline(&self, from: DateTime<Utc>, kind: Right) -> Result<Due, EngineError> {
         let days = self
             .policy
-            .policy
+            .policy()
             .right(kind)
             .map(|r| r.deadline_days)
             .ok_or_else(|| {
@@ -470,7 +470,7 @@ impl Engine {
                 Ground::Consent(kind),
                 What::Categories(
                     self.policy
-                        .policy
+                        .policy()
                         .categories
                         .iter()
                         .filter(|c| c.requires_consent == Some(kind))

@@ -95,7 +95,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("policy", &self.policy.policy.version)
+            .field("policy", &self.policy.policy().version)
             .finish_non_exhaustive()
     }
 }
@@ -203,7 +203,7 @@ fn from_micros(m: i64) -> DateTime<Utc> {
 /// The purposes that may use a field's category, by the policy.
 fn purposes_for(policy: &LoadedPolicy, category: &str) -> Vec<String> {
     policy
-        .policy
+        .policy()
         .purposes
         .iter()
         .filter(|p| p.allows_category(category))
@@ -234,7 +234,7 @@ impl Engine {
         keys: Keyring,
         data_dir: Option<PathBuf>,
     ) -> Engine {
-        let compiled = Arc::new(Compiled::new(&policy.policy));
+        let compiled = Arc::new(Compiled::new(policy.policy()));
         Engine {
             store,
             compiled,
@@ -342,7 +342,7 @@ impl Engine {
     ) -> Result<Registered, EngineError> {
         self.require(actor, Capability::RegisterSubjects)?;
         let now = self.now();
-        let valid = validate_registration(&self.policy.policy, req, almaty_date(now))
+        let valid = validate_registration(self.policy.policy(), req, almaty_date(now))
             .map_err(EngineError::Invalid)?;
         let subject = SubjectId::new();
         let sid = subject.to_string();
@@ -363,13 +363,13 @@ impl Engine {
         }
         let keys = self.keyring();
         let (key, wrapped) = keys.new_data_key(&sid)?;
-        let mut fields = Vec::with_capacity(valid.fields.len());
-        for f in &valid.fields {
+        let mut fields = Vec::with_capacity(valid.fields().len());
+        for f in valid.fields() {
             let name = f.field.to_string();
             fields.push(FieldRow {
                 sealed: key.seal(&sid, &name, f.value.as_bytes())?,
                 field: name,
-                source: valid.source.clone(),
+                source: valid.source().to_string(),
                 collected_at: micros(now),
                 purposes: purposes_for(&self.policy, &f.field.category).join(","),
                 version: 1,
@@ -377,17 +377,17 @@ impl Engine {
         }
         // The policy's lookup fields are blind-indexed by their type.
         let index: Vec<(String, Vec<u8>)> = valid
-            .fields
+            .fields()
             .iter()
             .filter_map(|f| {
-                let kind = self.policy.policy.index_kind(&f.field.to_string())?;
+                let kind = self.policy.policy().index_kind(&f.field.to_string())?;
                 Some((kind.to_string(), keys.blind_index(kind, &f.value).to_vec()))
             })
             .collect();
         // Clause 7.7: a person found to be a minor is refused until 18.
         for (kind, digest) in &index {
             if kind == FieldType::Iin.as_str() && self.store.is_barred(digest, micros(now)).await? {
-                let field = self.policy.policy.lookup_field(FieldType::Iin);
+                let field = self.policy.policy().lookup_field(FieldType::Iin);
                 return Err(EngineError::invalid(
                     &field.map(|f| f.to_string()).unwrap_or_default(),
                     "barred_minor",
@@ -400,7 +400,7 @@ impl Engine {
         self.store
             .insert_subject(&NewSubject {
                 subject_id: sid,
-                policy_version: self.policy.policy.version.clone(),
+                policy_version: self.policy.policy().version.clone(),
                 created_at: micros(now),
                 kek_id: wrapped.kek.to_string(),
                 wrapped_key: wrapped.bytes,
@@ -414,7 +414,7 @@ impl Engine {
             Record::new(actor, "register")
                 .subject(subject)
                 .categories(&categories)
-                .details(serde_json::json!({"source": valid.source, "consents": consent_ids})),
+                .details(serde_json::json!({"source": valid.source(), "consents": consent_ids})),
         )
         .await?;
         Ok(Registered {
@@ -428,7 +428,7 @@ impl Engine {
         match e {
             derbes_store::StoreError::Duplicate(kind) => EngineError::DuplicateSubject {
                 field: FieldType::parse(&kind)
-                    .and_then(|t| self.policy.policy.lookup_field(t))
+                    .and_then(|t| self.policy.policy().lookup_field(t))
                     .map_or(kind, |f| f.to_string()),
             },
             e => e.into(),
@@ -445,7 +445,7 @@ impl Engine {
         self.require(actor, Capability::Lookup)?;
         let ty = kind.field_type();
         let field = ty.as_str();
-        let by = self.policy.policy.lookup_field(ty).ok_or_else(|| {
+        let by = self.policy.policy().lookup_field(ty).ok_or_else(|| {
             EngineError::invalid(field, "no_lookup", "the policy looks nobody up by this")
         })?;
         let canonical = derbes_core::canonical(ty, &Value::String(value.to_string()))
@@ -520,7 +520,7 @@ impl Engine {
 
     fn view(&self, key: &DataKey, sid: &str, row: &FieldRow) -> Result<FieldView, EngineError> {
         let text = self.open_sealed(key, sid, &row.field, &row.sealed)?;
-        let ty = derbes_core::field_ref(&self.policy.policy, &row.field).map(|(_, t)| t);
+        let ty = derbes_core::field_ref(self.policy.policy(), &row.field).map(|(_, t)| t);
         let value = match (ty, text.as_str()) {
             (Some(FieldType::Boolean), "true") => Value::Bool(true),
             (Some(FieldType::Boolean), "false") => Value::Bool(false),
@@ -551,7 +551,7 @@ impl Engine {
         channel: Option<Channel>,
     ) -> Result<DataRead, EngineError> {
         self.require(actor, Capability::ReadData)?;
-        let p = self.policy.policy.purpose(purpose).ok_or_else(|| {
+        let p = self.policy.policy().purpose(purpose).ok_or_else(|| {
             EngineError::invalid("purpose", "unknown_purpose", "not a purpose of the policy")
         })?;
         let mut categories = match self.compiled.as_ref() {

@@ -118,7 +118,12 @@ impl Engine {
         let store = Store::open_and_migrate(&config.storage).await?;
         let p = &config.policy;
         let published = match store
-            .publish_policy(&p.policy.version, &p.sha256, p.policy.published, &p.text)
+            .publish_policy(
+                &p.policy().version,
+                p.sha256(),
+                p.policy().published,
+                p.text(),
+            )
             .await
         {
             Ok(PublishOutcome::Published) => true,
@@ -157,7 +162,7 @@ impl Engine {
             .policy_versions()
             .await?
             .into_iter()
-            .map(|v| view(v, &self.policy.sha256))
+            .map(|v| view(v, self.policy.sha256()))
             .collect())
     }
 

@@ -31,7 +31,7 @@ impl Engine {
         req: &OrganizationRequest,
     ) -> Result<OrganizationId, EngineError> {
         self.require(actor, Capability::RegisterSubjects)?;
-        let p = &self.policy.policy;
+        let p = &self.policy.policy();
         let mut problems = Vec::new();
         let fields = validate_form(p, "organisation", &req.fields, &mut problems);
         if !problems.is_empty() {

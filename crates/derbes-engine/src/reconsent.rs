@@ -53,7 +53,7 @@ impl Engine {
         while items.len() < limit as usize && !exhausted {
             let rows = self
                 .store
-                .accepted_other_versions(&current.sha256, &cursor, limit)
+                .accepted_other_versions(current.sha256(), &cursor, limit)
                 .await?;
             exhausted = (rows.len() as i64) < limit;
             for (subject_id, sha) in rows {
@@ -61,8 +61,8 @@ impl Engine {
                 if !by_version.contains_key(&sha) {
                     let entry = match self.published(&sha).await? {
                         Some(old) => (
-                            old.policy.version.clone(),
-                            derbes_policy::reconsent_changes(&old.policy, &current.policy)
+                            old.policy().version.clone(),
+                            derbes_policy::reconsent_changes(old.policy(), current.policy())
                                 .into_iter()
                                 .map(|c| {
                                     if c.detail.is_empty() {
@@ -102,7 +102,7 @@ impl Engine {
         )
         .await?;
         Ok(ReconsentPage {
-            version: current.policy.version.clone(),
+            version: current.policy().version.clone(),
             items,
             next_after,
         })

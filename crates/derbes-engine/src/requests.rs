@@ -316,7 +316,7 @@ impl Engine {
     /// The roles complaints are routed to.
     fn complaint_roles(&self) -> Vec<String> {
         self.policy
-            .policy
+            .policy()
             .roles
             .iter()
             .filter(|r| r.can(Capability::AnswerComplaints))
@@ -430,7 +430,7 @@ impl Engine {
         if let Some(c) = d.consent {
             let own = self
                 .policy
-                .policy
+                .policy()
                 .categories
                 .iter()
                 .any(|cat| cat.requires_consent == Some(c));
@@ -445,7 +445,7 @@ impl Engine {
         for f in d.fields.iter().flatten() {
             let known = f
                 .split_once('.')
-                .and_then(|(c, n)| self.policy.policy.category(c).and_then(|c| c.field(n)))
+                .and_then(|(c, n)| self.policy.policy().category(c).and_then(|c| c.field(n)))
                 .is_some();
             if !known {
                 problems.push(derbes_core::Problem::new(

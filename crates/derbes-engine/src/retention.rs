@@ -312,9 +312,9 @@ impl Engine {
         }
         self.require(actor, Capability::WorkRequests)?;
         let now = self.now();
-        let rules = RetentionRules::new(&self.policy.policy);
+        let rules = RetentionRules::new(self.policy.policy());
         // What a law keeps of those who withdrew, until its own period ends.
-        let statutory = RetentionRules::statutory(&self.policy.policy);
+        let statutory = RetentionRules::statutory(self.policy.policy());
         let cutoff = rules.collected_before_to_expire(now).map(micros);
         let mut report = PurgeReport {
             dry_run,

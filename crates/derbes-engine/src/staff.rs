@@ -89,10 +89,10 @@ impl Engine {
                 "a name of 1 to 100 printable characters",
             ));
         }
-        if self.policy.policy.role(role).is_none() {
+        if self.policy.policy().role(role).is_none() {
             let roles: Vec<&str> = self
                 .policy
-                .policy
+                .policy()
                 .roles
                 .iter()
                 .map(|r| r.id.as_str())
@@ -194,7 +194,7 @@ impl Engine {
         }
         let role = self
             .policy
-            .policy
+            .policy()
             .roles
             .iter()
             .find(|r| r.can(Capability::ManageStaff))

@@ -708,9 +708,14 @@ async fn versions(w: &World, t: &mut Table) {
     let text = v1_1::policy_1_1_text();
     let v2 = LoadedPolicy::from_text(text).unwrap();
     for v in [&v1, &v2] {
-        st.publish_policy(&v.policy.version, &v.sha256, v.policy.published, &v.text)
-            .await
-            .unwrap();
+        st.publish_policy(
+            &v.policy().version,
+            v.sha256(),
+            v.policy().published,
+            v.text(),
+        )
+        .await
+        .unwrap();
     }
     let s = register(&w.e, 5, everything()).await;
     let e2 = Engine::over_store(

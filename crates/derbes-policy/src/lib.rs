@@ -94,15 +94,31 @@ impl Policy {
 }
 
 /// A policy read from a file, with the text it came from and that text's
-/// SHA-256 (what the store publishes and consents refer to).
+/// SHA-256 (what the store publishes and consents refer to). Built only from
+/// the text, so the three always agree.
 #[derive(Debug, Clone)]
 pub struct LoadedPolicy {
-    pub policy: Policy,
-    pub text: String,
-    pub sha256: String,
+    policy: Policy,
+    text: String,
+    sha256: String,
 }
 
 impl LoadedPolicy {
+    /// The validated model.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The file's text, exactly as read.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Lowercase hex SHA-256 of the text.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
     pub fn from_text(text: String) -> Result<LoadedPolicy, Problems> {
         let policy = Policy::parse(&text)?;
         let sha256 = sha256_hex(text.as_bytes());

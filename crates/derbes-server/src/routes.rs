@@ -151,7 +151,7 @@ pub struct Ready {
         (status = 503, description = "Storage is not reachable", body = Ready)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let storage = state.engine().backend().as_str();
-    let policy_version = state.policy().policy.version.clone();
+    let policy_version = state.policy().policy().version.clone();
     match state.engine().ready().await {
         Ok(()) => Json(Ready {
             status: "ready",
@@ -192,8 +192,8 @@ pub struct PolicyResponse<'a> {
 impl<'a> PolicyResponse<'a> {
     pub(crate) fn of(loaded: &'a LoadedPolicy) -> PolicyResponse<'a> {
         PolicyResponse {
-            sha256: &loaded.sha256,
-            policy: &loaded.policy,
+            sha256: loaded.sha256(),
+            policy: loaded.policy(),
         }
     }
 }
@@ -235,7 +235,7 @@ pub(crate) async fn policy_document(
         Some(f) => Format::parse(f)
             .ok_or_else(|| ApiError::invalid("format", "expected `html` or `md`"))?,
     };
-    let body = render(&state.policy().policy, lang, format);
+    let body = render(state.policy().policy(), lang, format);
     Ok(match format {
         Format::Html => Html(body).into_response(),
         Format::Markdown => (
@@ -262,7 +262,7 @@ pub(crate) async fn policy_versions(
 
 /// A small page for people who open the service in a browser.
 pub(crate) async fn index(State(state): State<AppState>) -> Html<String> {
-    let p = &state.policy().policy;
+    let p = &state.policy().policy();
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>derbes</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}}</style></head>\

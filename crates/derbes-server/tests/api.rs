@@ -14,9 +14,9 @@ const SEED: &str = include_str!("../../../policy/ibusiness.toml");
 
 async fn state(store: &Store) -> AppState {
     let policy = LoadedPolicy::from_text(SEED.to_string()).unwrap();
-    let p = &policy.policy;
+    let p = &policy.policy();
     store
-        .publish_policy(&p.version, &policy.sha256, p.published, &policy.text)
+        .publish_policy(&p.version, policy.sha256(), p.published, policy.text())
         .await
         .unwrap();
     let engine = derbes_engine::Engine::with_keyring(

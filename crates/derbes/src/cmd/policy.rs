@@ -31,7 +31,7 @@ pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
                 FormatArg::Md => Format::Markdown,
                 FormatArg::Html => Format::Html,
             };
-            let text = render(&p.policy, lang, format);
+            let text = render(p.policy(), lang, format);
             match out {
                 Some(path) => std::fs::write(&path, text)
                     .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?,
@@ -45,24 +45,24 @@ pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
             exit_code,
         } => {
             let (a, b) = (load(&old)?, load(&new)?);
-            let changes = diff(&a.policy, &b.policy);
+            let changes = diff(a.policy(), b.policy());
             if json {
                 out::json(&json!({
-                    "old": { "version": a.policy.version, "sha256": a.sha256 },
-                    "new": { "version": b.policy.version, "sha256": b.sha256 },
+                    "old": { "version": a.policy().version, "sha256": a.sha256() },
+                    "new": { "version": b.policy().version, "sha256": b.sha256() },
                     "changes": changes,
                 }))?;
             } else if changes.is_empty() {
                 crate::outln!(
                     "no changes that matter to users ({} -> {})",
-                    a.policy.version,
-                    b.policy.version
+                    a.policy().version,
+                    b.policy().version
                 );
             } else {
                 crate::outln!(
                     "{} -> {}: {} change(s)",
-                    a.policy.version,
-                    b.policy.version,
+                    a.policy().version,
+                    b.policy().version,
                     changes.len()
                 );
                 for c in &changes {
@@ -96,18 +96,18 @@ fn check(file: &Path, json: bool) -> Result<Outcome, CliError> {
             if json {
                 out::json(&json!({
                     "valid": true,
-                    "version": p.policy.version,
-                    "sha256": p.sha256,
+                    "version": p.policy().version,
+                    "sha256": p.sha256(),
                 }))?;
             } else {
                 crate::outln!(
                     "{} {}: version {}, {} purposes, {} categories, {} recipients",
                     out::verdict(true, "valid"),
                     file.display(),
-                    p.policy.version,
-                    p.policy.purposes.len(),
-                    p.policy.categories.len(),
-                    p.policy.recipients.len()
+                    p.policy().version,
+                    p.policy().purposes.len(),
+                    p.policy().categories.len(),
+                    p.policy().recipients.len()
                 );
             }
             Ok(Outcome::Ok)
@@ -132,10 +132,10 @@ fn check(file: &Path, json: bool) -> Result<Outcome, CliError> {
 fn show(file: &Path, json: bool) -> Result<Outcome, CliError> {
     let p = load(file)?;
     if json {
-        out::json(&json!({ "sha256": p.sha256, "policy": p.policy }))?;
+        out::json(&json!({ "sha256": p.sha256(), "policy": p.policy() }))?;
         return Ok(Outcome::Ok);
     }
-    let m = &p.policy;
+    let m = &p.policy();
     crate::outln!(
         "{} — version {}, published {}",
         m.title.en,
@@ -180,6 +180,6 @@ fn show(file: &Path, json: bool) -> Result<Outcome, CliError> {
     for (k, v) in m.deadlines.entries() {
         crate::outln!("  {k:<16} {v}");
     }
-    crate::outln!("\nsha256 {}", p.sha256);
+    crate::outln!("\nsha256 {}", p.sha256());
     Ok(Outcome::Ok)
 }

@@ -60,7 +60,7 @@ pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfi
     })?;
     if opened.published {
         let p = engine.policy();
-        tracing::info!(version = %p.policy.version, sha256 = %p.sha256, "policy version published");
+        tracing::info!(version = %p.policy().version, sha256 = %p.sha256(), "policy version published");
     }
     if opened.legacy_texts_sealed > 0 {
         tracing::info!(
@@ -76,7 +76,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     let started = Instant::now();
     super::runtime()?.block_on(async move {
         let (engine, config) = open_engine(&args.engine).await?;
-        let version = engine.policy().policy.version.clone();
+        let version = engine.policy().policy().version.clone();
         if let Some(token) = engine.bootstrap_admin().await? {
             // Shown once, on standard output, never in the log.
             crate::outln!(
