@@ -55,7 +55,7 @@ impl AppState {
         let policy_json = Bytes::from(serde_json::to_vec(&routes::PolicyResponse::of(
             engine.policy(),
         ))?);
-        let openapi_json = Bytes::from(openapi::document_json()?);
+        let openapi_json = Bytes::from(openapi::document_json(routes::document())?);
         Ok(AppState {
             inner: Arc::new(Inner {
                 engine,
@@ -76,7 +76,8 @@ impl AppState {
 
 /// The complete router.
 pub fn app(state: AppState) -> Router {
-    routes::router(state.clone())
+    routes::api(Some(state.clone()))
+        .0
         .layer(axum::middleware::from_fn(log::access_log))
         .with_state(state)
 }

@@ -1,8 +1,8 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The OpenAPI document: the service's description, tags and security
+//! scheme here; its paths come from the router (`routes::api`), which routes
+//! each handler by the path its annotation documents.
 
 use utoipa::OpenApi;
-
-use crate::routes;
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -10,56 +10,6 @@ use crate::routes;
         title = "derbes",
         description = "Personal-data engine: the iBusiness privacy policy as running code. \
                        Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`."
-    ),
-    paths(
-        routes::healthz,
-        routes::readyz,
-        routes::openapi,
-        routes::policy,
-        routes::policy_document,
-        routes::policy_versions,
-        crate::subjects::register,
-        crate::subjects::lookup_get,
-        crate::subjects::lookup_post,
-        crate::subjects::data,
-        crate::subjects::rectify,
-        crate::subjects::add_consent,
-        crate::subjects::consents,
-        crate::subjects::withdraw,
-        crate::subjects::verify,
-        crate::subjects::register_organization,
-        crate::subjects::organization,
-        crate::decisions::decide,
-        crate::decisions::disclose,
-        crate::decisions::disclosures,
-        crate::decisions::audit,
-        crate::decisions::add_staff,
-        crate::decisions::list_staff,
-        crate::decisions::revoke_staff,
-        crate::requests::create,
-        crate::requests::list,
-        crate::requests::show,
-        crate::requests::act,
-        crate::requests::can_contact,
-        crate::requests::add_obligation,
-        crate::requests::close_obligation,
-        crate::requests::certificate,
-        crate::requests::export,
-        crate::retention::rectify,
-        crate::retention::end_relationship,
-        crate::retention::place_hold,
-        crate::retention::holds,
-        crate::retention::release_hold,
-        crate::retention::due,
-        crate::retention::certificate,
-        crate::stats::events,
-        crate::stats::stats,
-        crate::requests::minor,
-        crate::promises::collect,
-        crate::promises::add_representative,
-        crate::promises::representatives,
-        crate::promises::revoke_representative,
-        crate::promises::reconsent,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -92,8 +42,11 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub(crate) fn document_json() -> Result<Vec<u8>, serde_json::Error> {
-    let mut doc = ApiDoc::openapi();
+/// The document as served: the paths the router routes, with the service's
+/// description, tags and security scheme.
+pub(crate) fn document_json(
+    mut doc: utoipa::openapi::OpenApi,
+) -> Result<Vec<u8>, serde_json::Error> {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     serde_json::to_vec_pretty(&doc)
 }

@@ -12,102 +12,84 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{ApiError, AppState, ErrorResponse};
 use derbes_engine::PolicyVersionView;
 
-pub(crate) fn router(state: AppState) -> Router<AppState> {
+/// Every route of the service and its OpenAPI description, from one list:
+/// a handler is routed by the path and method its `#[utoipa::path]`
+/// annotation documents, so the two cannot drift apart. The pages a person
+/// opens (`/`, `/desk`) are routed without an API description. With a
+/// state, the `/api/v1` routes but the policy's and this document's need a
+/// staff token; without one the router is only for its document.
+pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use crate::decisions as d;
+    use crate::promises as p;
     use crate::requests as r;
+    use crate::retention as t;
+    use crate::stats as st;
     use crate::subjects as s;
-    use axum::routing::post;
-    let protected = Router::new()
-        .route("/api/v1/subjects", post(s::register))
-        .route(
-            "/api/v1/subjects/lookup",
-            get(s::lookup_get).post(s::lookup_post),
-        )
-        .route("/api/v1/subjects/{id}/data", get(s::data).patch(s::rectify))
-        .route(
-            "/api/v1/subjects/{id}/consents",
-            get(s::consents).post(s::add_consent),
-        )
-        .route(
-            "/api/v1/subjects/{id}/consents/{consent_id}/withdrawal",
-            post(s::withdraw),
-        )
-        .route("/api/v1/consents/verify", post(s::verify))
-        .route("/api/v1/organizations", post(s::register_organization))
-        .route("/api/v1/organizations/{id}", get(s::organization))
-        .route("/api/v1/decisions", post(d::decide))
-        .route("/api/v1/disclosures", post(d::disclose))
-        .route("/api/v1/subjects/{id}/disclosures", get(d::disclosures))
-        .route("/api/v1/audit", get(d::audit))
-        .route("/api/v1/requests", get(r::list).post(r::create))
-        .route("/api/v1/requests/{id}", get(r::show))
-        .route("/api/v1/requests/{id}/actions", post(r::act))
-        .route("/api/v1/subjects/{id}/can-contact", get(r::can_contact))
-        .route("/api/v1/subjects/{id}/obligations", post(r::add_obligation))
-        .route(
-            "/api/v1/subjects/{id}/obligations/{obligation_id}/close",
-            post(r::close_obligation),
-        )
-        .route("/api/v1/requests/{id}/certificate", get(r::certificate))
-        .route("/api/v1/requests/{id}/export", get(r::export))
-        .route(
-            "/api/v1/requests/{id}/rectification",
-            post(crate::retention::rectify),
-        )
-        .route(
-            "/api/v1/subjects/{id}/relationship-end",
-            post(crate::retention::end_relationship),
-        )
-        .route(
-            "/api/v1/subjects/{id}/legal-holds",
-            get(crate::retention::holds).post(crate::retention::place_hold),
-        )
-        .route(
-            "/api/v1/subjects/{id}/legal-holds/{hold_id}",
-            axum::routing::delete(crate::retention::release_hold),
-        )
-        .route(
-            "/api/v1/subjects/{id}/certificate",
-            get(crate::retention::certificate),
-        )
-        .route("/api/v1/retention/due", get(crate::retention::due))
-        .route("/api/v1/events", post(crate::stats::events))
-        .route("/api/v1/stats", get(crate::stats::stats))
-        .route("/api/v1/subjects/{id}/minor", post(r::minor))
-        .route(
-            "/api/v1/subjects/{id}/collections",
-            post(crate::promises::collect),
-        )
-        .route(
-            "/api/v1/subjects/{id}/representatives",
-            get(crate::promises::representatives).post(crate::promises::add_representative),
-        )
-        .route(
-            "/api/v1/subjects/{id}/representatives/{representative_id}",
-            axum::routing::delete(crate::promises::revoke_representative),
-        )
-        .route("/api/v1/reconsent", get(crate::promises::reconsent))
-        .route("/api/v1/staff", get(d::list_staff).post(d::add_staff))
-        .route(
-            "/api/v1/staff/{token_id}",
-            axum::routing::delete(d::revoke_staff),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let protected = OpenApiRouter::new()
+        .routes(routes!(s::register))
+        .routes(routes!(s::lookup_get, s::lookup_post))
+        .routes(routes!(s::data, s::rectify))
+        .routes(routes!(s::consents, s::add_consent))
+        .routes(routes!(s::withdraw))
+        .routes(routes!(s::verify))
+        .routes(routes!(s::register_organization))
+        .routes(routes!(s::organization))
+        .routes(routes!(d::decide))
+        .routes(routes!(d::disclose))
+        .routes(routes!(d::disclosures))
+        .routes(routes!(d::audit))
+        .routes(routes!(r::list, r::create))
+        .routes(routes!(r::show))
+        .routes(routes!(r::act))
+        .routes(routes!(r::can_contact))
+        .routes(routes!(r::add_obligation))
+        .routes(routes!(r::close_obligation))
+        .routes(routes!(r::certificate))
+        .routes(routes!(r::export))
+        .routes(routes!(r::minor))
+        .routes(routes!(t::rectify))
+        .routes(routes!(t::end_relationship))
+        .routes(routes!(t::holds, t::place_hold))
+        .routes(routes!(t::release_hold))
+        .routes(routes!(t::certificate))
+        .routes(routes!(t::due))
+        .routes(routes!(st::events))
+        .routes(routes!(st::stats))
+        .routes(routes!(p::collect))
+        .routes(routes!(p::representatives, p::add_representative))
+        .routes(routes!(p::revoke_representative))
+        .routes(routes!(p::reconsent))
+        .routes(routes!(d::list_staff, d::add_staff))
+        .routes(routes!(d::revoke_staff));
+    let protected = match state {
+        Some(state) => protected.route_layer(axum::middleware::from_fn_with_state(
             state,
             crate::auth::require_staff,
-        ));
-    Router::new()
+        )),
+        None => protected,
+    };
+    let (router, api) = OpenApiRouter::with_openapi(<crate::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(protected)
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi))
+        .routes(routes!(policy))
+        .routes(routes!(policy_document))
+        .routes(routes!(policy_versions))
+        .split_for_parts();
+    let router = router
         .route("/", get(index))
         .route("/desk", get(desk_page))
         .route("/desk.js", get(desk_script))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/policy", get(policy))
-        .route("/api/v1/policy/document", get(policy_document))
-        .route("/api/v1/policy/versions", get(policy_versions))
-        .fallback(not_found)
+        .fallback(not_found);
+    (router, api)
+}
+
+/// The OpenAPI document of [`api`]'s routes.
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
+    api(None).1
 }
 
 fn json_bytes(bytes: &[u8]) -> Response {
