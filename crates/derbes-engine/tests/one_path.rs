@@ -68,11 +68,8 @@ fn sealed_fields_are_opened_in_one_place_only() {
             && body.find(".audit(").unwrap() < body.find("Ok(out)\n    }").unwrap(),
         "open_notes audits before it returns"
     );
-    for (file, function) in [
-        ("lib.rs", "pub async fn data_for_purpose("),
-        ("export.rs", "pub async fn export("),
-    ] {
-        let text = source(file);
+    for function in ["pub async fn data_for_purpose(", "pub async fn export("] {
+        let text = &files.iter().find(|(_, t)| t.contains(function)).unwrap().1;
         let body = &text[text.find(function).unwrap()..];
         let decide = body.find("self.decide_facts(").unwrap();
         let audit = body.find(".audit(").unwrap();

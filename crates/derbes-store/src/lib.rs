@@ -20,17 +20,21 @@
 //! first, so the schema can be distributed by subject.
 
 mod audit;
+mod consents;
 mod destroy;
 mod disclosures;
 mod jobs;
+mod keys;
 mod migrate;
 mod notes;
+mod organizations;
 mod policy_versions;
 mod requests;
 mod retention;
 mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod tokens;
 mod weblog;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +47,7 @@ use sqlx::{AnyPool, Executor};
 pub use audit::{
     checkpoint_message, record_hash, AuditQuery, AuditRow, Checkpoint, NewAuditRecord, Verification,
 };
+pub use consents::{ConsentRow, NewConsent};
 pub use destroy::{DestroyOutcome, Destruction, Scope};
 pub use disclosures::DisclosureRow;
 pub use jobs::{JobRow, ObligationRow};
@@ -51,10 +56,8 @@ pub use notes::{LegacyText, NoteRow, RepresentativeRow};
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{RequestEvent, RequestFilter, RequestRow, FINAL_STATES};
 pub use retention::{HistoryRow, LegalHold, PurgeCandidate};
-pub use subjects::{
-    ConsentRow, FieldRow, NewConsent, NewSubject, Rectification, SubjectFactsRows, SubjectRow,
-    TokenRow,
-};
+pub use subjects::{FieldRow, NewSubject, Rectification, SubjectFactsRows, SubjectRow};
+pub use tokens::TokenRow;
 pub use weblog::{MergeVisitors, WeblogCell};
 
 /// Which engine a store runs on.

@@ -1,11 +1,12 @@
-//! Subjects, their sealed fields, keys, blind indexes, consents,
-//! organisations and staff tokens. The store never sees plaintext personal
-//! data: values arrive sealed, identifiers arrive as blind-index digests.
+//! Subjects, their sealed fields and history, their keys, blind indexes and
+//! objections, and what a decision reads of them. The store never sees
+//! plaintext personal data: values arrive sealed, identifiers arrive as
+//! blind-index digests.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Backend, Store, StoreError};
+use crate::{Backend, ConsentRow, NewConsent, Store, StoreError};
 
 /// A field as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,27 +32,6 @@ pub struct NewSubject {
     /// (kind, digest) pairs: `iin`, `phone`.
     pub index: Vec<(String, Vec<u8>)>,
     pub consents: Vec<NewConsent>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewConsent {
-    pub consent_id: String,
-    pub kind: String,
-    pub given_at: i64,
-    pub expires_at: Option<i64>,
-    pub record_json: String,
-    pub receipt_sha256: String,
-    /// The SHA-256 of the policy version it accepted.
-    pub policy_sha256: String,
-}
-
-/// A consent as stored, with its withdrawal if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsentRow {
-    pub subject_id: String,
-    pub consent_id: String,
-    pub record_json: String,
-    pub withdrawn_at: Option<i64>,
 }
 
 /// What [`Store::subject_facts`] reads.
@@ -85,15 +65,6 @@ pub struct Rectification {
     pub keep_until: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub token_id: String,
-    pub name: String,
-    pub role: String,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
-}
-
 fn field_row(r: &AnyRow) -> Result<FieldRow, StoreError> {
     Ok(FieldRow {
         field: r.try_get("field")?,
@@ -104,19 +75,6 @@ fn field_row(r: &AnyRow) -> Result<FieldRow, StoreError> {
         version: r.try_get("version")?,
     })
 }
-
-fn consent_row(r: &AnyRow) -> Result<ConsentRow, StoreError> {
-    Ok(ConsentRow {
-        subject_id: r.try_get("subject_id")?,
-        consent_id: r.try_get("consent_id")?,
-        record_json: r.try_get("record")?,
-        withdrawn_at: r.try_get("withdrawn_at")?,
-    })
-}
-
-const CONSENT_SELECT: &str = "SELECT c.subject_id, c.consent_id, c.record, w.withdrawn_at \
-     FROM consents c LEFT JOIN consent_withdrawals w \
-     ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id";
 
 impl Store {
     /// A write transaction. On SQLite it takes the write lock up front so that
@@ -539,207 +497,6 @@ impl Store {
             .collect()
     }
 
-    /// Append a consent: one statement, committed on return.
-    pub async fn insert_consent(&self, subject_id: &str, c: &NewConsent) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(subject_id)
-        .bind(&c.consent_id)
-        .bind(&c.kind)
-        .bind(c.given_at)
-        .bind(c.expires_at)
-        .bind(&c.record_json)
-        .bind(&c.receipt_sha256)
-        .bind(&c.policy_sha256)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Every consent of a subject, oldest first.
-    pub async fn consents(&self, subject_id: &str) -> Result<Vec<ConsentRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{CONSENT_SELECT} WHERE c.subject_id = $1 ORDER BY c.given_at, c.consent_id"
-        ))
-        .bind(subject_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(consent_row).collect()
-    }
-
-    pub async fn consent_by_receipt(&self, sha256: &str) -> Result<Option<ConsentRow>, StoreError> {
-        let row = sqlx::query(&format!("{CONSENT_SELECT} WHERE c.receipt_sha256 = $1"))
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(consent_row).transpose()
-    }
-
-    /// Append a withdrawal. `Ok(false)` when it was already withdrawn;
-    /// [`StoreError::NotFound`] when there is no such consent.
-    pub async fn withdraw_consent(
-        &self,
-        subject_id: &str,
-        consent_id: &str,
-        at: i64,
-        evidence: &str,
-        notes: &[crate::NoteRow],
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let exists =
-            sqlx::query("SELECT 1 AS one FROM consents WHERE subject_id = $1 AND consent_id = $2")
-                .bind(subject_id)
-                .bind(consent_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound("consent"));
-        }
-        let done = sqlx::query(
-            "INSERT INTO consent_withdrawals (subject_id, consent_id, withdrawn_at, evidence) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (subject_id, consent_id) DO NOTHING",
-        )
-        .bind(subject_id)
-        .bind(consent_id)
-        .bind(at)
-        .bind(evidence)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if done == 1 {
-            Self::insert_notes_in(&mut tx, notes).await?;
-        }
-        tx.commit().await?;
-        Ok(done == 1)
-    }
-
-    /// Register an organisation and link its representatives.
-    pub async fn insert_organization(
-        &self,
-        organization_id: &str,
-        bin: &str,
-        fields_json: &str,
-        representatives: &[String],
-        at: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let taken = sqlx::query("SELECT 1 AS one FROM organizations WHERE bin = $1")
-            .bind(bin)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
-            return Err(StoreError::Duplicate("bin".into()));
-        }
-        sqlx::query("INSERT INTO organizations (organization_id, bin, fields, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(organization_id)
-            .bind(bin)
-            .bind(fields_json)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| duplicate_or(e, "bin"))?;
-        for s in representatives {
-            let active = sqlx::query(
-                "SELECT 1 AS one FROM subjects WHERE subject_id = $1 AND status = 'active'",
-            )
-            .bind(s)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if active.is_none() {
-                return Err(StoreError::NotFound("representative subject"));
-            }
-            sqlx::query("INSERT INTO organization_representatives (organization_id, subject_id, created_at) VALUES ($1, $2, $3)")
-                .bind(organization_id)
-                .bind(s)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// An organisation's fields (JSON) and its representatives.
-    pub async fn organization(
-        &self,
-        organization_id: &str,
-    ) -> Result<Option<(String, Vec<String>)>, StoreError> {
-        let row = sqlx::query("SELECT fields FROM organizations WHERE organization_id = $1")
-            .bind(organization_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let reps = sqlx::query("SELECT subject_id FROM organization_representatives WHERE organization_id = $1 ORDER BY subject_id")
-            .bind(organization_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get("subject_id"))
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok(Some((row.try_get("fields")?, reps)))
-    }
-
-    /// How many data keys each KEK wraps.
-    pub async fn keys_per_kek(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kek_id, COUNT(*) AS n FROM subject_keys GROUP BY kek_id ORDER BY kek_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("kek_id")?, r.try_get("n")?)))
-            .collect()
-    }
-
-    /// Up to `limit` wrapped keys not under `kek_id`: (subject, kek, wrapped).
-    pub async fn keys_not_under(
-        &self,
-        kek_id: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT subject_id, kek_id, wrapped FROM subject_keys WHERE kek_id <> $1 ORDER BY subject_id LIMIT $2",
-        )
-        .bind(kek_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("subject_id")?,
-                    r.try_get("kek_id")?,
-                    r.try_get("wrapped")?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Replace wrapped keys in one transaction, each only if still under its
-    /// old KEK (so a concurrent rotation or shred is never overwritten).
-    /// Returns how many rows changed.
-    pub async fn rewrap_keys(
-        &self,
-        updates: &[(String, String, String, Vec<u8>)],
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let mut n = 0;
-        for (subject, old_kek, new_kek, wrapped) in updates {
-            n += sqlx::query("UPDATE subject_keys SET kek_id = $1, wrapped = $2 WHERE subject_id = $3 AND kek_id = $4")
-                .bind(new_kek)
-                .bind(wrapped)
-                .bind(subject)
-                .bind(old_kek)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
-    }
-
     pub async fn subject_count(&self) -> Result<(i64, i64), StoreError> {
         let r = sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), 0) AS a, \
@@ -749,97 +506,10 @@ impl Store {
         .await?;
         Ok((r.try_get("a")?, r.try_get("d")?))
     }
-
-    pub async fn insert_token(
-        &self,
-        token_id: &str,
-        name: &str,
-        role: &str,
-        sha256: &str,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO staff_tokens (token_id, name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(token_id)
-            .bind(name)
-            .bind(role)
-            .bind(sha256)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// The live (not revoked) token with this hash.
-    pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT token_id, name, role, created_at, revoked_at FROM staff_tokens \
-             WHERE token_sha256 = $1 AND revoked_at IS NULL",
-        )
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => Ok(Some(TokenRow {
-                token_id: r.try_get("token_id")?,
-                name: r.try_get("name")?,
-                role: r.try_get("role")?,
-                created_at: r.try_get("created_at")?,
-                revoked_at: r.try_get("revoked_at")?,
-            })),
-        }
-    }
-
-    /// Every token, oldest first.
-    pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        let rows = sqlx::query("SELECT token_id, name, role, created_at, revoked_at FROM staff_tokens ORDER BY created_at, token_id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TokenRow {
-                    token_id: r.try_get("token_id")?,
-                    name: r.try_get("name")?,
-                    role: r.try_get("role")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Revoke a token; `Ok(false)` if it was already revoked, NotFound if unknown.
-    pub async fn revoke_token(&self, token_id: &str, at: i64) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE staff_tokens SET revoked_at = $2 WHERE token_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(token_id)
-        .bind(at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            let exists = sqlx::query("SELECT 1 AS one FROM staff_tokens WHERE token_id = $1")
-                .bind(token_id)
-                .fetch_optional(&self.pool)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound("staff token"));
-            }
-        }
-        Ok(n == 1)
-    }
-
-    pub async fn token_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM staff_tokens")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
-    }
 }
 
 /// `prefix (($1, ..., $cols), ($cols+1, ...), ...)` for `rows` rows.
-fn multi_row_insert(prefix: &str, cols: usize, rows: usize) -> String {
+pub(crate) fn multi_row_insert(prefix: &str, cols: usize, rows: usize) -> String {
     let mut sql = String::with_capacity(prefix.len() + rows * cols * 5);
     sql.push_str(prefix);
     for r in 0..rows {
@@ -860,7 +530,7 @@ fn multi_row_insert(prefix: &str, cols: usize, rows: usize) -> String {
 }
 
 /// A unique violation becomes [`StoreError::Duplicate`]; anything else stays.
-fn duplicate_or(e: sqlx::Error, kind: &str) -> StoreError {
+pub(crate) fn duplicate_or(e: sqlx::Error, kind: &str) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Duplicate(kind.to_string())
@@ -869,38 +539,4 @@ fn duplicate_or(e: sqlx::Error, kind: &str) -> StoreError {
     }
 }
 
-impl Store {
-    /// Active subjects whose latest policy acceptance (not withdrawn) was
-    /// given to a version other than `current_sha`, after `after` in id
-    /// order: `(subject_id, policy_sha256 accepted)`.
-    pub async fn accepted_other_versions(
-        &self,
-        current_sha: &str,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.subject_id, c.policy_sha256 FROM consents c \
-             JOIN subjects s ON s.subject_id = c.subject_id \
-             WHERE c.kind = 'policy' AND s.status = 'active' AND c.subject_id > $2 \
-               AND COALESCE(c.policy_sha256, '') <> $1 \
-               AND NOT EXISTS (SELECT 1 FROM consent_withdrawals w \
-                               WHERE w.subject_id = c.subject_id AND w.consent_id = c.consent_id) \
-               AND NOT EXISTS (SELECT 1 FROM consents n \
-                               WHERE n.subject_id = c.subject_id AND n.kind = 'policy' \
-                                 AND (n.given_at > c.given_at OR (n.given_at = c.given_at AND n.consent_id > c.consent_id))) \
-             ORDER BY c.subject_id LIMIT $3",
-        )
-        .bind(current_sha)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let sha: Option<String> = r.try_get("policy_sha256")?;
-                Ok((r.try_get("subject_id")?, sha.unwrap_or_default()))
-            })
-            .collect()
-    }
-}
+impl Store {}

@@ -1,0 +1,307 @@
+//! Receiving requests: the subject found, the kind's details checked, the
+//! due date from the policy's deadline in Kazakh working days, the free
+//! text sealed; what intake itself does (blocking from the moment of the
+//! request, 4.2; the app's in-app requests verified by its sign-in).
+
+use chrono::{DateTime, Utc};
+use derbes_core::SubjectId;
+use derbes_policy::{Capability, Right};
+use derbes_store::RequestRow;
+
+use crate::audit::Record;
+use crate::requests::{name, read_details, store_details, Internal, MinorBar};
+use crate::{
+    micros, Actor, Engine, EngineError, LookupKind, NewRequest, RequestChannel, RequestDetails,
+    RequestState, RequestView, Requester,
+};
+
+impl Engine {
+    /// The details a request of this kind may carry, checked.
+    pub(crate) fn checked_details(
+        &self,
+        kind: Right,
+        d: &RequestDetails,
+    ) -> Result<RequestDetails, EngineError> {
+        let mut problems = Vec::new();
+        let mut unexpected = |field: &str, present: bool| {
+            if present {
+                problems.push(derbes_core::Problem::new(
+                    format!("details.{field}"),
+                    "unexpected_detail",
+                    format!("a `{kind}` request does not take `{field}`"),
+                ));
+            }
+        };
+        unexpected("channels", kind != Right::Objection && d.channels.is_some());
+        unexpected("kind", kind != Right::Objection && d.kind.is_some());
+        unexpected("consent", kind != Right::Withdrawal && d.consent.is_some());
+        unexpected("fields", kind != Right::Rectification && d.fields.is_some());
+        if let Some(c) = d.consent {
+            let own = self
+                .policy
+                .policy()
+                .categories
+                .iter()
+                .any(|cat| cat.requires_consent == Some(c));
+            if c != derbes_policy::ConsentKind::Policy && !own {
+                problems.push(derbes_core::Problem::new(
+                    "details.consent",
+                    "invalid_consent",
+                    "`policy`, or a consent some categories need (`entrepreneur`, `cookies`); marketing is stopped by an objection",
+                ));
+            }
+        }
+        for f in d.fields.iter().flatten() {
+            let known = f
+                .split_once('.')
+                .and_then(|(c, n)| self.policy.policy().category(c).and_then(|c| c.field(n)))
+                .is_some();
+            if !known {
+                problems.push(derbes_core::Problem::new(
+                    "details.fields",
+                    "unknown_field",
+                    "not a `category.field` of the policy",
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        Ok(d.clone())
+    }
+
+    /// Receive a request: find the subject, compute the due date from the
+    /// policy's deadline for the kind, record it (audited). A blocking
+    /// request blocks at once (4.2: from the moment of the request); a
+    /// request the app files for its signed-in user (`in_app_requests`,
+    /// channel `in_app`, requester `subject`) is verified by that sign-in
+    /// and worked at once.
+    pub async fn create_request(
+        &self,
+        actor: &Actor,
+        req: &NewRequest,
+    ) -> Result<RequestView, EngineError> {
+        self.require(actor, Capability::WorkRequests)?;
+        let now = self.now();
+        let received = req
+            .received_at
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now);
+        if received > now + chrono::Duration::minutes(5) {
+            return Err(EngineError::invalid(
+                "received_at",
+                "in_future",
+                "a request cannot be received in the future",
+            ));
+        }
+        if matches!(req.channel, RequestChannel::Operator) || req.requester == Requester::Operator {
+            return Err(EngineError::invalid(
+                "requester",
+                "operator_reports",
+                "the operator's own reports have their own endpoints (a minor: POST /subjects/{id}/minor)",
+            ));
+        }
+        let details = self.checked_details(req.kind, &req.details)?;
+        let text = req
+            .text
+            .as_deref()
+            .map(|t| derbes_core::free_text("text", t, 4000))
+            .transpose()
+            .map_err(|p| EngineError::Invalid(vec![p]))?;
+        let subject = match (&req.subject_id, &req.identification) {
+            (Some(s), None) => {
+                if self.store.subject(&s.to_string()).await?.is_none() {
+                    return Err(EngineError::NotFound("subject"));
+                }
+                Some(*s)
+            }
+            (None, Some(id)) => {
+                let found = match (&id.iin, &id.phone) {
+                    (Some(iin), None) => self.lookup(actor, LookupKind::Iin, iin).await,
+                    (None, Some(phone)) => self.lookup(actor, LookupKind::Phone, phone).await,
+                    _ => {
+                        return Err(EngineError::invalid(
+                            "identification",
+                            "invalid_identification",
+                            "give exactly one of iin or phone",
+                        ))
+                    }
+                };
+                // A complaint or a request about someone unknown is still received.
+                match found {
+                    Ok(s) => s,
+                    Err(EngineError::Forbidden(_)) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            (None, None) if req.kind == Right::Complaint => None,
+            _ => {
+                return Err(EngineError::invalid(
+                    "subject_id",
+                    "invalid_subject",
+                    "give a subject_id or an identification, not both",
+                ))
+            }
+        };
+        let representative = match (req.requester, &req.representative_id) {
+            (Requester::LegalRepresentative, Some(r)) => {
+                let s = subject.ok_or_else(|| {
+                    EngineError::invalid(
+                        "subject_id",
+                        "invalid_subject",
+                        "a representative acts for a subject derbes holds",
+                    )
+                })?;
+                Some(self.valid_representative(s, r, received).await?)
+            }
+            (Requester::LegalRepresentative, None) => return Err(EngineError::invalid(
+                "representative_id",
+                "missing_field",
+                "a legal representative is named by the representative on record for the subject",
+            )),
+            (_, Some(_)) => {
+                return Err(EngineError::invalid(
+                    "representative_id",
+                    "unexpected_field",
+                    "only a legal representative's request names one",
+                ))
+            }
+            _ => None,
+        };
+        let in_app = req.channel == RequestChannel::InApp
+            && req.requester == Requester::Subject
+            && self.require(actor, Capability::InAppRequests).is_ok();
+        let row = self
+            .receive(
+                actor,
+                subject,
+                req.kind,
+                &details,
+                Internal::default(),
+                (req.channel, req.requester),
+                received,
+                text.as_deref(),
+                representative.as_deref(),
+            )
+            .await?;
+        let request_id = row.request_id.clone();
+        if let (Right::Blocking, Some(s)) = (req.kind, subject) {
+            self.block_at_intake(&row, s).await?;
+        }
+        if in_app {
+            self.verify(
+                actor,
+                &request_id,
+                "identity verified by the app's sign-in (in-app request)",
+            )
+            .await?;
+        }
+        self.request(actor, &request_id).await
+    }
+
+    /// Record a received request and its first step (audited).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn receive(
+        &self,
+        actor: &Actor,
+        subject: Option<SubjectId>,
+        kind: Right,
+        details: &RequestDetails,
+        internal: Internal,
+        (channel, requester): (RequestChannel, Requester),
+        received: DateTime<Utc>,
+        text: Option<&str>,
+        representative: Option<&str>,
+    ) -> Result<RequestRow, EngineError> {
+        let now = self.now();
+        let deadline = self.deadline(received, kind)?;
+        let row = RequestRow {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            subject_id: subject.map(|s| s.to_string()),
+            kind: kind.as_str().to_string(),
+            channel: name(&channel),
+            requester: name(&requester),
+            received_at: micros(received),
+            due_at: micros(deadline.at),
+            state: RequestState::Received.as_str().to_string(),
+            state_reason: None,
+            details: store_details(details, &internal)?,
+            updated_at: micros(now),
+        };
+        let notes = self
+            .seal_notes(
+                subject,
+                &[(format!("request:{}", row.request_id), "text", text)],
+            )
+            .await?;
+        self.store
+            .insert_request(&row, actor.id(), representative, &notes)
+            .await?;
+        self.audit(Record::new(actor, "request.received").subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": row.due_at, "provisional_calendar": deadline.provisional,
+                "representative_id": representative, "minor_report": internal.minor.is_some(),
+                "routed_to": if kind == Right::Complaint { self.complaint_roles() } else { Vec::new() }})))
+        .await?;
+        Ok(row)
+    }
+
+    /// Record a minor's report (7.7) as a destruction request the operator files.
+    pub(crate) async fn receive_minor_report(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+        barred_until: i64,
+    ) -> Result<RequestRow, EngineError> {
+        let internal = Internal {
+            minor: Some(MinorBar { barred_until }),
+            ..Internal::default()
+        };
+        self.receive(
+            actor,
+            Some(subject),
+            Right::Destruction,
+            &RequestDetails::default(),
+            internal,
+            (RequestChannel::Operator, Requester::Operator),
+            self.now(),
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// 4.2: data is blocked from the moment a blocking request is received.
+    pub(crate) async fn block_at_intake(
+        &self,
+        row: &RequestRow,
+        subject: SubjectId,
+    ) -> Result<(), EngineError> {
+        let sid = subject.to_string();
+        let changed = self
+            .store
+            .set_subject_status(&sid, "active", "blocked", micros(self.now()), false)
+            .await?;
+        self.facts.forget(&subject);
+        if changed {
+            let (details, mut internal) = read_details(&row.details)?;
+            internal.blocked_at_intake = true;
+            self.store
+                .set_request_details(&row.request_id, &store_details(&details, &internal)?)
+                .await?;
+            // The step says so.
+            let notes = self
+                .seal_notes(
+                    Some(subject),
+                    &[(
+                        format!("request:{}", row.request_id),
+                        "reason:received",
+                        Some("data blocked from the moment of the request (4.2)"),
+                    )],
+                )
+                .await?;
+            self.store.insert_notes(&notes).await?;
+        }
+        self.audit(Record::new(&Actor::system(crate::SystemJob::RightsDesk), "subject.blocked").subject(subject).details(serde_json::json!({"request_id": row.request_id, "changed": changed, "at_intake": true})))
+        .await?;
+        Ok(())
+    }
+}

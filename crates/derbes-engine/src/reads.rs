@@ -1,0 +1,190 @@
+//! Reading personal data: the one place sealed data is opened, and the read
+//! for a purpose that asks the decision point first.
+
+use chrono::{DateTime, Utc};
+use derbes_core::SubjectId;
+use derbes_policy::{Capability, Channel, FieldType, Operation};
+use derbes_store::FieldRow;
+use derbes_vault::{DataKey, KekId, WrappedKey};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::audit::Record;
+use crate::decide::DecisionRequest as Question;
+use crate::{from_micros, Actor, Engine, EngineError};
+
+/// A field of a subject, decrypted for a permitted use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldView {
+    pub field: String,
+    pub value: Value,
+    pub source: String,
+    pub collected_at: DateTime<Utc>,
+    pub purposes: Vec<String>,
+}
+
+/// Fields read for a purpose, with the audit record of the decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DataRead {
+    pub fields: Vec<FieldView>,
+    /// The categories the decision permitted.
+    pub categories: Vec<String>,
+    pub audit_id: i64,
+}
+
+impl Engine {
+    /// The subject's data key, or why there is none.
+    /// Callers have loaded the subject (`subject_facts`) already; destruction
+    /// deletes the key row in the same transaction as the rest, so a missing
+    /// key means destroyed.
+    pub(crate) async fn data_key(&self, subject: SubjectId) -> Result<DataKey, EngineError> {
+        let sid = subject.to_string();
+        let (kek, bytes) = self
+            .store
+            .subject_key(&sid)
+            .await?
+            .ok_or(EngineError::Destroyed)?;
+        self.unwrap_stored(&sid, &kek, bytes)
+    }
+
+    /// Unwrap a stored data key of `id` (a subject, or a note owner).
+    pub(crate) fn unwrap_stored(
+        &self,
+        id: &str,
+        kek: &str,
+        bytes: Vec<u8>,
+    ) -> Result<DataKey, EngineError> {
+        let wrapped = WrappedKey {
+            kek: KekId::from_stored(kek),
+            bytes,
+        };
+        match self.keyring().unwrap_key(id, &wrapped) {
+            Ok(k) => Ok(k),
+            Err(derbes_vault::VaultError::UnknownKek(_)) => {
+                // Rotated by another process: pick up the new keyring once.
+                self.reload_keys()?;
+                Ok(self.keyring().unwrap_key(id, &wrapped)?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The one place sealed data is opened. Its callers: [`Engine::view`]
+    /// (fields, after a decision) and [`Engine::open_notes`] (free text,
+    /// audited); `tests/one_path.rs` pins both.
+    pub(crate) fn open_sealed(
+        &self,
+        key: &DataKey,
+        sid: &str,
+        label: &str,
+        sealed: &[u8],
+    ) -> Result<String, EngineError> {
+        let plain = key.open(sid, label, sealed)?;
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| EngineError::Internal("a sealed value is not UTF-8".into()))
+    }
+
+    pub(crate) fn view(
+        &self,
+        key: &DataKey,
+        sid: &str,
+        row: &FieldRow,
+    ) -> Result<FieldView, EngineError> {
+        let text = self.open_sealed(key, sid, &row.field, &row.sealed)?;
+        let ty = derbes_core::field_ref(self.policy.policy(), &row.field).map(|(_, t)| t);
+        let value = match (ty, text.as_str()) {
+            (Some(FieldType::Boolean), "true") => Value::Bool(true),
+            (Some(FieldType::Boolean), "false") => Value::Bool(false),
+            _ => Value::String(text),
+        };
+        Ok(FieldView {
+            field: row.field.clone(),
+            value,
+            source: row.source.clone(),
+            collected_at: from_micros(row.collected_at),
+            purposes: row
+                .purposes
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        })
+    }
+
+    /// The fields the actor may use for `purpose`: the decision point is asked
+    /// for the categories the actor's role needs for it, the answer is audited
+    /// durably, and only then are the permitted fields decrypted.
+    pub async fn data_for_purpose(
+        &self,
+        actor: &Actor,
+        subject: SubjectId,
+        purpose: &str,
+        channel: Option<Channel>,
+    ) -> Result<DataRead, EngineError> {
+        self.require(actor, Capability::ReadData)?;
+        let p = self.policy.policy().purpose(purpose).ok_or_else(|| {
+            EngineError::invalid("purpose", "unknown_purpose", "not a purpose of the policy")
+        })?;
+        let mut categories = match self.compiled.as_ref() {
+            Ok(c) => c.role_categories(actor.role(), purpose),
+            Err(_) => Vec::new(),
+        };
+        if categories.is_empty() {
+            // Ask for everything the purpose may use, so the refusal says why.
+            categories = p.categories.clone();
+        }
+        let facts = self.subject_facts(subject).await?;
+        // Categories that need a consent the subject has not given (3.5,
+        // 7.4) are not asked for: they are not theirs to use.
+        if let Ok(c) = self.compiled.as_ref() {
+            let unconsented = c.unconsented_categories(&categories, &facts.consents);
+            categories.retain(|c| !unconsented.contains(c));
+        }
+        let question = Question {
+            subject_id: subject,
+            operation: Operation::Use,
+            purpose: purpose.to_string(),
+            categories,
+            recipient: None,
+            channel,
+            legal_basis: None,
+            reference: None,
+        };
+        let d = self.decide_facts(actor, &question, &facts);
+        let audit_id = self
+            .audit(
+                Record::new(actor, "read")
+                    .subject(subject)
+                    .purpose(purpose)
+                    .categories(&question.categories)
+                    .decision(&d)
+                    .details(serde_json::json!({"operation": "use", "channel": channel})),
+            )
+            .await?;
+        if !d.permit {
+            return Err(EngineError::Denied {
+                reasons: d.reasons,
+                audit_id,
+            });
+        }
+        let key = self.data_key(subject).await?;
+        let sid = subject.to_string();
+        let rows = self.store.subject_fields(&sid).await?;
+        let fields = rows
+            .iter()
+            .filter(|r| {
+                r.field
+                    .split_once('.')
+                    .is_some_and(|(c, _)| question.categories.iter().any(|x| x == c))
+            })
+            .map(|r| self.view(&key, &sid, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DataRead {
+            fields,
+            categories: question.categories,
+            audit_id,
+        })
+    }
+}

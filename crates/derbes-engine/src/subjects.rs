@@ -1,0 +1,188 @@
+//! Subjects: registration exactly as the policy's form says (7.10), and
+//! finding a subject by a lookup field through its blind index.
+
+use derbes_core::{
+    almaty_date, validate_registration, RegistrationRequest, SignedReceipt, SubjectId,
+};
+use derbes_policy::{Capability, FieldType};
+use derbes_store::{FieldRow, NewSubject};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::audit::Record;
+use crate::{field_categories, micros, purposes_for, Actor, Engine, EngineError};
+
+/// The result of a registration.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Registered {
+    pub subject_id: SubjectId,
+    /// The receipt of each consent given with the registration.
+    pub consent_receipts: Vec<SignedReceipt>,
+}
+
+/// Identifiers that can be looked up by blind index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupKind {
+    Iin,
+    Phone,
+}
+
+impl LookupKind {
+    /// The type of the policy's lookup field this looks up.
+    pub(crate) fn field_type(self) -> FieldType {
+        match self {
+            LookupKind::Iin => FieldType::Iin,
+            LookupKind::Phone => FieldType::Phone,
+        }
+    }
+}
+
+impl Engine {
+    /// Register a user as the registration form describes (7.10): all fields
+    /// sealed under a new data key, IIN and phone blind-indexed, the consents
+    /// recorded — in one transaction. Nothing is stored when anything is refused.
+    pub async fn register(
+        &self,
+        actor: &Actor,
+        req: &RegistrationRequest,
+    ) -> Result<Registered, EngineError> {
+        self.require(actor, Capability::RegisterSubjects)?;
+        let now = self.now();
+        let valid = validate_registration(self.policy.policy(), req, almaty_date(now))
+            .map_err(EngineError::Invalid)?;
+        let subject = SubjectId::new();
+        let sid = subject.to_string();
+        let mut consents = Vec::new();
+        let mut receipts = Vec::new();
+        let mut problems = Vec::new();
+        for (i, c) in req.consents.iter().enumerate() {
+            match self.new_consent(subject, c, &format!("consents[{i}].")) {
+                Ok((row, signed)) => {
+                    consents.push(row);
+                    receipts.push(signed);
+                }
+                Err(p) => problems.extend(p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        let keys = self.keyring();
+        let (key, wrapped) = keys.new_data_key(&sid)?;
+        let mut fields = Vec::with_capacity(valid.fields().len());
+        for f in valid.fields() {
+            let name = f.field.to_string();
+            fields.push(FieldRow {
+                sealed: key.seal(&sid, &name, f.value.as_bytes())?,
+                field: name,
+                source: valid.source().to_string(),
+                collected_at: micros(now),
+                purposes: purposes_for(&self.policy, &f.field.category).join(","),
+                version: 1,
+            });
+        }
+        // The policy's lookup fields are blind-indexed by their type.
+        let index: Vec<(String, Vec<u8>)> = valid
+            .fields()
+            .iter()
+            .filter_map(|f| {
+                let kind = self.policy.policy().index_kind(&f.field.to_string())?;
+                Some((kind.to_string(), keys.blind_index(kind, &f.value).to_vec()))
+            })
+            .collect();
+        // Clause 7.7: a person found to be a minor is refused until 18.
+        for (kind, digest) in &index {
+            if kind == FieldType::Iin.as_str() && self.store.is_barred(digest, micros(now)).await? {
+                let field = self.policy.policy().lookup_field(FieldType::Iin);
+                return Err(EngineError::invalid(
+                    &field.map(|f| f.to_string()).unwrap_or_default(),
+                    "barred_minor",
+                    "registration is refused until this person turns 18 (clause 7.7)",
+                ));
+            }
+        }
+        let categories = field_categories(fields.iter().map(|f| f.field.as_str()));
+        let consent_ids: Vec<String> = consents.iter().map(|c| c.consent_id.clone()).collect();
+        self.store
+            .insert_subject(&NewSubject {
+                subject_id: sid,
+                policy_version: self.policy.policy().version.clone(),
+                created_at: micros(now),
+                kek_id: wrapped.kek.to_string(),
+                wrapped_key: wrapped.bytes,
+                fields,
+                index,
+                consents,
+            })
+            .await
+            .map_err(|e| self.duplicate(e))?;
+        self.audit(
+            Record::new(actor, "register")
+                .subject(subject)
+                .categories(&categories)
+                .details(serde_json::json!({"source": valid.source(), "consents": consent_ids})),
+        )
+        .await?;
+        Ok(Registered {
+            subject_id: subject,
+            consent_receipts: receipts,
+        })
+    }
+
+    /// A store's refusal of a taken identifier, named by the policy's field.
+    pub(crate) fn duplicate(&self, e: derbes_store::StoreError) -> EngineError {
+        match e {
+            derbes_store::StoreError::Duplicate(kind) => EngineError::DuplicateSubject {
+                field: FieldType::parse(&kind)
+                    .and_then(|t| self.policy.policy().lookup_field(t))
+                    .map_or(kind, |f| f.to_string()),
+            },
+            e => e.into(),
+        }
+    }
+
+    /// Find a subject by IIN or phone, through the blind index (audited).
+    pub async fn lookup(
+        &self,
+        actor: &Actor,
+        kind: LookupKind,
+        value: &str,
+    ) -> Result<Option<SubjectId>, EngineError> {
+        self.require(actor, Capability::Lookup)?;
+        let ty = kind.field_type();
+        let field = ty.as_str();
+        let by = self.policy.policy().lookup_field(ty).ok_or_else(|| {
+            EngineError::invalid(field, "no_lookup", "the policy looks nobody up by this")
+        })?;
+        let canonical = derbes_core::canonical(ty, &Value::String(value.to_string()))
+            .map_err(|(code, reason)| EngineError::invalid(field, code, reason))?;
+        let digest = self.keyring().blind_index(field, &canonical);
+        let found = match self.store.lookup(field, &digest).await? {
+            None => None,
+            Some(s) => {
+                Some(SubjectId::parse(&s).map_err(|e| EngineError::Internal(e.to_string()))?)
+            }
+        };
+        self.audit(
+            Record::new(actor, "lookup")
+                .subject(found)
+                .categories(&[by.category])
+                .details(serde_json::json!({"by": field, "found": found.is_some()})),
+        )
+        .await?;
+        Ok(found)
+    }
+
+    pub(crate) async fn require_active(&self, subject: SubjectId) -> Result<(), EngineError> {
+        let row = self
+            .store
+            .subject(&subject.to_string())
+            .await?
+            .ok_or(EngineError::NotFound("subject"))?;
+        if row.status == "destroyed" {
+            return Err(EngineError::Destroyed);
+        }
+        Ok(())
+    }
+}

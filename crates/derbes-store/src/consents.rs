@@ -1,0 +1,153 @@
+//! The consent ledger: consents are inserted, never changed; a withdrawal is
+//! a row of its own. Records hold no personal data.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct NewConsent {
+    pub consent_id: String,
+    pub kind: String,
+    pub given_at: i64,
+    pub expires_at: Option<i64>,
+    pub record_json: String,
+    pub receipt_sha256: String,
+    /// The SHA-256 of the policy version it accepted.
+    pub policy_sha256: String,
+}
+
+/// A consent as stored, with its withdrawal if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    pub subject_id: String,
+    pub consent_id: String,
+    pub record_json: String,
+    pub withdrawn_at: Option<i64>,
+}
+
+fn consent_row(r: &AnyRow) -> Result<ConsentRow, StoreError> {
+    Ok(ConsentRow {
+        subject_id: r.try_get("subject_id")?,
+        consent_id: r.try_get("consent_id")?,
+        record_json: r.try_get("record")?,
+        withdrawn_at: r.try_get("withdrawn_at")?,
+    })
+}
+
+const CONSENT_SELECT: &str = "SELECT c.subject_id, c.consent_id, c.record, w.withdrawn_at \
+     FROM consents c LEFT JOIN consent_withdrawals w \
+     ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id";
+
+impl Store {
+    /// Append a consent: one statement, committed on return.
+    pub async fn insert_consent(&self, subject_id: &str, c: &NewConsent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(subject_id)
+        .bind(&c.consent_id)
+        .bind(&c.kind)
+        .bind(c.given_at)
+        .bind(c.expires_at)
+        .bind(&c.record_json)
+        .bind(&c.receipt_sha256)
+        .bind(&c.policy_sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every consent of a subject, oldest first.
+    pub async fn consents(&self, subject_id: &str) -> Result<Vec<ConsentRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{CONSENT_SELECT} WHERE c.subject_id = $1 ORDER BY c.given_at, c.consent_id"
+        ))
+        .bind(subject_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(consent_row).collect()
+    }
+
+    pub async fn consent_by_receipt(&self, sha256: &str) -> Result<Option<ConsentRow>, StoreError> {
+        let row = sqlx::query(&format!("{CONSENT_SELECT} WHERE c.receipt_sha256 = $1"))
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(consent_row).transpose()
+    }
+
+    /// Append a withdrawal. `Ok(false)` when it was already withdrawn;
+    /// [`StoreError::NotFound`] when there is no such consent.
+    pub async fn withdraw_consent(
+        &self,
+        subject_id: &str,
+        consent_id: &str,
+        at: i64,
+        evidence: &str,
+        notes: &[crate::NoteRow],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let exists =
+            sqlx::query("SELECT 1 AS one FROM consents WHERE subject_id = $1 AND consent_id = $2")
+                .bind(subject_id)
+                .bind(consent_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("consent"));
+        }
+        let done = sqlx::query(
+            "INSERT INTO consent_withdrawals (subject_id, consent_id, withdrawn_at, evidence) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subject_id, consent_id) DO NOTHING",
+        )
+        .bind(subject_id)
+        .bind(consent_id)
+        .bind(at)
+        .bind(evidence)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            Self::insert_notes_in(&mut tx, notes).await?;
+        }
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    /// Active subjects whose latest policy acceptance (not withdrawn) was
+    /// given to a version other than `current_sha`, after `after` in id
+    /// order: `(subject_id, policy_sha256 accepted)`.
+    pub async fn accepted_other_versions(
+        &self,
+        current_sha: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.subject_id, c.policy_sha256 FROM consents c \
+             JOIN subjects s ON s.subject_id = c.subject_id \
+             WHERE c.kind = 'policy' AND s.status = 'active' AND c.subject_id > $2 \
+               AND COALESCE(c.policy_sha256, '') <> $1 \
+               AND NOT EXISTS (SELECT 1 FROM consent_withdrawals w \
+                               WHERE w.subject_id = c.subject_id AND w.consent_id = c.consent_id) \
+               AND NOT EXISTS (SELECT 1 FROM consents n \
+                               WHERE n.subject_id = c.subject_id AND n.kind = 'policy' \
+                                 AND (n.given_at > c.given_at OR (n.given_at = c.given_at AND n.consent_id > c.consent_id))) \
+             ORDER BY c.subject_id LIMIT $3",
+        )
+        .bind(current_sha)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let sha: Option<String> = r.try_get("policy_sha256")?;
+                Ok((r.try_get("subject_id")?, sha.unwrap_or_default()))
+            })
+            .collect()
+    }
+}

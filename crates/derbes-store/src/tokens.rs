@@ -1,0 +1,103 @@
+//! Staff bearer tokens, stored as SHA-256 only.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub token_id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn insert_token(
+        &self,
+        token_id: &str,
+        name: &str,
+        role: &str,
+        sha256: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO staff_tokens (token_id, name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token_id)
+            .bind(name)
+            .bind(role)
+            .bind(sha256)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The live (not revoked) token with this hash.
+    pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_id, name, role, created_at, revoked_at FROM staff_tokens \
+             WHERE token_sha256 = $1 AND revoked_at IS NULL",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some(TokenRow {
+                token_id: r.try_get("token_id")?,
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+                created_at: r.try_get("created_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })),
+        }
+    }
+
+    /// Every token, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows = sqlx::query("SELECT token_id, name, role, created_at, revoked_at FROM staff_tokens ORDER BY created_at, token_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenRow {
+                    token_id: r.try_get("token_id")?,
+                    name: r.try_get("name")?,
+                    role: r.try_get("role")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revoke a token; `Ok(false)` if it was already revoked, NotFound if unknown.
+    pub async fn revoke_token(&self, token_id: &str, at: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE staff_tokens SET revoked_at = $2 WHERE token_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            let exists = sqlx::query("SELECT 1 AS one FROM staff_tokens WHERE token_id = $1")
+                .bind(token_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound("staff token"));
+            }
+        }
+        Ok(n == 1)
+    }
+
+    pub async fn token_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM staff_tokens")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+}
