@@ -21,6 +21,7 @@
 
 pub mod consent;
 pub mod decision;
+pub mod facts;
 pub mod ids;
 pub mod registration;
 pub mod retention;
