@@ -165,12 +165,6 @@ impl<'a> Record<'a> {
         self
     }
 
-    /// A decision if there was one (nothing decided: none recorded).
-    pub(crate) fn decided(mut self, d: Option<&'a Decision>) -> Self {
-        self.decision = d;
-        self
-    }
-
     pub(crate) fn details(mut self, v: Value) -> Self {
         self.details = v;
         self

@@ -77,6 +77,39 @@ pub struct DisclosureView {
     pub notice_due: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A permitted use of a subject's data: only [`Engine::decide_and_audit`]
+/// makes one, once the decision's audit record is durable. Opening sealed
+/// fields takes one (`Engine::view`), and opens only the fields of the
+/// subject and categories it permits.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    subject: SubjectId,
+    categories: Vec<String>,
+    audit_id: i64,
+    reasons: Vec<derbes_core::Reason>,
+}
+
+impl Permit {
+    /// The permitted categories.
+    pub(crate) fn categories(&self) -> &[String] {
+        &self.categories
+    }
+
+    /// The decision's audit record.
+    pub(crate) fn audit_id(&self) -> i64 {
+        self.audit_id
+    }
+
+    /// The permit covers this subject's field (`category.field`, or a
+    /// previous value's reason `category.field#reason`).
+    pub(crate) fn covers(&self, subject: &str, field: &str) -> bool {
+        self.subject.to_string() == subject
+            && field
+                .split_once('.')
+                .is_some_and(|(c, _)| self.categories.iter().any(|x| x == c))
+    }
+}
+
 /// How long a subject's decision facts are reused without asking the store.
 pub const FACTS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -249,13 +282,44 @@ impl Engine {
         Ok(cov)
     }
 
-    /// Decide without side effects other than the audit record.
-    pub(crate) fn decide_facts(
+    /// The one way to a [`Permit`]: decide, write the decision's audit
+    /// record (`action`, with `details`) and wait until it is durable; a
+    /// deny is returned as [`EngineError::Denied`] with every reason.
+    pub(crate) async fn decide_and_audit(
         &self,
         actor: &Actor,
-        req: &DecisionRequest,
+        question: &DecisionRequest,
         facts: &SubjectFacts,
-    ) -> Decision {
+        action: &str,
+        details: serde_json::Value,
+    ) -> Result<Permit, EngineError> {
+        let d = self.decide_facts(actor, question, facts);
+        let audit_id = self
+            .audit(
+                Record::new(actor, action)
+                    .subject(question.subject_id)
+                    .purpose(&question.purpose)
+                    .categories(&question.categories)
+                    .decision(&d)
+                    .details(details),
+            )
+            .await?;
+        if !d.permit {
+            return Err(EngineError::Denied {
+                reasons: d.reasons,
+                audit_id,
+            });
+        }
+        Ok(Permit {
+            subject: question.subject_id,
+            categories: question.categories.clone(),
+            audit_id,
+            reasons: d.reasons,
+        })
+    }
+
+    /// Decide without side effects (callers audit: see `decide_and_audit`).
+    fn decide_facts(&self, actor: &Actor, req: &DecisionRequest, facts: &SubjectFacts) -> Decision {
         match self.compiled.as_ref() {
             Err(e) => derbes_core::decision::deny_uncompiled(e),
             Ok(c) => c.decide(
@@ -285,20 +349,17 @@ impl Engine {
     ) -> Result<DecisionOutcome, EngineError> {
         self.require(actor, Capability::Decide)?;
         let facts = self.subject_facts(req.subject_id).await?;
-        let d = self.decide_facts(actor, req, &facts);
-        let audit_id = self
-            .audit(
-                Record::new(actor, "decision")
-                    .subject(req.subject_id)
-                    .purpose(&req.purpose)
-                    .categories(&req.categories)
-                    .decision(&d)
-                    .details(decision_details(req)),
-            )
-            .await?;
+        let (decision, reasons, audit_id) = match self
+            .decide_and_audit(actor, req, &facts, "decision", decision_details(req))
+            .await
+        {
+            Ok(p) => ("permit", p.reasons, p.audit_id),
+            Err(EngineError::Denied { reasons, audit_id }) => ("deny", reasons, audit_id),
+            Err(e) => return Err(e),
+        };
         Ok(DecisionOutcome {
-            decision: if d.permit { "permit" } else { "deny" },
-            reasons: d.reasons,
+            decision,
+            reasons,
             audit_id,
         })
     }
@@ -355,23 +416,16 @@ impl Engine {
             reference: reference.clone(),
         };
         let facts = self.subject_facts(req.subject_id).await?;
-        let d = self.decide_facts(actor, &question, &facts);
-        let audit_id = self
-            .audit(
-                Record::new(actor, "disclosure")
-                    .subject(req.subject_id)
-                    .purpose(&req.purpose)
-                    .categories(&req.categories)
-                    .decision(&d)
-                    .details(decision_details(&question)),
+        let permit = self
+            .decide_and_audit(
+                actor,
+                &question,
+                &facts,
+                "disclosure",
+                decision_details(&question),
             )
             .await?;
-        if !d.permit {
-            return Err(EngineError::Denied {
-                reasons: d.reasons,
-                audit_id,
-            });
-        }
+        let audit_id = permit.audit_id();
         let now = self.now();
         let notice_due = if facts.consents.notify_of_transfers {
             Some(

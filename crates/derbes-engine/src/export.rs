@@ -221,34 +221,40 @@ impl Engine {
             legal_basis: None,
             reference: Some(request_id.to_string()),
         };
+        let details = serde_json::json!({"request_id": request_id, "kind": row.kind, "operation": "extraction"});
         // Nothing held: nothing to decide or open, and the answer says so.
-        let d =
-            (!question.categories.is_empty()).then(|| self.decide_facts(actor, &question, &facts));
-        let audit_id = self
-            .audit(Record::new(actor, "export").subject(subject).purpose(&purpose.id).categories(&question.categories).decided(d.as_ref()).details(serde_json::json!({"request_id": request_id, "kind": row.kind, "operation": "extraction"})))
-            .await?;
-        if let Some(d) = d.filter(|d| !d.permit) {
-            return Err(EngineError::Denied {
-                reasons: d.reasons,
-                audit_id,
-            });
-        }
+        let (permit, audit_id) = if question.categories.is_empty() {
+            let id = self
+                .audit(
+                    Record::new(actor, "export")
+                        .subject(subject)
+                        .purpose(&purpose.id)
+                        .details(details),
+                )
+                .await?;
+            (None, id)
+        } else {
+            let permit = self
+                .decide_and_audit(actor, &question, &facts, "export", details)
+                .await?;
+            let id = permit.audit_id();
+            (Some(permit), id)
+        };
         let allowed = |field: &str| {
             field
                 .split_once('.')
                 .is_some_and(|(c, _)| question.categories.iter().any(|x| x == c))
         };
-        let key = if with_values && !question.categories.is_empty() {
-            Some(self.data_key(subject).await?)
-        } else {
-            None
+        let key = match (&permit, with_values) {
+            (Some(permit), true) => Some((permit, self.data_key(subject).await?)),
+            _ => None,
         };
         let rules = RetentionRules::new(p);
         let ended = facts.relationship_ended_at;
         let mut out_fields = Vec::with_capacity(fields.len());
         for f in fields.iter().filter(|f| allowed(&f.field)) {
             let value = match &key {
-                Some(k) => Some(self.view(k, &sid, f)?.value),
+                Some((permit, k)) => Some(self.view(permit, k, &sid, f)?.value),
                 None => None,
             };
             let (category, _) = f.field.split_once('.').unwrap_or((&f.field, ""));
@@ -266,7 +272,7 @@ impl Engine {
         let mut previous = Vec::with_capacity(history.len());
         for h in history.iter().filter(|h| allowed(&h.field)) {
             let (value, reason) = match &key {
-                Some(k) => {
+                Some((permit, k)) => {
                     let old = FieldRow {
                         field: h.field.clone(),
                         sealed: h.sealed.clone(),
@@ -280,8 +286,8 @@ impl Engine {
                         sealed: h.sealed_reason.clone(),
                         ..old.clone()
                     };
-                    let FieldView { value, .. } = self.view(k, &sid, &old)?;
-                    let reason = self.view(k, &sid, &why)?.value;
+                    let FieldView { value, .. } = self.view(permit, k, &sid, &old)?;
+                    let reason = self.view(permit, k, &sid, &why)?.value;
                     (Some(value), reason.as_str().map(String::from))
                 }
                 None => (None, None),

@@ -262,16 +262,16 @@ impl Engine {
             reference: None,
         };
         let facts = self.subject_facts(subject).await?;
-        let d = self.decide_facts(actor, &question, &facts);
-        let audit_id = self
-            .audit(Record::new(actor, "collect").subject(subject).purpose(purpose).categories(&question.categories).decision(&d).details(serde_json::json!({"operation": "collection", "fields": fields, "source": source})))
+        let permit = self
+            .decide_and_audit(
+                actor,
+                &question,
+                &facts,
+                "collect",
+                serde_json::json!({"operation": "collection", "fields": fields, "source": source}),
+            )
             .await?;
-        if !d.permit {
-            return Err(EngineError::Denied {
-                reasons: d.reasons,
-                audit_id,
-            });
-        }
+        let audit_id = permit.audit_id();
         let fields = self
             .write_fields(
                 subject,

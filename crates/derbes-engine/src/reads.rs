@@ -9,8 +9,7 @@ use derbes_vault::{DataKey, KekId, WrappedKey};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::audit::Record;
-use crate::decide::DecisionRequest as Question;
+use crate::decide::{DecisionRequest as Question, Permit};
 use crate::{from_micros, Actor, Engine, EngineError};
 
 /// A field of a subject, decrypted for a permitted use.
@@ -86,12 +85,20 @@ impl Engine {
             .map_err(|_| EngineError::Internal("a sealed value is not UTF-8".into()))
     }
 
+    /// Open one sealed field (or previous value) a decision permitted:
+    /// nothing the permit does not cover is opened (fail closed).
     pub(crate) fn view(
         &self,
+        permit: &Permit,
         key: &DataKey,
         sid: &str,
         row: &FieldRow,
     ) -> Result<FieldView, EngineError> {
+        if !permit.covers(sid, &row.field) {
+            return Err(EngineError::Internal(
+                "a field outside the decision's permit was about to be opened".into(),
+            ));
+        }
         let text = self.open_sealed(key, sid, &row.field, &row.sealed)?;
         let ty = derbes_core::field_ref(self.policy.policy(), &row.field).map(|(_, t)| t);
         let value = match (ty, text.as_str()) {
@@ -152,39 +159,27 @@ impl Engine {
             legal_basis: None,
             reference: None,
         };
-        let d = self.decide_facts(actor, &question, &facts);
-        let audit_id = self
-            .audit(
-                Record::new(actor, "read")
-                    .subject(subject)
-                    .purpose(purpose)
-                    .categories(&question.categories)
-                    .decision(&d)
-                    .details(serde_json::json!({"operation": "use", "channel": channel})),
+        let permit = self
+            .decide_and_audit(
+                actor,
+                &question,
+                &facts,
+                "read",
+                serde_json::json!({"operation": "use", "channel": channel}),
             )
             .await?;
-        if !d.permit {
-            return Err(EngineError::Denied {
-                reasons: d.reasons,
-                audit_id,
-            });
-        }
         let key = self.data_key(subject).await?;
         let sid = subject.to_string();
         let rows = self.store.subject_fields(&sid).await?;
         let fields = rows
             .iter()
-            .filter(|r| {
-                r.field
-                    .split_once('.')
-                    .is_some_and(|(c, _)| question.categories.iter().any(|x| x == c))
-            })
-            .map(|r| self.view(&key, &sid, r))
+            .filter(|r| permit.covers(&sid, &r.field))
+            .map(|r| self.view(&permit, &key, &sid, r))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(DataRead {
             fields,
-            categories: question.categories,
-            audit_id,
+            categories: permit.categories().to_vec(),
+            audit_id: permit.audit_id(),
         })
     }
 }

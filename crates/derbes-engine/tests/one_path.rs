@@ -1,10 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The structural half of "no personal data without a decision and its audit
 //! record": exactly one place in the engine opens sealed data
-//! (`open_sealed`); it serves fields (`view`) and free-text notes
-//! (`open_notes`). The only callers of `view` are `data_for_purpose` and the
-//! access `export`, each after its decision is audited; `open_notes` audits
-//! every opening before it returns.
+//! (`open_sealed`); it serves fields (`view`, which takes a `Permit` only
+//! `decide_and_audit` makes, after the decision's audit record is durable)
+//! and free-text notes (`open_notes`, which audits every opening). The only
+//! callers of `view` are `data_for_purpose` and the access `export`.
 //! (The behavioural half is in the decision, audit and promises tests.)
 
 fn source(name: &str) -> String {
@@ -68,16 +68,38 @@ fn sealed_fields_are_opened_in_one_place_only() {
             && body.find(".audit(").unwrap() < body.find("Ok(out)\n    }").unwrap(),
         "open_notes audits before it returns"
     );
+    // A field is opened only under a Permit, which only decide_and_audit
+    // makes (its fields are private to decide.rs), after the decision's
+    // audit record is durable; the two readers ask for one before opening.
+    let reads = source("reads.rs");
+    assert!(reads.contains("pub(crate) fn view(\n        &self,\n        permit: &Permit,"));
+    let constructions: Vec<&str> = files
+        .iter()
+        .flat_map(|(_, t)| {
+            t.match_indices("Ok(Permit {")
+                .map(move |(at, _)| enclosing_fn(t, at))
+        })
+        .collect();
+    assert_eq!(constructions, ["decide_and_audit"], "who makes a Permit");
+    let decide = source("decide.rs");
+    let body = &decide[decide
+        .find("pub(crate) async fn decide_and_audit(")
+        .unwrap()..];
+    let (audit, deny, permit) = (
+        body.find(".audit(").unwrap(),
+        body.find("return Err(EngineError::Denied").unwrap(),
+        body.find("Ok(Permit {").unwrap(),
+    );
+    assert!(
+        audit < deny && deny < permit,
+        "decide_and_audit: decide, audit, refuse or permit"
+    );
     for function in ["pub async fn data_for_purpose(", "pub async fn export("] {
         let text = &files.iter().find(|(_, t)| t.contains(function)).unwrap().1;
         let body = &text[text.find(function).unwrap()..];
-        let decide = body.find("self.decide_facts(").unwrap();
-        let audit = body.find(".audit(").unwrap();
-        let deny = body.find("return Err(EngineError::Denied").unwrap();
-        let open = body.find("self.view(").unwrap();
         assert!(
-            decide < audit && audit < deny && deny < open,
-            "{function}: decide, then audit, then refuse or open"
+            body.find(".decide_and_audit(").unwrap() < body.find("self.view(").unwrap(),
+            "{function}: a permit before anything is opened"
         );
     }
     // Nothing outside the engine depends on the vault's data keys.
