@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::consent::{ConsentRecord, ConsentState};
 pub use crate::facts::objection_bit;
 use crate::facts::{channel_bit, channel_index, kind_bit, PurposeCover};
-pub use crate::facts::{ConsentFacts, Coverage, SubjectFacts, SubjectStatus};
+pub use crate::facts::{ConsentFacts, Coverage, SubjectFacts};
+pub use crate::states::SubjectStatus;
 
 /// A recipient of a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

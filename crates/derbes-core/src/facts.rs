@@ -4,24 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use derbes_policy::{Channel, ConsentKind, ContactKind};
-use serde::{Deserialize, Serialize};
 
 use crate::consent::ConsentState;
-
-/// Where a subject stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum SubjectStatus {
-    Active,
-    /// Frozen during a verification: nothing but storage (4.2).
-    Blocked,
-    /// Consent withdrawn: processing stopped, destruction pending.
-    Withdrawn,
-    Destroyed,
-    /// Found to be under 18 (7.7).
-    BarredMinor,
-}
+use crate::states::SubjectStatus;
 
 /// What the consent ledger says now, summarised for decisions. Built by
 /// [`Compiled::consent_facts`] from the ledger's records.

@@ -25,6 +25,7 @@ pub mod facts;
 pub mod ids;
 pub mod registration;
 pub mod retention;
+pub mod states;
 pub mod synthetic;
 pub mod value;
 
@@ -42,6 +43,7 @@ pub use registration::{
     validate_registration, FieldInput, RegistrationRequest, ValidRegistration,
 };
 pub use retention::{FieldRetention, RetentionRules, Until};
+pub use states::RequestState;
 pub use value::{canonical, free_text, is_invisible_control, Problem};
 
 /// Today's date in Asia/Almaty for an instant.

@@ -1,9 +1,7 @@
 //! The one decision point: every read or use of personal data asks here,
 //! and every answer is audited before it is returned.
 
-use derbes_core::{
-    ConsentFacts, Decision, DecisionInput, RecipientInput, SubjectFacts, SubjectId, SubjectStatus,
-};
+use derbes_core::{ConsentFacts, Decision, DecisionInput, RecipientInput, SubjectFacts, SubjectId};
 use derbes_policy::{Capability, Channel, ContactKind, Operation};
 use derbes_store::DisclosureRow;
 use serde::{Deserialize, Serialize};
@@ -160,17 +158,6 @@ pub(crate) struct CoverageCache {
     >,
 }
 
-pub(crate) fn status_of(s: &str) -> SubjectStatus {
-    match s {
-        "active" => SubjectStatus::Active,
-        "blocked" => SubjectStatus::Blocked,
-        "withdrawn" => SubjectStatus::Withdrawn,
-        "barred_minor" => SubjectStatus::BarredMinor,
-        // Anything unknown, "destroyed" included, is treated as gone: fail closed.
-        _ => SubjectStatus::Destroyed,
-    }
-}
-
 fn text(s: &Option<String>) -> Option<&str> {
     s.as_deref()
 }
@@ -211,7 +198,7 @@ impl Engine {
             })
             .fold(0, |m, b| m | b);
         let f = std::sync::Arc::new(SubjectFacts {
-            status: status_of(&rows.subject.status),
+            status: rows.subject.status,
             relationship_ended_at: rows.subject.relationship_ended_at.map(from_micros),
             consents,
             objections,

@@ -8,7 +8,7 @@
 //! with its certificate's hash.
 
 use chrono::{DateTime, Utc};
-use derbes_core::{RetentionRules, SubjectId, Until};
+use derbes_core::{RetentionRules, SubjectId, SubjectStatus, Until};
 use derbes_policy::ConsentKind;
 use derbes_store::{DestroyOutcome, Destruction, Scope};
 use serde::Serialize;
@@ -223,7 +223,8 @@ impl Engine {
                         .filter_map(|f| p.index_kind(f).map(String::from))
                         .collect(),
                     fields: destroyed.clone(),
-                    status_after: (*what == What::AllButStatutory).then(|| "withdrawn".into()),
+                    status_after: (*what == What::AllButStatutory)
+                        .then_some(SubjectStatus::Withdrawn),
                     // A withdrawal or a destruction request takes the
                     // subject's free text too; a category's consent does not.
                     notes: *what == What::AllButStatutory,

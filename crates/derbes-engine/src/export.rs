@@ -466,7 +466,7 @@ impl Engine {
             },
             subject: ExportSubject {
                 subject_id: sid.clone(),
-                status: s.status,
+                status: s.status.as_str().to_string(),
                 registered_at: from_micros(s.created_at),
                 registered_under_policy: s.policy_version,
                 relationship_ended_at: s.relationship_ended_at.map(from_micros),

@@ -4,7 +4,7 @@
 //! request, 4.2; the app's in-app requests verified by its sign-in).
 
 use chrono::{DateTime, Utc};
-use derbes_core::SubjectId;
+use derbes_core::{SubjectId, SubjectStatus};
 use derbes_policy::{Capability, Right};
 use derbes_store::RequestRow;
 
@@ -223,7 +223,7 @@ impl Engine {
             requester: name(&requester),
             received_at: micros(received),
             due_at: micros(deadline.at),
-            state: RequestState::Received.as_str().to_string(),
+            state: RequestState::Received,
             state_reason: None,
             details: store_details(details, &internal)?,
             updated_at: micros(now),
@@ -278,7 +278,13 @@ impl Engine {
         let sid = subject.to_string();
         let changed = self
             .store
-            .set_subject_status(&sid, "active", "blocked", micros(self.now()), false)
+            .set_subject_status(
+                &sid,
+                SubjectStatus::Active,
+                SubjectStatus::Blocked,
+                micros(self.now()),
+                false,
+            )
             .await?;
         self.facts.forget(&subject);
         if changed {

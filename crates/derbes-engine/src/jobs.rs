@@ -4,7 +4,7 @@
 //! certificate whose hash the audit log holds.
 
 use chrono::{DateTime, Utc};
-use derbes_core::SubjectId;
+use derbes_core::{SubjectId, SubjectStatus};
 use derbes_policy::{Capability, ConsentKind, Right};
 use derbes_store::{DestroyOutcome, JobRow, ObligationRow};
 use serde::{Deserialize, Serialize};
@@ -228,7 +228,13 @@ impl Engine {
             .await?;
         if consent == ConsentKind::Policy {
             self.store
-                .set_subject_status(&sid, "active", "withdrawn", micros(now), true)
+                .set_subject_status(
+                    &sid,
+                    SubjectStatus::Active,
+                    SubjectStatus::Withdrawn,
+                    micros(now),
+                    true,
+                )
                 .await?;
         }
         for c in self.consent_records_of(subject).await? {
@@ -319,8 +325,8 @@ impl Engine {
             .store
             .set_subject_status(
                 &subject.to_string(),
-                "active",
-                "barred_minor",
+                SubjectStatus::Active,
+                SubjectStatus::BarredMinor,
                 micros(now),
                 false,
             )

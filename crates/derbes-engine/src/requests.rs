@@ -39,43 +39,7 @@ pub enum Requester {
     Operator,
 }
 
-/// Where a request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum RequestState {
-    Received,
-    IdentityVerified,
-    InProgress,
-    Completed,
-    Refused,
-}
-
-impl RequestState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestState::Received => "received",
-            RequestState::IdentityVerified => "identity_verified",
-            RequestState::InProgress => "in_progress",
-            RequestState::Completed => "completed",
-            RequestState::Refused => "refused",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> RequestState {
-        match s {
-            "received" => RequestState::Received,
-            "identity_verified" => RequestState::IdentityVerified,
-            "in_progress" => RequestState::InProgress,
-            "completed" => RequestState::Completed,
-            _ => RequestState::Refused,
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, RequestState::Completed | RequestState::Refused)
-    }
-}
+pub use derbes_core::RequestState;
 
 /// An action on a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,8 +179,8 @@ pub struct ContactAnswer {
 pub struct RequestStep {
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<RequestState>,
+    pub to: RequestState,
     pub reason: Option<String>,
 }
 
@@ -290,7 +254,7 @@ impl Engine {
                 format!("only for {} requests", names.join(" and ")),
             ));
         }
-        let ok = match RequestState::parse(&row.state) {
+        let ok = match row.state {
             RequestState::IdentityVerified | RequestState::InProgress => true,
             RequestState::Completed => answered_too,
             RequestState::Received | RequestState::Refused => false,
@@ -332,7 +296,7 @@ impl Engine {
         r: RequestRow,
         events: Vec<RequestEvent>,
     ) -> Result<RequestView, EngineError> {
-        let state = RequestState::parse(&r.state);
+        let state = r.state;
         let due = from_micros(r.due_at)
             .with_timezone(&derbes_kz::ALMATY)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
@@ -482,7 +446,7 @@ impl Engine {
         v.text = notes.remove(&(owner.clone(), "text".into()));
         for step in &mut v.steps {
             step.reason = notes
-                .get(&(owner.clone(), format!("reason:{}", step.to)))
+                .get(&(owner.clone(), format!("reason:{}", step.to.as_str())))
                 .cloned();
         }
         v.state_reason = notes.remove(&(owner, format!("reason:{}", v.state.as_str())));

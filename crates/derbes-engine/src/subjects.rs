@@ -3,6 +3,7 @@
 
 use derbes_core::{
     almaty_date, validate_registration, RegistrationRequest, SignedReceipt, SubjectId,
+    SubjectStatus,
 };
 use derbes_policy::{Capability, FieldType};
 use derbes_store::{FieldRow, NewSubject};
@@ -180,7 +181,7 @@ impl Engine {
             .subject(&subject.to_string())
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
-        if row.status == "destroyed" {
+        if row.status == SubjectStatus::Destroyed {
             return Err(EngineError::Destroyed);
         }
         Ok(())

@@ -4,7 +4,7 @@
 //! unblocking, objections, withdrawal and destruction (`jobs.rs`), a
 //! minor's report.
 
-use derbes_core::SubjectId;
+use derbes_core::{SubjectId, SubjectStatus};
 use derbes_policy::{Capability, Right};
 use derbes_store::RequestRow;
 use serde_json::Value;
@@ -93,7 +93,7 @@ impl Engine {
     ) -> Result<RequestView, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
         let row = self.request_row(request_id).await?;
-        let from = RequestState::parse(&row.state);
+        let from = row.state;
         let complaint = row.kind == Right::Complaint.as_str();
         if complaint {
             // Routed to the data-protection officer: only they work it.
@@ -263,15 +263,21 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let Some(s) = subject else { return Ok(()) };
         let (from, action) = if internal.blocked_at_intake {
-            ("blocked", "subject.unblocked")
+            (SubjectStatus::Blocked, "subject.unblocked")
         } else if internal.minor.is_some() {
-            ("barred_minor", "subject.minor_report_refused")
+            (SubjectStatus::BarredMinor, "subject.minor_report_refused")
         } else {
             return Ok(());
         };
         let changed = self
             .store
-            .set_subject_status(&s.to_string(), from, "active", micros(self.now()), false)
+            .set_subject_status(
+                &s.to_string(),
+                from,
+                SubjectStatus::Active,
+                micros(self.now()),
+                false,
+            )
             .await?;
         self.facts.forget(&s);
         self.audit(
@@ -424,8 +430,16 @@ impl Engine {
         let now = micros(self.now());
         let sid = subject.to_string();
         let (from, to, action) = match kind {
-            Right::Blocking => ("active", "blocked", "subject.blocked"),
-            _ => ("blocked", "active", "subject.unblocked"),
+            Right::Blocking => (
+                SubjectStatus::Active,
+                SubjectStatus::Blocked,
+                "subject.blocked",
+            ),
+            _ => (
+                SubjectStatus::Blocked,
+                SubjectStatus::Active,
+                "subject.unblocked",
+            ),
         };
         let changed = self
             .store
@@ -442,10 +456,13 @@ impl Engine {
         .await?;
         let note = match (changed, kind) {
             (true, _) => None,
-            (false, Right::Blocking) if status == derbes_core::SubjectStatus::Blocked => {
+            (false, Right::Blocking) if status == SubjectStatus::Blocked => {
                 Some("blocked since the request was received (4.2)".to_string())
             }
-            (false, _) => Some(format!("the subject was not {from}; nothing to change")),
+            (false, _) => Some(format!(
+                "the subject was not {}; nothing to change",
+                from.as_str()
+            )),
         };
         self.system_steps(
             request_id,
@@ -471,14 +488,7 @@ impl Engine {
             .seal_notes(subject, &[(format!("request:{request_id}"), &name, note)])
             .await?;
         self.store
-            .transition_request(
-                request_id,
-                from.as_str(),
-                to.as_str(),
-                actor_id,
-                micros(self.now()),
-                &notes,
-            )
+            .transition_request(request_id, from, to, actor_id, micros(self.now()), &notes)
             .await?;
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use crate::{placeholders, Store, StoreError};
+use crate::{placeholders, RequestState, Store, StoreError, SubjectStatus};
 
 /// What goes of one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum Scope {
         index_kinds: Vec<String>,
         /// The subject's status afterwards (`withdrawn` when only what a law
         /// keeps remains), if it changes.
-        status_after: Option<String>,
+        status_after: Option<SubjectStatus>,
         /// The subject's notes (free text of their requests, holds, ...) go too.
         notes: bool,
     },
@@ -78,7 +78,7 @@ impl DestroyOutcome {
 
 /// Where a subject stands, read inside the destroying transaction.
 struct Standing {
-    status: String,
+    status: SubjectStatus,
     held: bool,
     pending_job: bool,
 }
@@ -102,8 +102,8 @@ impl Store {
         for d in items {
             let outcome = match standing.get(&d.subject_id) {
                 None => DestroyOutcome::Gone,
-                Some(s) if s.status == "destroyed" => DestroyOutcome::Gone,
-                Some(s) if s.status == "blocked" => DestroyOutcome::Blocked,
+                Some(s) if s.status == SubjectStatus::Destroyed => DestroyOutcome::Gone,
+                Some(s) if s.status == SubjectStatus::Blocked => DestroyOutcome::Blocked,
                 Some(s) if s.held => DestroyOutcome::Held,
                 Some(s) if d.job_id.is_none() && s.pending_job => DestroyOutcome::Pending,
                 Some(_) => DestroyOutcome::Destroyed,
@@ -142,7 +142,7 @@ impl Store {
                             sqlx::query(
                                 "UPDATE subjects SET status = $1, relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $3",
                             )
-                            .bind(status)
+                            .bind(status.as_str())
                             .bind(at)
                             .bind(&d.subject_id)
                             .execute(&mut *tx)
@@ -189,9 +189,8 @@ impl Store {
                 match Self::transition_in(
                     &mut tx,
                     r,
-                    "in_progress",
-                    "completed",
-                    None,
+                    RequestState::InProgress,
+                    RequestState::Completed,
                     "system:scheduler",
                     at,
                 )
@@ -228,7 +227,7 @@ impl Store {
                 out.insert(
                     r.try_get("subject_id")?,
                     Standing {
-                        status: r.try_get("status")?,
+                        status: crate::subject_status(&r, "status")?,
                         held: flag(&r, "held")?,
                         pending_job: flag(&r, "pending")?,
                     },

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use derbes_core::{RequestState, SubjectStatus};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
@@ -162,6 +163,25 @@ pub struct Store {
 /// Unix time in microseconds.
 pub(crate) fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
+}
+
+/// A subject's status as stored; anything else is damage.
+pub(crate) fn subject_status(
+    r: &sqlx::any::AnyRow,
+    col: &str,
+) -> Result<SubjectStatus, StoreError> {
+    use sqlx::Row;
+    let s: String = r.try_get(col)?;
+    SubjectStatus::parse(&s)
+        .ok_or_else(|| StoreError::Corrupt(format!("an unknown subject status in `{col}`")))
+}
+
+/// A request's state as stored; anything else is damage.
+pub(crate) fn request_state(r: &sqlx::any::AnyRow, col: &str) -> Result<RequestState, StoreError> {
+    use sqlx::Row;
+    let s: String = r.try_get(col)?;
+    RequestState::parse(&s)
+        .ok_or_else(|| StoreError::Corrupt(format!("an unknown request state in `{col}`")))
 }
 
 /// Percent-encode the characters SQLite URLs treat specially in a path.

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{NoteRow, Store, StoreError};
+use crate::{NoteRow, RequestState, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRow {
@@ -14,7 +14,7 @@ pub struct RequestRow {
     pub requester: String,
     pub received_at: i64,
     pub due_at: i64,
-    pub state: String,
+    pub state: RequestState,
     pub state_reason: Option<String>,
     /// JSON, ids and codes only.
     pub details: String,
@@ -26,8 +26,8 @@ pub struct RequestEvent {
     pub seq: i64,
     pub at: i64,
     pub actor: String,
-    pub from_state: Option<String>,
-    pub to_state: String,
+    pub from_state: Option<RequestState>,
+    pub to_state: RequestState,
     pub reason: Option<String>,
 }
 
@@ -57,7 +57,7 @@ fn request_row(r: &AnyRow) -> Result<RequestRow, StoreError> {
         requester: r.try_get("requester")?,
         received_at: r.try_get("received_at")?,
         due_at: r.try_get("due_at")?,
-        state: r.try_get("state")?,
+        state: crate::request_state(r, "state")?,
         state_reason: r.try_get("state_reason")?,
         details: r.try_get("details")?,
         updated_at: r.try_get("updated_at")?,
@@ -84,7 +84,7 @@ impl Store {
         .bind(&r.requester)
         .bind(r.received_at)
         .bind(r.due_at)
-        .bind(&r.state)
+        .bind(r.state.as_str())
         .bind(r.state_reason.clone())
         .bind(&r.details)
         .bind(r.updated_at)
@@ -98,7 +98,7 @@ impl Store {
         .bind(&r.request_id)
         .bind(r.updated_at)
         .bind(actor)
-        .bind(&r.state)
+        .bind(r.state.as_str())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -128,8 +128,11 @@ impl Store {
                     seq: r.try_get("seq")?,
                     at: r.try_get("at")?,
                     actor: r.try_get("actor")?,
-                    from_state: r.try_get("from_state")?,
-                    to_state: r.try_get("to_state")?,
+                    from_state: match r.try_get::<Option<String>, _>("from_state")? {
+                        None => None,
+                        Some(_) => Some(crate::request_state(r, "from_state")?),
+                    },
+                    to_state: crate::request_state(r, "to_state")?,
                     reason: r.try_get("reason")?,
                 })
             })
@@ -181,14 +184,14 @@ impl Store {
     pub async fn transition_request(
         &self,
         request_id: &str,
-        from: &str,
-        to: &str,
+        from: RequestState,
+        to: RequestState,
         actor: &str,
         at: i64,
         notes: &[NoteRow],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        Self::transition_in(&mut tx, request_id, from, to, None, actor, at).await?;
+        Self::transition_in(&mut tx, request_id, from, to, actor, at).await?;
         Self::insert_notes_in(&mut tx, notes).await?;
         tx.commit().await?;
         Ok(())
@@ -232,20 +235,19 @@ impl Store {
     pub(crate) async fn transition_in(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         request_id: &str,
-        from: &str,
-        to: &str,
-        reason: Option<&str>,
+        from: RequestState,
+        to: RequestState,
         actor: &str,
         at: i64,
     ) -> Result<(), StoreError> {
         let changed = sqlx::query(
             "UPDATE requests SET state = $1, state_reason = $2, updated_at = $3 WHERE request_id = $4 AND state = $5",
         )
-        .bind(to)
-        .bind(reason)
+        .bind(to.as_str())
+        .bind(None::<String>)
         .bind(at)
         .bind(request_id)
-        .bind(from)
+        .bind(from.as_str())
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -266,9 +268,9 @@ impl Store {
         .bind(seq)
         .bind(at)
         .bind(actor)
-        .bind(from)
-        .bind(to)
-        .bind(reason)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(None::<String>)
         .execute(&mut **tx)
         .await?;
         Ok(())

@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Backend, ConsentRow, NewConsent, Store, StoreError};
+use crate::{Backend, ConsentRow, NewConsent, Store, StoreError, SubjectStatus};
 
 /// A field as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct SubjectFactsRows {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectRow {
     pub subject_id: String,
-    pub status: String,
+    pub status: SubjectStatus,
     pub created_at: i64,
     pub policy_version: String,
     pub destroyed_at: Option<i64>,
@@ -227,7 +227,7 @@ impl Store {
             None => Ok(None),
             Some(r) => Ok(Some(SubjectRow {
                 subject_id: r.try_get("subject_id")?,
-                status: r.try_get("status")?,
+                status: crate::subject_status(&r, "status")?,
                 created_at: r.try_get("created_at")?,
                 policy_version: r.try_get("policy_version")?,
                 destroyed_at: r.try_get("destroyed_at")?,
@@ -266,7 +266,7 @@ impl Store {
         let mut out = SubjectFactsRows {
             subject: SubjectRow {
                 subject_id: first.try_get("subject_id")?,
-                status: first.try_get("status")?,
+                status: crate::subject_status(first, "status")?,
                 created_at: first.try_get("created_at")?,
                 policy_version: first.try_get("policy_version")?,
                 destroyed_at: first.try_get("destroyed_at")?,
@@ -298,8 +298,8 @@ impl Store {
     pub async fn set_subject_status(
         &self,
         subject_id: &str,
-        from: &str,
-        to: &str,
+        from: SubjectStatus,
+        to: SubjectStatus,
         at: i64,
         ends_relationship: bool,
     ) -> Result<bool, StoreError> {
@@ -309,10 +309,10 @@ impl Store {
             "UPDATE subjects SET status = $1 WHERE subject_id = $3 AND status = $4 AND $2 = $2"
         };
         let n = sqlx::query(sql)
-            .bind(to)
+            .bind(to.as_str())
             .bind(at)
             .bind(subject_id)
-            .bind(from)
+            .bind(from.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected();
