@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{micros, Engine, EngineError};
+use crate::{Engine, EngineError};
 
 /// The jobs derbes runs itself, each acting under its own name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,7 +264,7 @@ impl Engine {
     /// A record as [`Engine::audit`] would append it (for batches).
     pub(crate) fn audit_record(&self, r: Record<'_>) -> Result<NewAuditRecord, EngineError> {
         Ok(NewAuditRecord {
-            at: micros(self.now()),
+            at: self.now(),
             actor: r.actor.id().to_string(),
             role: r.actor.role().to_string(),
             action: r.action.to_string(),
@@ -310,7 +310,7 @@ impl Engine {
 
     /// Sign a checkpoint of the chain's tail, if it moved since the last one.
     pub async fn checkpoint(&self) -> Result<Option<i64>, EngineError> {
-        let Some((seq, hash)) = self.store.audit_tail().await? else {
+        let Some(derbes_store::ChainTail { seq, hash }) = self.store.audit_tail().await? else {
             return Ok(None);
         };
         if self
@@ -329,7 +329,7 @@ impl Engine {
                 hash,
                 signature,
                 public_key: keys.audit_public_key(),
-                at: micros(self.now()),
+                at: self.now(),
             })
             .await?;
         Ok(Some(seq))
@@ -364,7 +364,7 @@ impl Engine {
 fn view(r: AuditRow) -> AuditView {
     AuditView {
         seq: r.seq,
-        at: chrono::DateTime::from_timestamp_micros(r.record.at).unwrap_or_default(),
+        at: r.record.at,
         actor: r.record.actor,
         role: r.record.role,
         action: r.record.action,

@@ -13,8 +13,7 @@ use serde_json::Value;
 
 use crate::audit::Record;
 use crate::{
-    from_micros, micros, Actor, Engine, EngineError, NewRequest, RequestChannel, RequestDetails,
-    RequestState, Requester,
+    Actor, Engine, EngineError, NewRequest, RequestChannel, RequestDetails, RequestState, Requester,
 };
 
 /// A consent with its state now.
@@ -43,7 +42,7 @@ pub(crate) fn records_of(
     rows.iter()
         .map(|r| {
             let mut rec: ConsentRecord = serde_json::from_str(&r.record_json)?;
-            rec.withdrawn_at = r.withdrawn_at.map(from_micros);
+            rec.withdrawn_at = r.withdrawn_at;
             Ok(rec)
         })
         .collect()
@@ -74,8 +73,8 @@ impl Engine {
         let row = NewConsent {
             consent_id: record.consent_id.to_string(),
             kind: record.kind.as_str().to_string(),
-            given_at: micros(record.given_at),
-            expires_at: record.expires_at.map(micros),
+            given_at: record.given_at,
+            expires_at: record.expires_at,
             record_json: serde_json::to_string(&record)
                 .map_err(|_| vec![Problem::new("consent", "invalid", "cannot be recorded")])?,
             receipt_sha256: record.receipt_sha256.clone(),
@@ -204,7 +203,7 @@ impl Engine {
                 .withdraw_consent(
                     &subject.to_string(),
                     &consent.to_string(),
-                    micros(now),
+                    now,
                     "{}",
                     &notes,
                 )
@@ -278,7 +277,7 @@ impl Engine {
             });
         };
         let mut rec: ConsentRecord = serde_json::from_str(&row.record_json)?;
-        rec.withdrawn_at = row.withdrawn_at.map(from_micros);
+        rec.withdrawn_at = row.withdrawn_at;
         // The hash covers every word of the receipt; finding it is the proof.
         Ok(ReceiptCheck {
             valid: rec.receipt_sha256 == sha,

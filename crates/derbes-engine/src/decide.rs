@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::Actor;
 use crate::audit::Record;
-use crate::{from_micros, micros, Engine, EngineError};
+use crate::{Engine, EngineError};
 
 /// A question for the decision point.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -199,7 +199,7 @@ impl Engine {
             .fold(0, |m, b| m | b);
         let f = std::sync::Arc::new(SubjectFacts {
             status: rows.subject.status,
-            relationship_ended_at: rows.subject.relationship_ended_at.map(from_micros),
+            relationship_ended_at: rows.subject.relationship_ended_at,
             consents,
             objections,
             held: rows.held,
@@ -431,9 +431,9 @@ impl Engine {
             legal_basis: None,
             reference: None,
             cross_border,
-            at: micros(now),
+            at: now,
             audit_seq: audit_id,
-            notice_due: notice_due.map(micros),
+            notice_due,
             notified_at: None,
         };
         let owner = format!("disclosure:{}", row.disclosure_id);
@@ -519,8 +519,8 @@ pub(crate) fn disclosure_view(r: DisclosureRow, notes: &crate::notes::Opened) ->
             .map(String::from)
             .collect(),
         cross_border: r.cross_border,
-        at: from_micros(r.at),
+        at: r.at,
         audit_id: r.audit_seq,
-        notice_due: r.notice_due.map(from_micros),
+        notice_due: r.notice_due,
     }
 }

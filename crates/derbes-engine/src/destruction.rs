@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::Record;
-use crate::{field_categories, from_micros, micros, Actor, Engine, EngineError};
+use crate::{field_categories, Actor, Engine, EngineError};
 
 /// Why data is destroyed: the certificate's legal ground.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub(crate) struct Order {
     pub request_id: Option<String>,
     /// The subject's fields with their collection time, when the caller has
     /// read them already (the purge); loaded otherwise.
-    pub fields: Option<Vec<(String, i64)>>,
+    pub fields: Option<Vec<(String, DateTime<Utc>)>>,
 }
 
 impl Order {
@@ -177,7 +177,7 @@ impl Engine {
                     .relationship_ended_at
                     .unwrap_or(now);
                 for (f, collected) in &fields {
-                    let r = statutory.field(category(f), from_micros(*collected), Some(ended));
+                    let r = statutory.field(category(f), *collected, Some(ended));
                     if let (Until::Date { at }, Some(purpose)) = (r.until, &r.kept_for) {
                         if at > now {
                             keep.push(f);
@@ -261,7 +261,7 @@ impl Engine {
             });
             plans.push((categories, certificate_id, sha, kept));
         }
-        let outcomes = self.store.destroy(&items, micros(now)).await?;
+        let outcomes = self.store.destroy(&items, now).await?;
         let system = Actor::system(crate::SystemJob::Destruction);
         let mut records = Vec::new();
         let mut out = Vec::with_capacity(orders.len());

@@ -15,8 +15,8 @@ use crate::audit::Record;
 use crate::decide::{disclosure_view, DecisionRequest as Question};
 use crate::jobs::obligation_view;
 use crate::{
-    field_categories, from_micros, ConsentView, DisclosureView, Engine, EngineError, FieldView,
-    ObligationView, RequestView,
+    field_categories, ConsentView, DisclosureView, Engine, EngineError, FieldView, ObligationView,
+    RequestView,
 };
 
 /// The identifier of the export's JSON layout; it changes only with the layout.
@@ -263,9 +263,9 @@ impl Engine {
                 category: category.to_string(),
                 value,
                 source: f.source.clone(),
-                collected_at: from_micros(f.collected_at),
+                collected_at: f.collected_at,
                 purposes: split(&f.purposes),
-                retention: rules.field(category, from_micros(f.collected_at), ended),
+                retention: rules.field(category, f.collected_at, ended),
                 field: f.field.clone(),
             });
         }
@@ -298,9 +298,9 @@ impl Engine {
                 value,
                 reason,
                 source: h.source.clone(),
-                collected_at: from_micros(h.collected_at),
-                replaced_at: from_micros(h.replaced_at),
-                keep_until: from_micros(h.keep_until),
+                collected_at: h.collected_at,
+                replaced_at: h.replaced_at,
+                keep_until: h.keep_until,
             });
         }
         self.assemble(
@@ -442,10 +442,10 @@ impl Engine {
         }
         let objections = optout_rows
             .into_iter()
-            .map(|(channel, kind, at, _)| ExportObjection {
-                channel,
-                kind,
-                at: from_micros(at),
+            .map(|o| ExportObjection {
+                channel: o.channel,
+                kind: o.kind,
+                at: o.at,
             })
             .collect();
         Ok(SubjectExport {
@@ -467,9 +467,9 @@ impl Engine {
             subject: ExportSubject {
                 subject_id: sid.clone(),
                 status: s.status.as_str().to_string(),
-                registered_at: from_micros(s.created_at),
+                registered_at: s.created_at,
                 registered_under_policy: s.policy_version,
-                relationship_ended_at: s.relationship_ended_at.map(from_micros),
+                relationship_ended_at: s.relationship_ended_at,
             },
             fee: ExportFee {
                 amount_kzt: self.access_fee_kzt,

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::audit::Record;
 use crate::decide::DecisionRequest;
-use crate::{audit, field_categories, micros, purposes_for, Actor, Engine, EngineError};
+use crate::{audit, field_categories, purposes_for, Actor, Engine, EngineError};
 
 /// Technical data collected for a purpose.
 #[derive(Debug, Clone, Serialize)]
@@ -157,20 +157,20 @@ impl Engine {
                     sealed: key.seal(&sid, &name, f.value.as_bytes())?,
                     field: name.clone(),
                     source: source.to_string(),
-                    collected_at: micros(now),
+                    collected_at: now,
                     purposes: purposes_for(&self.policy, &f.field.category).join(","),
                     version: old.map(|o| o.version + 1).unwrap_or(1),
                 },
                 expected_version: old.map(|o| o.version),
                 sealed_reason: key.seal(&sid, &format!("{name}#reason"), reason.as_bytes())?,
-                keep_until: micros(keep_until),
+                keep_until,
             });
             if let Some(kind) = p.index_kind(&name) {
                 index.push((kind.to_string(), keys.blind_index(kind, &f.value).to_vec()));
             }
         }
         self.store
-            .rectify(&sid, &changes, &index, micros(now))
+            .rectify(&sid, &changes, &index, now)
             .await
             .map_err(|e| self.duplicate(e))?;
         Ok(changes.into_iter().map(|c| c.new.field).collect())

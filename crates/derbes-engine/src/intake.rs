@@ -11,7 +11,7 @@ use derbes_store::RequestRow;
 use crate::audit::Record;
 use crate::requests::{name, read_details, store_details, Internal, MinorBar};
 use crate::{
-    micros, Actor, Engine, EngineError, LookupKind, NewRequest, RequestChannel, RequestDetails,
+    Actor, Engine, EngineError, LookupKind, NewRequest, RequestChannel, RequestDetails,
     RequestState, RequestView, Requester,
 };
 
@@ -221,12 +221,12 @@ impl Engine {
             kind: kind.as_str().to_string(),
             channel: name(&channel),
             requester: name(&requester),
-            received_at: micros(received),
-            due_at: micros(deadline.at),
+            received_at: received,
+            due_at: deadline.at,
             state: RequestState::Received,
             state_reason: None,
             details: store_details(details, &internal)?,
-            updated_at: micros(now),
+            updated_at: now,
         };
         let notes = self
             .seal_notes(
@@ -282,7 +282,7 @@ impl Engine {
                 &sid,
                 SubjectStatus::Active,
                 SubjectStatus::Blocked,
-                micros(self.now()),
+                self.now(),
                 false,
             )
             .await?;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::audit::Record;
 use crate::destruction::{Ground, Order, What};
 use crate::requests::RequestState;
-use crate::{from_micros, micros, Actor, Engine, EngineError};
+use crate::{micros, Actor, Engine, EngineError};
 
 /// An obligation that keeps a withdrawal from being accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -88,8 +88,8 @@ pub(crate) fn obligation_view(o: ObligationRow, notes: &crate::notes::Opened) ->
             .unwrap_or_default(),
         obligation_id: o.obligation_id,
         kind: o.kind,
-        created_at: from_micros(o.created_at),
-        closed_at: o.closed_at.map(from_micros),
+        created_at: o.created_at,
+        closed_at: o.closed_at,
     }
 }
 
@@ -130,7 +130,7 @@ impl Engine {
             obligation_id: uuid::Uuid::now_v7().to_string(),
             kind: o.kind.clone(),
             reference: String::new(),
-            created_at: micros(self.now()),
+            created_at: self.now(),
             closed_at: None,
         };
         let owner = format!("obligation:{}", row.obligation_id);
@@ -164,7 +164,7 @@ impl Engine {
         self.require(actor, Capability::RegisterSubjects)?;
         let done = self
             .store
-            .close_obligation(&subject.to_string(), obligation_id, micros(self.now()))
+            .close_obligation(&subject.to_string(), obligation_id, self.now())
             .await?;
         self.audit(
             Record::new(actor, "obligation.close")
@@ -232,7 +232,7 @@ impl Engine {
                     &sid,
                     SubjectStatus::Active,
                     SubjectStatus::Withdrawn,
-                    micros(now),
+                    now,
                     true,
                 )
                 .await?;
@@ -244,7 +244,7 @@ impl Engine {
                     .withdraw_consent(
                         &sid,
                         &c.consent_id.to_string(),
-                        micros(now),
+                        now,
                         &json!({"withdrawal_request": request_id}).to_string(),
                         &[],
                     )
@@ -327,7 +327,7 @@ impl Engine {
                 &subject.to_string(),
                 SubjectStatus::Active,
                 SubjectStatus::BarredMinor,
-                micros(now),
+                now,
                 false,
             )
             .await?;
@@ -343,14 +343,14 @@ impl Engine {
         &self,
         request_id: &str,
         subject: SubjectId,
-        barred_until: i64,
+        barred_until: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         self.store
             .bar_minor(
                 &subject.to_string(),
                 derbes_policy::FieldType::Iin.as_str(),
                 barred_until,
-                micros(self.now()),
+                self.now(),
             )
             .await?;
         self.schedule_destruction(request_id, subject, Right::Destruction)
@@ -381,9 +381,9 @@ impl Engine {
             kind: "destruction".into(),
             subject_id: subject.to_string(),
             request_id: Some(request_id.to_string()),
-            due_at: micros(due),
+            due_at: due,
         };
-        self.store.schedule_job(&job, micros(now)).await?;
+        self.store.schedule_job(&job, now).await?;
         self.system_steps(request_id, &[RequestState::InProgress], None)
             .await?;
         self.audit(
@@ -516,9 +516,12 @@ impl Engine {
 
     async fn confirm_certificate(
         &self,
-        found: Option<(String, String)>,
+        found: Option<derbes_store::Certificate>,
     ) -> Result<CertificateView, EngineError> {
-        let (content, sha) = found.ok_or(EngineError::NotFound("certificate"))?;
+        let derbes_store::Certificate {
+            content,
+            sha256: sha,
+        } = found.ok_or(EngineError::NotFound("certificate"))?;
         let certificate: Value = serde_json::from_str(&content)?;
         let subject = certificate
             .get("subject_id")

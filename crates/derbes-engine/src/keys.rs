@@ -56,24 +56,24 @@ impl Engine {
                 id: id.to_string(),
                 data_keys: counts
                     .iter()
-                    .find(|(k, _)| k == id.as_str())
-                    .map(|(_, n)| *n)
+                    .find(|c| c.kek_id == id.as_str())
+                    .map(|c| c.keys)
                     .unwrap_or(0),
                 active: id.as_str() == active,
                 in_keyring: true,
             })
             .collect();
-        for (k, n) in &counts {
-            if !ids.iter().any(|id| id.as_str() == k) {
+        for c in &counts {
+            if !ids.iter().any(|id| id.as_str() == c.kek_id) {
                 keks.push(KekUse {
-                    id: k.clone(),
-                    data_keys: *n,
+                    id: c.kek_id.clone(),
+                    data_keys: c.keys,
                     active: false,
                     in_keyring: false,
                 });
             }
         }
-        let (a, d) = self.store.subject_count().await?;
+        let subjects = self.store.subject_count().await?;
         Ok(KeyStatus {
             pending_rewrap: keks
                 .iter()
@@ -88,8 +88,8 @@ impl Engine {
             active_kek: active,
             source: format!("{:?}", ring.source()).to_lowercase(),
             keks,
-            active_subjects: a,
-            destroyed_subjects: d,
+            active_subjects: subjects.active,
+            destroyed_subjects: subjects.destroyed,
         })
     }
 
@@ -144,13 +144,20 @@ impl Engine {
                 break;
             }
             let mut updates = Vec::with_capacity(rows.len());
-            for (subject, kek, bytes) in rows {
+            for row in rows {
                 let wrapped = WrappedKey {
-                    kek: KekId::from_stored(&kek),
-                    bytes,
+                    kek: KekId::from_stored(&row.key.kek_id),
+                    bytes: row.key.wrapped,
                 };
-                let rewrapped = ring.rewrap(&subject, &wrapped)?;
-                updates.push((subject, kek, active.to_string(), rewrapped.bytes));
+                let rewrapped = ring.rewrap(&row.subject_id, &wrapped)?;
+                updates.push(derbes_store::Rewrap {
+                    subject_id: row.subject_id,
+                    old_kek: row.key.kek_id,
+                    key: derbes_store::WrappedKey {
+                        kek_id: active.to_string(),
+                        wrapped: rewrapped.bytes,
+                    },
+                });
             }
             done += self.store.rewrap_keys(&updates).await?;
             batches += 1;

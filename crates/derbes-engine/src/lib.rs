@@ -43,7 +43,7 @@ pub use audit::{Actor, AuditView, SystemJob};
 pub(crate) use consents::records_of;
 pub use consents::{ConsentView, ReceiptCheck};
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
-pub use derbes_store::{AuditQuery, Verification};
+pub use derbes_store::{AuditQuery, Verification, WeblogPosition};
 pub use destruction::{DestructionAnswer, Kept};
 pub use error::EngineError;
 pub use export::{
@@ -115,12 +115,19 @@ pub(crate) fn field_categories<'a>(fields: impl Iterator<Item = &'a str>) -> Vec
     out
 }
 
+/// A time as unix microseconds, the form derbes' own JSON (audit details,
+/// a request's internal notes) keeps times in.
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_micros(m: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(m).unwrap_or_default()
+/// A time derbes kept as unix microseconds; out of range is damage.
+fn from_micros(m: i64) -> Result<DateTime<Utc>, EngineError> {
+    DateTime::from_timestamp_micros(m).ok_or_else(|| {
+        EngineError::from(derbes_store::StoreError::Corrupt(
+            "a kept time out of range".into(),
+        ))
+    })
 }
 
 /// The purposes that may use a field's category, by the policy.

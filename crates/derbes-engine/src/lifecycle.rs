@@ -13,7 +13,7 @@ use serde::Serialize;
 
 pub use derbes_store::{Backend, StoreConfig};
 
-use crate::{from_micros, Actor, Engine, EngineError, JobsReport};
+use crate::{Actor, Engine, EngineError, JobsReport};
 
 /// What an engine is opened with.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ pub async fn published_versions(
 fn view(v: derbes_store::PolicyVersion, current: &str) -> PolicyVersionView {
     PolicyVersionView {
         current: v.sha256 == current,
-        recorded_at: from_micros(v.recorded_at),
+        recorded_at: v.recorded_at,
         published_on: v.published_on,
         version: v.version,
         sha256: v.sha256,

@@ -14,7 +14,6 @@ use derbes_store::NoteRow;
 use derbes_vault::DataKey;
 
 use crate::audit::Record;
-use crate::micros;
 
 use crate::{Actor, Engine, EngineError};
 
@@ -30,22 +29,17 @@ impl Engine {
     /// The data key of a note owner of no subject (created when `create`).
     async fn owner_key(&self, owner: &str, create: bool) -> Result<DataKey, EngineError> {
         let keys = self.keyring();
-        let (kek, bytes) = match (self.store.subject_key(owner).await?, create) {
+        let stored = match (self.store.subject_key(owner).await?, create) {
             (Some(k), _) => k,
             (None, false) => return Err(EngineError::NotFound("note key")),
             (None, true) => {
                 let (_, wrapped) = keys.new_data_key(owner)?;
                 self.store
-                    .owner_key(
-                        owner,
-                        wrapped.kek.as_str(),
-                        &wrapped.bytes,
-                        micros(self.now()),
-                    )
+                    .owner_key(owner, wrapped.kek.as_str(), &wrapped.bytes, self.now())
                     .await?
             }
         };
-        self.unwrap_stored(owner, &kek, bytes)
+        self.unwrap_stored(owner, stored)
     }
 
     /// Seal the present texts of `(owner, name, text)` as notes of `subject`.
@@ -158,7 +152,12 @@ impl Engine {
             self.store.replace_legacy(&t, &notes).await?;
             n += 1;
         }
-        for (request_id, subject_id, details) in self.store.request_details().await? {
+        for stored in self.store.request_details().await? {
+            let derbes_store::StoredDetails {
+                request_id,
+                subject_id,
+                details,
+            } = stored;
             let Ok(serde_json::Value::Object(mut all)) = serde_json::from_str(&details) else {
                 continue;
             };

@@ -10,7 +10,7 @@ use serde_json::Value;
 use derbes_policy::Capability;
 
 use crate::audit::Record;
-use crate::{micros, Actor, Engine, EngineError};
+use crate::{Actor, Engine, EngineError};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -58,7 +58,7 @@ impl Engine {
                 &bin,
                 &serde_json::to_string(&json)?,
                 &reps,
-                micros(self.now()),
+                self.now(),
             )
             .await
             .map_err(|e| match e {
@@ -81,11 +81,11 @@ impl Engine {
         id: OrganizationId,
     ) -> Result<(Value, Vec<String>), EngineError> {
         self.require(actor, Capability::Lookup)?;
-        let (fields, reps) = self
+        let org = self
             .store
             .organization(&id.to_string())
             .await?
             .ok_or(EngineError::NotFound("organization"))?;
-        Ok((serde_json::from_str(&fields)?, reps))
+        Ok((serde_json::from_str(&org.fields_json)?, org.representatives))
     }
 }

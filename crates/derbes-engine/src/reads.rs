@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::decide::{DecisionRequest as Question, Permit};
-use crate::{from_micros, Actor, Engine, EngineError};
+use crate::{Actor, Engine, EngineError};
 
 /// A field of a subject, decrypted for a permitted use.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,24 +40,23 @@ impl Engine {
     /// key means destroyed.
     pub(crate) async fn data_key(&self, subject: SubjectId) -> Result<DataKey, EngineError> {
         let sid = subject.to_string();
-        let (kek, bytes) = self
+        let stored = self
             .store
             .subject_key(&sid)
             .await?
             .ok_or(EngineError::Destroyed)?;
-        self.unwrap_stored(&sid, &kek, bytes)
+        self.unwrap_stored(&sid, stored)
     }
 
     /// Unwrap a stored data key of `id` (a subject, or a note owner).
     pub(crate) fn unwrap_stored(
         &self,
         id: &str,
-        kek: &str,
-        bytes: Vec<u8>,
+        stored: derbes_store::WrappedKey,
     ) -> Result<DataKey, EngineError> {
         let wrapped = WrappedKey {
-            kek: KekId::from_stored(kek),
-            bytes,
+            kek: KekId::from_stored(&stored.kek_id),
+            bytes: stored.wrapped,
         };
         match self.keyring().unwrap_key(id, &wrapped) {
             Ok(k) => Ok(k),
@@ -110,7 +109,7 @@ impl Engine {
             field: row.field.clone(),
             value,
             source: row.source.clone(),
-            collected_at: from_micros(row.collected_at),
+            collected_at: row.collected_at,
             purposes: row
                 .purposes
                 .split(',')

@@ -56,7 +56,12 @@ impl Engine {
                 .accepted_other_versions(current.sha256(), &cursor, limit)
                 .await?;
             exhausted = (rows.len() as i64) < limit;
-            for (subject_id, sha) in rows {
+            for derbes_store::Acceptance {
+                subject_id,
+                policy_sha256,
+            } in rows
+            {
+                let sha = policy_sha256.unwrap_or_default();
                 cursor = subject_id.clone();
                 if !by_version.contains_key(&sha) {
                     let entry = match self.published(&sha).await? {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::Record;
-use crate::{from_micros, micros, Actor, Engine, EngineError};
+use crate::{Actor, Engine, EngineError};
 
 /// On what authority a representative acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,9 +113,9 @@ impl Engine {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
-            valid_from: micros(from),
-            valid_until: until.map(micros),
-            created_at: micros(now),
+            valid_from: from,
+            valid_until: until,
+            created_at: now,
             revoked_at: None,
         };
         let owner = format!("representative:{}", row.representative_id);
@@ -175,9 +175,9 @@ impl Engine {
                     name: note("name"),
                     document: note("document"),
                     representative_id: r.representative_id,
-                    valid_from: from_micros(r.valid_from),
-                    valid_until: r.valid_until.map(from_micros),
-                    revoked_at: r.revoked_at.map(from_micros),
+                    valid_from: r.valid_from,
+                    valid_until: r.valid_until,
+                    revoked_at: r.revoked_at,
                 })
             })
             .collect()
@@ -193,7 +193,7 @@ impl Engine {
         self.require(actor, Capability::WorkRequests)?;
         if !self
             .store
-            .revoke_representative(&subject.to_string(), representative_id, micros(self.now()))
+            .revoke_representative(&subject.to_string(), representative_id, self.now())
             .await?
         {
             return Err(EngineError::NotFound(
@@ -216,7 +216,7 @@ impl Engine {
         id: &str,
         at: DateTime<Utc>,
     ) -> Result<String, EngineError> {
-        let t = micros(at);
+        let t = at;
         let valid = self
             .store
             .representatives(&subject.to_string())

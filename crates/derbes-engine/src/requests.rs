@@ -9,7 +9,7 @@ use derbes_store::{RequestEvent, RequestFilter, RequestRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{from_micros, micros, Actor, Engine, EngineError};
+use crate::{Actor, Engine, EngineError};
 
 /// How a request reached the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,7 +297,8 @@ impl Engine {
         events: Vec<RequestEvent>,
     ) -> Result<RequestView, EngineError> {
         let state = r.state;
-        let due = from_micros(r.due_at)
+        let due = r
+            .due_at
             .with_timezone(&derbes_kz::ALMATY)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
         let routed_to = if r.kind == Right::Complaint.as_str() {
@@ -308,13 +309,13 @@ impl Engine {
         let (details, internal) = read_details(&r.details)?;
         Ok(RequestView {
             routed_to,
-            overdue: !state.is_final() && micros(self.now()) > r.due_at,
+            overdue: !state.is_final() && self.now() > r.due_at,
             request_id: r.request_id,
             subject_id: r.subject_id,
             kind: r.kind,
             channel: r.channel,
             requester: r.requester,
-            received_at: from_micros(r.received_at),
+            received_at: r.received_at,
             due,
             state,
             state_reason: r.state_reason,
@@ -326,7 +327,7 @@ impl Engine {
             steps: events
                 .into_iter()
                 .map(|e| RequestStep {
-                    at: from_micros(e.at),
+                    at: e.at,
                     actor: e.actor,
                     from: e.from_state,
                     to: e.to_state,
@@ -393,7 +394,8 @@ impl Engine {
         if v.state == RequestState::Completed
             && matches!(v.kind.as_str(), "destruction" | "withdrawal")
         {
-            if let Some((content, _)) = self.store.certificate_for_request(request_id).await? {
+            if let Some(c) = self.store.certificate_for_request(request_id).await? {
+                let content = c.content;
                 v.outcome =
                     crate::destruction::DestructionAnswer::of(&serde_json::from_str(&content)?);
             }
@@ -415,10 +417,10 @@ impl Engine {
         let rows = self
             .store
             .requests(&RequestFilter {
-                state: state.map(|s| s.as_str().to_string()),
+                state,
                 kind: kind.map(|k| k.as_str().to_string()),
                 subject_id: None,
-                overdue_at: overdue.then(|| micros(self.now())),
+                overdue_at: overdue.then(|| self.now()),
                 limit,
             })
             .await?;

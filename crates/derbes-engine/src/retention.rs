@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::audit::Record;
 use crate::destruction::{Ground, Order, What};
-use crate::{field_categories, from_micros, micros, Actor, Engine, EngineError};
+use crate::{field_categories, micros, Actor, Engine, EngineError};
 use derbes_store::DestroyOutcome;
 
 /// Fields read per page of the purge's scan.
@@ -83,9 +83,9 @@ fn hold_view(h: LegalHold, notes: &crate::notes::Opened) -> HoldView {
             .unwrap_or_default(),
         hold_id: h.hold_id,
         reason: h.reason,
-        placed_at: from_micros(h.placed_at),
+        placed_at: h.placed_at,
         placed_by: h.placed_by,
-        released_at: h.released_at.map(from_micros),
+        released_at: h.released_at,
     }
 }
 
@@ -96,7 +96,7 @@ struct Due {
     whole: bool,
     fields: Vec<String>,
     /// Every scanned field of the subject with its collection time.
-    scanned: Vec<(String, i64)>,
+    scanned: Vec<(String, DateTime<Utc>)>,
     reason: String,
 }
 
@@ -137,7 +137,7 @@ impl Engine {
             .await?
             .ok_or(EngineError::NotFound("subject"))?
             .created_at;
-        if micros(at) < registered {
+        if at < registered {
             return Err(EngineError::invalid(
                 "at",
                 "before_registration",
@@ -146,7 +146,7 @@ impl Engine {
         }
         if !self
             .store
-            .end_relationship(&subject.to_string(), micros(at))
+            .end_relationship(&subject.to_string(), at)
             .await?
         {
             return Err(match self.store.subject(&subject.to_string()).await? {
@@ -160,7 +160,7 @@ impl Engine {
             .subject(&subject.to_string())
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
-        let ended = row.relationship_ended_at.map(from_micros).unwrap_or(at);
+        let ended = row.relationship_ended_at.unwrap_or(at);
         self.audit(
             Record::new(actor, "subject.relationship_ended")
                 .subject(subject)
@@ -205,7 +205,7 @@ impl Engine {
             subject_id: subject.to_string(),
             reason: hold.reason.clone(),
             reference: String::new(),
-            placed_at: micros(self.now()),
+            placed_at: self.now(),
             placed_by: actor.id().to_string(),
             released_at: None,
             released_by: None,
@@ -248,12 +248,7 @@ impl Engine {
         .await?;
         if !self
             .store
-            .release_hold(
-                &subject.to_string(),
-                hold_id,
-                micros(self.now()),
-                actor.id(),
-            )
+            .release_hold(&subject.to_string(), hold_id, self.now(), actor.id())
             .await?
         {
             return Err(EngineError::NotFound("open hold"));
@@ -315,7 +310,7 @@ impl Engine {
         let rules = RetentionRules::new(self.policy.policy());
         // What a law keeps of those who withdrew, until its own period ends.
         let statutory = RetentionRules::statutory(self.policy.policy());
-        let cutoff = rules.collected_before_to_expire(now).map(micros);
+        let cutoff = rules.collected_before_to_expire(now);
         let mut report = PurgeReport {
             dry_run,
             ..Default::default()
@@ -367,14 +362,14 @@ impl Engine {
                 break;
             }
         }
-        let history = self.store.purge_history(micros(now), dry_run).await?;
+        let history = self.store.purge_history(now, dry_run).await?;
         report.previous_values_destroyed = history.len() as u64;
         if !dry_run && !history.is_empty() {
             let system = Actor::system(crate::SystemJob::Purge);
             let mut records = Vec::new();
-            for group in history.chunk_by(|a, b| a.0 == b.0) {
-                let fields: Vec<&str> = group.iter().map(|h| h.1.as_str()).collect();
-                if let Ok(s) = SubjectId::parse(&group[0].0) {
+            for group in history.chunk_by(|a, b| a.subject_id == b.subject_id) {
+                let fields: Vec<&str> = group.iter().map(|h| h.field.as_str()).collect();
+                if let Ok(s) = SubjectId::parse(&group[0].subject_id) {
                     records.push(
                         self.audit_record(
                             Record::new(&system, "retention.previous_values")
@@ -402,12 +397,12 @@ impl Engine {
         report: &mut PurgeReport,
     ) -> Option<Due> {
         let first = group.first()?;
-        let ended = first.relationship_ended_at.map(from_micros);
+        let ended = first.relationship_ended_at;
         let mut fields = Vec::new();
         let mut reason = String::new();
         for c in group {
             let category = c.field.split_once('.').map(|(c, _)| c).unwrap_or(&c.field);
-            let r = rules.field(category, from_micros(c.collected_at), ended);
+            let r = rules.field(category, c.collected_at, ended);
             if r.until.expired(now) {
                 if reason.is_empty() {
                     reason = describe(r.until, r.kept_for.as_deref());

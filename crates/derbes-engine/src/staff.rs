@@ -5,7 +5,7 @@ use derbes_policy::Capability;
 use serde::Serialize;
 
 use crate::audit::Record;
-use crate::{from_micros, micros, Actor, Engine, EngineError};
+use crate::{Actor, Engine, EngineError};
 
 /// A staff member (a token holder).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,13 +108,7 @@ impl Engine {
         let secret = format!("dbs_{}", derbes_vault::hex::encode(&bytes));
         let token_id = uuid::Uuid::now_v7().to_string();
         self.store
-            .insert_token(
-                &token_id,
-                name,
-                role,
-                &token_hash(&secret),
-                micros(self.now()),
-            )
+            .insert_token(&token_id, name, role, &token_hash(&secret), self.now())
             .await?;
         self.audit(
             Record::new(actor, "staff.add")
@@ -165,8 +159,8 @@ impl Engine {
                 token_id: t.token_id,
                 name: t.name,
                 role: t.role,
-                created_at: from_micros(t.created_at),
-                revoked_at: t.revoked_at.map(from_micros),
+                created_at: t.created_at,
+                revoked_at: t.revoked_at,
             })
             .collect())
     }
@@ -174,10 +168,7 @@ impl Engine {
     /// Revoke a token; `false` when it was already revoked.
     pub async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<bool, EngineError> {
         self.require(actor, Capability::ManageStaff)?;
-        let done = self
-            .store
-            .revoke_token(token_id, micros(self.now()))
-            .await?;
+        let done = self.store.revoke_token(token_id, self.now()).await?;
         self.tokens.forget(token_id);
         self.audit(
             Record::new(actor, "staff.revoke")

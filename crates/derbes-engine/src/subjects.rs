@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::audit::Record;
-use crate::{field_categories, micros, purposes_for, Actor, Engine, EngineError};
+use crate::{field_categories, purposes_for, Actor, Engine, EngineError};
 
 /// The result of a registration.
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +78,7 @@ impl Engine {
                 sealed: key.seal(&sid, &name, f.value.as_bytes())?,
                 field: name,
                 source: valid.source().to_string(),
-                collected_at: micros(now),
+                collected_at: now,
                 purposes: purposes_for(&self.policy, &f.field.category).join(","),
                 version: 1,
             });
@@ -94,7 +94,7 @@ impl Engine {
             .collect();
         // Clause 7.7: a person found to be a minor is refused until 18.
         for (kind, digest) in &index {
-            if kind == FieldType::Iin.as_str() && self.store.is_barred(digest, micros(now)).await? {
+            if kind == FieldType::Iin.as_str() && self.store.is_barred(digest, now).await? {
                 let field = self.policy.policy().lookup_field(FieldType::Iin);
                 return Err(EngineError::invalid(
                     &field.map(|f| f.to_string()).unwrap_or_default(),
@@ -109,7 +109,7 @@ impl Engine {
             .insert_subject(&NewSubject {
                 subject_id: sid,
                 policy_version: self.policy.policy().version.clone(),
-                created_at: micros(now),
+                created_at: now,
                 kek_id: wrapped.kek.to_string(),
                 wrapped_key: wrapped.bytes,
                 fields,

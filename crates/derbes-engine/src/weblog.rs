@@ -11,7 +11,7 @@ use derbes_weblog::ingest::{Ingester, Summary};
 use derbes_weblog::pseudonym::DailyKeys;
 use derbes_weblog::Format;
 
-use crate::{micros, Actor, Engine, EngineError};
+use crate::{Actor, Engine, EngineError};
 
 /// The default smallest number of visitors a published cell may describe.
 pub const DEFAULT_K: u64 = 5;
@@ -93,7 +93,7 @@ impl Engine {
                 &cells,
                 &move |a: &[u8], b: &[u8]| merge_stored(a, b, limit),
                 checkpoint,
-                micros(self.now()),
+                self.now(),
             )
             .await?;
         Ok(())
@@ -103,7 +103,7 @@ impl Engine {
     pub async fn weblog_checkpoint(
         &self,
         source: &str,
-    ) -> Result<Option<(String, i64)>, EngineError> {
+    ) -> Result<Option<crate::WeblogPosition>, EngineError> {
         Ok(self.store.weblog_checkpoint(source).await?)
     }
 

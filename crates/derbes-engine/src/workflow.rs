@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::audit::Record;
 use crate::requests::{name, read_details, Internal};
 use crate::{
-    micros, Actor, ContactAnswer, Engine, EngineError, ObjectionKind, RequestAction,
-    RequestDetails, RequestState, RequestView,
+    Actor, ContactAnswer, Engine, EngineError, ObjectionKind, RequestAction, RequestDetails,
+    RequestState, RequestView,
 };
 
 impl Engine {
@@ -244,7 +244,10 @@ impl Engine {
                 .await
             }
             Some(Right::Destruction) => match internal.minor {
-                Some(m) => self.work_minor(request_id, s, m.barred_until).await,
+                Some(m) => {
+                    self.work_minor(request_id, s, crate::from_micros(m.barred_until)?)
+                        .await
+                }
                 None => self.work_destruction(request_id, s).await,
             },
             Some(Right::Objection) => self.work_objection(request_id, s, &details).await,
@@ -275,7 +278,7 @@ impl Engine {
                 &s.to_string(),
                 from,
                 SubjectStatus::Active,
-                micros(self.now()),
+                self.now(),
                 false,
             )
             .await?;
@@ -354,7 +357,7 @@ impl Engine {
             })
             .collect();
         self.store
-            .add_optouts(&sid, &pairs, micros(now), Some(request_id))
+            .add_optouts(&sid, &pairs, now, Some(request_id))
             .await?;
         if kinds.contains(&ContactKind::Marketing) {
             for c in self.consent_records_of(subject).await? {
@@ -367,7 +370,7 @@ impl Engine {
                         .withdraw_consent(
                             &sid,
                             &c.consent_id.to_string(),
-                            micros(now),
+                            now,
                             &serde_json::json!({"objection": request_id}).to_string(),
                             &[],
                         )
@@ -427,7 +430,6 @@ impl Engine {
         subject: SubjectId,
         kind: Right,
     ) -> Result<(), EngineError> {
-        let now = micros(self.now());
         let sid = subject.to_string();
         let (from, to, action) = match kind {
             Right::Blocking => (
@@ -443,7 +445,7 @@ impl Engine {
         };
         let changed = self
             .store
-            .set_subject_status(&sid, from, to, now, false)
+            .set_subject_status(&sid, from, to, self.now(), false)
             .await?;
         self.facts.forget(&subject);
         let status = self.subject_facts(subject).await?.status;
@@ -488,7 +490,7 @@ impl Engine {
             .seal_notes(subject, &[(format!("request:{request_id}"), &name, note)])
             .await?;
         self.store
-            .transition_request(request_id, from, to, actor_id, micros(self.now()), &notes)
+            .transition_request(request_id, from, to, actor_id, self.now(), &notes)
             .await?;
         Ok(())
     }

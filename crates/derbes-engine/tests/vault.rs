@@ -191,7 +191,10 @@ async fn shredded_rows_are_unreadable(db: TestDb) {
         .unwrap()
         .subject_id;
     let ring = derbes_vault::Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
-    let (kek, bytes) = db
+    let derbes_store::WrappedKey {
+        kek_id: kek,
+        wrapped: bytes,
+    } = db
         .store
         .subject_key(&other.to_string())
         .await
@@ -362,7 +365,13 @@ async fn registration_is_all_or_nothing(db: TestDb) {
         Err(EngineError::Invalid(p)) => assert_eq!(p[0].code, "under_age"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(db.store.subject_count().await.unwrap(), (0, 0));
+    assert_eq!(
+        db.store.subject_count().await.unwrap(),
+        derbes_store::SubjectCounts {
+            active: 0,
+            destroyed: 0
+        }
+    );
     assert_eq!(
         e.lookup(&sys(), LookupKind::Iin, &minor).await.unwrap(),
         None
@@ -375,7 +384,13 @@ async fn registration_is_all_or_nothing(db: TestDb) {
         e.register(&sys(), &req).await,
         Err(EngineError::Invalid(_))
     ));
-    assert_eq!(db.store.subject_count().await.unwrap(), (0, 0));
+    assert_eq!(
+        db.store.subject_count().await.unwrap(),
+        derbes_store::SubjectCounts {
+            active: 0,
+            destroyed: 0
+        }
+    );
     // Duplicates by IIN or by phone.
     e.register(&sys(), &registration(IIN, PHONE, SURNAME))
         .await
@@ -386,7 +401,13 @@ async fn registration_is_all_or_nothing(db: TestDb) {
     assert!(
         matches!(e.register(&sys(), &registration(&synthetic_iin(1), PHONE, SURNAME)).await, Err(EngineError::DuplicateSubject { field }) if field == "contact.phone")
     );
-    assert_eq!(db.store.subject_count().await.unwrap(), (1, 0));
+    assert_eq!(
+        db.store.subject_count().await.unwrap(),
+        derbes_store::SubjectCounts {
+            active: 1,
+            destroyed: 0
+        }
+    );
     let _ = SubjectId::new();
 }
 
@@ -429,7 +450,10 @@ async fn rectification_keeps_history_sealed(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(hist.len(), 1);
-    assert!(hist[0].4 > hist[0].3, "kept until a date after replacement");
+    assert!(
+        hist[0].keep_until > hist[0].replaced_at,
+        "kept until a date after replacement"
+    );
     // Refusals: unknown purpose, organisation fields, entrepreneur without consent.
     assert!(
         matches!(read(&e, s, "world_domination").await, Err(EngineError::Invalid(p)) if p[0].code == "unknown_purpose")

@@ -49,7 +49,10 @@ async fn halves_add_up(db: TestDb) {
     }
     assert_eq!(
         e.weblog_checkpoint("access.log").await.unwrap(),
-        Some(("1:2".to_string(), 200))
+        Some(derbes_engine::WeblogPosition {
+            identity: "1:2".to_string(),
+            position: 200
+        })
     );
     let mut whole = e.weblog_ingester(Format::Combined, 2).unwrap();
     whole.read(&mut text.as_bytes(), false).unwrap();

@@ -6,6 +6,7 @@
 //! an advisory lock), so concurrent writers — threads or processes — extend
 //! one chain. A batch of records is one durable commit (group commit).
 
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -14,7 +15,7 @@ use crate::{Backend, Store, StoreError};
 /// One audit record as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditRecord {
-    pub at: i64,
+    pub at: DateTime<Utc>,
     pub actor: String,
     pub role: String,
     pub action: String,
@@ -39,6 +40,13 @@ pub struct AuditRow {
     pub hash: Vec<u8>,
 }
 
+/// The end of the chain: the last record's number and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTail {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+}
+
 /// A signed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -46,7 +54,7 @@ pub struct Checkpoint {
     pub hash: Vec<u8>,
     pub signature: Vec<u8>,
     pub public_key: Vec<u8>,
-    pub at: i64,
+    pub at: DateTime<Utc>,
 }
 
 /// Filters for reading the log.
@@ -86,7 +94,7 @@ pub fn record_hash(prev: &[u8], seq: i64, r: &NewAuditRecord) -> Vec<u8> {
     buf.extend_from_slice(b"derbes/audit/v1");
     put(&mut buf, prev);
     put(&mut buf, &seq.to_be_bytes());
-    put(&mut buf, &r.at.to_be_bytes());
+    put(&mut buf, &crate::us(r.at).to_be_bytes());
     for f in [&r.actor, &r.role, &r.action] {
         put(&mut buf, f.as_bytes());
     }
@@ -119,7 +127,7 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         seq: r.try_get("seq")?,
         record: NewAuditRecord {
-            at: r.try_get("at")?,
+            at: crate::time(r, "at")?,
             actor: r.try_get("actor")?,
             role: r.try_get("role")?,
             action: r.try_get("action")?,
@@ -184,7 +192,7 @@ impl Store {
                 let hash = record_hash(&prev, seq, r);
                 q = q
                     .bind(seq)
-                    .bind(r.at)
+                    .bind(crate::us(r.at))
                     .bind(r.actor.clone())
                     .bind(r.role.clone())
                     .bind(r.action.clone())
@@ -206,13 +214,16 @@ impl Store {
     }
 
     /// The last record's sequence number and hash.
-    pub async fn audit_tail(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+    pub async fn audit_tail(&self) -> Result<Option<ChainTail>, StoreError> {
         let r = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&self.pool)
             .await?;
         match r {
             None => Ok(None),
-            Some(r) => Ok(Some((r.try_get("seq")?, r.try_get("hash")?))),
+            Some(r) => Ok(Some(ChainTail {
+                seq: r.try_get("seq")?,
+                hash: r.try_get("hash")?,
+            })),
         }
     }
 
@@ -232,7 +243,7 @@ impl Store {
         .bind(&c.hash)
         .bind(&c.signature)
         .bind(&c.public_key)
-        .bind(c.at)
+        .bind(crate::us(c.at))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -376,6 +387,6 @@ fn checkpoint_row(r: &AnyRow) -> Result<Checkpoint, StoreError> {
         hash: r.try_get("hash")?,
         signature: r.try_get("signature")?,
         public_key: r.try_get("public_key")?,
-        at: r.try_get("at")?,
+        at: crate::time(r, "at")?,
     })
 }

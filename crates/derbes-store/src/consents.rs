@@ -1,6 +1,7 @@
 //! The consent ledger: consents are inserted, never changed; a withdrawal is
 //! a row of its own. Records hold no personal data.
 
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -10,12 +11,20 @@ use crate::{Store, StoreError};
 pub struct NewConsent {
     pub consent_id: String,
     pub kind: String,
-    pub given_at: i64,
-    pub expires_at: Option<i64>,
+    pub given_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
     pub record_json: String,
     pub receipt_sha256: String,
     /// The SHA-256 of the policy version it accepted.
     pub policy_sha256: String,
+}
+
+/// A subject's latest acceptance of the policy: the version's SHA-256
+/// (`None`: accepted before derbes recorded which).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acceptance {
+    pub subject_id: String,
+    pub policy_sha256: Option<String>,
 }
 
 /// A consent as stored, with its withdrawal if any.
@@ -24,7 +33,7 @@ pub struct ConsentRow {
     pub subject_id: String,
     pub consent_id: String,
     pub record_json: String,
-    pub withdrawn_at: Option<i64>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
 fn consent_row(r: &AnyRow) -> Result<ConsentRow, StoreError> {
@@ -32,7 +41,7 @@ fn consent_row(r: &AnyRow) -> Result<ConsentRow, StoreError> {
         subject_id: r.try_get("subject_id")?,
         consent_id: r.try_get("consent_id")?,
         record_json: r.try_get("record")?,
-        withdrawn_at: r.try_get("withdrawn_at")?,
+        withdrawn_at: crate::time_opt(r, "withdrawn_at")?,
     })
 }
 
@@ -50,8 +59,8 @@ impl Store {
         .bind(subject_id)
         .bind(&c.consent_id)
         .bind(&c.kind)
-        .bind(c.given_at)
-        .bind(c.expires_at)
+        .bind(crate::us(c.given_at))
+        .bind(c.expires_at.map(crate::us))
         .bind(&c.record_json)
         .bind(&c.receipt_sha256)
         .bind(&c.policy_sha256)
@@ -85,7 +94,7 @@ impl Store {
         &self,
         subject_id: &str,
         consent_id: &str,
-        at: i64,
+        at: DateTime<Utc>,
         evidence: &str,
         notes: &[crate::NoteRow],
     ) -> Result<bool, StoreError> {
@@ -105,7 +114,7 @@ impl Store {
         )
         .bind(subject_id)
         .bind(consent_id)
-        .bind(at)
+        .bind(crate::us(at))
         .bind(evidence)
         .execute(&mut *tx)
         .await?
@@ -119,13 +128,13 @@ impl Store {
 
     /// Active subjects whose latest policy acceptance (not withdrawn) was
     /// given to a version other than `current_sha`, after `after` in id
-    /// order: `(subject_id, policy_sha256 accepted)`.
+    /// order.
     pub async fn accepted_other_versions(
         &self,
         current_sha: &str,
         after: &str,
         limit: i64,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<Vec<Acceptance>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.subject_id, c.policy_sha256 FROM consents c \
              JOIN subjects s ON s.subject_id = c.subject_id \
@@ -145,8 +154,10 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let sha: Option<String> = r.try_get("policy_sha256")?;
-                Ok((r.try_get("subject_id")?, sha.unwrap_or_default()))
+                Ok(Acceptance {
+                    subject_id: r.try_get("subject_id")?,
+                    policy_sha256: r.try_get("policy_sha256")?,
+                })
             })
             .collect()
     }

@@ -7,6 +7,7 @@
 //! certificate written and the request completed in the same transaction, so
 //! each happens exactly when the destruction does.
 
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
@@ -90,7 +91,7 @@ impl Store {
     pub async fn destroy(
         &self,
         items: &[Destruction],
-        at: i64,
+        at: DateTime<Utc>,
     ) -> Result<Vec<DestroyOutcome>, StoreError> {
         let mut tx = self.begin_write().await?;
         let ids: Vec<String> = items.iter().map(|d| d.subject_id.clone()).collect();
@@ -143,7 +144,7 @@ impl Store {
                                 "UPDATE subjects SET status = $1, relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $3",
                             )
                             .bind(status.as_str())
-                            .bind(at)
+                            .bind(crate::us(at))
                             .bind(&d.subject_id)
                             .execute(&mut *tx)
                             .await?;
@@ -173,7 +174,7 @@ impl Store {
                     .bind(&d.certificate_id)
                     .bind(&d.subject_id)
                     .bind(d.request_id.clone())
-                    .bind(at)
+                    .bind(crate::us(at))
                     .bind(&d.certificate)
                     .bind(&d.certificate_sha256);
             }
@@ -241,13 +242,13 @@ impl Store {
     async fn claim_job_in(
         tx: &mut Transaction<'static, Any>,
         job_id: &str,
-        at: i64,
+        at: DateTime<Utc>,
         outcome: &str,
     ) -> Result<bool, StoreError> {
         Ok(sqlx::query(
             "UPDATE jobs SET done_at = $1, outcome = $2 WHERE job_id = $3 AND done_at IS NULL",
         )
-        .bind(at)
+        .bind(crate::us(at))
         .bind(outcome)
         .bind(job_id)
         .execute(&mut **tx)
@@ -297,7 +298,7 @@ impl Store {
     pub(crate) async fn shred_many_in(
         tx: &mut Transaction<'static, Any>,
         subject_ids: &[String],
-        at: i64,
+        at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut changed = 0;
         for chunk in subject_ids.chunks(500) {
@@ -305,7 +306,7 @@ impl Store {
             let sql = format!(
                 "UPDATE subjects SET status = 'destroyed', destroyed_at = $1 WHERE status <> 'destroyed' AND subject_id IN ({list})"
             );
-            let mut update = sqlx::query(&sql).bind(at);
+            let mut update = sqlx::query(&sql).bind(crate::us(at));
             for id in chunk {
                 update = update.bind(id);
             }

@@ -1,6 +1,7 @@
 //! The disclosure ledger: who received which categories of a subject's data,
 //! when, for which purpose and on what basis.
 
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -16,11 +17,11 @@ pub struct DisclosureRow {
     pub legal_basis: Option<String>,
     pub reference: Option<String>,
     pub cross_border: bool,
-    pub at: i64,
+    pub at: DateTime<Utc>,
     pub audit_seq: i64,
     /// When the subject must be told of the transfer, if their consent asks for it.
-    pub notice_due: Option<i64>,
-    pub notified_at: Option<i64>,
+    pub notice_due: Option<DateTime<Utc>>,
+    pub notified_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -43,10 +44,10 @@ impl Store {
         .bind(d.legal_basis.clone())
         .bind(d.reference.clone())
         .bind(i64::from(d.cross_border))
-        .bind(d.at)
+        .bind(crate::us(d.at))
         .bind(d.audit_seq)
-        .bind(d.notice_due)
-        .bind(d.notified_at)
+        .bind(d.notice_due.map(crate::us))
+        .bind(d.notified_at.map(crate::us))
         .execute(&mut *tx)
         .await?;
         Self::insert_notes_in(&mut tx, notes).await?;
@@ -74,10 +75,10 @@ impl Store {
                     legal_basis: r.try_get("legal_basis")?,
                     reference: r.try_get("reference")?,
                     cross_border: r.try_get::<i64, _>("cross_border")? != 0,
-                    at: r.try_get("at")?,
+                    at: crate::time(r, "at")?,
                     audit_seq: r.try_get("audit_seq")?,
-                    notice_due: r.try_get("notice_due")?,
-                    notified_at: r.try_get("notified_at")?,
+                    notice_due: crate::time_opt(r, "notice_due")?,
+                    notified_at: crate::time_opt(r, "notified_at")?,
                 })
             })
             .collect()

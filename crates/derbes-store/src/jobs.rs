@@ -1,5 +1,6 @@
 //! Obligations, scheduled jobs and destruction certificates.
 
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -9,8 +10,16 @@ pub struct ObligationRow {
     pub obligation_id: String,
     pub kind: String,
     pub reference: String,
-    pub created_at: i64,
-    pub closed_at: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// A destruction certificate as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// The certificate (JSON, no personal data).
+    pub content: String,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +28,7 @@ pub struct JobRow {
     pub kind: String,
     pub subject_id: String,
     pub request_id: Option<String>,
-    pub due_at: i64,
+    pub due_at: DateTime<Utc>,
 }
 
 impl Store {
@@ -36,7 +45,7 @@ impl Store {
             .bind(&o.obligation_id)
             .bind(&o.kind)
             .bind(&o.reference)
-            .bind(o.created_at)
+            .bind(crate::us(o.created_at))
             .execute(&mut *tx)
             .await?;
         Self::insert_notes_in(&mut tx, notes).await?;
@@ -49,10 +58,10 @@ impl Store {
         &self,
         subject_id: &str,
         obligation_id: &str,
-        at: i64,
+        at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE obligations SET closed_at = $1 WHERE subject_id = $2 AND obligation_id = $3 AND closed_at IS NULL")
-            .bind(at)
+            .bind(crate::us(at))
             .bind(subject_id)
             .bind(obligation_id)
             .execute(&self.pool)
@@ -83,8 +92,8 @@ impl Store {
                     obligation_id: r.try_get("obligation_id")?,
                     kind: r.try_get("kind")?,
                     reference: r.try_get("reference")?,
-                    created_at: r.try_get("created_at")?,
-                    closed_at: r.try_get("closed_at")?,
+                    created_at: crate::time(r, "created_at")?,
+                    closed_at: crate::time_opt(r, "closed_at")?,
                 })
             })
             .collect()
@@ -98,8 +107,8 @@ impl Store {
         &self,
         subject_id: &str,
         kind: &str,
-        until: i64,
-        at: i64,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let digest: Option<Vec<u8>> =
@@ -119,8 +128,8 @@ impl Store {
              ON CONFLICT (digest) DO UPDATE SET until_at = excluded.until_at, at = excluded.at",
         )
         .bind(&digest)
-        .bind(until)
-        .bind(at)
+        .bind(crate::us(until))
+        .bind(crate::us(at))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -128,25 +137,25 @@ impl Store {
     }
 
     /// Whether an IIN digest is barred at `now`.
-    pub async fn is_barred(&self, digest: &[u8], now: i64) -> Result<bool, StoreError> {
+    pub async fn is_barred(&self, digest: &[u8], now: DateTime<Utc>) -> Result<bool, StoreError> {
         Ok(
             sqlx::query("SELECT 1 AS one FROM minor_bar WHERE digest = $1 AND until_at > $2")
                 .bind(digest)
-                .bind(now)
+                .bind(crate::us(now))
                 .fetch_optional(&self.pool)
                 .await?
                 .is_some(),
         )
     }
 
-    pub async fn schedule_job(&self, j: &JobRow, at: i64) -> Result<(), StoreError> {
+    pub async fn schedule_job(&self, j: &JobRow, at: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO jobs (job_id, kind, subject_id, request_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&j.job_id)
             .bind(&j.kind)
             .bind(&j.subject_id)
             .bind(j.request_id.clone())
-            .bind(j.due_at)
-            .bind(at)
+            .bind(crate::us(j.due_at))
+            .bind(crate::us(at))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -165,17 +174,17 @@ impl Store {
                     kind: r.try_get("kind")?,
                     subject_id: r.try_get("subject_id")?,
                     request_id: r.try_get("request_id")?,
-                    due_at: r.try_get("due_at")?,
+                    due_at: crate::time(r, "due_at")?,
                 })
             })
             .collect()
     }
 
-    /// The certificate of a request: (content JSON, sha256).
+    /// The certificate of a request.
     pub async fn certificate_for_request(
         &self,
         request_id: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
+    ) -> Result<Option<Certificate>, StoreError> {
         let r = sqlx::query(
             "SELECT content, sha256 FROM destruction_certificates WHERE request_id = $1",
         )
@@ -184,15 +193,18 @@ impl Store {
         .await?;
         match r {
             None => Ok(None),
-            Some(r) => Ok(Some((r.try_get("content")?, r.try_get("sha256")?))),
+            Some(r) => Ok(Some(Certificate {
+                content: r.try_get("content")?,
+                sha256: r.try_get("sha256")?,
+            })),
         }
     }
 
-    /// The latest certificate of a subject: (content JSON, sha256).
+    /// The latest certificate of a subject.
     pub async fn certificate_for_subject(
         &self,
         subject_id: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
+    ) -> Result<Option<Certificate>, StoreError> {
         let r = sqlx::query(
             "SELECT content, sha256 FROM destruction_certificates WHERE subject_id = $1 ORDER BY at DESC LIMIT 1",
         )
@@ -201,7 +213,10 @@ impl Store {
         .await?;
         match r {
             None => Ok(None),
-            Some(r) => Ok(Some((r.try_get("content")?, r.try_get("sha256")?))),
+            Some(r) => Ok(Some(Certificate {
+                content: r.try_get("content")?,
+                sha256: r.try_get("sha256")?,
+            })),
         }
     }
 }

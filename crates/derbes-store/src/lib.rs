@@ -21,6 +21,7 @@
 
 mod audit;
 mod consents;
+mod decode;
 mod destroy;
 mod disclosures;
 mod jobs;
@@ -41,25 +42,32 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub(crate) use decode::{request_state, subject_status, time, time_opt, us};
 pub use derbes_core::{RequestState, SubjectStatus};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use audit::{
-    checkpoint_message, record_hash, AuditQuery, AuditRow, Checkpoint, NewAuditRecord, Verification,
+    checkpoint_message, record_hash, AuditQuery, AuditRow, ChainTail, Checkpoint, NewAuditRecord,
+    Verification,
 };
-pub use consents::{ConsentRow, NewConsent};
+pub use consents::{Acceptance, ConsentRow, NewConsent};
 pub use destroy::{DestroyOutcome, Destruction, Scope};
 pub use disclosures::DisclosureRow;
-pub use jobs::{JobRow, ObligationRow};
+pub use jobs::{Certificate, JobRow, ObligationRow};
+pub use keys::{KekCount, Rewrap, SubjectKey};
 pub use migrate::latest_version;
-pub use notes::{LegacyText, NoteRow, RepresentativeRow};
+pub use notes::{LegacyText, NoteRow, RepresentativeRow, StoredDetails};
+pub use organizations::OrganizationRow;
 pub use policy_versions::{PolicyVersion, PublishOutcome};
-pub use requests::{RequestEvent, RequestFilter, RequestRow, FINAL_STATES};
-pub use retention::{HistoryRow, LegalHold, PurgeCandidate};
-pub use subjects::{FieldRow, NewSubject, Rectification, SubjectFactsRows, SubjectRow};
+pub use requests::{Filing, RequestEvent, RequestFilter, RequestRow};
+pub use retention::{HistoryKey, HistoryRow, LegalHold, PurgeCandidate};
+pub use subjects::{
+    FieldHistoryRow, FieldRow, NewSubject, OptoutRow, Rectification, SubjectCounts,
+    SubjectFactsRows, SubjectRow, WrappedKey,
+};
 pub use tokens::TokenRow;
-pub use weblog::{MergeVisitors, WeblogCell};
+pub use weblog::{MergeVisitors, WeblogCell, WeblogPosition};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,30 +166,6 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-}
-
-/// Unix time in microseconds.
-pub(crate) fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
-/// A subject's status as stored; anything else is damage.
-pub(crate) fn subject_status(
-    r: &sqlx::any::AnyRow,
-    col: &str,
-) -> Result<SubjectStatus, StoreError> {
-    use sqlx::Row;
-    let s: String = r.try_get(col)?;
-    SubjectStatus::parse(&s)
-        .ok_or_else(|| StoreError::Corrupt(format!("an unknown subject status in `{col}`")))
-}
-
-/// A request's state as stored; anything else is damage.
-pub(crate) fn request_state(r: &sqlx::any::AnyRow, col: &str) -> Result<RequestState, StoreError> {
-    use sqlx::Row;
-    let s: String = r.try_get(col)?;
-    RequestState::parse(&s)
-        .ok_or_else(|| StoreError::Corrupt(format!("an unknown request state in `{col}`")))
 }
 
 /// Percent-encode the characters SQLite URLs treat specially in a path.
@@ -295,13 +279,6 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// RFC 3339 (UTC, microseconds) of unix microseconds as stored.
-pub fn micros_to_rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
 }
 
 /// `$start, $start+1, …` for `n` bound values (an `IN (…)` list).

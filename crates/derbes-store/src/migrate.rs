@@ -87,7 +87,7 @@ pub(crate) async fn run(store: &Store) -> Result<Vec<i64>, StoreError> {
         )
         .bind(m.version)
         .bind(m.name)
-        .bind(crate::now_micros())
+        .bind(crate::us(chrono::Utc::now()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -4,6 +4,7 @@
 //! under the owner's id so that key rotation covers it), and goes when its
 //! subject is destroyed.
 
+use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
 
 use crate::{placeholders, Store, StoreError};
@@ -18,6 +19,14 @@ pub struct NoteRow {
     /// Which text of the owner: `text`, `reason:<state>`, `reference`, ...
     pub name: String,
     pub sealed: Vec<u8>,
+}
+
+/// A request's details (JSON) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDetails {
+    pub request_id: String,
+    pub subject_id: Option<String>,
+    pub details: String,
 }
 
 impl Store {
@@ -58,14 +67,14 @@ impl Store {
     }
 
     /// The wrapped data key of a note owner of no subject, stored now as
-    /// `(kek, wrapped)` unless one exists: the one stored, either way.
+    /// under `kek` unless one exists: the one stored, either way.
     pub async fn owner_key(
         &self,
         owner: &str,
         kek: &str,
         wrapped: &[u8],
-        at: i64,
-    ) -> Result<(String, Vec<u8>), StoreError> {
+        at: DateTime<Utc>,
+    ) -> Result<crate::WrappedKey, StoreError> {
         sqlx::query(
             "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (subject_id) DO NOTHING",
@@ -73,7 +82,7 @@ impl Store {
         .bind(owner)
         .bind(kek)
         .bind(wrapped)
-        .bind(at)
+        .bind(crate::us(at))
         .execute(&self.pool)
         .await?;
         self.subject_key(owner)
@@ -117,10 +126,10 @@ pub struct RepresentativeRow {
     pub representative_id: String,
     /// `law` (a parent, a guardian) or `power_of_attorney` (the subject is the principal).
     pub basis: String,
-    pub valid_from: i64,
-    pub valid_until: Option<i64>,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -148,9 +157,9 @@ impl Store {
         .bind(subject_id)
         .bind(&r.representative_id)
         .bind(&r.basis)
-        .bind(r.valid_from)
-        .bind(r.valid_until)
-        .bind(r.created_at)
+        .bind(crate::us(r.valid_from))
+        .bind(r.valid_until.map(crate::us))
+        .bind(crate::us(r.created_at))
         .execute(&mut *tx)
         .await?;
         Self::insert_notes_in(&mut tx, notes).await?;
@@ -175,10 +184,10 @@ impl Store {
                 Ok(RepresentativeRow {
                     representative_id: r.try_get("representative_id")?,
                     basis: r.try_get("basis")?,
-                    valid_from: r.try_get("valid_from")?,
-                    valid_until: r.try_get("valid_until")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
+                    valid_from: crate::time(r, "valid_from")?,
+                    valid_until: crate::time_opt(r, "valid_until")?,
+                    created_at: crate::time(r, "created_at")?,
+                    revoked_at: crate::time_opt(r, "revoked_at")?,
                 })
             })
             .collect()
@@ -189,12 +198,12 @@ impl Store {
         &self,
         subject_id: &str,
         representative_id: &str,
-        at: i64,
+        at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         Ok(sqlx::query(
             "UPDATE representatives SET revoked_at = $1 WHERE subject_id = $2 AND representative_id = $3 AND revoked_at IS NULL",
         )
-        .bind(at)
+        .bind(crate::us(at))
         .bind(subject_id)
         .bind(representative_id)
         .execute(&self.pool)
@@ -271,12 +280,9 @@ impl Store {
         Ok(())
     }
 
-    /// Requests whose details an earlier version stored as free JSON:
-    /// `(request_id, subject_id, details)` of each whose details hold more
-    /// than the codes derbes now keeps there.
-    pub async fn request_details(
-        &self,
-    ) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+    /// Requests whose details an earlier version stored as free JSON: each
+    /// whose details hold more than the codes derbes now keeps there.
+    pub async fn request_details(&self) -> Result<Vec<StoredDetails>, StoreError> {
         let rows = sqlx::query(
             "SELECT request_id, subject_id, details FROM requests WHERE details <> '{}'",
         )
@@ -284,11 +290,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get("request_id")?,
-                    r.try_get("subject_id")?,
-                    r.try_get("details")?,
-                ))
+                Ok(StoredDetails {
+                    request_id: r.try_get("request_id")?,
+                    subject_id: r.try_get("subject_id")?,
+                    details: r.try_get("details")?,
+                })
             })
             .collect()
     }

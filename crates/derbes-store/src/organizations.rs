@@ -1,10 +1,18 @@
 //! Organisations (3.4): not personal data, kept apart from subjects, and
 //! the subjects who represent them.
 
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::subjects::duplicate_or;
 use crate::{Store, StoreError};
+
+/// An organisation as stored: its fields (JSON) and its representatives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationRow {
+    pub fields_json: String,
+    pub representatives: Vec<String>,
+}
 
 impl Store {
     /// Register an organisation and link its representatives.
@@ -14,7 +22,7 @@ impl Store {
         bin: &str,
         fields_json: &str,
         representatives: &[String],
-        at: i64,
+        at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let taken = sqlx::query("SELECT 1 AS one FROM organizations WHERE bin = $1")
@@ -28,7 +36,7 @@ impl Store {
             .bind(organization_id)
             .bind(bin)
             .bind(fields_json)
-            .bind(at)
+            .bind(crate::us(at))
             .execute(&mut *tx)
             .await
             .map_err(|e| duplicate_or(e, "bin"))?;
@@ -45,7 +53,7 @@ impl Store {
             sqlx::query("INSERT INTO organization_representatives (organization_id, subject_id, created_at) VALUES ($1, $2, $3)")
                 .bind(organization_id)
                 .bind(s)
-                .bind(at)
+                .bind(crate::us(at))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -57,7 +65,7 @@ impl Store {
     pub async fn organization(
         &self,
         organization_id: &str,
-    ) -> Result<Option<(String, Vec<String>)>, StoreError> {
+    ) -> Result<Option<OrganizationRow>, StoreError> {
         let row = sqlx::query("SELECT fields FROM organizations WHERE organization_id = $1")
             .bind(organization_id)
             .fetch_optional(&self.pool)
@@ -70,6 +78,9 @@ impl Store {
             .iter()
             .map(|r| r.try_get("subject_id"))
             .collect::<Result<Vec<String>, _>>()?;
-        Ok(Some((row.try_get("fields")?, reps)))
+        Ok(Some(OrganizationRow {
+            fields_json: row.try_get("fields")?,
+            representatives: reps,
+        }))
     }
 }

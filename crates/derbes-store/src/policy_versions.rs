@@ -1,9 +1,9 @@
 //! Published versions of the policy, with their content and hash.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
-use crate::{now_micros, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// A published policy version (without its content).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,8 +11,8 @@ pub struct PolicyVersion {
     pub version: String,
     pub sha256: String,
     pub published_on: NaiveDate,
-    /// Unix microseconds when derbes first recorded it.
-    pub recorded_at: i64,
+    /// When derbes first recorded it.
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// What [`Store::publish_policy`] did.
@@ -30,8 +30,8 @@ fn row_to_version(row: &sqlx::any::AnyRow) -> Result<PolicyVersion, StoreError> 
         version: row.try_get("version")?,
         sha256: row.try_get("sha256")?,
         published_on: NaiveDate::parse_from_str(&published, "%Y-%m-%d")
-            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
-        recorded_at: row.try_get("recorded_at")?,
+            .map_err(|_| StoreError::Corrupt("a date out of form in `published_on`".into()))?,
+        recorded_at: crate::time(row, "recorded_at")?,
     })
 }
 
@@ -53,7 +53,7 @@ impl Store {
         .bind(version)
         .bind(sha256)
         .bind(published_on.format("%Y-%m-%d").to_string())
-        .bind(now_micros())
+        .bind(crate::us(chrono::Utc::now()))
         .bind(content)
         .execute(&self.pool)
         .await?

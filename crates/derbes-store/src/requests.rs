@@ -1,5 +1,6 @@
 //! Data-subject requests and their event trail.
 
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -12,19 +13,19 @@ pub struct RequestRow {
     pub kind: String,
     pub channel: String,
     pub requester: String,
-    pub received_at: i64,
-    pub due_at: i64,
+    pub received_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
     pub state: RequestState,
     pub state_reason: Option<String>,
     /// JSON, ids and codes only.
     pub details: String,
-    pub updated_at: i64,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestEvent {
     pub seq: i64,
-    pub at: i64,
+    pub at: DateTime<Utc>,
     pub actor: String,
     pub from_state: Option<RequestState>,
     pub to_state: RequestState,
@@ -34,16 +35,20 @@ pub struct RequestEvent {
 /// Which requests to list.
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
-    pub state: Option<String>,
+    pub state: Option<RequestState>,
     pub kind: Option<String>,
     pub subject_id: Option<String>,
-    /// Only open requests due before this instant (unix µs).
-    pub overdue_at: Option<i64>,
+    /// Only open requests due before this instant.
+    pub overdue_at: Option<DateTime<Utc>>,
     pub limit: i64,
 }
 
-/// States a request never leaves.
-pub const FINAL_STATES: [&str; 2] = ["completed", "refused"];
+/// Who filed a request and the representative it names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filing {
+    pub filed_by: Option<String>,
+    pub representative_id: Option<String>,
+}
 
 const REQUEST_COLUMNS: &str =
     "request_id, subject_id, kind, channel, requester, received_at, due_at, state, state_reason, details, updated_at";
@@ -55,12 +60,12 @@ fn request_row(r: &AnyRow) -> Result<RequestRow, StoreError> {
         kind: r.try_get("kind")?,
         channel: r.try_get("channel")?,
         requester: r.try_get("requester")?,
-        received_at: r.try_get("received_at")?,
-        due_at: r.try_get("due_at")?,
+        received_at: crate::time(r, "received_at")?,
+        due_at: crate::time(r, "due_at")?,
         state: crate::request_state(r, "state")?,
         state_reason: r.try_get("state_reason")?,
         details: r.try_get("details")?,
-        updated_at: r.try_get("updated_at")?,
+        updated_at: crate::time(r, "updated_at")?,
     })
 }
 
@@ -82,12 +87,12 @@ impl Store {
         .bind(&r.kind)
         .bind(&r.channel)
         .bind(&r.requester)
-        .bind(r.received_at)
-        .bind(r.due_at)
+        .bind(crate::us(r.received_at))
+        .bind(crate::us(r.due_at))
         .bind(r.state.as_str())
         .bind(r.state_reason.clone())
         .bind(&r.details)
-        .bind(r.updated_at)
+        .bind(crate::us(r.updated_at))
         .bind(representative_id)
         .execute(&mut *tx)
         .await?;
@@ -96,7 +101,7 @@ impl Store {
             "INSERT INTO request_events (request_id, seq, at, actor, from_state, to_state, reason) VALUES ($1, 1, $2, $3, NULL, $4, NULL)",
         )
         .bind(&r.request_id)
-        .bind(r.updated_at)
+        .bind(crate::us(r.updated_at))
         .bind(actor)
         .bind(r.state.as_str())
         .execute(&mut *tx)
@@ -126,7 +131,7 @@ impl Store {
             .map(|r| {
                 Ok(RequestEvent {
                     seq: r.try_get("seq")?,
-                    at: r.try_get("at")?,
+                    at: crate::time(r, "at")?,
                     actor: r.try_get("actor")?,
                     from_state: match r.try_get::<Option<String>, _>("from_state")? {
                         None => None,
@@ -165,11 +170,14 @@ impl Store {
         n += 1;
         sql.push_str(&format!(" ORDER BY due_at, request_id LIMIT ${n}"));
         let mut q = sqlx::query(&sql);
-        for v in [&f.state, &f.kind, &f.subject_id].into_iter().flatten() {
+        if let Some(s) = f.state {
+            q = q.bind(s.as_str());
+        }
+        for v in [&f.kind, &f.subject_id].into_iter().flatten() {
             q = q.bind(v.clone());
         }
         if let Some(t) = f.overdue_at {
-            q = q.bind(t);
+            q = q.bind(crate::us(t));
         }
         let rows = q
             .bind(f.limit.clamp(1, 10_000))
@@ -187,7 +195,7 @@ impl Store {
         from: RequestState,
         to: RequestState,
         actor: &str,
-        at: i64,
+        at: DateTime<Utc>,
         notes: &[NoteRow],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
@@ -213,10 +221,7 @@ impl Store {
 
     /// Who filed a request (the actor of its first step), and the
     /// representative it names.
-    pub async fn request_filing(
-        &self,
-        request_id: &str,
-    ) -> Result<(Option<String>, Option<String>), StoreError> {
+    pub async fn request_filing(&self, request_id: &str) -> Result<Filing, StoreError> {
         let r = sqlx::query(
             "SELECT e.actor, r.representative_id FROM requests r \
              LEFT JOIN request_events e ON e.request_id = r.request_id AND e.seq = 1 \
@@ -226,8 +231,11 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match r {
-            None => Ok((None, None)),
-            Some(r) => Ok((r.try_get("actor")?, r.try_get("representative_id")?)),
+            None => Ok(Filing::default()),
+            Some(r) => Ok(Filing {
+                filed_by: r.try_get("actor")?,
+                representative_id: r.try_get("representative_id")?,
+            }),
         }
     }
 
@@ -238,14 +246,14 @@ impl Store {
         from: RequestState,
         to: RequestState,
         actor: &str,
-        at: i64,
+        at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let changed = sqlx::query(
             "UPDATE requests SET state = $1, state_reason = $2, updated_at = $3 WHERE request_id = $4 AND state = $5",
         )
         .bind(to.as_str())
         .bind(None::<String>)
-        .bind(at)
+        .bind(crate::us(at))
         .bind(request_id)
         .bind(from.as_str())
         .execute(&mut **tx)
@@ -266,7 +274,7 @@ impl Store {
         )
         .bind(request_id)
         .bind(seq)
-        .bind(at)
+        .bind(crate::us(at))
         .bind(actor)
         .bind(from.as_str())
         .bind(to.as_str())

@@ -3,6 +3,7 @@
 //! store re-checks, inside each transaction, that a subject is still active
 //! and not held before anything is deleted.
 
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::{NoteRow, Store, StoreError};
@@ -14,10 +15,18 @@ pub struct HistoryRow {
     pub version: i64,
     pub sealed: Vec<u8>,
     pub source: String,
-    pub collected_at: i64,
-    pub replaced_at: i64,
+    pub collected_at: DateTime<Utc>,
+    pub replaced_at: DateTime<Utc>,
     pub sealed_reason: Vec<u8>,
-    pub keep_until: i64,
+    pub keep_until: DateTime<Utc>,
+}
+
+/// Which previous value of a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryKey {
+    pub subject_id: String,
+    pub field: String,
+    pub version: i64,
 }
 
 /// A legal hold on a subject's data.
@@ -27,9 +36,9 @@ pub struct LegalHold {
     pub subject_id: String,
     pub reason: String,
     pub reference: String,
-    pub placed_at: i64,
+    pub placed_at: DateTime<Utc>,
     pub placed_by: String,
-    pub released_at: Option<i64>,
+    pub released_at: Option<DateTime<Utc>>,
     pub released_by: Option<String>,
 }
 
@@ -38,8 +47,8 @@ pub struct LegalHold {
 pub struct PurgeCandidate {
     pub subject_id: String,
     pub field: String,
-    pub collected_at: i64,
-    pub relationship_ended_at: Option<i64>,
+    pub collected_at: DateTime<Utc>,
+    pub relationship_ended_at: Option<DateTime<Utc>>,
     /// The subject withdrew: only what a law keeps remains (statutory retention).
     pub withdrawn: bool,
     /// An open legal hold covers the subject.
@@ -70,10 +79,10 @@ impl Store {
                     version: r.try_get("version")?,
                     sealed: r.try_get("sealed")?,
                     source: r.try_get("source")?,
-                    collected_at: r.try_get("collected_at")?,
-                    replaced_at: r.try_get("replaced_at")?,
+                    collected_at: crate::time(r, "collected_at")?,
+                    replaced_at: crate::time(r, "replaced_at")?,
                     sealed_reason: r.try_get("sealed_reason")?,
-                    keep_until: r.try_get("keep_until")?,
+                    keep_until: crate::time(r, "keep_until")?,
                 })
             })
             .collect()
@@ -90,12 +99,16 @@ impl Store {
     /// Record that the relationship with a subject ended (account closed,
     /// contract over); the first date recorded stands. Returns false for an
     /// unknown or destroyed subject.
-    pub async fn end_relationship(&self, subject_id: &str, at: i64) -> Result<bool, StoreError> {
+    pub async fn end_relationship(
+        &self,
+        subject_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE subjects SET relationship_ended_at = COALESCE(relationship_ended_at, $1) \
              WHERE subject_id = $2 AND status <> 'destroyed'",
         )
-        .bind(at)
+        .bind(crate::us(at))
         .bind(subject_id)
         .execute(&self.pool)
         .await?
@@ -114,7 +127,7 @@ impl Store {
         .bind(&h.subject_id)
         .bind(&h.reason)
         .bind(&h.reference)
-        .bind(h.placed_at)
+        .bind(crate::us(h.placed_at))
         .bind(&h.placed_by)
         .execute(&mut *tx)
         .await?;
@@ -128,14 +141,14 @@ impl Store {
         &self,
         subject_id: &str,
         hold_id: &str,
-        at: i64,
+        at: DateTime<Utc>,
         by: &str,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE legal_holds SET released_at = $1, released_by = $2 \
              WHERE hold_id = $3 AND subject_id = $4 AND released_at IS NULL",
         )
-        .bind(at)
+        .bind(crate::us(at))
         .bind(by)
         .bind(hold_id)
         .bind(subject_id)
@@ -161,9 +174,9 @@ impl Store {
                     subject_id: r.try_get("subject_id")?,
                     reason: r.try_get("reason")?,
                     reference: r.try_get("reference")?,
-                    placed_at: r.try_get("placed_at")?,
+                    placed_at: crate::time(r, "placed_at")?,
                     placed_by: r.try_get("placed_by")?,
-                    released_at: r.try_get("released_at")?,
+                    released_at: crate::time_opt(r, "released_at")?,
                     released_by: r.try_get("released_by")?,
                 })
             })
@@ -178,7 +191,7 @@ impl Store {
     pub async fn purge_candidates(
         &self,
         after: Option<(&str, &str)>,
-        collected_before: Option<i64>,
+        collected_before: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<PurgeCandidate>, StoreError> {
         let (a_subject, a_field) = after.unwrap_or(("", ""));
@@ -191,7 +204,7 @@ impl Store {
              ORDER BY f.subject_id, f.field LIMIT $4"
         );
         let rows = sqlx::query(&sql)
-            .bind(collected_before.unwrap_or(i64::MIN))
+            .bind(collected_before.map_or(i64::MIN, crate::us))
             .bind(a_subject)
             .bind(a_field)
             .bind(limit)
@@ -203,8 +216,8 @@ impl Store {
                 Ok(PurgeCandidate {
                     subject_id: r.try_get("subject_id")?,
                     field: r.try_get("field")?,
-                    collected_at: r.try_get("collected_at")?,
-                    relationship_ended_at: r.try_get("relationship_ended_at")?,
+                    collected_at: crate::time(r, "collected_at")?,
+                    relationship_ended_at: crate::time_opt(r, "relationship_ended_at")?,
                     withdrawn: r.try_get::<String, _>("status")? == "withdrawn",
                     held,
                 })
@@ -213,12 +226,12 @@ impl Store {
     }
 
     /// Previous values kept past their `keep_until` go (subjects retention
-    /// decides on, unheld): `(subject_id, field, version)` of each, for the audit.
+    /// decides on, unheld): which went, for the audit.
     pub async fn purge_history(
         &self,
-        now: i64,
+        now: DateTime<Utc>,
         dry_run: bool,
-    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+    ) -> Result<Vec<HistoryKey>, StoreError> {
         let mut tx = self.begin_write().await?;
         let sql = format!(
             "SELECT hi.subject_id, hi.field, hi.version FROM subject_field_history hi \
@@ -226,26 +239,29 @@ impl Store {
              WHERE hi.keep_until <= $1 AND {RETAINED} AND NOT {OPEN_HOLD} \
              ORDER BY hi.subject_id, hi.field, hi.version"
         );
-        let rows = sqlx::query(&sql).bind(now).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(&sql)
+            .bind(crate::us(now))
+            .fetch_all(&mut *tx)
+            .await?;
         let mut due = Vec::with_capacity(rows.len());
         for r in &rows {
-            due.push((
-                r.try_get("subject_id")?,
-                r.try_get("field")?,
-                r.try_get("version")?,
-            ));
+            due.push(HistoryKey {
+                subject_id: r.try_get("subject_id")?,
+                field: r.try_get("field")?,
+                version: r.try_get("version")?,
+            });
         }
         if dry_run {
             tx.rollback().await?;
             return Ok(due);
         }
-        for (subject, field, version) in &due {
+        for h in &due {
             sqlx::query(
                 "DELETE FROM subject_field_history WHERE subject_id = $1 AND field = $2 AND version = $3",
             )
-            .bind(subject)
-            .bind(field)
-            .bind(version)
+            .bind(&h.subject_id)
+            .bind(&h.field)
+            .bind(h.version)
             .execute(&mut *tx)
             .await?;
         }

@@ -3,6 +3,7 @@
 //! plaintext personal data: values arrive sealed, identifiers arrive as
 //! blind-index digests.
 
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -14,7 +15,7 @@ pub struct FieldRow {
     pub field: String,
     pub sealed: Vec<u8>,
     pub source: String,
-    pub collected_at: i64,
+    pub collected_at: DateTime<Utc>,
     /// Comma-separated purpose ids.
     pub purposes: String,
     pub version: i64,
@@ -25,7 +26,7 @@ pub struct FieldRow {
 pub struct NewSubject {
     pub subject_id: String,
     pub policy_version: String,
-    pub created_at: i64,
+    pub created_at: DateTime<Utc>,
     pub kek_id: String,
     pub wrapped_key: Vec<u8>,
     pub fields: Vec<FieldRow>,
@@ -49,10 +50,44 @@ pub struct SubjectFactsRows {
 pub struct SubjectRow {
     pub subject_id: String,
     pub status: SubjectStatus,
-    pub created_at: i64,
+    pub created_at: DateTime<Utc>,
     pub policy_version: String,
-    pub destroyed_at: Option<i64>,
-    pub relationship_ended_at: Option<i64>,
+    pub destroyed_at: Option<DateTime<Utc>>,
+    pub relationship_ended_at: Option<DateTime<Utc>>,
+}
+
+/// One objection to contact (5.2 of the policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptoutRow {
+    pub channel: String,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    /// The request that recorded it, if one did.
+    pub request_id: Option<String>,
+}
+
+/// A previous value of a field, sealed, with why it was replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldHistoryRow {
+    pub version: i64,
+    pub sealed: Vec<u8>,
+    pub sealed_reason: Vec<u8>,
+    pub replaced_at: DateTime<Utc>,
+    pub keep_until: DateTime<Utc>,
+}
+
+/// How many subjects stand where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubjectCounts {
+    pub active: i64,
+    pub destroyed: i64,
+}
+
+/// A subject's data key, wrapped under a key-encryption key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub kek_id: String,
+    pub wrapped: Vec<u8>,
 }
 
 /// One rectified field: the new value and the old one moved to history.
@@ -62,7 +97,7 @@ pub struct Rectification {
     /// The version the caller read; the update fails if it changed meanwhile.
     pub expected_version: Option<i64>,
     pub sealed_reason: Vec<u8>,
-    pub keep_until: i64,
+    pub keep_until: DateTime<Utc>,
 }
 
 fn field_row(r: &AnyRow) -> Result<FieldRow, StoreError> {
@@ -70,7 +105,7 @@ fn field_row(r: &AnyRow) -> Result<FieldRow, StoreError> {
         field: r.try_get("field")?,
         sealed: r.try_get("sealed")?,
         source: r.try_get("source")?,
-        collected_at: r.try_get("collected_at")?,
+        collected_at: crate::time(r, "collected_at")?,
         purposes: r.try_get("purposes")?,
         version: r.try_get("version")?,
     })
@@ -115,7 +150,7 @@ impl Store {
         .bind(&f.field)
         .bind(&f.sealed)
         .bind(&f.source)
-        .bind(f.collected_at)
+        .bind(crate::us(f.collected_at))
         .bind(&f.purposes)
         .bind(f.version)
         .execute(&mut **tx)
@@ -146,7 +181,7 @@ impl Store {
         }
         sqlx::query("INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ($1, 'active', $2, $3)")
             .bind(&s.subject_id)
-            .bind(s.created_at)
+            .bind(crate::us(s.created_at))
             .bind(&s.policy_version)
             .execute(&mut *tx)
             .await?;
@@ -154,7 +189,7 @@ impl Store {
             .bind(&s.subject_id)
             .bind(&s.kek_id)
             .bind(&s.wrapped_key)
-            .bind(s.created_at)
+            .bind(crate::us(s.created_at))
             .execute(&mut *tx)
             .await?;
         if !s.fields.is_empty() {
@@ -170,7 +205,7 @@ impl Store {
                     .bind(&f.field)
                     .bind(&f.sealed)
                     .bind(&f.source)
-                    .bind(f.collected_at)
+                    .bind(crate::us(f.collected_at))
                     .bind(&f.purposes)
                     .bind(f.version);
             }
@@ -188,8 +223,8 @@ impl Store {
                     .bind(&s.subject_id)
                     .bind(&c.consent_id)
                     .bind(&c.kind)
-                    .bind(c.given_at)
-                    .bind(c.expires_at)
+                    .bind(crate::us(c.given_at))
+                    .bind(c.expires_at.map(crate::us))
                     .bind(&c.record_json)
                     .bind(&c.receipt_sha256)
                     .bind(&c.policy_sha256);
@@ -228,10 +263,10 @@ impl Store {
             Some(r) => Ok(Some(SubjectRow {
                 subject_id: r.try_get("subject_id")?,
                 status: crate::subject_status(&r, "status")?,
-                created_at: r.try_get("created_at")?,
+                created_at: crate::time(&r, "created_at")?,
                 policy_version: r.try_get("policy_version")?,
-                destroyed_at: r.try_get("destroyed_at")?,
-                relationship_ended_at: r.try_get("relationship_ended_at")?,
+                destroyed_at: crate::time_opt(&r, "destroyed_at")?,
+                relationship_ended_at: crate::time_opt(&r, "relationship_ended_at")?,
             })),
         }
     }
@@ -267,10 +302,10 @@ impl Store {
             subject: SubjectRow {
                 subject_id: first.try_get("subject_id")?,
                 status: crate::subject_status(first, "status")?,
-                created_at: first.try_get("created_at")?,
+                created_at: crate::time(first, "created_at")?,
                 policy_version: first.try_get("policy_version")?,
-                destroyed_at: first.try_get("destroyed_at")?,
-                relationship_ended_at: first.try_get("relationship_ended_at")?,
+                destroyed_at: crate::time_opt(first, "destroyed_at")?,
+                relationship_ended_at: crate::time_opt(first, "relationship_ended_at")?,
             },
             consents: Vec::new(),
             objections: Vec::new(),
@@ -283,7 +318,7 @@ impl Store {
                     subject_id: out.subject.subject_id.clone(),
                     consent_id: r.try_get("a")?,
                     record_json: r.try_get("b")?,
-                    withdrawn_at: r.try_get("w")?,
+                    withdrawn_at: crate::time_opt(r, "w")?,
                 }),
                 Some("o") => out.objections.push((r.try_get("a")?, r.try_get("b")?)),
                 Some("h") => out.held = true,
@@ -300,7 +335,7 @@ impl Store {
         subject_id: &str,
         from: SubjectStatus,
         to: SubjectStatus,
-        at: i64,
+        at: DateTime<Utc>,
         ends_relationship: bool,
     ) -> Result<bool, StoreError> {
         let sql = if ends_relationship {
@@ -310,7 +345,7 @@ impl Store {
         };
         let n = sqlx::query(sql)
             .bind(to.as_str())
-            .bind(at)
+            .bind(crate::us(at))
             .bind(subject_id)
             .bind(from.as_str())
             .execute(&self.pool)
@@ -324,7 +359,7 @@ impl Store {
         &self,
         subject_id: &str,
         pairs: &[(String, String)],
-        at: i64,
+        at: DateTime<Utc>,
         request_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
@@ -336,7 +371,7 @@ impl Store {
             .bind(subject_id)
             .bind(channel)
             .bind(kind)
-            .bind(at)
+            .bind(crate::us(at))
             .bind(request_id)
             .execute(&mut *tx)
             .await?;
@@ -345,11 +380,8 @@ impl Store {
         Ok(())
     }
 
-    /// A subject's objections: `(channel, kind, at, request_id)`.
-    pub async fn optouts(
-        &self,
-        subject_id: &str,
-    ) -> Result<Vec<(String, String, i64, Option<String>)>, StoreError> {
+    /// A subject's objections.
+    pub async fn optouts(&self, subject_id: &str) -> Result<Vec<OptoutRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT channel, kind, at, request_id FROM contact_optouts WHERE subject_id = $1 ORDER BY channel, kind",
         )
@@ -358,28 +390,28 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get("channel")?,
-                    r.try_get("kind")?,
-                    r.try_get("at")?,
-                    r.try_get("request_id")?,
-                ))
+                Ok(OptoutRow {
+                    channel: r.try_get("channel")?,
+                    kind: r.try_get("kind")?,
+                    at: crate::time(r, "at")?,
+                    request_id: r.try_get("request_id")?,
+                })
             })
             .collect()
     }
 
-    /// The subject's wrapped data key: (KEK id, bytes).
-    pub async fn subject_key(
-        &self,
-        subject_id: &str,
-    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    /// The subject's wrapped data key.
+    pub async fn subject_key(&self, subject_id: &str) -> Result<Option<WrappedKey>, StoreError> {
         let row = sqlx::query("SELECT kek_id, wrapped FROM subject_keys WHERE subject_id = $1")
             .bind(subject_id)
             .fetch_optional(&self.pool)
             .await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some((r.try_get("kek_id")?, r.try_get("wrapped")?))),
+            Some(r) => Ok(Some(WrappedKey {
+                kek_id: r.try_get("kek_id")?,
+                wrapped: r.try_get("wrapped")?,
+            })),
         }
     }
 
@@ -403,7 +435,7 @@ impl Store {
         subject_id: &str,
         changes: &[Rectification],
         index: &[(String, Vec<u8>)],
-        replaced_at: i64,
+        replaced_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         for (kind, digest) in index {
@@ -452,10 +484,10 @@ impl Store {
                 .bind(o.version)
                 .bind(&o.sealed)
                 .bind(&o.source)
-                .bind(o.collected_at)
-                .bind(replaced_at)
+                .bind(crate::us(o.collected_at))
+                .bind(crate::us(replaced_at))
                 .bind(&c.sealed_reason)
-                .bind(c.keep_until)
+                .bind(crate::us(c.keep_until))
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM subject_fields WHERE subject_id = $1 AND field = $2")
@@ -470,12 +502,12 @@ impl Store {
         Ok(())
     }
 
-    /// Previous values of a field, newest first: (version, sealed, sealed reason, replaced_at, keep_until).
+    /// Previous values of a field, newest first.
     pub async fn field_history(
         &self,
         subject_id: &str,
         field: &str,
-    ) -> Result<Vec<(i64, Vec<u8>, Vec<u8>, i64, i64)>, StoreError> {
+    ) -> Result<Vec<FieldHistoryRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT version, sealed, sealed_reason, replaced_at, keep_until FROM subject_field_history \
              WHERE subject_id = $1 AND field = $2 ORDER BY version DESC",
@@ -486,25 +518,28 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get("version")?,
-                    r.try_get("sealed")?,
-                    r.try_get("sealed_reason")?,
-                    r.try_get("replaced_at")?,
-                    r.try_get("keep_until")?,
-                ))
+                Ok(FieldHistoryRow {
+                    version: r.try_get("version")?,
+                    sealed: r.try_get("sealed")?,
+                    sealed_reason: r.try_get("sealed_reason")?,
+                    replaced_at: crate::time(r, "replaced_at")?,
+                    keep_until: crate::time(r, "keep_until")?,
+                })
             })
             .collect()
     }
 
-    pub async fn subject_count(&self) -> Result<(i64, i64), StoreError> {
+    pub async fn subject_count(&self) -> Result<SubjectCounts, StoreError> {
         let r = sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), 0) AS a, \
              COALESCE(SUM(CASE WHEN status = 'destroyed' THEN 1 ELSE 0 END), 0) AS d FROM subjects",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok((r.try_get("a")?, r.try_get("d")?))
+        Ok(SubjectCounts {
+            active: r.try_get("a")?,
+            destroyed: r.try_get("d")?,
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Staff bearer tokens, stored as SHA-256 only.
 
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -9,8 +10,8 @@ pub struct TokenRow {
     pub token_id: String,
     pub name: String,
     pub role: String,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -20,14 +21,14 @@ impl Store {
         name: &str,
         role: &str,
         sha256: &str,
-        at: i64,
+        at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO staff_tokens (token_id, name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_id)
             .bind(name)
             .bind(role)
             .bind(sha256)
-            .bind(at)
+            .bind(crate::us(at))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -48,8 +49,8 @@ impl Store {
                 token_id: r.try_get("token_id")?,
                 name: r.try_get("name")?,
                 role: r.try_get("role")?,
-                created_at: r.try_get("created_at")?,
-                revoked_at: r.try_get("revoked_at")?,
+                created_at: crate::time(&r, "created_at")?,
+                revoked_at: crate::time_opt(&r, "revoked_at")?,
             })),
         }
     }
@@ -65,20 +66,24 @@ impl Store {
                     token_id: r.try_get("token_id")?,
                     name: r.try_get("name")?,
                     role: r.try_get("role")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
+                    created_at: crate::time(r, "created_at")?,
+                    revoked_at: crate::time_opt(r, "revoked_at")?,
                 })
             })
             .collect()
     }
 
     /// Revoke a token; `Ok(false)` if it was already revoked, NotFound if unknown.
-    pub async fn revoke_token(&self, token_id: &str, at: i64) -> Result<bool, StoreError> {
+    pub async fn revoke_token(
+        &self,
+        token_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE staff_tokens SET revoked_at = $2 WHERE token_id = $1 AND revoked_at IS NULL",
         )
         .bind(token_id)
-        .bind(at)
+        .bind(crate::us(at))
         .execute(&self.pool)
         .await?
         .rows_affected();

@@ -1,6 +1,7 @@
 //! Usage statistics: cells merged in (one transaction with the checkpoint
 //! of the input that produced them), cells read back.
 
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -18,6 +19,14 @@ pub struct WeblogCell {
 /// How two stored visitor sets combine (the weblog crate's union).
 pub type MergeVisitors<'a> = &'a (dyn Fn(&[u8], &[u8]) -> Option<Vec<u8>> + Sync);
 
+/// Where the ingest of a log source got to: the file it read (its
+/// identity) and the byte offset reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeblogPosition {
+    pub identity: String,
+    pub position: i64,
+}
+
 impl Store {
     /// Add `cells` to what is stored (requests summed, visitors united by
     /// `merge`) and, in the same transaction, record `checkpoint`
@@ -27,7 +36,7 @@ impl Store {
         cells: &[WeblogCell],
         merge: MergeVisitors<'_>,
         checkpoint: Option<(&str, &str, i64)>,
-        at: i64,
+        at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         for c in cells {
@@ -69,7 +78,7 @@ impl Store {
             .bind(source)
             .bind(identity)
             .bind(position)
-            .bind(at)
+            .bind(crate::us(at))
             .execute(&mut *tx)
             .await?;
         }
@@ -107,18 +116,21 @@ impl Store {
             .collect()
     }
 
-    /// Where the ingest of `source` got to: (identity, position).
+    /// Where the ingest of `source` got to.
     pub async fn weblog_checkpoint(
         &self,
         source: &str,
-    ) -> Result<Option<(String, i64)>, StoreError> {
+    ) -> Result<Option<WeblogPosition>, StoreError> {
         let r = sqlx::query("SELECT identity, position FROM weblog_checkpoints WHERE source = $1")
             .bind(source)
             .fetch_optional(&self.pool)
             .await?;
         match r {
             None => Ok(None),
-            Some(r) => Ok(Some((r.try_get("identity")?, r.try_get("position")?))),
+            Some(r) => Ok(Some(WeblogPosition {
+                identity: r.try_get("identity")?,
+                position: r.try_get("position")?,
+            })),
         }
     }
 }

@@ -8,7 +8,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
 fn record(i: i64) -> NewAuditRecord {
     NewAuditRecord {
-        at: 1_700_000_000_000_000 + i,
+        at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000 + i).unwrap(),
         actor: format!("staff-{}", i % 3),
         role: "backend_service".into(),
         action: "decision".into(),
@@ -40,7 +40,7 @@ async fn fill(store: &Store) -> Vec<u8> {
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-    let (seq, hash) = store.audit_tail().await.unwrap().unwrap();
+    let derbes_store::ChainTail { seq, hash } = store.audit_tail().await.unwrap().unwrap();
     let sig = key.sign(&checkpoint_message(seq, &hash));
     store
         .insert_checkpoint(&Checkpoint {
@@ -48,7 +48,7 @@ async fn fill(store: &Store) -> Vec<u8> {
             hash,
             signature: sig.as_ref().to_vec(),
             public_key: key.public_key().as_ref().to_vec(),
-            at: 0,
+            at: chrono::DateTime::UNIX_EPOCH,
         })
         .await
         .unwrap();

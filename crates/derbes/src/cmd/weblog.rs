@@ -257,7 +257,7 @@ async fn follow(
             .weblog_checkpoint(&source)
             .await
             .map_err(super::staff::engine_error)?
-            .map(|(id, pos)| (id, pos.max(0) as u64));
+            .map(|p| (p.identity, p.position.max(0) as u64));
         let commits = follower
             .step(&mut ing, committed)
             .map_err(|e| CliError(e.to_string()))?;
