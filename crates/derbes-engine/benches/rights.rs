@@ -71,7 +71,7 @@ async fn big_subject(e: &Engine, st: &derbes_store::Store, n: u64) -> SubjectId 
                 .map(move |f| format!("{}.{}", c.id, f.id))
         })
         .collect();
-    let mut values = st.subject_fields(&s.to_string()).await.unwrap().len();
+    let mut values = st.subject_fields(s).await.unwrap().len();
     let mut round = 0;
     while values < 1000 {
         let take = (1000 - values).min(text_fields.len());
@@ -127,7 +127,6 @@ async fn export_and_destruction(name: &str, db: TestDb) {
     let values = x.fields.len() + x.previous_values.len();
     assert!(values >= 1000, "{values}");
     assert_eq!((x.consents.len(), x.disclosures.len()), (50, 100));
-    let sid = s.to_string();
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     for _ in 0..100 {
         let t = Instant::now();
@@ -137,10 +136,10 @@ async fn export_and_destruction(name: &str, db: TestDb) {
         let t = Instant::now();
         let st = &db.store;
         let raw = (
-            st.subject_fields(&sid).await.unwrap(),
-            st.subject_history(&sid).await.unwrap(),
-            st.consents(&sid).await.unwrap(),
-            st.disclosures(&sid).await.unwrap(),
+            st.subject_fields(s).await.unwrap(),
+            st.subject_history(s).await.unwrap(),
+            st.consents(s).await.unwrap(),
+            st.disclosures(s).await.unwrap(),
         );
         peer.push(t.elapsed());
         std::hint::black_box(raw);

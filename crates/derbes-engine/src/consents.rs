@@ -87,7 +87,7 @@ impl Engine {
         &self,
         subject: SubjectId,
     ) -> Result<Vec<ConsentRecord>, EngineError> {
-        records_of(&self.store.consents(&subject.to_string()).await?)
+        records_of(&self.store.consents(subject).await?)
     }
 
     pub(crate) async fn consent_records_of(
@@ -109,9 +109,7 @@ impl Engine {
         let (row, signed) = self
             .new_consent(subject, req, "")
             .map_err(EngineError::Invalid)?;
-        self.store
-            .insert_consent(&subject.to_string(), &row)
-            .await?;
+        self.store.insert_consent(subject, &row).await?;
         self.facts.forget(&subject);
         self.audit(
             Record::new(actor, "consent")
@@ -146,7 +144,7 @@ impl Engine {
         &self,
         subject: SubjectId,
     ) -> Result<Vec<ConsentView>, EngineError> {
-        if self.store.subject(&subject.to_string()).await?.is_none() {
+        if self.store.subject(subject).await?.is_none() {
             return Err(EngineError::NotFound("subject"));
         }
         let now = self.now();
@@ -200,13 +198,7 @@ impl Engine {
             .await?;
         if record.record.kind == derbes_policy::ConsentKind::Marketing {
             self.store
-                .withdraw_consent(
-                    &subject.to_string(),
-                    &consent.to_string(),
-                    now,
-                    "{}",
-                    &notes,
-                )
+                .withdraw_consent(subject, &consent.to_string(), now, "{}", &notes)
                 .await?;
             self.facts.forget(&subject);
             self.audit(

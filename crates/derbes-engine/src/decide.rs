@@ -174,7 +174,7 @@ impl Engine {
         }
         let rows = self
             .store
-            .subject_facts(&subject.to_string())
+            .subject_facts(subject)
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
         let consents = crate::records_of(&rows.consents)?;
@@ -423,7 +423,7 @@ impl Engine {
             None
         };
         let row = DisclosureRow {
-            subject_id: req.subject_id.to_string(),
+            subject_id: req.subject_id,
             disclosure_id: uuid::Uuid::now_v7().to_string(),
             recipient: req.recipient.clone(),
             purpose: req.purpose.clone(),
@@ -462,10 +462,10 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<Vec<DisclosureView>, EngineError> {
         self.require(actor, Capability::ReadDisclosures)?;
-        if self.store.subject(&subject.to_string()).await?.is_none() {
+        if self.store.subject(subject).await?.is_none() {
             return Err(EngineError::NotFound("subject"));
         }
-        let rows = self.store.disclosures(&subject.to_string()).await?;
+        let rows = self.store.disclosures(subject).await?;
         self.audit(
             Record::new(actor, "disclosures.read")
                 .subject(subject)

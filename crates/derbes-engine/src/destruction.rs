@@ -156,12 +156,11 @@ impl Engine {
         let mut items = Vec::with_capacity(orders.len());
         let mut plans = Vec::with_capacity(orders.len());
         for o in &orders {
-            let sid = o.subject.to_string();
             let fields = match &o.fields {
                 Some(f) => f.clone(),
                 None => self
                     .store
-                    .subject_fields(&sid)
+                    .subject_fields(o.subject)
                     .await?
                     .into_iter()
                     .map(|f| (f.field, f.collected_at))
@@ -251,7 +250,7 @@ impl Engine {
             .to_string();
             let sha = derbes_policy::sha256_hex(certificate.as_bytes());
             items.push(Destruction {
-                subject_id: sid,
+                subject_id: o.subject,
                 scope,
                 job_id: o.job_id.clone(),
                 request_id: o.request_id.clone(),

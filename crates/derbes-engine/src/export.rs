@@ -200,8 +200,8 @@ impl Engine {
                 EngineError::Internal("the policy has no purpose for answering requests".into())
             })?;
         let (fields, history) = tokio::try_join!(
-            self.store.subject_fields(&sid),
-            self.store.subject_history(&sid)
+            self.store.subject_fields(subject),
+            self.store.subject_history(subject)
         )?;
         let mut categories = field_categories(fields.iter().map(|f| f.field.as_str()));
         for c in field_categories(history.iter().map(|h| h.field.as_str())) {
@@ -334,17 +334,17 @@ impl Engine {
         // Independent reads, side by side.
         let st = &self.store;
         let filter = derbes_store::RequestFilter {
-            subject_id: Some(sid.clone()),
+            subject_id: Some(subject),
             limit: 1000,
             ..Default::default()
         };
         let (s, consent_rows, request_rows, optout_rows, disclosure_rows, obligation_rows) = tokio::try_join!(
-            st.subject(&sid),
-            st.consents(&sid),
+            st.subject(subject),
+            st.consents(subject),
             st.requests(&filter),
-            st.optouts(&sid),
-            st.disclosures(&sid),
-            st.obligations(&sid),
+            st.optouts(subject),
+            st.disclosures(subject),
+            st.obligations(subject),
         )?;
         let s = s.ok_or(EngineError::NotFound("subject"))?;
         // An access answer carries the free text held on the subject too

@@ -135,7 +135,7 @@ impl Engine {
         let key = self.data_key(subject).await?;
         let sid = subject.to_string();
         let now = self.now();
-        let current = self.store.subject_fields(&sid).await?;
+        let current = self.store.subject_fields(subject).await?;
         let keys = self.keyring();
         let mut changes = Vec::new();
         let mut index = Vec::new();
@@ -170,7 +170,7 @@ impl Engine {
             }
         }
         self.store
-            .rectify(&sid, &changes, &index, now)
+            .rectify(subject, &changes, &index, now)
             .await
             .map_err(|e| self.duplicate(e))?;
         Ok(changes.into_iter().map(|c| c.new.field).collect())

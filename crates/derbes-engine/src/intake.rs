@@ -110,7 +110,7 @@ impl Engine {
             .map_err(|p| EngineError::Invalid(vec![p]))?;
         let subject = match (&req.subject_id, &req.identification) {
             (Some(s), None) => {
-                if self.store.subject(&s.to_string()).await?.is_none() {
+                if self.store.subject(*s).await?.is_none() {
                     return Err(EngineError::NotFound("subject"));
                 }
                 Some(*s)
@@ -217,7 +217,7 @@ impl Engine {
         let deadline = self.deadline(received, kind)?;
         let row = RequestRow {
             request_id: uuid::Uuid::now_v7().to_string(),
-            subject_id: subject.map(|s| s.to_string()),
+            subject_id: subject,
             kind: kind.as_str().to_string(),
             channel: name(&channel),
             requester: name(&requester),
@@ -275,11 +275,10 @@ impl Engine {
         row: &RequestRow,
         subject: SubjectId,
     ) -> Result<(), EngineError> {
-        let sid = subject.to_string();
         let changed = self
             .store
             .set_subject_status(
-                &sid,
+                subject,
                 SubjectStatus::Active,
                 SubjectStatus::Blocked,
                 self.now(),

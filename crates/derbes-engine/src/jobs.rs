@@ -140,9 +140,7 @@ impl Engine {
                 &[(owner.clone(), "reference", Some(&reference))],
             )
             .await?;
-        self.store
-            .add_obligation(&subject.to_string(), &row, &notes)
-            .await?;
+        self.store.add_obligation(subject, &row, &notes).await?;
         self.audit(
             Record::new(actor, "obligation.open")
                 .subject(subject)
@@ -164,7 +162,7 @@ impl Engine {
         self.require(actor, Capability::RegisterSubjects)?;
         let done = self
             .store
-            .close_obligation(&subject.to_string(), obligation_id, self.now())
+            .close_obligation(subject, obligation_id, self.now())
             .await?;
         self.audit(
             Record::new(actor, "obligation.close")
@@ -190,12 +188,11 @@ impl Engine {
         consent: ConsentKind,
     ) -> Result<(), EngineError> {
         let system = Actor::system(crate::SystemJob::RightsDesk);
-        let sid = subject.to_string();
         let now = self.now();
         if consent == ConsentKind::Policy {
             let open: Vec<ObligationRow> = self
                 .store
-                .obligations(&sid)
+                .obligations(subject)
                 .await?
                 .into_iter()
                 .filter(|o| o.closed_at.is_none())
@@ -229,7 +226,7 @@ impl Engine {
         if consent == ConsentKind::Policy {
             self.store
                 .set_subject_status(
-                    &sid,
+                    subject,
                     SubjectStatus::Active,
                     SubjectStatus::Withdrawn,
                     now,
@@ -242,7 +239,7 @@ impl Engine {
             if withdrawn && c.state(now) == derbes_core::ConsentState::Active {
                 self.store
                     .withdraw_consent(
-                        &sid,
+                        subject,
                         &c.consent_id.to_string(),
                         now,
                         &json!({"withdrawal_request": request_id}).to_string(),
@@ -324,7 +321,7 @@ impl Engine {
         let changed = self
             .store
             .set_subject_status(
-                &subject.to_string(),
+                subject,
                 SubjectStatus::Active,
                 SubjectStatus::BarredMinor,
                 now,
@@ -347,7 +344,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.store
             .bar_minor(
-                &subject.to_string(),
+                subject,
                 derbes_policy::FieldType::Iin.as_str(),
                 barred_until,
                 self.now(),
@@ -379,7 +376,7 @@ impl Engine {
         let job = JobRow {
             job_id: uuid::Uuid::now_v7().to_string(),
             kind: "destruction".into(),
-            subject_id: subject.to_string(),
+            subject_id: subject,
             request_id: Some(request_id.to_string()),
             due_at: due,
         };
@@ -435,9 +432,7 @@ impl Engine {
             if !job.kind.starts_with("destruction") {
                 continue;
             }
-            let Ok(subject) = SubjectId::parse(&job.subject_id) else {
-                continue;
-            };
+            let subject = job.subject_id;
             let request = match &job.request_id {
                 Some(r) => self.store.request(r).await?,
                 None => None,
@@ -507,10 +502,7 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<CertificateView, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
-        let found = self
-            .store
-            .certificate_for_subject(&subject.to_string())
-            .await?;
+        let found = self.store.certificate_for_subject(subject).await?;
         self.confirm_certificate(found).await
     }
 
@@ -526,7 +518,9 @@ impl Engine {
         let subject = certificate
             .get("subject_id")
             .and_then(Value::as_str)
-            .map(String::from);
+            .map(SubjectId::parse)
+            .transpose()
+            .map_err(|_| derbes_store::StoreError::Corrupt("a certificate's subject id".into()))?;
         let records = self
             .store
             .audit_records(&derbes_store::AuditQuery {

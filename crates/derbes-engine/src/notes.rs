@@ -62,7 +62,7 @@ impl Engine {
                 let key = self.data_key(s).await?;
                 for (owner, name, text) in present {
                     out.push(NoteRow {
-                        subject_id: sid.clone(),
+                        subject_id: Some(s),
                         owner: owner.clone(),
                         name: name.to_string(),
                         sealed: key.seal(&sid, &label(owner, name), text.as_bytes())?,
@@ -73,7 +73,7 @@ impl Engine {
                 for (owner, name, text) in present {
                     let key = self.owner_key(owner, true).await?;
                     out.push(NoteRow {
-                        subject_id: String::new(),
+                        subject_id: None,
                         owner: owner.clone(),
                         name: name.to_string(),
                         sealed: key.seal(owner, &label(owner, name), text.as_bytes())?,
@@ -94,7 +94,7 @@ impl Engine {
         owners: &[String],
     ) -> Result<Opened, EngineError> {
         let sid = subject.map(|s| s.to_string()).unwrap_or_default();
-        let rows = self.store.notes(&sid, owners).await?;
+        let rows = self.store.notes(subject, owners).await?;
         let mut out = HashMap::with_capacity(rows.len());
         if rows.is_empty() {
             return Ok(out);
@@ -137,10 +137,7 @@ impl Engine {
     pub async fn seal_legacy_text(&self) -> Result<u64, EngineError> {
         let mut n = 0;
         for t in self.store.legacy_texts().await? {
-            let subject = t
-                .subject_id
-                .as_deref()
-                .and_then(|s| SubjectId::parse(s).ok());
+            let subject = t.subject_id;
             let notes = match self
                 .seal_notes(subject, &[(t.owner.clone(), &t.name, Some(&t.text))])
                 .await
@@ -172,7 +169,7 @@ impl Engine {
                 continue;
             }
             let text = serde_json::Value::Object(all).to_string();
-            let subject = subject_id.as_deref().and_then(|s| SubjectId::parse(s).ok());
+            let subject = subject_id;
             let owner = format!("request:{request_id}");
             let notes = match self
                 .seal_notes(subject, &[(owner, "text", Some(&text))])

@@ -169,7 +169,7 @@ impl Engine {
             .await?;
         let key = self.data_key(subject).await?;
         let sid = subject.to_string();
-        let rows = self.store.subject_fields(&sid).await?;
+        let rows = self.store.subject_fields(subject).await?;
         let fields = rows
             .iter()
             .filter(|r| permit.covers(&sid, &r.field))

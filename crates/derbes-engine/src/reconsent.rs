@@ -14,7 +14,7 @@ use crate::{Actor, Engine, EngineError};
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconsentItem {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     /// The version they accepted (`unknown` if it is not on record).
     pub accepted_version: String,
     pub accepted_sha256: String,
@@ -31,7 +31,7 @@ pub struct ReconsentPage {
     pub version: String,
     pub items: Vec<ReconsentItem>,
     /// Pass as `after` for the next page; absent on the last.
-    pub next_after: Option<String>,
+    pub next_after: Option<SubjectId>,
 }
 
 impl Engine {
@@ -62,7 +62,7 @@ impl Engine {
             } in rows
             {
                 let sha = policy_sha256.unwrap_or_default();
-                cursor = subject_id.clone();
+                cursor = subject_id.to_string();
                 if !by_version.contains_key(&sha) {
                     let entry = match self.published(&sha).await? {
                         Some(old) => (
@@ -99,7 +99,7 @@ impl Engine {
             }
         }
         let next_after = (!exhausted || items.len() == limit as usize)
-            .then(|| items.last().map(|i| i.subject_id.clone()))
+            .then(|| items.last().map(|i| i.subject_id))
             .flatten();
         self.audit(
             Record::new(actor, "reconsent.read")

@@ -128,9 +128,7 @@ impl Engine {
                 ],
             )
             .await?;
-        self.store
-            .add_representative(&subject.to_string(), &row, &notes)
-            .await?;
+        self.store.add_representative(subject, &row, &notes).await?;
         self.audit(
             Record::new(actor, "representative.added")
                 .subject(subject)
@@ -155,7 +153,7 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<Vec<RepresentativeView>, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
-        let rows = self.store.representatives(&subject.to_string()).await?;
+        let rows = self.store.representatives(subject).await?;
         let owners: Vec<String> = rows
             .iter()
             .map(|r| format!("representative:{}", r.representative_id))
@@ -193,7 +191,7 @@ impl Engine {
         self.require(actor, Capability::WorkRequests)?;
         if !self
             .store
-            .revoke_representative(&subject.to_string(), representative_id, self.now())
+            .revoke_representative(subject, representative_id, self.now())
             .await?
         {
             return Err(EngineError::NotFound(
@@ -219,7 +217,7 @@ impl Engine {
         let t = at;
         let valid = self
             .store
-            .representatives(&subject.to_string())
+            .representatives(subject)
             .await?
             .into_iter()
             .find(|r| r.representative_id == id)

@@ -189,7 +189,7 @@ pub struct RequestStep {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestView {
     pub request_id: String,
-    pub subject_id: Option<String>,
+    pub subject_id: Option<SubjectId>,
     pub kind: String,
     pub channel: String,
     pub requester: String,
@@ -266,17 +266,13 @@ impl Engine {
                 "the requester's identity is verified, and the request open, before anything is given or changed",
             ));
         }
-        let subject = row
-            .subject_id
-            .as_deref()
-            .and_then(|s| SubjectId::parse(s).ok())
-            .ok_or_else(|| {
-                EngineError::invalid(
-                    "request_id",
-                    "no_subject",
-                    "the request names no subject that derbes holds",
-                )
-            })?;
+        let subject = row.subject_id.ok_or_else(|| {
+            EngineError::invalid(
+                "request_id",
+                "no_subject",
+                "the request names no subject that derbes holds",
+            )
+        })?;
         Ok((row, subject))
     }
 
@@ -343,11 +339,7 @@ impl Engine {
         if !destroys || v.state != RequestState::InProgress {
             return Ok(());
         }
-        if let Some(s) = v
-            .subject_id
-            .as_deref()
-            .and_then(|s| SubjectId::parse(s).ok())
-        {
+        if let Some(s) = v.subject_id {
             let facts = self.subject_facts(s).await?;
             if facts.status == derbes_core::SubjectStatus::Blocked {
                 v.waiting.push("subject_blocked".into());
@@ -384,10 +376,7 @@ impl Engine {
         self.require(actor, Capability::WorkRequests)?;
         let row = self.request_row(request_id).await?;
         let events = self.store.request_events(request_id).await?;
-        let subject = row
-            .subject_id
-            .as_deref()
-            .and_then(|s| SubjectId::parse(s).ok());
+        let subject = row.subject_id;
         let mut v = self.view_request(row, events)?;
         self.open_request_notes(actor, subject, &mut v).await?;
         self.waiting(&mut v).await?;

@@ -23,7 +23,7 @@ const BATCH: usize = 500;
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurgeItem {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     /// The whole subject goes (every field's retention ended after the relationship did).
     pub whole_subject: bool,
     /// The fields that go (names only).
@@ -92,7 +92,6 @@ fn hold_view(h: LegalHold, notes: &crate::notes::Opened) -> HoldView {
 /// What the purge found for one subject.
 struct Due {
     subject: SubjectId,
-    subject_id: String,
     whole: bool,
     fields: Vec<String>,
     /// Every scanned field of the subject with its collection time.
@@ -133,7 +132,7 @@ impl Engine {
         }
         let registered = self
             .store
-            .subject(&subject.to_string())
+            .subject(subject)
             .await?
             .ok_or(EngineError::NotFound("subject"))?
             .created_at;
@@ -144,12 +143,8 @@ impl Engine {
                 "a relationship cannot end before the subject was registered",
             ));
         }
-        if !self
-            .store
-            .end_relationship(&subject.to_string(), at)
-            .await?
-        {
-            return Err(match self.store.subject(&subject.to_string()).await? {
+        if !self.store.end_relationship(subject, at).await? {
+            return Err(match self.store.subject(subject).await? {
                 None => EngineError::NotFound("subject"),
                 Some(_) => EngineError::Destroyed,
             });
@@ -157,7 +152,7 @@ impl Engine {
         self.facts.forget(&subject);
         let row = self
             .store
-            .subject(&subject.to_string())
+            .subject(subject)
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
         let ended = row.relationship_ended_at.unwrap_or(at);
@@ -202,7 +197,7 @@ impl Engine {
         self.require_active(subject).await?;
         let row = LegalHold {
             hold_id: uuid::Uuid::now_v7().to_string(),
-            subject_id: subject.to_string(),
+            subject_id: subject,
             reason: hold.reason.clone(),
             reference: String::new(),
             placed_at: self.now(),
@@ -248,7 +243,7 @@ impl Engine {
         .await?;
         if !self
             .store
-            .release_hold(&subject.to_string(), hold_id, self.now(), actor.id())
+            .release_hold(subject, hold_id, self.now(), actor.id())
             .await?
         {
             return Err(EngineError::NotFound("open hold"));
@@ -270,7 +265,7 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<Vec<HoldView>, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
-        let rows = self.store.holds(&subject.to_string()).await?;
+        let rows = self.store.holds(subject).await?;
         let owners: Vec<String> = rows.iter().map(|h| format!("hold:{}", h.hold_id)).collect();
         let notes = self.open_notes(actor, Some(subject), &owners).await?;
         Ok(rows.into_iter().map(|h| hold_view(h, &notes)).collect())
@@ -315,14 +310,14 @@ impl Engine {
             dry_run,
             ..Default::default()
         };
-        let mut after: Option<(String, String)> = None;
+        let mut after: Option<(SubjectId, String)> = None;
         let mut carry: Vec<PurgeCandidate> = Vec::new();
         let mut due: Vec<Due> = Vec::new();
         loop {
             let page = self
                 .store
                 .purge_candidates(
-                    after.as_ref().map(|(s, f)| (s.as_str(), f.as_str())),
+                    after.as_ref().map(|(s, f)| (*s, f.as_str())),
                     cutoff,
                     page_size,
                 )
@@ -330,12 +325,12 @@ impl Engine {
             let full = page.len() as i64 == page_size;
             report.scanned_fields += page.len() as u64;
             progress(report.scanned_fields);
-            after = page.last().map(|c| (c.subject_id.clone(), c.field.clone()));
+            after = page.last().map(|c| (c.subject_id, c.field.clone()));
             let mut rows = std::mem::take(&mut carry);
             rows.extend(page);
             if full {
                 // The last subject may continue on the next page.
-                if let Some(last) = rows.last().map(|c| c.subject_id.clone()) {
+                if let Some(last) = rows.last().map(|c| c.subject_id) {
                     let split = rows.partition_point(|c| c.subject_id != last);
                     if split > 0 {
                         carry = rows.split_off(split);
@@ -369,7 +364,8 @@ impl Engine {
             let mut records = Vec::new();
             for group in history.chunk_by(|a, b| a.subject_id == b.subject_id) {
                 let fields: Vec<&str> = group.iter().map(|h| h.field.as_str()).collect();
-                if let Ok(s) = SubjectId::parse(&group[0].subject_id) {
+                {
+                    let s = group[0].subject_id;
                     records.push(
                         self.audit_record(
                             Record::new(&system, "retention.previous_values")
@@ -418,7 +414,7 @@ impl Engine {
             report.held_subjects += 1;
             if report.dry_run {
                 report.items.push(PurgeItem {
-                    subject_id: first.subject_id.clone(),
+                    subject_id: first.subject_id,
                     whole_subject: whole,
                     fields,
                     reason: format!("{reason}; kept: a legal hold is open"),
@@ -438,8 +434,7 @@ impl Engine {
             reason
         };
         Some(Due {
-            subject: SubjectId::parse(&first.subject_id).ok()?,
-            subject_id: first.subject_id.clone(),
+            subject: first.subject_id,
             whole,
             scanned: group
                 .iter()
@@ -464,7 +459,7 @@ impl Engine {
                     report.fields_destroyed += d.fields.len() as u64;
                 }
                 report.items.push(PurgeItem {
-                    subject_id: d.subject_id,
+                    subject_id: d.subject,
                     whole_subject: d.whole,
                     fields: d.fields,
                     reason: d.reason,
@@ -504,7 +499,7 @@ impl Engine {
                 report.fields_destroyed += d.fields.len() as u64;
             }
             report.items.push(PurgeItem {
-                subject_id: d.subject_id,
+                subject_id: d.subject,
                 whole_subject: d.whole,
                 fields: d.fields,
                 reason: d.reason,

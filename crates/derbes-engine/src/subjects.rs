@@ -107,7 +107,7 @@ impl Engine {
         let consent_ids: Vec<String> = consents.iter().map(|c| c.consent_id.clone()).collect();
         self.store
             .insert_subject(&NewSubject {
-                subject_id: sid,
+                subject_id: subject,
                 policy_version: self.policy.policy().version.clone(),
                 created_at: now,
                 kek_id: wrapped.kek.to_string(),
@@ -159,12 +159,7 @@ impl Engine {
         let canonical = derbes_core::canonical(ty, &Value::String(value.to_string()))
             .map_err(|(code, reason)| EngineError::invalid(field, code, reason))?;
         let digest = self.keyring().blind_index(field, &canonical);
-        let found = match self.store.lookup(field, &digest).await? {
-            None => None,
-            Some(s) => {
-                Some(SubjectId::parse(&s).map_err(|e| EngineError::Internal(e.to_string()))?)
-            }
-        };
+        let found = self.store.lookup(field, &digest).await?;
         self.audit(
             Record::new(actor, "lookup")
                 .subject(found)
@@ -178,7 +173,7 @@ impl Engine {
     pub(crate) async fn require_active(&self, subject: SubjectId) -> Result<(), EngineError> {
         let row = self
             .store
-            .subject(&subject.to_string())
+            .subject(subject)
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
         if row.status == SubjectStatus::Destroyed {

@@ -137,10 +137,7 @@ impl Engine {
                 "a refusal states its reason (the Law: a reasoned refusal)",
             ));
         }
-        let subject = row
-            .subject_id
-            .as_deref()
-            .and_then(|s| SubjectId::parse(s).ok());
+        let subject = row.subject_id;
         let (_, internal) = read_details(&row.details)?;
         // Destruction, withdrawal and a minor's report end in destruction:
         // verified by an approver who did not file them; a minor's report is
@@ -191,10 +188,7 @@ impl Engine {
         to: RequestState,
         note: Option<&str>,
     ) -> Result<(), EngineError> {
-        let subject = row
-            .subject_id
-            .as_deref()
-            .and_then(|s| SubjectId::parse(s).ok());
+        let subject = row.subject_id;
         self.transition(&row.request_id, subject, from, to, note, actor.id())
             .await?;
         self.audit(Record::new(actor, &format!("request.{}", to.as_str())).subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "from": from.as_str(), "note": note.is_some()})))
@@ -220,11 +214,7 @@ impl Engine {
             note,
         )
         .await?;
-        let Some(s) = row
-            .subject_id
-            .as_deref()
-            .and_then(|s| SubjectId::parse(s).ok())
-        else {
+        let Some(s) = row.subject_id else {
             return Ok(());
         };
         let (details, internal) = read_details(&row.details)?;
@@ -274,13 +264,7 @@ impl Engine {
         };
         let changed = self
             .store
-            .set_subject_status(
-                &s.to_string(),
-                from,
-                SubjectStatus::Active,
-                self.now(),
-                false,
-            )
+            .set_subject_status(s, from, SubjectStatus::Active, self.now(), false)
             .await?;
         self.facts.forget(&s);
         self.audit(
@@ -347,7 +331,6 @@ impl Engine {
             ObjectionKind::Service => vec![ContactKind::Service],
             ObjectionKind::All => ContactKind::ALL.to_vec(),
         };
-        let sid = subject.to_string();
         let pairs: Vec<(String, String)> = channels
             .iter()
             .flat_map(|c| {
@@ -357,7 +340,7 @@ impl Engine {
             })
             .collect();
         self.store
-            .add_optouts(&sid, &pairs, now, Some(request_id))
+            .add_optouts(subject, &pairs, now, Some(request_id))
             .await?;
         if kinds.contains(&ContactKind::Marketing) {
             for c in self.consent_records_of(subject).await? {
@@ -368,7 +351,7 @@ impl Engine {
                 {
                     self.store
                         .withdraw_consent(
-                            &sid,
+                            subject,
                             &c.consent_id.to_string(),
                             now,
                             &serde_json::json!({"objection": request_id}).to_string(),
@@ -430,7 +413,6 @@ impl Engine {
         subject: SubjectId,
         kind: Right,
     ) -> Result<(), EngineError> {
-        let sid = subject.to_string();
         let (from, to, action) = match kind {
             Right::Blocking => (
                 SubjectStatus::Active,
@@ -445,7 +427,7 @@ impl Engine {
         };
         let changed = self
             .store
-            .set_subject_status(&sid, from, to, self.now(), false)
+            .set_subject_status(subject, from, to, self.now(), false)
             .await?;
         self.facts.forget(&subject);
         let status = self.subject_facts(subject).await?.status;
@@ -505,10 +487,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let system = Actor::system(crate::SystemJob::RightsDesk);
         let row = self.request_row(request_id).await?;
-        let subject = row
-            .subject_id
-            .as_deref()
-            .and_then(|s| SubjectId::parse(s).ok());
+        let subject = row.subject_id;
         let mut from = RequestState::IdentityVerified;
         for (i, to) in steps.iter().enumerate() {
             let reason = if i + 1 == steps.len() { note } else { None };

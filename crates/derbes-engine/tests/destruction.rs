@@ -179,7 +179,7 @@ async fn withdrawal_flow(db: TestDb) {
             .confirmed_by_audit
     );
     assert!(db.store.subject_key(&sid).await.unwrap().is_none());
-    assert!(db.store.subject_fields(&sid).await.unwrap().is_empty());
+    assert!(db.store.subject_fields(s).await.unwrap().is_empty());
     assert_eq!(
         e2.lookup(
             &Actor::system(derbes_engine::SystemJob::Cli),

@@ -654,7 +654,7 @@ async fn withdrawal(w: &World, t: &mut Table) {
     t.cell(p, Door::Job, r.destroyed == 1, format!("{r:?}"));
     let fields: Vec<String> =
         w.db.store
-            .subject_fields(&s.to_string())
+            .subject_fields(s)
             .await
             .unwrap()
             .into_iter()
@@ -683,10 +683,7 @@ async fn withdrawal(w: &World, t: &mut Table) {
         )
         .await
         .unwrap();
-    let mine = req
-        .iter()
-        .find(|r| r.subject_id.as_deref() == Some(&s.to_string()))
-        .unwrap();
+    let mine = req.iter().find(|r| r.subject_id == Some(s)).unwrap();
     let answer = e
         .request(&dpo(), &mine.request_id)
         .await
@@ -748,7 +745,7 @@ async fn versions(w: &World, t: &mut Table) {
     .await;
     t.cell(p, Door::Decision, c == ["permit"], format!("{c:?}"));
     let list = e2.reconsent(&dpo(), None, 100).await.unwrap();
-    let item = list.items.iter().find(|i| i.subject_id == s.to_string());
+    let item = list.items.iter().find(|i| i.subject_id == s);
     t.cell(
         p,
         Door::Desk,
@@ -781,7 +778,7 @@ async fn versions(w: &World, t: &mut Table) {
     t.cell(
         p,
         Door::Desk,
-        !list.items.iter().any(|i| i.subject_id == s.to_string()),
+        !list.items.iter().any(|i| i.subject_id == s),
         "re-consented",
     );
 }
@@ -1031,7 +1028,7 @@ async fn category_consents(w: &World, t: &mut Table) {
         .await
         .unwrap();
     let j = e.run_jobs().await.unwrap();
-    let left = w.db.store.subject_fields(&s.to_string()).await.unwrap();
+    let left = w.db.store.subject_fields(s).await.unwrap();
     t.cell(
         p,
         Door::Job,
@@ -1087,7 +1084,7 @@ async fn category_consents(w: &World, t: &mut Table) {
         format!("{c:?}"),
     );
     let j = e.run_jobs().await.unwrap();
-    let left = w.db.store.subject_fields(&s.to_string()).await.unwrap();
+    let left = w.db.store.subject_fields(s).await.unwrap();
     t.cell(
         ie,
         Door::Job,
@@ -1205,7 +1202,7 @@ async fn holds_and_four_eyes(w: &World, t: &mut Table) {
         .audit_records(
             &dpo(),
             &derbes_store::AuditQuery {
-                subject_id: Some(s.to_string()),
+                subject_id: Some(s),
                 limit: 1000,
                 ..Default::default()
             },
@@ -1277,7 +1274,7 @@ async fn retention(w: &World, t: &mut Table) {
     let gone = r
         .items
         .iter()
-        .any(|i| i.subject_id == s.to_string() && i.whole_subject && i.certificate_id.is_some());
+        .any(|i| i.subject_id == s && i.whole_subject && i.certificate_id.is_some());
     t.cell(p, Door::Job, gone, format!("{r:?}"));
     w.set("2026-11-24T10:00:00+05:00");
 }
@@ -1341,7 +1338,7 @@ async fn sealed_text(w: &World, t: &mut Table) {
         .audit_records(
             &dpo(),
             &derbes_store::AuditQuery {
-                subject_id: Some(s.to_string()),
+                subject_id: Some(s),
                 limit: 1000,
                 ..Default::default()
             },

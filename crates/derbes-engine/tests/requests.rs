@@ -69,7 +69,7 @@ async fn desk(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(access.due, "2024-05-14T23:59:59+05:00");
-    assert_eq!(access.subject_id.as_deref(), Some(s.to_string().as_str()));
+    assert_eq!(access.subject_id, Some(s));
 
     // A complaint about nobody known is still received.
     let complaint = e

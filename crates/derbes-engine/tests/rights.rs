@@ -144,7 +144,7 @@ async fn access_and_information(db: TestDb) {
         .audit_records(
             &dpo(),
             &derbes_store::AuditQuery {
-                subject_id: Some(s.to_string()),
+                subject_id: Some(s),
                 limit: 100,
                 ..Default::default()
             },
@@ -303,11 +303,7 @@ async fn retention_purge(db: TestDb) {
     assert_eq!((r.subjects_destroyed, r.fields_destroyed), (0, 2), "{r:?}");
     assert_eq!(r.held_subjects, 1);
     for s in [gone, stays] {
-        let item = r
-            .items
-            .iter()
-            .find(|i| i.subject_id == s.to_string())
-            .unwrap();
+        let item = r.items.iter().find(|i| i.subject_id == s).unwrap();
         assert_eq!(item.fields, vec!["client.user_agent".to_string()]);
         assert!(item.reason.contains("`support`"), "{}", item.reason);
     }
@@ -320,11 +316,8 @@ async fn retention_purge(db: TestDb) {
     assert!(dry
         .items
         .iter()
-        .any(|i| i.subject_id == held.to_string() && i.reason.contains("legal hold")));
-    assert!(dry
-        .items
-        .iter()
-        .all(|i| i.subject_id != blocked.to_string()));
+        .any(|i| i.subject_id == held && i.reason.contains("legal hold")));
+    assert!(dry.items.iter().all(|i| i.subject_id != blocked));
     assert!(
         db.store
             .subject_key(&gone.to_string())
@@ -360,15 +353,10 @@ async fn retention_purge(db: TestDb) {
         "end of the purposes' retention (policy clause 7.1)"
     );
     assert_eq!(e.lookup(&dpo(), LookupKind::Iin, IIN).await.unwrap(), None);
-    let stays_fields = db.store.subject_fields(&stays.to_string()).await.unwrap();
+    let stays_fields = db.store.subject_fields(stays).await.unwrap();
     assert!(stays_fields.iter().all(|f| f.field != "client.user_agent"));
     assert!(stays_fields.iter().any(|f| f.field == "identity.iin"));
-    assert!(db
-        .store
-        .subject_history(&stays.to_string())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(db.store.subject_history(stays).await.unwrap().is_empty());
     // Held and blocked subjects keep everything.
     for s in [held, blocked] {
         assert!(db
@@ -436,16 +424,8 @@ async fn purge_pages_never_split_a_subject(db: TestDb) {
             )
             .await
             .unwrap();
-        let w = r
-            .items
-            .iter()
-            .find(|i| i.subject_id == whole.to_string())
-            .unwrap();
-        let p = r
-            .items
-            .iter()
-            .find(|i| i.subject_id == partly.to_string())
-            .unwrap();
+        let w = r.items.iter().find(|i| i.subject_id == whole).unwrap();
+        let p = r.items.iter().find(|i| i.subject_id == partly).unwrap();
         assert!(w.whole_subject, "page {page}");
         assert!(!p.whole_subject, "page {page}: its browser is still kept");
         assert!(
@@ -464,7 +444,7 @@ async fn purge_pages_never_split_a_subject(db: TestDb) {
         .await
         .unwrap();
     assert_eq!((r.subjects_destroyed, r.fields_destroyed), (1, 5));
-    let left = db.store.subject_fields(&partly.to_string()).await.unwrap();
+    let left = db.store.subject_fields(partly).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].field, "client.user_agent");
 }

@@ -170,7 +170,7 @@ async fn shredded_rows_are_unreadable(db: TestDb) {
         .subject_id;
     let sid = s.to_string();
     // A "backup" of the sealed rows taken before destruction.
-    let backup = db.store.subject_fields(&sid).await.unwrap();
+    let backup = db.store.subject_fields(s).await.unwrap();
     assert!(!backup.is_empty());
     common::shred(&e, s).await;
     assert!(matches!(
@@ -179,7 +179,7 @@ async fn shredded_rows_are_unreadable(db: TestDb) {
     ));
     assert_eq!(e.lookup(&sys(), LookupKind::Iin, IIN).await.unwrap(), None);
     assert!(db.store.subject_key(&sid).await.unwrap().is_none());
-    assert!(db.store.subject_fields(&sid).await.unwrap().is_empty());
+    assert!(db.store.subject_fields(s).await.unwrap().is_empty());
     // With the KEK alone, nothing in the backup opens: the data key is gone,
     // and no other subject's key opens it either.
     let other = e
@@ -444,11 +444,7 @@ async fn rectification_keeps_history_sealed(db: TestDb) {
     let data = read(&e, s, "communication").await.unwrap();
     let phone = data.iter().find(|f| f.field == "contact.phone").unwrap();
     assert_eq!(phone.value, json!("+77021112233"));
-    let hist = db
-        .store
-        .field_history(&s.to_string(), "contact.phone")
-        .await
-        .unwrap();
+    let hist = db.store.field_history(s, "contact.phone").await.unwrap();
     assert_eq!(hist.len(), 1);
     assert!(
         hist[0].keep_until > hist[0].replaced_at,

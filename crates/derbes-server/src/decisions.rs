@@ -100,11 +100,14 @@ pub struct AuditPage {
     pub next_after: Option<i64>,
 }
 
-fn micros_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+fn time_param(
+    name: &str,
+    v: &Option<String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
     v.as_deref()
         .map(|s| {
             chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| t.timestamp_micros())
+                .map(|t| t.to_utc())
                 .map_err(|_| {
                     ApiError::invalid(name, "an RFC 3339 time, e.g. 2026-11-24T10:00:00+05:00")
                 })
@@ -128,10 +131,15 @@ pub(crate) async fn audit(
         return Err(ApiError::invalid("limit", "1 to 1000"));
     }
     let q = AuditQuery {
-        subject_id: p.subject_id,
+        subject_id: p
+            .subject_id
+            .as_deref()
+            .map(derbes_core::SubjectId::parse)
+            .transpose()
+            .map_err(|_| ApiError::invalid("subject_id", "a subject id (a UUID)"))?,
         actor: p.actor,
-        from: micros_param("from", &p.from)?,
-        to: micros_param("to", &p.to)?,
+        from: time_param("from", &p.from)?,
+        to: time_param("to", &p.to)?,
         after: p.after.unwrap_or(0),
         limit,
     };

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{Backend, Store, StoreError};
+use crate::{Backend, Store, StoreError, SubjectId};
 
 /// One audit record as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +60,10 @@ pub struct Checkpoint {
 /// Filters for reading the log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    pub subject_id: Option<String>,
+    pub subject_id: Option<SubjectId>,
     pub actor: Option<String>,
-    pub from: Option<i64>,
-    pub to: Option<i64>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
     /// Records after this sequence number (paging).
     pub after: i64,
     pub limit: i64,
@@ -273,16 +273,16 @@ impl Store {
         sql.push_str(&format!(" ORDER BY seq LIMIT ${n}"));
         let mut query = sqlx::query(&sql).bind(q.after);
         if let Some(s) = &q.subject_id {
-            query = query.bind(s.clone());
+            query = query.bind(s.to_string());
         }
         if let Some(a) = &q.actor {
             query = query.bind(a.clone());
         }
         if let Some(f) = q.from {
-            query = query.bind(f);
+            query = query.bind(crate::us(f));
         }
         if let Some(t) = q.to {
-            query = query.bind(t);
+            query = query.bind(crate::us(t));
         }
         let rows = query
             .bind(q.limit.clamp(1, 10_000))

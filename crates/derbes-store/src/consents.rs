@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, SubjectId};
 
 #[derive(Debug, Clone)]
 pub struct NewConsent {
@@ -23,14 +23,14 @@ pub struct NewConsent {
 /// (`None`: accepted before derbes recorded which).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acceptance {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub policy_sha256: Option<String>,
 }
 
 /// A consent as stored, with its withdrawal if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRow {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub consent_id: String,
     pub record_json: String,
     pub withdrawn_at: Option<DateTime<Utc>>,
@@ -38,7 +38,7 @@ pub struct ConsentRow {
 
 fn consent_row(r: &AnyRow) -> Result<ConsentRow, StoreError> {
     Ok(ConsentRow {
-        subject_id: r.try_get("subject_id")?,
+        subject_id: crate::subject_id(r, "subject_id")?,
         consent_id: r.try_get("consent_id")?,
         record_json: r.try_get("record")?,
         withdrawn_at: crate::time_opt(r, "withdrawn_at")?,
@@ -51,12 +51,16 @@ const CONSENT_SELECT: &str = "SELECT c.subject_id, c.consent_id, c.record, w.wit
 
 impl Store {
     /// Append a consent: one statement, committed on return.
-    pub async fn insert_consent(&self, subject_id: &str, c: &NewConsent) -> Result<(), StoreError> {
+    pub async fn insert_consent(
+        &self,
+        subject_id: SubjectId,
+        c: &NewConsent,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .bind(&c.consent_id)
         .bind(&c.kind)
         .bind(crate::us(c.given_at))
@@ -70,11 +74,11 @@ impl Store {
     }
 
     /// Every consent of a subject, oldest first.
-    pub async fn consents(&self, subject_id: &str) -> Result<Vec<ConsentRow>, StoreError> {
+    pub async fn consents(&self, subject_id: SubjectId) -> Result<Vec<ConsentRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "{CONSENT_SELECT} WHERE c.subject_id = $1 ORDER BY c.given_at, c.consent_id"
         ))
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(consent_row).collect()
@@ -92,7 +96,7 @@ impl Store {
     /// [`StoreError::NotFound`] when there is no such consent.
     pub async fn withdraw_consent(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         consent_id: &str,
         at: DateTime<Utc>,
         evidence: &str,
@@ -101,7 +105,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let exists =
             sqlx::query("SELECT 1 AS one FROM consents WHERE subject_id = $1 AND consent_id = $2")
-                .bind(subject_id)
+                .bind(subject_id.to_string())
                 .bind(consent_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -112,7 +116,7 @@ impl Store {
             "INSERT INTO consent_withdrawals (subject_id, consent_id, withdrawn_at, evidence) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (subject_id, consent_id) DO NOTHING",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .bind(consent_id)
         .bind(crate::us(at))
         .bind(evidence)
@@ -155,7 +159,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Acceptance {
-                    subject_id: r.try_get("subject_id")?,
+                    subject_id: crate::subject_id(r, "subject_id")?,
                     policy_sha256: r.try_get("policy_sha256")?,
                 })
             })

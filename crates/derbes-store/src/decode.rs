@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{RequestState, StoreError, SubjectStatus};
+use crate::{RequestState, StoreError, SubjectId, SubjectStatus};
 
 /// A time as stored: unix microseconds, UTC.
 pub(crate) fn us(t: DateTime<Utc>) -> i64 {
@@ -29,6 +29,22 @@ pub(crate) fn time_opt(r: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, S
     r.try_get::<Option<i64>, _>(col)?
         .map(|m| from_us(m, col))
         .transpose()
+}
+
+/// A subject id column.
+pub(crate) fn subject_id(r: &AnyRow, col: &str) -> Result<SubjectId, StoreError> {
+    let s: String = r.try_get(col)?;
+    SubjectId::parse(&s).map_err(|_| StoreError::Corrupt(format!("not a subject id in `{col}`")))
+}
+
+/// A nullable subject id column; the empty string is none (notes of no subject).
+pub(crate) fn subject_id_opt(r: &AnyRow, col: &str) -> Result<Option<SubjectId>, StoreError> {
+    match r.try_get::<Option<String>, _>(col)?.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => SubjectId::parse(s)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("not a subject id in `{col}`"))),
+    }
 }
 
 /// A subject's status as stored.

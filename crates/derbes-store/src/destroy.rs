@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use crate::{placeholders, RequestState, Store, StoreError, SubjectStatus};
+use crate::{placeholders, RequestState, Store, StoreError, SubjectId, SubjectStatus};
 
 /// What goes of one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub enum Scope {
 /// One destruction, with its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destruction {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub scope: Scope,
     /// The job that ordered it: marked done in the same transaction.
     pub job_id: Option<String>,
@@ -94,7 +94,7 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<Vec<DestroyOutcome>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let ids: Vec<String> = items.iter().map(|d| d.subject_id.clone()).collect();
+        let ids: Vec<SubjectId> = items.iter().map(|d| d.subject_id).collect();
         let standing = Self::standing_in(&mut tx, &ids).await?;
         let mut outcomes = Vec::with_capacity(items.len());
         let mut whole = Vec::new();
@@ -125,17 +125,17 @@ impl Store {
             }
             if outcome == DestroyOutcome::Destroyed {
                 match &d.scope {
-                    Scope::Whole => whole.push(d.subject_id.clone()),
+                    Scope::Whole => whole.push(d.subject_id),
                     Scope::Fields {
                         fields,
                         index_kinds,
                         status_after,
                         notes,
                     } => {
-                        Self::delete_fields_in(&mut tx, &d.subject_id, fields, index_kinds).await?;
+                        Self::delete_fields_in(&mut tx, d.subject_id, fields, index_kinds).await?;
                         if *notes {
                             sqlx::query("DELETE FROM notes WHERE subject_id = $1")
-                                .bind(&d.subject_id)
+                                .bind(d.subject_id.to_string())
                                 .execute(&mut *tx)
                                 .await?;
                         }
@@ -145,7 +145,7 @@ impl Store {
                             )
                             .bind(status.as_str())
                             .bind(crate::us(at))
-                            .bind(&d.subject_id)
+                            .bind(d.subject_id.to_string())
                             .execute(&mut *tx)
                             .await?;
                         }
@@ -172,7 +172,7 @@ impl Store {
             for d in chunk {
                 q = q
                     .bind(&d.certificate_id)
-                    .bind(&d.subject_id)
+                    .bind(d.subject_id.to_string())
                     .bind(d.request_id.clone())
                     .bind(crate::us(at))
                     .bind(&d.certificate)
@@ -209,8 +209,8 @@ impl Store {
     /// Status, open holds and pending destruction jobs of `ids`.
     async fn standing_in(
         tx: &mut Transaction<'static, Any>,
-        ids: &[String],
-    ) -> Result<HashMap<String, Standing>, StoreError> {
+        ids: &[SubjectId],
+    ) -> Result<HashMap<SubjectId, Standing>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = format!(
@@ -222,11 +222,11 @@ impl Store {
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
-                q = q.bind(id);
+                q = q.bind(id.to_string());
             }
             for r in q.fetch_all(&mut **tx).await? {
                 out.insert(
-                    r.try_get("subject_id")?,
+                    crate::subject_id(&r, "subject_id")?,
                     Standing {
                         status: crate::subject_status(&r, "status")?,
                         held: flag(&r, "held")?,
@@ -261,7 +261,7 @@ impl Store {
     /// blind-index entries of `index_kinds`.
     pub(crate) async fn delete_fields_in(
         tx: &mut Transaction<'static, Any>,
-        subject_id: &str,
+        subject_id: SubjectId,
         fields: &[String],
         index_kinds: &[String],
     ) -> Result<u64, StoreError> {
@@ -271,7 +271,7 @@ impl Store {
             for table in ["subject_fields", "subject_field_history"] {
                 let sql =
                     format!("DELETE FROM {table} WHERE subject_id = $1 AND field IN ({list})");
-                let mut q = sqlx::query(&sql).bind(subject_id);
+                let mut q = sqlx::query(&sql).bind(subject_id.to_string());
                 for f in fields {
                     q = q.bind(f);
                 }
@@ -283,7 +283,7 @@ impl Store {
         }
         for kind in index_kinds {
             sqlx::query("DELETE FROM blind_index WHERE subject_id = $1 AND kind = $2")
-                .bind(subject_id)
+                .bind(subject_id.to_string())
                 .bind(kind)
                 .execute(&mut **tx)
                 .await?;
@@ -297,7 +297,7 @@ impl Store {
     /// [`Store::destroy`] calls it. Returns how many subjects changed.
     pub(crate) async fn shred_many_in(
         tx: &mut Transaction<'static, Any>,
-        subject_ids: &[String],
+        subject_ids: &[SubjectId],
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut changed = 0;
@@ -308,7 +308,7 @@ impl Store {
             );
             let mut update = sqlx::query(&sql).bind(crate::us(at));
             for id in chunk {
-                update = update.bind(id);
+                update = update.bind(id.to_string());
             }
             changed += update.execute(&mut **tx).await?.rows_affected();
             let list = placeholders(1, chunk.len());
@@ -325,7 +325,7 @@ impl Store {
                 let sql = format!("DELETE FROM {table} WHERE subject_id IN ({list})");
                 let mut delete = sqlx::query(&sql);
                 for id in chunk {
-                    delete = delete.bind(id);
+                    delete = delete.bind(id.to_string());
                 }
                 delete.execute(&mut **tx).await?;
             }

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, SubjectId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisclosureRow {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub disclosure_id: String,
     pub recipient: String,
     pub purpose: String,
@@ -36,7 +36,7 @@ impl Store {
             "INSERT INTO disclosures (subject_id, disclosure_id, recipient, purpose, categories, legal_basis, reference, \
              cross_border, at, audit_seq, notice_due, notified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
-        .bind(&d.subject_id)
+        .bind(d.subject_id.to_string())
         .bind(&d.disclosure_id)
         .bind(&d.recipient)
         .bind(&d.purpose)
@@ -56,18 +56,21 @@ impl Store {
     }
 
     /// A subject's disclosures, oldest first.
-    pub async fn disclosures(&self, subject_id: &str) -> Result<Vec<DisclosureRow>, StoreError> {
+    pub async fn disclosures(
+        &self,
+        subject_id: SubjectId,
+    ) -> Result<Vec<DisclosureRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT subject_id, disclosure_id, recipient, purpose, categories, legal_basis, reference, cross_border, at, \
              audit_seq, notice_due, notified_at FROM disclosures WHERE subject_id = $1 ORDER BY at, disclosure_id",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(DisclosureRow {
-                    subject_id: r.try_get("subject_id")?,
+                    subject_id: crate::subject_id(r, "subject_id")?,
                     disclosure_id: r.try_get("disclosure_id")?,
                     recipient: r.try_get("recipient")?,
                     purpose: r.try_get("purpose")?,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, SubjectId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObligationRow {
@@ -26,7 +26,7 @@ pub struct Certificate {
 pub struct JobRow {
     pub job_id: String,
     pub kind: String,
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub request_id: Option<String>,
     pub due_at: DateTime<Utc>,
 }
@@ -35,13 +35,13 @@ impl Store {
     /// Add an obligation; its reference arrives as a sealed note.
     pub async fn add_obligation(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         o: &ObligationRow,
         notes: &[crate::NoteRow],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO obligations (subject_id, obligation_id, kind, reference, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(subject_id)
+            .bind(subject_id.to_string())
             .bind(&o.obligation_id)
             .bind(&o.kind)
             .bind(&o.reference)
@@ -56,13 +56,13 @@ impl Store {
     /// Close an open obligation; false when it was already closed.
     pub async fn close_obligation(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         obligation_id: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE obligations SET closed_at = $1 WHERE subject_id = $2 AND obligation_id = $3 AND closed_at IS NULL")
             .bind(crate::us(at))
-            .bind(subject_id)
+            .bind(subject_id.to_string())
             .bind(obligation_id)
             .execute(&self.pool)
             .await?
@@ -79,11 +79,14 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub async fn obligations(&self, subject_id: &str) -> Result<Vec<ObligationRow>, StoreError> {
+    pub async fn obligations(
+        &self,
+        subject_id: SubjectId,
+    ) -> Result<Vec<ObligationRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT obligation_id, kind, reference, created_at, closed_at FROM obligations WHERE subject_id = $1 ORDER BY created_at, obligation_id",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -105,7 +108,7 @@ impl Store {
     /// bar on the same digest replaces it. False if the subject has no IIN.
     pub async fn bar_minor(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         kind: &str,
         until: DateTime<Utc>,
         at: DateTime<Utc>,
@@ -113,7 +116,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let digest: Option<Vec<u8>> =
             sqlx::query("SELECT digest FROM blind_index WHERE kind = $2 AND subject_id = $1")
-                .bind(subject_id)
+                .bind(subject_id.to_string())
                 .bind(kind)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -152,7 +155,7 @@ impl Store {
         sqlx::query("INSERT INTO jobs (job_id, kind, subject_id, request_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&j.job_id)
             .bind(&j.kind)
-            .bind(&j.subject_id)
+            .bind(j.subject_id.to_string())
             .bind(j.request_id.clone())
             .bind(crate::us(j.due_at))
             .bind(crate::us(at))
@@ -172,7 +175,7 @@ impl Store {
                 Ok(JobRow {
                     job_id: r.try_get("job_id")?,
                     kind: r.try_get("kind")?,
-                    subject_id: r.try_get("subject_id")?,
+                    subject_id: crate::subject_id(r, "subject_id")?,
                     request_id: r.try_get("request_id")?,
                     due_at: crate::time(r, "due_at")?,
                 })
@@ -203,12 +206,12 @@ impl Store {
     /// The latest certificate of a subject.
     pub async fn certificate_for_subject(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
     ) -> Result<Option<Certificate>, StoreError> {
         let r = sqlx::query(
             "SELECT content, sha256 FROM destruction_certificates WHERE subject_id = $1 ORDER BY at DESC LIMIT 1",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         match r {

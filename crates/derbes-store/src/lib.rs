@@ -42,8 +42,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-pub(crate) use decode::{request_state, subject_status, time, time_opt, us};
-pub use derbes_core::{RequestState, SubjectStatus};
+pub(crate) use decode::{
+    request_state, subject_id, subject_id_opt, subject_status, time, time_opt, us,
+};
+pub use derbes_core::{RequestState, SubjectId, SubjectStatus};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 

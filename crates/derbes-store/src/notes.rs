@@ -7,13 +7,13 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
 
-use crate::{placeholders, Store, StoreError};
+use crate::{placeholders, Store, StoreError, SubjectId};
 
 /// A sealed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteRow {
-    /// Whose key seals it; empty for a note of no subject.
-    pub subject_id: String,
+    /// Whose key seals it; none for a note of no subject.
+    pub subject_id: Option<SubjectId>,
     /// What it belongs to: `request:<id>`, `hold:<id>`, ...
     pub owner: String,
     /// Which text of the owner: `text`, `reason:<state>`, `reference`, ...
@@ -25,8 +25,13 @@ pub struct NoteRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDetails {
     pub request_id: String,
-    pub subject_id: Option<String>,
+    pub subject_id: Option<SubjectId>,
     pub details: String,
+}
+
+/// How a note's subject is stored: its id, or empty for a note of no subject.
+fn owner_of(subject: Option<SubjectId>) -> String {
+    subject.map(|s| s.to_string()).unwrap_or_default()
 }
 
 impl Store {
@@ -37,7 +42,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         for n in notes {
             sqlx::query("DELETE FROM notes WHERE subject_id = $1 AND owner = $2 AND name = $3")
-                .bind(&n.subject_id)
+                .bind(owner_of(n.subject_id))
                 .bind(&n.owner)
                 .bind(&n.name)
                 .execute(&mut **tx)
@@ -45,7 +50,7 @@ impl Store {
             sqlx::query(
                 "INSERT INTO notes (subject_id, owner, name, sealed) VALUES ($1, $2, $3, $4)",
             )
-            .bind(&n.subject_id)
+            .bind(owner_of(n.subject_id))
             .bind(&n.owner)
             .bind(&n.name)
             .bind(&n.sealed)
@@ -90,10 +95,10 @@ impl Store {
             .ok_or(StoreError::NotFound("owner key"))
     }
 
-    /// The notes of these owners (of one subject, or of none: `""`).
+    /// The notes of these owners (of one subject, or of none).
     pub async fn notes(
         &self,
-        subject_id: &str,
+        subject_id: Option<SubjectId>,
         owners: &[String],
     ) -> Result<Vec<NoteRow>, StoreError> {
         let mut out = Vec::new();
@@ -103,13 +108,13 @@ impl Store {
                  WHERE subject_id = $1 AND owner IN ({}) ORDER BY owner, name",
                 placeholders(2, chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(subject_id);
+            let mut q = sqlx::query(&sql).bind(owner_of(subject_id));
             for o in chunk {
                 q = q.bind(o);
             }
             for r in q.fetch_all(&self.pool).await? {
                 out.push(NoteRow {
-                    subject_id: r.try_get("subject_id")?,
+                    subject_id: crate::subject_id_opt(&r, "subject_id")?,
                     owner: r.try_get("owner")?,
                     name: r.try_get("name")?,
                     sealed: r.try_get("sealed")?,
@@ -136,7 +141,7 @@ impl Store {
     /// Record a representative; their name and document arrive as sealed notes.
     pub async fn add_representative(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         r: &RepresentativeRow,
         notes: &[NoteRow],
     ) -> Result<(), StoreError> {
@@ -144,7 +149,7 @@ impl Store {
         let active = sqlx::query(
             "SELECT 1 AS one FROM subjects WHERE subject_id = $1 AND status <> 'destroyed'",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_optional(&mut *tx)
         .await?;
         if active.is_none() {
@@ -154,7 +159,7 @@ impl Store {
             "INSERT INTO representatives (subject_id, representative_id, basis, valid_from, valid_until, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .bind(&r.representative_id)
         .bind(&r.basis)
         .bind(crate::us(r.valid_from))
@@ -170,13 +175,13 @@ impl Store {
     /// A subject's representatives, oldest first.
     pub async fn representatives(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
     ) -> Result<Vec<RepresentativeRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT representative_id, basis, valid_from, valid_until, created_at, revoked_at \
              FROM representatives WHERE subject_id = $1 ORDER BY created_at, representative_id",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -196,7 +201,7 @@ impl Store {
     /// End a representative's authority; false when it had ended already.
     pub async fn revoke_representative(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         representative_id: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -204,7 +209,7 @@ impl Store {
             "UPDATE representatives SET revoked_at = $1 WHERE subject_id = $2 AND representative_id = $3 AND revoked_at IS NULL",
         )
         .bind(crate::us(at))
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .bind(representative_id)
         .execute(&self.pool)
         .await?
@@ -219,7 +224,7 @@ pub struct LegacyText {
     /// Where it is: `(table, key)`; [`Store::replace_legacy`] clears it there.
     pub table: &'static str,
     pub key: Vec<String>,
-    pub subject_id: Option<String>,
+    pub subject_id: Option<SubjectId>,
     pub owner: String,
     pub name: String,
     pub text: String,
@@ -243,7 +248,7 @@ impl Store {
                 out.push(LegacyText {
                     table,
                     key: vec![r.try_get("k1")?, r.try_get("k2")?],
-                    subject_id: r.try_get("subject_id")?,
+                    subject_id: crate::subject_id_opt(&r, "subject_id")?,
                     owner: r.try_get("owner")?,
                     name: r.try_get("name")?,
                     text: r.try_get("text")?,
@@ -292,7 +297,7 @@ impl Store {
             .map(|r| {
                 Ok(StoredDetails {
                     request_id: r.try_get("request_id")?,
-                    subject_id: r.try_get("subject_id")?,
+                    subject_id: crate::subject_id_opt(r, "subject_id")?,
                     details: r.try_get("details")?,
                 })
             })

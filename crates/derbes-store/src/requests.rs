@@ -4,12 +4,12 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{NoteRow, RequestState, Store, StoreError};
+use crate::{NoteRow, RequestState, Store, StoreError, SubjectId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRow {
     pub request_id: String,
-    pub subject_id: Option<String>,
+    pub subject_id: Option<SubjectId>,
     pub kind: String,
     pub channel: String,
     pub requester: String,
@@ -37,7 +37,7 @@ pub struct RequestEvent {
 pub struct RequestFilter {
     pub state: Option<RequestState>,
     pub kind: Option<String>,
-    pub subject_id: Option<String>,
+    pub subject_id: Option<SubjectId>,
     /// Only open requests due before this instant.
     pub overdue_at: Option<DateTime<Utc>>,
     pub limit: i64,
@@ -56,7 +56,7 @@ const REQUEST_COLUMNS: &str =
 fn request_row(r: &AnyRow) -> Result<RequestRow, StoreError> {
     Ok(RequestRow {
         request_id: r.try_get("request_id")?,
-        subject_id: r.try_get("subject_id")?,
+        subject_id: crate::subject_id_opt(r, "subject_id")?,
         kind: r.try_get("kind")?,
         channel: r.try_get("channel")?,
         requester: r.try_get("requester")?,
@@ -83,7 +83,7 @@ impl Store {
             "INSERT INTO requests ({REQUEST_COLUMNS}, representative_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&r.request_id)
-        .bind(r.subject_id.clone())
+        .bind(r.subject_id.map(|s| s.to_string()))
         .bind(&r.kind)
         .bind(&r.channel)
         .bind(&r.requester)
@@ -173,8 +173,11 @@ impl Store {
         if let Some(s) = f.state {
             q = q.bind(s.as_str());
         }
-        for v in [&f.kind, &f.subject_id].into_iter().flatten() {
-            q = q.bind(v.clone());
+        if let Some(k) = &f.kind {
+            q = q.bind(k.clone());
+        }
+        if let Some(s) = f.subject_id {
+            q = q.bind(s.to_string());
         }
         if let Some(t) = f.overdue_at {
             q = q.bind(crate::us(t));

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{NoteRow, Store, StoreError};
+use crate::{NoteRow, Store, StoreError, SubjectId};
 
 /// A previous value of a field, sealed under the subject's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub struct HistoryRow {
 /// Which previous value of a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryKey {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub field: String,
     pub version: i64,
 }
@@ -33,7 +33,7 @@ pub struct HistoryKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegalHold {
     pub hold_id: String,
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub reason: String,
     pub reference: String,
     pub placed_at: DateTime<Utc>,
@@ -45,7 +45,7 @@ pub struct LegalHold {
 /// A field the purge looks at: an active subject's field that could be due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurgeCandidate {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub field: String,
     pub collected_at: DateTime<Utc>,
     pub relationship_ended_at: Option<DateTime<Utc>>,
@@ -64,12 +64,15 @@ const RETAINED: &str = "s.status IN ('active', 'withdrawn') \
 
 impl Store {
     /// Every previous value of a subject's fields, by field then newest first.
-    pub async fn subject_history(&self, subject_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
+    pub async fn subject_history(
+        &self,
+        subject_id: SubjectId,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT field, version, sealed, source, collected_at, replaced_at, sealed_reason, keep_until \
              FROM subject_field_history WHERE subject_id = $1 ORDER BY field, version DESC",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -101,7 +104,7 @@ impl Store {
     /// unknown or destroyed subject.
     pub async fn end_relationship(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
@@ -109,7 +112,7 @@ impl Store {
              WHERE subject_id = $2 AND status <> 'destroyed'",
         )
         .bind(crate::us(at))
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -124,7 +127,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&h.hold_id)
-        .bind(&h.subject_id)
+        .bind(h.subject_id.to_string())
         .bind(&h.reason)
         .bind(&h.reference)
         .bind(crate::us(h.placed_at))
@@ -139,7 +142,7 @@ impl Store {
     /// Release an open hold; false when there is no such open hold.
     pub async fn release_hold(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         hold_id: &str,
         at: DateTime<Utc>,
         by: &str,
@@ -151,7 +154,7 @@ impl Store {
         .bind(crate::us(at))
         .bind(by)
         .bind(hold_id)
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -159,19 +162,19 @@ impl Store {
     }
 
     /// A subject's holds, open and released, oldest first.
-    pub async fn holds(&self, subject_id: &str) -> Result<Vec<LegalHold>, StoreError> {
+    pub async fn holds(&self, subject_id: SubjectId) -> Result<Vec<LegalHold>, StoreError> {
         let rows = sqlx::query(
             "SELECT hold_id, subject_id, reason, reference, placed_at, placed_by, released_at, released_by \
              FROM legal_holds WHERE subject_id = $1 ORDER BY placed_at, hold_id",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(LegalHold {
                     hold_id: r.try_get("hold_id")?,
-                    subject_id: r.try_get("subject_id")?,
+                    subject_id: crate::subject_id(r, "subject_id")?,
                     reason: r.try_get("reason")?,
                     reference: r.try_get("reference")?,
                     placed_at: crate::time(r, "placed_at")?,
@@ -190,11 +193,11 @@ impl Store {
     /// a law keeps of them). Subjects awaiting a destruction job are left to it.
     pub async fn purge_candidates(
         &self,
-        after: Option<(&str, &str)>,
+        after: Option<(SubjectId, &str)>,
         collected_before: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<PurgeCandidate>, StoreError> {
-        let (a_subject, a_field) = after.unwrap_or(("", ""));
+        let (a_subject, a_field) = after.map_or((String::new(), ""), |(s, f)| (s.to_string(), f));
         let sql = format!(
             "SELECT f.subject_id, f.field, f.collected_at, s.relationship_ended_at, s.status, {OPEN_HOLD} AS held \
              FROM subject_fields f JOIN subjects s ON s.subject_id = f.subject_id \
@@ -214,7 +217,7 @@ impl Store {
             .map(|r| {
                 let held = crate::destroy::flag(r, "held")?;
                 Ok(PurgeCandidate {
-                    subject_id: r.try_get("subject_id")?,
+                    subject_id: crate::subject_id(r, "subject_id")?,
                     field: r.try_get("field")?,
                     collected_at: crate::time(r, "collected_at")?,
                     relationship_ended_at: crate::time_opt(r, "relationship_ended_at")?,
@@ -246,7 +249,7 @@ impl Store {
         let mut due = Vec::with_capacity(rows.len());
         for r in &rows {
             due.push(HistoryKey {
-                subject_id: r.try_get("subject_id")?,
+                subject_id: crate::subject_id(r, "subject_id")?,
                 field: r.try_get("field")?,
                 version: r.try_get("version")?,
             });
@@ -259,7 +262,7 @@ impl Store {
             sqlx::query(
                 "DELETE FROM subject_field_history WHERE subject_id = $1 AND field = $2 AND version = $3",
             )
-            .bind(&h.subject_id)
+            .bind(h.subject_id.to_string())
             .bind(&h.field)
             .bind(h.version)
             .execute(&mut *tx)

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Backend, ConsentRow, NewConsent, Store, StoreError, SubjectStatus};
+use crate::{Backend, ConsentRow, NewConsent, Store, StoreError, SubjectId, SubjectStatus};
 
 /// A field as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub struct FieldRow {
 /// Everything a registration writes, in one transaction.
 #[derive(Debug, Clone)]
 pub struct NewSubject {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub policy_version: String,
     pub created_at: DateTime<Utc>,
     pub kek_id: String,
@@ -48,7 +48,7 @@ pub struct SubjectFactsRows {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectRow {
-    pub subject_id: String,
+    pub subject_id: SubjectId,
     pub status: SubjectStatus,
     pub created_at: DateTime<Utc>,
     pub policy_version: String,
@@ -125,28 +125,25 @@ impl Store {
         tx: &mut Transaction<'static, Any>,
         kind: &str,
         digest: &[u8],
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<SubjectId>, StoreError> {
         let row = sqlx::query("SELECT subject_id FROM blind_index WHERE kind = $1 AND digest = $2")
             .bind(kind)
             .bind(digest)
             .fetch_optional(&mut **tx)
             .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get("subject_id")?),
-            None => None,
-        })
+        row.map(|r| crate::subject_id(&r, "subject_id")).transpose()
     }
 
     async fn insert_field(
         tx: &mut Transaction<'static, Any>,
-        subject: &str,
+        subject: SubjectId,
         f: &FieldRow,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(subject)
+        .bind(subject.to_string())
         .bind(&f.field)
         .bind(&f.sealed)
         .bind(&f.source)
@@ -170,7 +167,7 @@ impl Store {
             )
             .bind(kind)
             .bind(digest)
-            .bind(&s.subject_id)
+            .bind(s.subject_id.to_string())
             .execute(&mut *tx)
             .await
             .map_err(|e| duplicate_or(e, kind))?
@@ -180,13 +177,13 @@ impl Store {
             }
         }
         sqlx::query("INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ($1, 'active', $2, $3)")
-            .bind(&s.subject_id)
+            .bind(s.subject_id.to_string())
             .bind(crate::us(s.created_at))
             .bind(&s.policy_version)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&s.subject_id)
+            .bind(s.subject_id.to_string())
             .bind(&s.kek_id)
             .bind(&s.wrapped_key)
             .bind(crate::us(s.created_at))
@@ -201,7 +198,7 @@ impl Store {
             let mut q = sqlx::query(&sql);
             for f in &s.fields {
                 q = q
-                    .bind(&s.subject_id)
+                    .bind(s.subject_id.to_string())
                     .bind(&f.field)
                     .bind(&f.sealed)
                     .bind(&f.source)
@@ -220,7 +217,7 @@ impl Store {
             let mut q = sqlx::query(&sql);
             for c in &s.consents {
                 q = q
-                    .bind(&s.subject_id)
+                    .bind(s.subject_id.to_string())
                     .bind(&c.consent_id)
                     .bind(&c.kind)
                     .bind(crate::us(c.given_at))
@@ -238,30 +235,27 @@ impl Store {
     }
 
     /// The subject an identifier's digest belongs to.
-    pub async fn lookup(&self, kind: &str, digest: &[u8]) -> Result<Option<String>, StoreError> {
+    pub async fn lookup(&self, kind: &str, digest: &[u8]) -> Result<Option<SubjectId>, StoreError> {
         let row = sqlx::query("SELECT subject_id FROM blind_index WHERE kind = $1 AND digest = $2")
             .bind(kind)
             .bind(digest)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get("subject_id")?),
-            None => None,
-        })
+        row.map(|r| crate::subject_id(&r, "subject_id")).transpose()
     }
 
-    pub async fn subject(&self, subject_id: &str) -> Result<Option<SubjectRow>, StoreError> {
+    pub async fn subject(&self, subject_id: SubjectId) -> Result<Option<SubjectRow>, StoreError> {
         let row = sqlx::query(
             "SELECT subject_id, status, created_at, policy_version, destroyed_at, relationship_ended_at FROM subjects \
              WHERE subject_id = $1",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         match row {
             None => Ok(None),
             Some(r) => Ok(Some(SubjectRow {
-                subject_id: r.try_get("subject_id")?,
+                subject_id: crate::subject_id(&r, "subject_id")?,
                 status: crate::subject_status(&r, "status")?,
                 created_at: crate::time(&r, "created_at")?,
                 policy_version: r.try_get("policy_version")?,
@@ -276,7 +270,7 @@ impl Store {
     /// whether a legal hold is open.
     pub async fn subject_facts(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
     ) -> Result<Option<SubjectFactsRows>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.subject_id, s.status, s.created_at, s.policy_version, s.destroyed_at, s.relationship_ended_at, \
@@ -292,7 +286,7 @@ impl Store {
              ) x ON 1 = 1 \
              WHERE s.subject_id = $1 ORDER BY x.t, x.o, x.a",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         let Some(first) = rows.first() else {
@@ -300,7 +294,7 @@ impl Store {
         };
         let mut out = SubjectFactsRows {
             subject: SubjectRow {
-                subject_id: first.try_get("subject_id")?,
+                subject_id: crate::subject_id(first, "subject_id")?,
                 status: crate::subject_status(first, "status")?,
                 created_at: crate::time(first, "created_at")?,
                 policy_version: first.try_get("policy_version")?,
@@ -315,7 +309,7 @@ impl Store {
             let t: Option<String> = r.try_get("t")?;
             match t.as_deref() {
                 Some("c") => out.consents.push(ConsentRow {
-                    subject_id: out.subject.subject_id.clone(),
+                    subject_id: out.subject.subject_id,
                     consent_id: r.try_get("a")?,
                     record_json: r.try_get("b")?,
                     withdrawn_at: crate::time_opt(r, "w")?,
@@ -332,7 +326,7 @@ impl Store {
     /// whether it changed. `ends_relationship` stamps `relationship_ended_at`.
     pub async fn set_subject_status(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         from: SubjectStatus,
         to: SubjectStatus,
         at: DateTime<Utc>,
@@ -346,7 +340,7 @@ impl Store {
         let n = sqlx::query(sql)
             .bind(to.as_str())
             .bind(crate::us(at))
-            .bind(subject_id)
+            .bind(subject_id.to_string())
             .bind(from.as_str())
             .execute(&self.pool)
             .await?
@@ -357,7 +351,7 @@ impl Store {
     /// Record objections: `(channel, kind)` pairs; existing ones are kept.
     pub async fn add_optouts(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         pairs: &[(String, String)],
         at: DateTime<Utc>,
         request_id: Option<&str>,
@@ -368,7 +362,7 @@ impl Store {
                 "INSERT INTO contact_optouts (subject_id, channel, kind, at, request_id) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (subject_id, channel, kind) DO NOTHING",
             )
-            .bind(subject_id)
+            .bind(subject_id.to_string())
             .bind(channel)
             .bind(kind)
             .bind(crate::us(at))
@@ -381,11 +375,11 @@ impl Store {
     }
 
     /// A subject's objections.
-    pub async fn optouts(&self, subject_id: &str) -> Result<Vec<OptoutRow>, StoreError> {
+    pub async fn optouts(&self, subject_id: SubjectId) -> Result<Vec<OptoutRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT channel, kind, at, request_id FROM contact_optouts WHERE subject_id = $1 ORDER BY channel, kind",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -401,9 +395,9 @@ impl Store {
     }
 
     /// The subject's wrapped data key.
-    pub async fn subject_key(&self, subject_id: &str) -> Result<Option<WrappedKey>, StoreError> {
+    pub async fn subject_key(&self, owner: &str) -> Result<Option<WrappedKey>, StoreError> {
         let row = sqlx::query("SELECT kek_id, wrapped FROM subject_keys WHERE subject_id = $1")
-            .bind(subject_id)
+            .bind(owner)
             .fetch_optional(&self.pool)
             .await?;
         match row {
@@ -415,12 +409,12 @@ impl Store {
         }
     }
 
-    pub async fn subject_fields(&self, subject_id: &str) -> Result<Vec<FieldRow>, StoreError> {
+    pub async fn subject_fields(&self, subject_id: SubjectId) -> Result<Vec<FieldRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT field, sealed, source, collected_at, purposes, version FROM subject_fields \
              WHERE subject_id = $1 ORDER BY field",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(field_row).collect()
@@ -432,7 +426,7 @@ impl Store {
     /// since it was read, [`StoreError::Duplicate`] if an identifier is taken.
     pub async fn rectify(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         changes: &[Rectification],
         index: &[(String, Vec<u8>)],
         replaced_at: DateTime<Utc>,
@@ -447,13 +441,13 @@ impl Store {
             }
             sqlx::query("DELETE FROM blind_index WHERE kind = $1 AND subject_id = $2")
                 .bind(kind)
-                .bind(subject_id)
+                .bind(subject_id.to_string())
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3)")
                 .bind(kind)
                 .bind(digest)
-                .bind(subject_id)
+                .bind(subject_id.to_string())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| duplicate_or(e, kind))?;
@@ -463,7 +457,7 @@ impl Store {
                 "SELECT field, sealed, source, collected_at, purposes, version FROM subject_fields \
                  WHERE subject_id = $1 AND field = $2",
             )
-            .bind(subject_id)
+            .bind(subject_id.to_string())
             .bind(&c.new.field)
             .fetch_optional(&mut *tx)
             .await?;
@@ -479,7 +473,7 @@ impl Store {
                     "INSERT INTO subject_field_history (subject_id, field, version, sealed, source, collected_at, \
                      replaced_at, sealed_reason, keep_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
-                .bind(subject_id)
+                .bind(subject_id.to_string())
                 .bind(&o.field)
                 .bind(o.version)
                 .bind(&o.sealed)
@@ -491,7 +485,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM subject_fields WHERE subject_id = $1 AND field = $2")
-                    .bind(subject_id)
+                    .bind(subject_id.to_string())
                     .bind(&o.field)
                     .execute(&mut *tx)
                     .await?;
@@ -505,14 +499,14 @@ impl Store {
     /// Previous values of a field, newest first.
     pub async fn field_history(
         &self,
-        subject_id: &str,
+        subject_id: SubjectId,
         field: &str,
     ) -> Result<Vec<FieldHistoryRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT version, sealed, sealed_reason, replaced_at, keep_until FROM subject_field_history \
              WHERE subject_id = $1 AND field = $2 ORDER BY version DESC",
         )
-        .bind(subject_id)
+        .bind(subject_id.to_string())
         .bind(field)
         .fetch_all(&self.pool)
         .await?;

@@ -6,13 +6,18 @@ use derbes_store::testing::TestDb;
 use derbes_store::{checkpoint_message, AuditQuery, Checkpoint, NewAuditRecord, Store};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
+/// A synthetic subject id: one of five.
+fn subject(n: i64) -> String {
+    format!("01900000-0000-7000-8000-00000000000{n}")
+}
+
 fn record(i: i64) -> NewAuditRecord {
     NewAuditRecord {
         at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000 + i).unwrap(),
         actor: format!("staff-{}", i % 3),
         role: "backend_service".into(),
         action: "decision".into(),
-        subject_id: Some(format!("subject-{}", i % 5)),
+        subject_id: Some(subject(i % 5)),
         purpose: Some("identification".into()),
         categories: "identity,full_name".into(),
         decision: if i % 4 == 0 {
@@ -205,18 +210,13 @@ mod concurrency {
         );
         let page = store
             .audit_records(&AuditQuery {
-                subject_id: Some("subject-1".into()),
+                subject_id: Some(derbes_store::SubjectId::parse(&subject(1)).unwrap()),
                 limit: 1000,
                 ..AuditQuery::default()
             })
             .await
             .unwrap();
-        assert!(
-            !page.is_empty()
-                && page
-                    .iter()
-                    .all(|r| r.record.subject_id.as_deref() == Some("subject-1"))
-        );
+        assert!(!page.is_empty() && page.iter().all(|r| r.record.subject_id == Some(subject(1))));
         let page = store
             .audit_records(&AuditQuery {
                 after: 150,

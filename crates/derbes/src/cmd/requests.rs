@@ -12,12 +12,10 @@ fn line(r: &RequestView) -> String {
         "{}  {:<13} {:<18} due {}  {}{late}",
         r.request_id,
         r.kind,
-        serde_json::to_value(r.state)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        r.state,
         r.due,
-        r.subject_id.as_deref().unwrap_or("(no subject)")
+        r.subject_id
+            .map_or_else(|| "(no subject)".to_string(), |s| s.to_string())
     )
 }
 
