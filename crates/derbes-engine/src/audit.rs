@@ -357,12 +357,21 @@ impl Engine {
                 .details(serde_json::json!({"records": rows.len(), "after": q.after})),
         )
         .await?;
-        Ok(rows.into_iter().map(view).collect())
+        rows.into_iter().map(view).collect()
     }
 }
 
-fn view(r: AuditRow) -> AuditView {
-    AuditView {
+/// A stored record as shown; JSON that does not parse is damage.
+fn view(r: AuditRow) -> Result<AuditView, EngineError> {
+    let json = |text: &str, column: &str| -> Result<Value, EngineError> {
+        serde_json::from_str(text).map_err(|_| {
+            EngineError::from(derbes_store::StoreError::Corrupt(format!(
+                "audit record {}: `{column}` is not JSON",
+                r.seq
+            )))
+        })
+    };
+    Ok(AuditView {
         seq: r.seq,
         at: r.record.at,
         actor: r.record.actor,
@@ -378,10 +387,10 @@ fn view(r: AuditRow) -> AuditView {
             .map(String::from)
             .collect(),
         decision: r.record.decision,
-        reasons: serde_json::from_str(&r.record.reasons).unwrap_or(Value::Null),
-        details: serde_json::from_str(&r.record.details).unwrap_or(Value::Null),
+        reasons: json(&r.record.reasons, "reasons")?,
+        details: json(&r.record.details, "details")?,
         hash: derbes_vault::hex::encode(&r.hash),
-    }
+    })
 }
 
 /// Reasons of a refusal without a decision (status gates).

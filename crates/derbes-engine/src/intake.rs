@@ -9,7 +9,7 @@ use derbes_policy::{Capability, Right};
 use derbes_store::RequestRow;
 
 use crate::audit::Record;
-use crate::requests::{name, read_details, store_details, Internal, MinorBar};
+use crate::requests::{read_details, store_details, Internal, MinorBar};
 use crate::{
     Actor, Engine, EngineError, LookupKind, NewRequest, RequestChannel, RequestDetails,
     RequestState, RequestView, Requester,
@@ -219,8 +219,8 @@ impl Engine {
             request_id: uuid::Uuid::now_v7().to_string(),
             subject_id: subject,
             kind: kind.as_str().to_string(),
-            channel: name(&channel),
-            requester: name(&requester),
+            channel: channel.as_str().to_string(),
+            requester: requester.as_str().to_string(),
             received_at: received,
             due_at: deadline.at,
             state: RequestState::Received,

@@ -220,11 +220,41 @@ pub struct RequestView {
     pub steps: Vec<RequestStep>,
 }
 
-pub(crate) fn name<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
+impl RequestChannel {
+    /// The name stored and shown (its JSON name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestChannel::InApp => "in_app",
+            RequestChannel::Written => "written",
+            RequestChannel::Email => "email",
+            RequestChannel::Authority => "authority",
+            RequestChannel::Operator => "operator",
+        }
+    }
+}
+
+impl Requester {
+    /// The name stored and shown (its JSON name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Requester::Subject => "subject",
+            Requester::LegalRepresentative => "legal_representative",
+            Requester::AuthorisedBody => "authorised_body",
+            Requester::Operator => "operator",
+        }
+    }
+}
+
+impl RequestAction {
+    /// Its JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestAction::Verify => "verify",
+            RequestAction::Start => "start",
+            RequestAction::Complete => "complete",
+            RequestAction::Refuse => "refuse",
+        }
+    }
 }
 
 impl Engine {
@@ -442,5 +472,39 @@ impl Engine {
         }
         v.state_reason = notes.remove(&(owner, format!("reason:{}", v.state.as_str())));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored names are the JSON names, variant for variant.
+    #[test]
+    fn names_are_the_json_names() {
+        fn json<T: Serialize>(v: T) -> String {
+            serde_json::to_value(v)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+        use RequestChannel as C;
+        for c in [C::InApp, C::Written, C::Email, C::Authority, C::Operator] {
+            assert_eq!(c.as_str(), json(c));
+        }
+        use Requester as R;
+        for r in [
+            R::Subject,
+            R::LegalRepresentative,
+            R::AuthorisedBody,
+            R::Operator,
+        ] {
+            assert_eq!(r.as_str(), json(r));
+        }
+        use RequestAction as A;
+        for a in [A::Verify, A::Start, A::Complete, A::Refuse] {
+            assert_eq!(a.as_str(), json(a));
+        }
     }
 }

@@ -10,7 +10,7 @@ use derbes_store::RequestRow;
 use serde_json::Value;
 
 use crate::audit::Record;
-use crate::requests::{name, read_details, Internal};
+use crate::requests::{read_details, Internal};
 use crate::{
     Actor, ContactAnswer, Engine, EngineError, ObjectionKind, RequestAction, RequestDetails,
     RequestState, RequestView,
@@ -113,7 +113,7 @@ impl Engine {
                     format!(
                         "a request in state `{}` cannot be {}",
                         from.as_str(),
-                        name(&action)
+                        action.as_str()
                     ),
                 ))
             }

@@ -2,7 +2,7 @@
 //! The storage suite: every test runs unchanged on SQLite and PostgreSQL.
 
 use chrono::NaiveDate;
-use derbes_store::{both_backends, latest_version, PublishOutcome, Store, StoreError};
+use derbes_store::{both_backends, latest_version, PublishOutcome, Store, StoreError, SubjectId};
 
 async fn migrations_apply_once(store: &Store) {
     assert_eq!(store.schema_version().await.unwrap(), latest_version());
@@ -75,7 +75,53 @@ async fn concurrent_publishers_agree(store: &Store) {
     assert_eq!(published, 1, "exactly one writer records a version");
 }
 
+/// What the database returns that does not decode is `Corrupt` — an error
+/// naming the column, never a guess (an unknown status read as `destroyed`,
+/// a bad time as 1970, a bad id dropped).
+async fn damage_is_corrupt_never_a_guess(store: &Store) {
+    fn corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>, column: &str) {
+        match r {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains(column), "{m}"),
+            other => panic!("expected Corrupt naming `{column}`, got {other:?}"),
+        }
+    }
+    let id = SubjectId::new();
+    store
+        .debug_execute(&format!(
+            "INSERT INTO subjects (subject_id, status, created_at, policy_version) \
+             VALUES ('{id}', 'gone', 0, '1.0.0')"
+        ))
+        .await
+        .unwrap();
+    corrupt(store.subject(id).await, "status");
+    store
+        .debug_execute(&format!(
+            "UPDATE subjects SET status = 'active', created_at = {} WHERE subject_id = '{id}'",
+            i64::MAX
+        ))
+        .await
+        .unwrap();
+    corrupt(store.subject(id).await, "created_at");
+    store
+        .debug_execute(
+            "INSERT INTO requests (request_id, subject_id, kind, channel, requester, received_at, \
+             due_at, state, details, updated_at) \
+             VALUES ('r-1', 'not-a-subject', 'access', 'app', 'subject', 0, 0, 'received', '{}', 0)",
+        )
+        .await
+        .unwrap();
+    corrupt(store.request("r-1").await, "subject_id");
+    store
+        .debug_execute(&format!(
+            "UPDATE requests SET subject_id = '{id}', state = 'lost' WHERE request_id = 'r-1'"
+        ))
+        .await
+        .unwrap();
+    corrupt(store.request("r-1").await, "state");
+}
+
 both_backends!(migrations, migrations_apply_once);
+both_backends!(damage, damage_is_corrupt_never_a_guess);
 both_backends!(publish, publish_is_idempotent_and_conflicts_are_refused);
 both_backends!(concurrency, concurrent_publishers_agree);
 
