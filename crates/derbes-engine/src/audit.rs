@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use derbes_core::{Decision, Reason, SubjectId};
 use derbes_policy::Capability;
 use derbes_store::{
-    checkpoint_message, AuditQuery, AuditRow, Checkpoint, NewAuditRecord, Verification,
+    checkpoint_message, AuditQuery, AuditRow, Checkpoint, NewAuditRecord, Verification, Write,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -261,6 +261,25 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal("the audit writer stopped".into()))
     }
 
+    /// Begin a unit of work: the change and its audit records commit
+    /// together or not at all (see [`derbes_store::Write`]). While it is
+    /// open, nothing else touches the store.
+    pub(crate) async fn write(&self) -> Result<Write, EngineError> {
+        Ok(self.store.write().await?)
+    }
+
+    /// Commit a unit of work with its audit records; their sequence numbers.
+    pub(crate) async fn commit<'a>(
+        &self,
+        mut w: Write,
+        records: impl IntoIterator<Item = Record<'a>>,
+    ) -> Result<Vec<i64>, EngineError> {
+        for r in records {
+            w.audit(self.audit_record(r)?);
+        }
+        Ok(w.commit().await?)
+    }
+
     /// A record as [`Engine::audit`] would append it (for batches).
     pub(crate) fn audit_record(&self, r: Record<'_>) -> Result<NewAuditRecord, EngineError> {
         Ok(NewAuditRecord {
@@ -323,15 +342,16 @@ impl Engine {
         }
         let keys = self.keyring();
         let signature = keys.sign_audit(&checkpoint_message(seq, &hash));
-        self.store
-            .insert_checkpoint(&Checkpoint {
-                seq,
-                hash,
-                signature,
-                public_key: keys.audit_public_key(),
-                at: self.now(),
-            })
-            .await?;
+        let mut w = self.write().await?;
+        w.insert_checkpoint(&Checkpoint {
+            seq,
+            hash,
+            signature,
+            public_key: keys.audit_public_key(),
+            at: self.now(),
+        })
+        .await?;
+        w.commit().await?;
         Ok(Some(seq))
     }
 

@@ -109,15 +109,17 @@ impl Engine {
         let (row, signed) = self
             .new_consent(subject, req, "")
             .map_err(EngineError::Invalid)?;
-        self.store.insert_consent(subject, &row).await?;
-        self.facts.forget(&subject);
-        self.audit(
-            Record::new(actor, "consent")
+        let mut w = self.write().await?;
+        w.insert_consent(subject, &row).await?;
+        self.commit(
+            w,
+            [Record::new(actor, "consent")
                 .subject(subject)
                 .categories(&signed.receipt.categories)
-                .details(serde_json::json!({"consent_id": row.consent_id, "kind": row.kind})),
+                .details(serde_json::json!({"consent_id": row.consent_id, "kind": row.kind}))],
         )
         .await?;
+        self.facts.forget(&subject);
         Ok(signed)
     }
 
@@ -197,16 +199,17 @@ impl Engine {
             )
             .await?;
         if record.record.kind == derbes_policy::ConsentKind::Marketing {
-            self.store
-                .withdraw_consent(subject, &consent.to_string(), now, "{}", &notes)
+            let mut w = self.write().await?;
+            w.withdraw_consent(subject, &consent.to_string(), now, "{}", &notes)
                 .await?;
-            self.facts.forget(&subject);
-            self.audit(
-                Record::new(actor, "consent.withdrawal")
+            self.commit(
+                w,
+                [Record::new(actor, "consent.withdrawal")
                     .subject(subject)
-                    .details(serde_json::json!({"consent_id": consent})),
+                    .details(serde_json::json!({"consent_id": consent}))],
             )
             .await?;
+            self.facts.forget(&subject);
         } else if record.state != ConsentState::Withdrawn {
             if self.require(actor, Capability::InAppRequests).is_err() {
                 self.refuse(
@@ -249,7 +252,9 @@ impl Engine {
                     ),
                 ));
             }
-            self.store.insert_notes(&notes).await?;
+            let mut w = self.write().await?;
+            w.insert_notes(&notes).await?;
+            self.commit(w, []).await?;
         }
         self.consent_views(subject)
             .await?

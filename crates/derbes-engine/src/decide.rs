@@ -446,7 +446,10 @@ impl Engine {
                 ],
             )
             .await?;
-        self.store.insert_disclosure(&row, &notes).await?;
+        // The decision's audit record is durable already (the permit).
+        let mut w = self.write().await?;
+        w.insert_disclosure(&row, &notes).await?;
+        self.commit(w, []).await?;
         let opened = std::collections::HashMap::from_iter(
             [("legal_basis", Some(basis)), ("reference", reference)]
                 .into_iter()

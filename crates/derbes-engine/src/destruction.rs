@@ -260,17 +260,18 @@ impl Engine {
             });
             plans.push((categories, certificate_id, sha, kept));
         }
-        let outcomes = self.store.destroy(&items, now).await?;
+        // One unit of work: the deletions, the certificates, the jobs and
+        // requests they close, and the audit records of what was destroyed.
+        let mut w = self.write().await?;
+        let outcomes = w.destroy(&items, now).await?;
         let system = Actor::system(crate::SystemJob::Destruction);
-        let mut records = Vec::new();
         let mut out = Vec::with_capacity(orders.len());
         for ((o, outcome), (categories, certificate_id, sha, kept)) in
             orders.iter().zip(outcomes).zip(plans)
         {
             let destroyed = outcome == DestroyOutcome::Destroyed;
             if destroyed {
-                self.facts.forget(&o.subject);
-                records.push(
+                w.audit(
                     self.audit_record(
                         Record::new(&system, "destruction")
                             .subject(o.subject)
@@ -291,7 +292,14 @@ impl Engine {
                 certificate_id: destroyed.then_some(certificate_id),
             });
         }
-        self.audit_all(records).await?;
+        w.commit().await?;
+        for o in &orders {
+            self.facts.forget(&o.subject);
+        }
+        if out.iter().any(|o| o.outcome == DestroyOutcome::Destroyed) {
+            // No image of a destroyed key or value outlives the destruction.
+            self.store.expunge().await?;
+        }
         Ok(out)
     }
 }

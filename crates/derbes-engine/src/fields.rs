@@ -122,14 +122,16 @@ impl Engine {
         Ok(inputs)
     }
 
-    /// Seal and store new values; the previous ones go to the history with
-    /// `reason`, kept for the longest retention of the purposes using them.
+    /// Seal and store new values with `record`, in one unit of work; the
+    /// previous ones go to the history with `reason`, kept for the longest
+    /// retention of the purposes using them. The names of the fields written.
     async fn write_fields(
         &self,
         subject: SubjectId,
         inputs: &[FieldInput],
         source: &str,
         reason: &str,
+        record: Option<Record<'_>>,
     ) -> Result<Vec<String>, EngineError> {
         let p = &self.policy.policy();
         let key = self.data_key(subject).await?;
@@ -169,10 +171,11 @@ impl Engine {
                 index.push((kind.to_string(), keys.blind_index(kind, &f.value).to_vec()));
             }
         }
-        self.store
-            .rectify(subject, &changes, &index, now)
+        let mut w = self.write().await?;
+        w.rectify(subject, &changes, &index, now)
             .await
             .map_err(|e| self.duplicate(e))?;
+        self.commit(w, record).await?;
         Ok(changes.into_iter().map(|c| c.new.field).collect())
     }
 
@@ -213,18 +216,14 @@ impl Engine {
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
-        let updated = self
-            .write_fields(subject, &inputs, &source, &reason)
-            .await?;
+        let updated: Vec<String> = inputs.iter().map(|f| f.field.to_string()).collect();
         let categories = field_categories(updated.iter().map(String::as_str));
-        self.audit(
-            Record::new(actor, "rectify")
-                .subject(subject)
-                .categories(&categories)
-                .details(serde_json::json!({"fields": updated, "source": source})),
-        )
-        .await?;
-        Ok(updated)
+        let record = Record::new(actor, "rectify")
+            .subject(subject)
+            .categories(&categories)
+            .details(serde_json::json!({"fields": updated, "source": source}));
+        self.write_fields(subject, &inputs, &source, &reason, Some(record))
+            .await
     }
 
     /// Collect technical data (device, location, network, cookies, ...) for
@@ -278,6 +277,8 @@ impl Engine {
                 &inputs,
                 &source,
                 &format!("collected for {purpose}"),
+                // The decision's audit record is durable already (the permit).
+                None,
             )
             .await?;
         Ok(Collected { fields, audit_id })

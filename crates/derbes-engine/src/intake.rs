@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 use derbes_core::{SubjectId, SubjectStatus};
 use derbes_policy::{Capability, Right};
-use derbes_store::RequestRow;
+use derbes_store::{NewAuditRecord, NoteRow, RequestRow, Write};
 
 use crate::audit::Record;
-use crate::requests::{read_details, store_details, Internal, MinorBar};
+use crate::requests::{store_details, Internal, MinorBar};
 use crate::{
     Actor, Engine, EngineError, LookupKind, NewRequest, RequestChannel, RequestDetails,
     RequestState, RequestView, Requester,
@@ -171,8 +171,8 @@ impl Engine {
         let in_app = req.channel == RequestChannel::InApp
             && req.requester == Requester::Subject
             && self.require(actor, Capability::InAppRequests).is_ok();
-        let row = self
-            .receive(
+        let mut receipt = self
+            .receipt(
                 actor,
                 subject,
                 req.kind,
@@ -184,9 +184,32 @@ impl Engine {
                 representative.as_deref(),
             )
             .await?;
-        let request_id = row.request_id.clone();
-        if let (Right::Blocking, Some(s)) = (req.kind, subject) {
-            self.block_at_intake(&row, s).await?;
+        let request_id = receipt.row.request_id.clone();
+        // A blocking request blocks as it is received: one unit of work.
+        let block = match (req.kind, subject) {
+            (Right::Blocking, Some(s)) => Some((
+                s,
+                self.seal_notes(
+                    Some(s),
+                    &[(
+                        format!("request:{request_id}"),
+                        "reason:received",
+                        Some("data blocked from the moment of the request (4.2)"),
+                    )],
+                )
+                .await?,
+            )),
+            _ => None,
+        };
+        let mut w = self.write().await?;
+        if let Some((s, notes)) = &block {
+            self.block_at_intake_in(&mut w, &mut receipt, *s, notes)
+                .await?;
+        }
+        receipt.write(&mut w).await?;
+        w.commit().await?;
+        if let Some((s, _)) = block {
+            self.facts.forget(&s);
         }
         if in_app {
             self.verify(
@@ -199,9 +222,11 @@ impl Engine {
         self.request(actor, &request_id).await
     }
 
-    /// Record a received request and its first step (audited).
+    /// A received request ready to be recorded: its row, its free text
+    /// sealed and its audit record; [`Receipt::write`] puts it in a unit of
+    /// work.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn receive(
+    pub(crate) async fn receipt(
         &self,
         actor: &Actor,
         subject: Option<SubjectId>,
@@ -212,7 +237,7 @@ impl Engine {
         received: DateTime<Utc>,
         text: Option<&str>,
         representative: Option<&str>,
-    ) -> Result<RequestRow, EngineError> {
+    ) -> Result<Receipt, EngineError> {
         let now = self.now();
         let deadline = self.deadline(received, kind)?;
         let row = RequestRow {
@@ -234,28 +259,33 @@ impl Engine {
                 &[(format!("request:{}", row.request_id), "text", text)],
             )
             .await?;
-        self.store
-            .insert_request(&row, actor.id(), representative, &notes)
-            .await?;
-        self.audit(Record::new(actor, "request.received").subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": row.due_at, "provisional_calendar": deadline.provisional,
+        let record = self.audit_record(Record::new(actor, "request.received").subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "due_at": crate::micros(row.due_at), "provisional_calendar": deadline.provisional,
                 "representative_id": representative, "minor_report": internal.minor.is_some(),
-                "routed_to": if kind == Right::Complaint { self.complaint_roles() } else { Vec::new() }})))
-        .await?;
-        Ok(row)
+                "routed_to": if kind == Right::Complaint { self.complaint_roles() } else { Vec::new() }})))?;
+        Ok(Receipt {
+            row,
+            details: details.clone(),
+            internal,
+            filed_by: actor.id().to_string(),
+            representative: representative.map(String::from),
+            notes,
+            record,
+        })
     }
 
-    /// Record a minor's report (7.7) as a destruction request the operator files.
-    pub(crate) async fn receive_minor_report(
+    /// A minor's report (7.7): a destruction request the operator files,
+    /// ready to be recorded.
+    pub(crate) async fn minor_report_receipt(
         &self,
         actor: &Actor,
         subject: SubjectId,
         barred_until: i64,
-    ) -> Result<RequestRow, EngineError> {
+    ) -> Result<Receipt, EngineError> {
         let internal = Internal {
             minor: Some(MinorBar { barred_until }),
             ..Internal::default()
         };
-        self.receive(
+        self.receipt(
             actor,
             Some(subject),
             Right::Destruction,
@@ -269,14 +299,16 @@ impl Engine {
         .await
     }
 
-    /// 4.2: data is blocked from the moment a blocking request is received.
-    pub(crate) async fn block_at_intake(
+    /// 4.2: data is blocked from the moment a blocking request is received —
+    /// in the unit of work that records the request, before it is written.
+    pub(crate) async fn block_at_intake_in(
         &self,
-        row: &RequestRow,
+        w: &mut Write,
+        receipt: &mut Receipt,
         subject: SubjectId,
+        notes: &[NoteRow],
     ) -> Result<(), EngineError> {
-        let changed = self
-            .store
+        let changed = w
             .set_subject_status(
                 subject,
                 SubjectStatus::Active,
@@ -285,28 +317,40 @@ impl Engine {
                 false,
             )
             .await?;
-        self.facts.forget(&subject);
         if changed {
-            let (details, mut internal) = read_details(&row.details)?;
-            internal.blocked_at_intake = true;
-            self.store
-                .set_request_details(&row.request_id, &store_details(&details, &internal)?)
-                .await?;
+            receipt.internal.blocked_at_intake = true;
+            receipt.row.details = store_details(&receipt.details, &receipt.internal)?;
             // The step says so.
-            let notes = self
-                .seal_notes(
-                    Some(subject),
-                    &[(
-                        format!("request:{}", row.request_id),
-                        "reason:received",
-                        Some("data blocked from the moment of the request (4.2)"),
-                    )],
-                )
-                .await?;
-            self.store.insert_notes(&notes).await?;
+            receipt.notes.extend_from_slice(notes);
         }
-        self.audit(Record::new(&Actor::system(crate::SystemJob::RightsDesk), "subject.blocked").subject(subject).details(serde_json::json!({"request_id": row.request_id, "changed": changed, "at_intake": true})))
-        .await?;
+        let system = Actor::system(crate::SystemJob::RightsDesk);
+        w.audit(self.audit_record(Record::new(&system, "subject.blocked").subject(subject).details(serde_json::json!({"request_id": receipt.row.request_id, "changed": changed, "at_intake": true})))?);
         Ok(())
+    }
+}
+
+/// A received request, sealed and audited, not yet written.
+pub(crate) struct Receipt {
+    pub(crate) row: RequestRow,
+    details: RequestDetails,
+    internal: Internal,
+    filed_by: String,
+    representative: Option<String>,
+    notes: Vec<NoteRow>,
+    record: NewAuditRecord,
+}
+
+impl Receipt {
+    /// Record the request, its first step and its audit record in `w`.
+    pub(crate) async fn write(self, w: &mut Write) -> Result<RequestRow, EngineError> {
+        w.insert_request(
+            &self.row,
+            &self.filed_by,
+            self.representative.as_deref(),
+            &self.notes,
+        )
+        .await?;
+        w.audit(self.record);
+        Ok(self.row)
     }
 }

@@ -6,13 +6,14 @@
 use chrono::{DateTime, Utc};
 use derbes_core::{SubjectId, SubjectStatus};
 use derbes_policy::{Capability, ConsentKind, Right};
-use derbes_store::{DestroyOutcome, JobRow, ObligationRow};
+use derbes_store::{DestroyOutcome, JobRow, ObligationRow, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::audit::Record;
 use crate::destruction::{Ground, Order, What};
 use crate::requests::RequestState;
+use crate::workflow::Steps;
 use crate::{micros, Actor, Engine, EngineError};
 
 /// An obligation that keeps a withdrawal from being accepted.
@@ -140,11 +141,13 @@ impl Engine {
                 &[(owner.clone(), "reference", Some(&reference))],
             )
             .await?;
-        self.store.add_obligation(subject, &row, &notes).await?;
-        self.audit(
-            Record::new(actor, "obligation.open")
+        let mut w = self.write().await?;
+        w.add_obligation(subject, &row, &notes).await?;
+        self.commit(
+            w,
+            [Record::new(actor, "obligation.open")
                 .subject(subject)
-                .details(json!({"obligation_id": row.obligation_id, "kind": row.kind})),
+                .details(json!({"obligation_id": row.obligation_id, "kind": row.kind}))],
         )
         .await?;
         let opened =
@@ -160,14 +163,15 @@ impl Engine {
         obligation_id: &str,
     ) -> Result<bool, EngineError> {
         self.require(actor, Capability::RegisterSubjects)?;
-        let done = self
-            .store
+        let mut w = self.write().await?;
+        let done = w
             .close_obligation(subject, obligation_id, self.now())
             .await?;
-        self.audit(
-            Record::new(actor, "obligation.close")
+        self.commit(
+            w,
+            [Record::new(actor, "obligation.close")
                 .subject(subject)
-                .details(json!({"obligation_id": obligation_id})),
+                .details(json!({"obligation_id": obligation_id}))],
         )
         .await?;
         Ok(done)
@@ -209,59 +213,74 @@ impl Engine {
                     })
                     .collect();
                 let reason = format!("outstanding obligations: {}", list.join("; "));
-                self.system_steps(request_id, &[RequestState::Refused], Some(&reason))
+                let steps = self
+                    .system_steps(request_id, &[RequestState::Refused], Some(&reason))
                     .await?;
-                self.audit(
-                    Record::new(&system, "request.refused")
+                let mut w = self.write().await?;
+                steps.write(&mut w, now).await?;
+                self.commit(
+                    w,
+                    [Record::new(&system, "request.refused")
                         .subject(subject)
-                        .details(json!({"request_id": request_id, "open_obligations": list.len()})),
+                        .details(
+                            json!({"request_id": request_id, "open_obligations": list.len()}),
+                        )],
                 )
                 .await?;
                 return Ok(());
             }
         }
-        // The job first: from here on retention leaves the subject to it.
-        self.schedule_destruction(request_id, subject, Right::Withdrawal)
+        let steps = self
+            .system_steps(request_id, &[RequestState::InProgress], None)
+            .await?;
+        let withdrawn: Vec<String> = self
+            .consent_records_of(subject)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                (consent == ConsentKind::Policy || c.kind == consent)
+                    && c.state(now) == derbes_core::ConsentState::Active
+            })
+            .map(|c| c.consent_id.to_string())
+            .collect();
+        // One unit of work: the destruction job (from here on retention
+        // leaves the subject to it), the status, the consents withdrawn.
+        let mut w = self.write().await?;
+        self.schedule_destruction_in(&mut w, request_id, subject, Right::Withdrawal, steps)
             .await?;
         if consent == ConsentKind::Policy {
-            self.store
-                .set_subject_status(
-                    subject,
-                    SubjectStatus::Active,
-                    SubjectStatus::Withdrawn,
-                    now,
-                    true,
-                )
-                .await?;
-        }
-        for c in self.consent_records_of(subject).await? {
-            let withdrawn = consent == ConsentKind::Policy || c.kind == consent;
-            if withdrawn && c.state(now) == derbes_core::ConsentState::Active {
-                self.store
-                    .withdraw_consent(
-                        subject,
-                        &c.consent_id.to_string(),
-                        now,
-                        &json!({"withdrawal_request": request_id}).to_string(),
-                        &[],
-                    )
-                    .await?;
-            }
-        }
-        self.facts.forget(&subject);
-        self.audit(
-            Record::new(
-                &system,
-                if consent == ConsentKind::Policy {
-                    "subject.withdrawn"
-                } else {
-                    "consent.withdrawal"
-                },
+            w.set_subject_status(
+                subject,
+                SubjectStatus::Active,
+                SubjectStatus::Withdrawn,
+                now,
+                true,
             )
-            .subject(subject)
-            .details(json!({"request_id": request_id, "consent": consent})),
+            .await?;
+        }
+        for consent_id in &withdrawn {
+            w.withdraw_consent(
+                subject,
+                consent_id,
+                now,
+                &json!({"withdrawal_request": request_id}).to_string(),
+                &[],
+            )
+            .await?;
+        }
+        let action = if consent == ConsentKind::Policy {
+            "subject.withdrawn"
+        } else {
+            "consent.withdrawal"
+        };
+        self.commit(
+            w,
+            [Record::new(&system, action)
+                .subject(subject)
+                .details(json!({"request_id": request_id, "consent": consent}))],
         )
         .await?;
+        self.facts.forget(&subject);
         Ok(())
     }
 
@@ -315,11 +334,12 @@ impl Engine {
             .ok_or_else(|| EngineError::invalid("iin", "invalid_iin", "no 18th birthday"))?
             .with_timezone(&Utc);
         self.require_active(subject).await?;
-        let row = self
-            .receive_minor_report(actor, subject, micros(adult_on))
+        let receipt = self
+            .minor_report_receipt(actor, subject, micros(adult_on))
             .await?;
-        let changed = self
-            .store
+        // The report and the bar on processing: one unit of work.
+        let mut w = self.write().await?;
+        let changed = w
             .set_subject_status(
                 subject,
                 SubjectStatus::Active,
@@ -328,9 +348,10 @@ impl Engine {
                 false,
             )
             .await?;
-        self.facts.forget(&subject);
-        self.audit(Record::new(actor, "subject.barred_minor").subject(subject).details(json!({"request_id": row.request_id, "changed": changed, "barred_until": micros(adult_on), "confirmed": false})))
+        let row = receipt.write(&mut w).await?;
+        self.commit(w, [Record::new(actor, "subject.barred_minor").subject(subject).details(json!({"request_id": row.request_id, "changed": changed, "barred_until": micros(adult_on), "confirmed": false}))])
         .await?;
+        self.facts.forget(&subject);
         self.request(actor, &row.request_id).await
     }
 
@@ -342,16 +363,21 @@ impl Engine {
         subject: SubjectId,
         barred_until: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        self.store
-            .bar_minor(
-                subject,
-                derbes_policy::FieldType::Iin.as_str(),
-                barred_until,
-                self.now(),
-            )
+        let steps = self
+            .system_steps(request_id, &[RequestState::InProgress], None)
             .await?;
-        self.schedule_destruction(request_id, subject, Right::Destruction)
-            .await
+        let mut w = self.write().await?;
+        w.bar_minor(
+            subject,
+            derbes_policy::FieldType::Iin.as_str(),
+            barred_until,
+            self.now(),
+        )
+        .await?;
+        self.schedule_destruction_in(&mut w, request_id, subject, Right::Destruction, steps)
+            .await?;
+        w.commit().await?;
+        Ok(())
     }
 
     /// A destruction request, once verified: scheduled within its deadline.
@@ -360,15 +386,25 @@ impl Engine {
         request_id: &str,
         subject: SubjectId,
     ) -> Result<(), EngineError> {
-        self.schedule_destruction(request_id, subject, Right::Destruction)
-            .await
+        let steps = self
+            .system_steps(request_id, &[RequestState::InProgress], None)
+            .await?;
+        let mut w = self.write().await?;
+        self.schedule_destruction_in(&mut w, request_id, subject, Right::Destruction, steps)
+            .await?;
+        w.commit().await?;
+        Ok(())
     }
 
-    async fn schedule_destruction(
+    /// The destruction job a verified request orders, within its deadline,
+    /// and the request's step to `in_progress` (`steps`), audited, in `w`.
+    async fn schedule_destruction_in(
         &self,
+        w: &mut Write,
         request_id: &str,
         subject: SubjectId,
         kind: Right,
+        steps: Steps,
     ) -> Result<(), EngineError> {
         let system = Actor::system(crate::SystemJob::RightsDesk);
         let now = self.now();
@@ -380,17 +416,17 @@ impl Engine {
             request_id: Some(request_id.to_string()),
             due_at: due,
         };
-        self.store.schedule_job(&job, now).await?;
-        self.system_steps(request_id, &[RequestState::InProgress], None)
-            .await?;
-        self.audit(
-            Record::new(&system, "destruction.scheduled")
-                .subject(subject)
-                .details(
-                    json!({"request_id": request_id, "job_id": job.job_id, "due_at": job.due_at}),
-                ),
-        )
-        .await?;
+        w.schedule_job(&job, now).await?;
+        steps.write(w, now).await?;
+        w.audit(
+            self.audit_record(
+                Record::new(&system, "destruction.scheduled")
+                    .subject(subject)
+                    .details(
+                        json!({"request_id": request_id, "job_id": job.job_id, "due_at": micros(job.due_at)}),
+                    ),
+            )?,
+        );
         Ok(())
     }
 

@@ -159,7 +159,9 @@ impl Engine {
                     },
                 });
             }
-            done += self.store.rewrap_keys(&updates).await?;
+            let mut w = self.write().await?;
+            done += w.rewrap_keys(&updates).await?;
+            w.commit().await?;
             batches += 1;
             progress(done, total);
         }

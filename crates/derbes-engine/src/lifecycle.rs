@@ -117,7 +117,8 @@ impl Engine {
     pub async fn open(config: EngineConfig) -> Result<(Engine, Opened), EngineError> {
         let store = Store::open_and_migrate(&config.storage).await?;
         let p = &config.policy;
-        let published = match store
+        let mut w = store.write().await?;
+        let published = match w
             .publish_policy(
                 &p.policy().version,
                 p.sha256(),
@@ -126,9 +127,12 @@ impl Engine {
             )
             .await
         {
-            Ok(PublishOutcome::Published) => true,
-            Ok(PublishOutcome::AlreadyPublished) => false,
+            Ok(outcome) => {
+                w.commit().await?;
+                outcome == PublishOutcome::Published
+            }
             Err(e) => {
+                drop(w);
                 store.close().await;
                 return Err(EngineError::Refused(e.to_string()));
             }

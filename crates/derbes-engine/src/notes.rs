@@ -146,7 +146,9 @@ impl Engine {
                 Err(EngineError::Destroyed) => Vec::new(),
                 Err(e) => return Err(e),
             };
-            self.store.replace_legacy(&t, &notes).await?;
+            let mut w = self.write().await?;
+            w.replace_legacy(&t, &notes).await?;
+            w.commit().await?;
             n += 1;
         }
         for stored in self.store.request_details().await? {
@@ -179,13 +181,14 @@ impl Engine {
                 Err(EngineError::Destroyed) => Vec::new(),
                 Err(e) => return Err(e),
             };
-            self.store
-                .replace_request_details(
-                    &request_id,
-                    &serde_json::Value::Object(kept).to_string(),
-                    &notes,
-                )
-                .await?;
+            let mut w = self.write().await?;
+            w.replace_request_details(
+                &request_id,
+                &serde_json::Value::Object(kept).to_string(),
+                &notes,
+            )
+            .await?;
+            w.commit().await?;
             n += 1;
         }
         if n > 0 {
@@ -197,6 +200,7 @@ impl Engine {
                 .details(serde_json::json!({"texts": n})),
             )
             .await?;
+            self.store.expunge().await?;
         }
         Ok(n)
     }

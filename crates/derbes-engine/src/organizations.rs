@@ -52,23 +52,24 @@ impl Engine {
             .iter()
             .map(ToString::to_string)
             .collect();
-        self.store
-            .insert_organization(
-                &id.to_string(),
-                &bin,
-                &serde_json::to_string(&json)?,
-                &reps,
-                self.now(),
-            )
-            .await
-            .map_err(|e| match e {
-                derbes_store::StoreError::Duplicate(_) => EngineError::DuplicateOrganization,
-                e => e.into(),
-            })?;
-        self.audit(
-            Record::new(actor, "organization.register")
+        let mut w = self.write().await?;
+        w.insert_organization(
+            &id.to_string(),
+            &bin,
+            &serde_json::to_string(&json)?,
+            &reps,
+            self.now(),
+        )
+        .await
+        .map_err(|e| match e {
+            derbes_store::StoreError::Duplicate(_) => EngineError::DuplicateOrganization,
+            e => e.into(),
+        })?;
+        self.commit(
+            w,
+            [Record::new(actor, "organization.register")
                 .categories(&["organisation".to_string()])
-                .details(serde_json::json!({"organization_id": id, "representatives": reps})),
+                .details(serde_json::json!({"organization_id": id, "representatives": reps}))],
         )
         .await?;
         Ok(id)

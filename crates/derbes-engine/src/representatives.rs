@@ -128,11 +128,13 @@ impl Engine {
                 ],
             )
             .await?;
-        self.store.add_representative(subject, &row, &notes).await?;
-        self.audit(
-            Record::new(actor, "representative.added")
+        let mut w = self.write().await?;
+        w.add_representative(subject, &row, &notes).await?;
+        self.commit(
+            w,
+            [Record::new(actor, "representative.added")
                 .subject(subject)
-                .details(json!({"representative_id": row.representative_id, "basis": row.basis})),
+                .details(json!({"representative_id": row.representative_id, "basis": row.basis}))],
         )
         .await?;
         Ok(RepresentativeView {
@@ -189,8 +191,8 @@ impl Engine {
         representative_id: &str,
     ) -> Result<(), EngineError> {
         self.require(actor, Capability::WorkRequests)?;
-        if !self
-            .store
+        let mut w = self.write().await?;
+        if !w
             .revoke_representative(subject, representative_id, self.now())
             .await?
         {
@@ -198,10 +200,11 @@ impl Engine {
                 "representative with a valid authority",
             ));
         }
-        self.audit(
-            Record::new(actor, "representative.revoked")
+        self.commit(
+            w,
+            [Record::new(actor, "representative.revoked")
                 .subject(subject)
-                .details(json!({"representative_id": representative_id})),
+                .details(json!({"representative_id": representative_id}))],
         )
         .await?;
         Ok(())

@@ -143,25 +143,22 @@ impl Engine {
                 "a relationship cannot end before the subject was registered",
             ));
         }
-        if !self.store.end_relationship(subject, at).await? {
+        let mut w = self.write().await?;
+        let Some(ended) = w.end_relationship(subject, at).await? else {
+            drop(w);
             return Err(match self.store.subject(subject).await? {
                 None => EngineError::NotFound("subject"),
                 Some(_) => EngineError::Destroyed,
             });
-        }
-        self.facts.forget(&subject);
-        let row = self
-            .store
-            .subject(subject)
-            .await?
-            .ok_or(EngineError::NotFound("subject"))?;
-        let ended = row.relationship_ended_at.unwrap_or(at);
-        self.audit(
-            Record::new(actor, "subject.relationship_ended")
+        };
+        self.commit(
+            w,
+            [Record::new(actor, "subject.relationship_ended")
                 .subject(subject)
-                .details(json!({"ended_at": micros(ended)})),
+                .details(json!({"ended_at": micros(ended)}))],
         )
         .await?;
+        self.facts.forget(&subject);
         Ok(ended)
     }
 
@@ -212,14 +209,16 @@ impl Engine {
                 &[(owner.clone(), "reference", Some(&reference))],
             )
             .await?;
-        self.store.place_hold(&row, &notes).await?;
-        self.facts.forget(&subject);
-        self.audit(
-            Record::new(actor, "legal_hold.placed")
+        let mut w = self.write().await?;
+        w.place_hold(&row, &notes).await?;
+        self.commit(
+            w,
+            [Record::new(actor, "legal_hold.placed")
                 .subject(subject)
-                .details(json!({"hold_id": row.hold_id, "reason": row.reason})),
+                .details(json!({"hold_id": row.hold_id, "reason": row.reason}))],
         )
         .await?;
+        self.facts.forget(&subject);
         let opened =
             std::collections::HashMap::from([((owner, "reference".to_string()), reference)]);
         Ok(hold_view(row, &opened))
@@ -241,20 +240,21 @@ impl Engine {
             json!({"hold_id": hold_id}),
         )
         .await?;
-        if !self
-            .store
+        let mut w = self.write().await?;
+        if !w
             .release_hold(subject, hold_id, self.now(), actor.id())
             .await?
         {
             return Err(EngineError::NotFound("open hold"));
         }
-        self.facts.forget(&subject);
-        self.audit(
-            Record::new(actor, "legal_hold.released")
+        self.commit(
+            w,
+            [Record::new(actor, "legal_hold.released")
                 .subject(subject)
-                .details(json!({"hold_id": hold_id})),
+                .details(json!({"hold_id": hold_id}))],
         )
         .await?;
+        self.facts.forget(&subject);
         Ok(())
     }
 
@@ -357,28 +357,29 @@ impl Engine {
                 break;
             }
         }
-        let history = self.store.purge_history(now, dry_run).await?;
+        if dry_run {
+            report.previous_values_destroyed = self.store.history_due(now).await?.len() as u64;
+            return Ok(report);
+        }
+        // The previous values due and their audit records: one unit of work.
+        let mut w = self.write().await?;
+        let history = w.purge_history(now).await?;
         report.previous_values_destroyed = history.len() as u64;
-        if !dry_run && !history.is_empty() {
-            let system = Actor::system(crate::SystemJob::Purge);
-            let mut records = Vec::new();
-            for group in history.chunk_by(|a, b| a.subject_id == b.subject_id) {
-                let fields: Vec<&str> = group.iter().map(|h| h.field.as_str()).collect();
-                {
-                    let s = group[0].subject_id;
-                    records.push(
-                        self.audit_record(
-                            Record::new(&system, "retention.previous_values")
-                                .subject(s)
-                                .categories(&field_categories(fields.iter().copied()))
-                                .details(
-                                    json!({"fields": fields, "ground": Ground::Retention.text()}),
-                                ),
-                        )?,
-                    );
-                }
-            }
-            self.audit_all(records).await?;
+        let system = Actor::system(crate::SystemJob::Purge);
+        for group in history.chunk_by(|a, b| a.subject_id == b.subject_id) {
+            let fields: Vec<&str> = group.iter().map(|h| h.field.as_str()).collect();
+            w.audit(
+                self.audit_record(
+                    Record::new(&system, "retention.previous_values")
+                        .subject(group[0].subject_id)
+                        .categories(&field_categories(fields.iter().copied()))
+                        .details(json!({"fields": fields, "ground": Ground::Retention.text()})),
+                )?,
+            );
+        }
+        w.commit().await?;
+        if !history.is_empty() {
+            self.store.expunge().await?;
         }
         Ok(report)
     }

@@ -107,12 +107,13 @@ impl Engine {
         derbes_vault::random_bytes(&mut bytes)?;
         let secret = format!("dbs_{}", derbes_vault::hex::encode(&bytes));
         let token_id = uuid::Uuid::now_v7().to_string();
-        self.store
-            .insert_token(&token_id, name, role, &token_hash(&secret), self.now())
+        let mut w = self.write().await?;
+        w.insert_token(&token_id, name, role, &token_hash(&secret), self.now())
             .await?;
-        self.audit(
-            Record::new(actor, "staff.add")
-                .details(serde_json::json!({"token_id": token_id, "role": role})),
+        self.commit(
+            w,
+            [Record::new(actor, "staff.add")
+                .details(serde_json::json!({"token_id": token_id, "role": role}))],
         )
         .await?;
         Ok((
@@ -168,13 +169,15 @@ impl Engine {
     /// Revoke a token; `false` when it was already revoked.
     pub async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<bool, EngineError> {
         self.require(actor, Capability::ManageStaff)?;
-        let done = self.store.revoke_token(token_id, self.now()).await?;
-        self.tokens.forget(token_id);
-        self.audit(
-            Record::new(actor, "staff.revoke")
-                .details(serde_json::json!({"token_id": token_id, "revoked_now": done})),
+        let mut w = self.write().await?;
+        let done = w.revoke_token(token_id, self.now()).await?;
+        self.commit(
+            w,
+            [Record::new(actor, "staff.revoke")
+                .details(serde_json::json!({"token_id": token_id, "revoked_now": done}))],
         )
         .await?;
+        self.tokens.forget(token_id);
         Ok(done)
     }
 

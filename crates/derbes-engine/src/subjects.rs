@@ -105,24 +105,25 @@ impl Engine {
         }
         let categories = field_categories(fields.iter().map(|f| f.field.as_str()));
         let consent_ids: Vec<String> = consents.iter().map(|c| c.consent_id.clone()).collect();
-        self.store
-            .insert_subject(&NewSubject {
-                subject_id: subject,
-                policy_version: self.policy.policy().version.clone(),
-                created_at: now,
-                kek_id: wrapped.kek.to_string(),
-                wrapped_key: wrapped.bytes,
-                fields,
-                index,
-                consents,
-            })
-            .await
-            .map_err(|e| self.duplicate(e))?;
-        self.audit(
-            Record::new(actor, "register")
+        let mut w = self.write().await?;
+        w.insert_subject(&NewSubject {
+            subject_id: subject,
+            policy_version: self.policy.policy().version.clone(),
+            created_at: now,
+            kek_id: wrapped.kek.to_string(),
+            wrapped_key: wrapped.bytes,
+            fields,
+            index,
+            consents,
+        })
+        .await
+        .map_err(|e| self.duplicate(e))?;
+        self.commit(
+            w,
+            [Record::new(actor, "register")
                 .subject(subject)
                 .categories(&categories)
-                .details(serde_json::json!({"source": valid.source(), "consents": consent_ids})),
+                .details(serde_json::json!({"source": valid.source(), "consents": consent_ids}))],
         )
         .await?;
         Ok(Registered {

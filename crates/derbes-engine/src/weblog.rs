@@ -88,14 +88,15 @@ impl Engine {
             })
             .collect();
         let limit = aggregates.exact_limit;
-        self.store
-            .weblog_merge(
-                &cells,
-                &move |a: &[u8], b: &[u8]| merge_stored(a, b, limit),
-                checkpoint,
-                self.now(),
-            )
-            .await?;
+        let mut w = self.write().await?;
+        w.weblog_merge(
+            &cells,
+            &move |a: &[u8], b: &[u8]| merge_stored(a, b, limit),
+            checkpoint,
+            self.now(),
+        )
+        .await?;
+        w.commit().await?;
         Ok(())
     }
 

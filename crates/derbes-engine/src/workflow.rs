@@ -4,9 +4,10 @@
 //! unblocking, objections, withdrawal and destruction (`jobs.rs`), a
 //! minor's report.
 
+use chrono::{DateTime, Utc};
 use derbes_core::{SubjectId, SubjectStatus};
 use derbes_policy::{Capability, Right};
-use derbes_store::RequestRow;
+use derbes_store::{NoteRow, RequestRow, Write};
 use serde_json::Value;
 
 use crate::audit::Record;
@@ -172,14 +173,34 @@ impl Engine {
             )),
             _ => reason,
         };
-        self.step(actor, &row, from, to, reason.as_deref()).await?;
+        // The step, and for a refusal the undoing of what intake did, in one
+        // unit of work.
+        let steps = self
+            .steps(
+                request_id,
+                subject,
+                from,
+                &[to],
+                reason.as_deref(),
+                actor.id(),
+            )
+            .await?;
+        let mut w = self.write().await?;
+        steps.write(&mut w, self.now()).await?;
+        w.audit(self.step_record(actor, &row, from, to, reason.is_some())?);
         if to == S::Refused {
-            self.undo_intake(&row, subject, &internal).await?;
+            self.undo_intake_in(&mut w, &row, subject, &internal)
+                .await?;
+        }
+        w.commit().await?;
+        if let Some(s) = subject {
+            self.facts.forget(&s);
         }
         self.request(actor, request_id).await
     }
 
-    /// One step of a request by `actor`, with its sealed note (audited).
+    /// One step of a request by `actor`, with its sealed note, audited in
+    /// the same unit of work.
     pub(crate) async fn step(
         &self,
         actor: &Actor,
@@ -188,12 +209,36 @@ impl Engine {
         to: RequestState,
         note: Option<&str>,
     ) -> Result<(), EngineError> {
-        let subject = row.subject_id;
-        self.transition(&row.request_id, subject, from, to, note, actor.id())
+        let steps = self
+            .steps(
+                &row.request_id,
+                row.subject_id,
+                from,
+                &[to],
+                note,
+                actor.id(),
+            )
             .await?;
-        self.audit(Record::new(actor, &format!("request.{}", to.as_str())).subject(subject).details(serde_json::json!({"request_id": row.request_id, "kind": row.kind, "from": from.as_str(), "note": note.is_some()})))
-        .await?;
+        let mut w = self.write().await?;
+        steps.write(&mut w, self.now()).await?;
+        w.audit(self.step_record(actor, row, from, to, note.is_some())?);
+        w.commit().await?;
         Ok(())
+    }
+
+    /// The audit record of a step a person took.
+    fn step_record(
+        &self,
+        actor: &Actor,
+        row: &RequestRow,
+        from: RequestState,
+        to: RequestState,
+        note: bool,
+    ) -> Result<derbes_store::NewAuditRecord, EngineError> {
+        let action = format!("request.{}", to.as_str());
+        self.audit_record(Record::new(actor, &action).subject(row.subject_id).details(
+            serde_json::json!({"request_id": row.request_id, "kind": row.kind, "from": from.as_str(), "note": note}),
+        ))
     }
 
     /// The requester was verified: the request moves on, and derbes works
@@ -245,11 +290,12 @@ impl Engine {
         }
     }
 
-    /// A refused request undoes what its intake did: a blocking request
-    /// whose requester could not be verified unblocks; a minor's report
-    /// found wrong lifts the bar on processing.
-    pub(crate) async fn undo_intake(
+    /// A refused request undoes what its intake did, in the refusal's unit
+    /// of work: a blocking request whose requester could not be verified
+    /// unblocks; a minor's report found wrong lifts the bar on processing.
+    async fn undo_intake_in(
         &self,
+        w: &mut Write,
         row: &RequestRow,
         subject: Option<SubjectId>,
         internal: &Internal,
@@ -262,17 +308,16 @@ impl Engine {
         } else {
             return Ok(());
         };
-        let changed = self
-            .store
+        let changed = w
             .set_subject_status(s, from, SubjectStatus::Active, self.now(), false)
             .await?;
-        self.facts.forget(&s);
-        self.audit(
-            Record::new(&Actor::system(crate::SystemJob::RightsDesk), action)
-                .subject(s)
-                .details(serde_json::json!({"request_id": row.request_id, "changed": changed})),
-        )
-        .await?;
+        w.audit(
+            self.audit_record(
+                Record::new(&Actor::system(crate::SystemJob::RightsDesk), action)
+                    .subject(s)
+                    .details(serde_json::json!({"request_id": row.request_id, "changed": changed})),
+            )?,
+        );
         Ok(())
     }
 
@@ -339,37 +384,45 @@ impl Engine {
                     .map(move |k| (c.as_str().to_string(), k.as_str().to_string()))
             })
             .collect();
-        self.store
-            .add_optouts(subject, &pairs, now, Some(request_id))
+        let withdrawn: Vec<String> = if kinds.contains(&ContactKind::Marketing) {
+            self.consent_records_of(subject)
+                .await?
+                .into_iter()
+                .filter(|c| {
+                    c.state(now) == derbes_core::ConsentState::Active
+                        && c.kind == derbes_policy::ConsentKind::Marketing
+                        && c.channel.is_some_and(|ch| channels.contains(&ch))
+                })
+                .map(|c| c.consent_id.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let steps = self
+            .system_steps(
+                request_id,
+                &[RequestState::InProgress, RequestState::Completed],
+                None,
+            )
             .await?;
-        if kinds.contains(&ContactKind::Marketing) {
-            for c in self.consent_records_of(subject).await? {
-                let active = c.state(now) == derbes_core::ConsentState::Active;
-                if active
-                    && c.kind == derbes_policy::ConsentKind::Marketing
-                    && c.channel.is_some_and(|ch| channels.contains(&ch))
-                {
-                    self.store
-                        .withdraw_consent(
-                            subject,
-                            &c.consent_id.to_string(),
-                            now,
-                            &serde_json::json!({"objection": request_id}).to_string(),
-                            &[],
-                        )
-                        .await?;
-                }
-            }
+        let mut w = self.write().await?;
+        w.add_optouts(subject, &pairs, now, Some(request_id))
+            .await?;
+        for consent_id in &withdrawn {
+            w.withdraw_consent(
+                subject,
+                consent_id,
+                now,
+                &serde_json::json!({"objection": request_id}).to_string(),
+                &[],
+            )
+            .await?;
         }
-        self.facts.forget(&subject);
-        self.audit(Record::new(&system, "subject.objection").subject(subject).details(serde_json::json!({"request_id": request_id, "channels": channels, "kinds": kinds})))
+        steps.write(&mut w, now).await?;
+        self.commit(w, [Record::new(&system, "subject.objection").subject(subject).details(serde_json::json!({"request_id": request_id, "channels": channels, "kinds": kinds}))])
         .await?;
-        self.system_steps(
-            request_id,
-            &[RequestState::InProgress, RequestState::Completed],
-            None,
-        )
-        .await
+        self.facts.forget(&subject);
+        Ok(())
     }
 
     /// May a sender contact the subject on `channel` with a `kind` message?
@@ -425,75 +478,107 @@ impl Engine {
                 "subject.unblocked",
             ),
         };
-        let changed = self
+        // The request's steps either way, sealed before the unit of work:
+        // without a note if the status changes, with why not if it does not.
+        let status = self
             .store
+            .subject(subject)
+            .await?
+            .ok_or(EngineError::NotFound("subject"))?
+            .status;
+        let unchanged = match kind {
+            Right::Blocking if status == SubjectStatus::Blocked => {
+                "blocked since the request was received (4.2)".to_string()
+            }
+            _ => format!("the subject was not {}; nothing to change", from.as_str()),
+        };
+        let both = [RequestState::InProgress, RequestState::Completed];
+        let if_changed = self.system_steps(request_id, &both, None).await?;
+        let if_unchanged = self
+            .system_steps(request_id, &both, Some(&unchanged))
+            .await?;
+        let system = Actor::system(crate::SystemJob::RightsDesk);
+        let mut w = self.write().await?;
+        let changed = w
             .set_subject_status(subject, from, to, self.now(), false)
             .await?;
-        self.facts.forget(&subject);
-        let status = self.subject_facts(subject).await?.status;
-        let system = Actor::system(crate::SystemJob::RightsDesk);
-        self.audit(
-            Record::new(&system, action)
+        let steps = if changed { if_changed } else { if_unchanged };
+        steps.write(&mut w, self.now()).await?;
+        self.commit(
+            w,
+            [Record::new(&system, action)
                 .subject(subject)
-                .details(serde_json::json!({"request_id": request_id, "changed": changed})),
+                .details(serde_json::json!({"request_id": request_id, "changed": changed}))],
         )
         .await?;
-        let note = match (changed, kind) {
-            (true, _) => None,
-            (false, Right::Blocking) if status == SubjectStatus::Blocked => {
-                Some("blocked since the request was received (4.2)".to_string())
-            }
-            (false, _) => Some(format!(
-                "the subject was not {}; nothing to change",
-                from.as_str()
-            )),
-        };
-        self.system_steps(
-            request_id,
-            &[RequestState::InProgress, RequestState::Completed],
-            note.as_deref(),
-        )
-        .await
+        self.facts.forget(&subject);
+        Ok(())
     }
 
-    /// Move a request from `from` to `to` with an optional note, sealed
-    /// under the subject's key (or the request's own when it names nobody).
-    pub(crate) async fn transition(
+    /// Steps of a request from `from` through `steps`, `note` on the last,
+    /// sealed under the subject's key (or the request's own when it names
+    /// nobody), ready to go into a unit of work.
+    pub(crate) async fn steps(
         &self,
         request_id: &str,
         subject: Option<SubjectId>,
         from: RequestState,
-        to: RequestState,
+        steps: &[RequestState],
         note: Option<&str>,
         actor_id: &str,
-    ) -> Result<(), EngineError> {
-        let name = format!("reason:{}", to.as_str());
-        let notes = self
-            .seal_notes(subject, &[(format!("request:{request_id}"), &name, note)])
-            .await?;
-        self.store
-            .transition_request(request_id, from, to, actor_id, self.now(), &notes)
-            .await?;
-        Ok(())
+    ) -> Result<Steps, EngineError> {
+        let mut moves = Vec::with_capacity(steps.len());
+        let mut from = from;
+        for (i, to) in steps.iter().enumerate() {
+            let note = if i + 1 == steps.len() { note } else { None };
+            let name = format!("reason:{}", to.as_str());
+            let notes = self
+                .seal_notes(subject, &[(format!("request:{request_id}"), &name, note)])
+                .await?;
+            moves.push((from, *to, notes));
+            from = *to;
+        }
+        Ok(Steps {
+            request_id: request_id.to_string(),
+            actor_id: actor_id.to_string(),
+            moves,
+        })
     }
 
-    /// Move a verified request on by derbes' own hand, step by step from
-    /// `identity_verified`; `note` goes on the last step.
+    /// derbes' own steps of a verified request, from `identity_verified`.
     pub(crate) async fn system_steps(
         &self,
         request_id: &str,
         steps: &[RequestState],
         note: Option<&str>,
-    ) -> Result<(), EngineError> {
-        let system = Actor::system(crate::SystemJob::RightsDesk);
+    ) -> Result<Steps, EngineError> {
         let row = self.request_row(request_id).await?;
-        let subject = row.subject_id;
-        let mut from = RequestState::IdentityVerified;
-        for (i, to) in steps.iter().enumerate() {
-            let reason = if i + 1 == steps.len() { note } else { None };
-            self.transition(request_id, subject, from, *to, reason, system.id())
+        let system = Actor::system(crate::SystemJob::RightsDesk);
+        self.steps(
+            request_id,
+            row.subject_id,
+            RequestState::IdentityVerified,
+            steps,
+            note,
+            system.id(),
+        )
+        .await
+    }
+}
+
+/// A request's steps, their notes sealed: written in a unit of work.
+pub(crate) struct Steps {
+    request_id: String,
+    actor_id: String,
+    moves: Vec<(RequestState, RequestState, Vec<NoteRow>)>,
+}
+
+impl Steps {
+    /// Each step, compare-and-swap from the state it leaves.
+    pub(crate) async fn write(&self, w: &mut Write, at: DateTime<Utc>) -> Result<(), EngineError> {
+        for (from, to, notes) in &self.moves {
+            w.transition_request(&self.request_id, *from, *to, &self.actor_id, at, notes)
                 .await?;
-            from = *to;
         }
         Ok(())
     }

@@ -102,6 +102,18 @@ fn sealed_fields_are_opened_in_one_place_only() {
             "{function}: a permit before anything is opened"
         );
     }
+    // One destruction function: the store's destroying piece is called
+    // only by Engine::destroy (holds and blocking refused inside its unit of
+    // work, the certificate and the audit record written in it).
+    assert_eq!(callers("w.destroy("), ["destroy"], "who destroys");
+    assert_eq!(
+        files
+            .iter()
+            .filter(|(_, t)| t.contains("w.destroy("))
+            .map(|(f, _)| f.rsplit('/').next().unwrap())
+            .collect::<Vec<_>>(),
+        ["destruction.rs"]
+    );
     // Nothing outside the engine depends on the vault's data keys.
     for krate in ["derbes-server", "derbes"] {
         let dir = format!("{}/../{krate}/src", env!("CARGO_MANIFEST_DIR"));
@@ -111,6 +123,35 @@ fn sealed_fields_are_opened_in_one_place_only() {
                 !text.contains("DataKey") && !text.contains("unwrap_key"),
                 "{entry} touches data keys"
             );
+        }
+    }
+}
+
+/// The server and the binary reach storage only through the engine: the
+/// store is a dependency of their tests, never of their code.
+#[test]
+fn the_store_is_the_engines_alone() {
+    for krate in ["derbes-server", "derbes"] {
+        let manifest = std::fs::read_to_string(format!(
+            "{}/../{krate}/Cargo.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut section = "";
+        for line in manifest.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                section = line;
+            } else if line.starts_with("derbes-store") {
+                assert_eq!(
+                    section, "[dev-dependencies]",
+                    "{krate} depends on derbes-store"
+                );
+            }
+        }
+        for entry in walk(&format!("{}/../{krate}/src", env!("CARGO_MANIFEST_DIR"))) {
+            let text = std::fs::read_to_string(&entry).unwrap();
+            assert!(!text.contains("derbes_store"), "{entry} names derbes_store");
         }
     }
 }

@@ -705,7 +705,8 @@ async fn versions(w: &World, t: &mut Table) {
     let text = v1_1::policy_1_1_text();
     let v2 = LoadedPolicy::from_text(text).unwrap();
     for v in [&v1, &v2] {
-        st.publish_policy(
+        let mut tx = st.write().await.unwrap();
+        tx.publish_policy(
             &v.policy().version,
             v.sha256(),
             v.policy().published,
@@ -713,6 +714,7 @@ async fn versions(w: &World, t: &mut Table) {
         )
         .await
         .unwrap();
+        tx.commit().await.unwrap();
     }
     let s = register(&w.e, 5, everything()).await;
     let e2 = Engine::over_store(

@@ -15,10 +15,11 @@ const SEED: &str = include_str!("../../../policy/ibusiness.toml");
 async fn state(store: &Store) -> AppState {
     let policy = LoadedPolicy::from_text(SEED.to_string()).unwrap();
     let p = &policy.policy();
-    store
-        .publish_policy(&p.version, policy.sha256(), p.published, policy.text())
+    let mut w = store.write().await.unwrap();
+    w.publish_policy(&p.version, policy.sha256(), p.published, policy.text())
         .await
         .unwrap();
+    w.commit().await.unwrap();
     let engine = derbes_engine::Engine::with_keyring(
         store.clone(),
         policy,

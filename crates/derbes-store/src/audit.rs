@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
-use crate::{Backend, Store, StoreError, SubjectId};
+use crate::{Backend, Store, StoreError, SubjectId, Write};
 
 /// One audit record as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,73 +146,73 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
 const AUDIT_COLUMNS: &str =
     "seq, at, actor, role, action, subject_id, purpose, categories, decision, reasons, details, prev_hash, hash";
 
-impl Store {
-    /// Append records in one durable transaction; returns their sequence numbers.
-    pub async fn append_audit(&self, records: &[NewAuditRecord]) -> Result<Vec<i64>, StoreError> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.begin_write().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(PG_AUDIT_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let tail = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
+/// Append records to the chain inside `tx`, under the chain's lock; their
+/// sequence numbers. Only [`crate::Write::commit`] calls it.
+pub(crate) async fn append_in(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    records: &[NewAuditRecord],
+) -> Result<Vec<i64>, StoreError> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PG_AUDIT_LOCK)
+            .execute(&mut **tx)
             .await?;
-        let (mut seq, mut prev): (i64, Vec<u8>) = match tail {
-            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
-            None => (0, vec![0u8; 32]),
-        };
-        let mut seqs = Vec::with_capacity(records.len());
-        for chunk in records.chunks(256) {
-            let mut sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
+    }
+    let tail = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (mut seq, mut prev): (i64, Vec<u8>) = match tail {
+        Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+        None => (0, vec![0u8; 32]),
+    };
+    let mut seqs = Vec::with_capacity(records.len());
+    for chunk in records.chunks(256) {
+        let mut sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..13 {
+                if c > 0 {
                     sql.push_str(", ");
                 }
-                sql.push('(');
-                for c in 0..13 {
-                    if c > 0 {
-                        sql.push_str(", ");
-                    }
-                    // Positional `?` spares SQLite a name lookup per bound value.
-                    match self.backend {
-                        Backend::Sqlite => sql.push('?'),
-                        Backend::Postgres => sql.push_str(&format!("${}", i * 13 + c + 1)),
-                    }
+                // Positional `?` spares SQLite a name lookup per bound value.
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => sql.push_str(&format!("${}", i * 13 + c + 1)),
                 }
-                sql.push(')');
             }
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                seq += 1;
-                let hash = record_hash(&prev, seq, r);
-                q = q
-                    .bind(seq)
-                    .bind(crate::us(r.at))
-                    .bind(r.actor.clone())
-                    .bind(r.role.clone())
-                    .bind(r.action.clone())
-                    .bind(r.subject_id.clone())
-                    .bind(r.purpose.clone())
-                    .bind(r.categories.clone())
-                    .bind(r.decision.clone())
-                    .bind(r.reasons.clone())
-                    .bind(r.details.clone())
-                    .bind(prev.clone())
-                    .bind(hash.clone());
-                prev = hash;
-                seqs.push(seq);
-            }
-            q.execute(&mut *tx).await?;
+            sql.push(')');
         }
-        tx.commit().await?;
-        Ok(seqs)
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            seq += 1;
+            let hash = record_hash(&prev, seq, r);
+            q = q
+                .bind(seq)
+                .bind(crate::us(r.at))
+                .bind(r.actor.clone())
+                .bind(r.role.clone())
+                .bind(r.action.clone())
+                .bind(r.subject_id.clone())
+                .bind(r.purpose.clone())
+                .bind(r.categories.clone())
+                .bind(r.decision.clone())
+                .bind(r.reasons.clone())
+                .bind(r.details.clone())
+                .bind(prev.clone())
+                .bind(hash.clone());
+            prev = hash;
+            seqs.push(seq);
+        }
+        q.execute(&mut **tx).await?;
     }
+    Ok(seqs)
+}
 
+impl Store {
     /// The last record's sequence number and hash.
     pub async fn audit_tail(&self) -> Result<Option<ChainTail>, StoreError> {
         let r = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
@@ -232,21 +232,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         r.map(|r| checkpoint_row(&r)).transpose()
-    }
-
-    pub async fn insert_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (seq, hash, signature, public_key, at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (seq) DO NOTHING",
-        )
-        .bind(c.seq)
-        .bind(&c.hash)
-        .bind(&c.signature)
-        .bind(&c.public_key)
-        .bind(crate::us(c.at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// Records matching `q`, in sequence order.
@@ -389,4 +374,21 @@ fn checkpoint_row(r: &AnyRow) -> Result<Checkpoint, StoreError> {
         public_key: r.try_get("public_key")?,
         at: crate::time(r, "at")?,
     })
+}
+
+impl Write {
+    pub async fn insert_checkpoint(&mut self, c: &Checkpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, signature, public_key, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(&c.signature)
+        .bind(&c.public_key)
+        .bind(crate::us(c.at))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{Store, StoreError, SubjectId};
+use crate::{Store, StoreError, SubjectId, Write};
 
 #[derive(Debug, Clone)]
 pub struct NewConsent {
@@ -50,29 +50,6 @@ const CONSENT_SELECT: &str = "SELECT c.subject_id, c.consent_id, c.record, w.wit
      ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id";
 
 impl Store {
-    /// Append a consent: one statement, committed on return.
-    pub async fn insert_consent(
-        &self,
-        subject_id: SubjectId,
-        c: &NewConsent,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(subject_id.to_string())
-        .bind(&c.consent_id)
-        .bind(&c.kind)
-        .bind(crate::us(c.given_at))
-        .bind(c.expires_at.map(crate::us))
-        .bind(&c.record_json)
-        .bind(&c.receipt_sha256)
-        .bind(&c.policy_sha256)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Every consent of a subject, oldest first.
     pub async fn consents(&self, subject_id: SubjectId) -> Result<Vec<ConsentRow>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -90,44 +67,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(consent_row).transpose()
-    }
-
-    /// Append a withdrawal. `Ok(false)` when it was already withdrawn;
-    /// [`StoreError::NotFound`] when there is no such consent.
-    pub async fn withdraw_consent(
-        &self,
-        subject_id: SubjectId,
-        consent_id: &str,
-        at: DateTime<Utc>,
-        evidence: &str,
-        notes: &[crate::NoteRow],
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let exists =
-            sqlx::query("SELECT 1 AS one FROM consents WHERE subject_id = $1 AND consent_id = $2")
-                .bind(subject_id.to_string())
-                .bind(consent_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound("consent"));
-        }
-        let done = sqlx::query(
-            "INSERT INTO consent_withdrawals (subject_id, consent_id, withdrawn_at, evidence) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (subject_id, consent_id) DO NOTHING",
-        )
-        .bind(subject_id.to_string())
-        .bind(consent_id)
-        .bind(crate::us(at))
-        .bind(evidence)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if done == 1 {
-            Self::insert_notes_in(&mut tx, notes).await?;
-        }
-        tx.commit().await?;
-        Ok(done == 1)
     }
 
     /// Active subjects whose latest policy acceptance (not withdrawn) was
@@ -164,5 +103,67 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+impl Write {
+    /// Append a consent.
+    pub async fn insert_consent(
+        &mut self,
+        subject_id: SubjectId,
+        c: &NewConsent,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(subject_id.to_string())
+        .bind(&c.consent_id)
+        .bind(&c.kind)
+        .bind(crate::us(c.given_at))
+        .bind(c.expires_at.map(crate::us))
+        .bind(&c.record_json)
+        .bind(&c.receipt_sha256)
+        .bind(&c.policy_sha256)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Append a withdrawal. `Ok(false)` when it was already withdrawn;
+    /// [`StoreError::NotFound`] when there is no such consent.
+    pub async fn withdraw_consent(
+        &mut self,
+        subject_id: SubjectId,
+        consent_id: &str,
+        at: DateTime<Utc>,
+        evidence: &str,
+        notes: &[crate::NoteRow],
+    ) -> Result<bool, StoreError> {
+        let tx = self.tx();
+        let exists =
+            sqlx::query("SELECT 1 AS one FROM consents WHERE subject_id = $1 AND consent_id = $2")
+                .bind(subject_id.to_string())
+                .bind(consent_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("consent"));
+        }
+        let done = sqlx::query(
+            "INSERT INTO consent_withdrawals (subject_id, consent_id, withdrawn_at, evidence) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subject_id, consent_id) DO NOTHING",
+        )
+        .bind(subject_id.to_string())
+        .bind(consent_id)
+        .bind(crate::us(at))
+        .bind(evidence)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            Store::insert_notes_in(tx, notes).await?;
+        }
+        Ok(done == 1)
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use crate::{placeholders, RequestState, Store, StoreError, SubjectId, SubjectStatus};
+use crate::{placeholders, RequestState, Store, StoreError, SubjectId, SubjectStatus, Write};
 
 /// What goes of one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,127 +85,6 @@ struct Standing {
 }
 
 impl Store {
-    /// Carry out destructions, all in one transaction; what each came to, in
-    /// order. A subject that is blocked, held, or (for a destruction no job
-    /// ordered) awaiting its own job is left untouched.
-    pub async fn destroy(
-        &self,
-        items: &[Destruction],
-        at: DateTime<Utc>,
-    ) -> Result<Vec<DestroyOutcome>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let ids: Vec<SubjectId> = items.iter().map(|d| d.subject_id).collect();
-        let standing = Self::standing_in(&mut tx, &ids).await?;
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut whole = Vec::new();
-        let mut done = Vec::new();
-        let mut closed = Vec::new();
-        for d in items {
-            let outcome = match standing.get(&d.subject_id) {
-                None => DestroyOutcome::Gone,
-                Some(s) if s.status == SubjectStatus::Destroyed => DestroyOutcome::Gone,
-                Some(s) if s.status == SubjectStatus::Blocked => DestroyOutcome::Blocked,
-                Some(s) if s.held => DestroyOutcome::Held,
-                Some(s) if d.job_id.is_none() && s.pending_job => DestroyOutcome::Pending,
-                Some(_) => DestroyOutcome::Destroyed,
-            };
-            let outcome = match (&d.job_id, outcome) {
-                // A job whose subject is gone is closed; one blocked or held waits.
-                (Some(job), DestroyOutcome::Destroyed | DestroyOutcome::Gone) => {
-                    if Self::claim_job_in(&mut tx, job, at, outcome.as_str()).await? {
-                        outcome
-                    } else {
-                        DestroyOutcome::AlreadyDone
-                    }
-                }
-                (_, o) => o,
-            };
-            if outcome == DestroyOutcome::Gone && d.job_id.is_some() {
-                closed.extend(d.request_id.clone());
-            }
-            if outcome == DestroyOutcome::Destroyed {
-                match &d.scope {
-                    Scope::Whole => whole.push(d.subject_id),
-                    Scope::Fields {
-                        fields,
-                        index_kinds,
-                        status_after,
-                        notes,
-                    } => {
-                        Self::delete_fields_in(&mut tx, d.subject_id, fields, index_kinds).await?;
-                        if *notes {
-                            sqlx::query("DELETE FROM notes WHERE subject_id = $1")
-                                .bind(d.subject_id.to_string())
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        if let Some(status) = status_after {
-                            sqlx::query(
-                                "UPDATE subjects SET status = $1, relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $3",
-                            )
-                            .bind(status.as_str())
-                            .bind(crate::us(at))
-                            .bind(d.subject_id.to_string())
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                }
-                done.push(d);
-            }
-            outcomes.push(outcome);
-        }
-        Self::shred_many_in(&mut tx, &whole, at).await?;
-        for chunk in done.chunks(100) {
-            let mut sql = String::from(
-                "INSERT INTO destruction_certificates (certificate_id, subject_id, request_id, at, content, sha256) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(&placeholders(i * 6 + 1, 6));
-                sql.push(')');
-            }
-            let mut q = sqlx::query(&sql);
-            for d in chunk {
-                q = q
-                    .bind(&d.certificate_id)
-                    .bind(d.subject_id.to_string())
-                    .bind(d.request_id.clone())
-                    .bind(crate::us(at))
-                    .bind(&d.certificate)
-                    .bind(&d.certificate_sha256);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for r in done
-            .iter()
-            .filter_map(|d| d.request_id.as_ref())
-            .chain(&closed)
-        {
-            {
-                // Completed now — unless someone closed it meanwhile.
-                match Self::transition_in(
-                    &mut tx,
-                    r,
-                    RequestState::InProgress,
-                    RequestState::Completed,
-                    "system:scheduler",
-                    at,
-                )
-                .await
-                {
-                    Ok(()) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
     /// Status, open holds and pending destruction jobs of `ids`.
     async fn standing_in(
         tx: &mut Transaction<'static, Any>,
@@ -340,4 +219,126 @@ pub(crate) fn flag(r: &sqlx::any::AnyRow, name: &str) -> Result<bool, StoreError
         Ok(b) => b,
         Err(_) => r.try_get::<i64, _>(name)? != 0,
     })
+}
+
+impl Write {
+    /// Carry out destructions, all in one transaction; what each came to, in
+    /// order. A subject that is blocked, held, or (for a destruction no job
+    /// ordered) awaiting its own job is left untouched.
+    pub async fn destroy(
+        &mut self,
+        items: &[Destruction],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<DestroyOutcome>, StoreError> {
+        let tx = self.tx();
+        let ids: Vec<SubjectId> = items.iter().map(|d| d.subject_id).collect();
+        let standing = Store::standing_in(tx, &ids).await?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut whole = Vec::new();
+        let mut done = Vec::new();
+        let mut closed = Vec::new();
+        for d in items {
+            let outcome = match standing.get(&d.subject_id) {
+                None => DestroyOutcome::Gone,
+                Some(s) if s.status == SubjectStatus::Destroyed => DestroyOutcome::Gone,
+                Some(s) if s.status == SubjectStatus::Blocked => DestroyOutcome::Blocked,
+                Some(s) if s.held => DestroyOutcome::Held,
+                Some(s) if d.job_id.is_none() && s.pending_job => DestroyOutcome::Pending,
+                Some(_) => DestroyOutcome::Destroyed,
+            };
+            let outcome = match (&d.job_id, outcome) {
+                // A job whose subject is gone is closed; one blocked or held waits.
+                (Some(job), DestroyOutcome::Destroyed | DestroyOutcome::Gone) => {
+                    if Store::claim_job_in(tx, job, at, outcome.as_str()).await? {
+                        outcome
+                    } else {
+                        DestroyOutcome::AlreadyDone
+                    }
+                }
+                (_, o) => o,
+            };
+            if outcome == DestroyOutcome::Gone && d.job_id.is_some() {
+                closed.extend(d.request_id.clone());
+            }
+            if outcome == DestroyOutcome::Destroyed {
+                match &d.scope {
+                    Scope::Whole => whole.push(d.subject_id),
+                    Scope::Fields {
+                        fields,
+                        index_kinds,
+                        status_after,
+                        notes,
+                    } => {
+                        Store::delete_fields_in(tx, d.subject_id, fields, index_kinds).await?;
+                        if *notes {
+                            sqlx::query("DELETE FROM notes WHERE subject_id = $1")
+                                .bind(d.subject_id.to_string())
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                        if let Some(status) = status_after {
+                            sqlx::query(
+                                "UPDATE subjects SET status = $1, relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $3",
+                            )
+                            .bind(status.as_str())
+                            .bind(crate::us(at))
+                            .bind(d.subject_id.to_string())
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    }
+                }
+                done.push(d);
+            }
+            outcomes.push(outcome);
+        }
+        Store::shred_many_in(tx, &whole, at).await?;
+        for chunk in done.chunks(100) {
+            let mut sql = String::from(
+                "INSERT INTO destruction_certificates (certificate_id, subject_id, request_id, at, content, sha256) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                sql.push_str(&placeholders(i * 6 + 1, 6));
+                sql.push(')');
+            }
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q
+                    .bind(&d.certificate_id)
+                    .bind(d.subject_id.to_string())
+                    .bind(d.request_id.clone())
+                    .bind(crate::us(at))
+                    .bind(&d.certificate)
+                    .bind(&d.certificate_sha256);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for r in done
+            .iter()
+            .filter_map(|d| d.request_id.as_ref())
+            .chain(&closed)
+        {
+            {
+                // Completed now — unless someone closed it meanwhile.
+                match Store::transition_in(
+                    tx,
+                    r,
+                    RequestState::InProgress,
+                    RequestState::Completed,
+                    "system:scheduler",
+                    at,
+                )
+                .await
+                {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(outcomes)
+    }
 }

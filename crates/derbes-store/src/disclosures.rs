@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{Store, StoreError, SubjectId};
+use crate::{Store, StoreError, SubjectId, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisclosureRow {
@@ -25,36 +25,6 @@ pub struct DisclosureRow {
 }
 
 impl Store {
-    /// Record a disclosure; its legal basis and reference arrive as sealed notes.
-    pub async fn insert_disclosure(
-        &self,
-        d: &DisclosureRow,
-        notes: &[crate::NoteRow],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO disclosures (subject_id, disclosure_id, recipient, purpose, categories, legal_basis, reference, \
-             cross_border, at, audit_seq, notice_due, notified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(d.subject_id.to_string())
-        .bind(&d.disclosure_id)
-        .bind(&d.recipient)
-        .bind(&d.purpose)
-        .bind(&d.categories)
-        .bind(d.legal_basis.clone())
-        .bind(d.reference.clone())
-        .bind(i64::from(d.cross_border))
-        .bind(crate::us(d.at))
-        .bind(d.audit_seq)
-        .bind(d.notice_due.map(crate::us))
-        .bind(d.notified_at.map(crate::us))
-        .execute(&mut *tx)
-        .await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// A subject's disclosures, oldest first.
     pub async fn disclosures(
         &self,
@@ -85,5 +55,36 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+impl Write {
+    /// Record a disclosure; its legal basis and reference arrive as sealed notes.
+    pub async fn insert_disclosure(
+        &mut self,
+        d: &DisclosureRow,
+        notes: &[crate::NoteRow],
+    ) -> Result<(), StoreError> {
+        let tx = self.tx();
+        sqlx::query(
+            "INSERT INTO disclosures (subject_id, disclosure_id, recipient, purpose, categories, legal_basis, reference, \
+             cross_border, at, audit_seq, notice_due, notified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(d.subject_id.to_string())
+        .bind(&d.disclosure_id)
+        .bind(&d.recipient)
+        .bind(&d.purpose)
+        .bind(&d.categories)
+        .bind(d.legal_basis.clone())
+        .bind(d.reference.clone())
+        .bind(i64::from(d.cross_border))
+        .bind(crate::us(d.at))
+        .bind(d.audit_seq)
+        .bind(d.notice_due.map(crate::us))
+        .bind(d.notified_at.map(crate::us))
+        .execute(&mut **tx)
+        .await?;
+        Store::insert_notes_in(tx, notes).await?;
+        Ok(())
     }
 }

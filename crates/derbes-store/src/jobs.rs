@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{Store, StoreError, SubjectId};
+use crate::{Store, StoreError, SubjectId, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObligationRow {
@@ -32,53 +32,6 @@ pub struct JobRow {
 }
 
 impl Store {
-    /// Add an obligation; its reference arrives as a sealed note.
-    pub async fn add_obligation(
-        &self,
-        subject_id: SubjectId,
-        o: &ObligationRow,
-        notes: &[crate::NoteRow],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO obligations (subject_id, obligation_id, kind, reference, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(subject_id.to_string())
-            .bind(&o.obligation_id)
-            .bind(&o.kind)
-            .bind(&o.reference)
-            .bind(crate::us(o.created_at))
-            .execute(&mut *tx)
-            .await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Close an open obligation; false when it was already closed.
-    pub async fn close_obligation(
-        &self,
-        subject_id: SubjectId,
-        obligation_id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE obligations SET closed_at = $1 WHERE subject_id = $2 AND obligation_id = $3 AND closed_at IS NULL")
-            .bind(crate::us(at))
-            .bind(subject_id.to_string())
-            .bind(obligation_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if n == 0
-            && !self
-                .obligations(subject_id)
-                .await?
-                .iter()
-                .any(|o| o.obligation_id == obligation_id)
-        {
-            return Err(StoreError::NotFound("obligation"));
-        }
-        Ok(n == 1)
-    }
-
     pub async fn obligations(
         &self,
         subject_id: SubjectId,
@@ -102,43 +55,6 @@ impl Store {
             .collect()
     }
 
-    /// Bar the IIN a subject registered with (by its keyed digest, which
-    /// the subject's blind index of `kind` holds) until `until` — 7.7: a minor who used
-    /// it cannot register with it again before their 18th birthday. A later
-    /// bar on the same digest replaces it. False if the subject has no IIN.
-    pub async fn bar_minor(
-        &self,
-        subject_id: SubjectId,
-        kind: &str,
-        until: DateTime<Utc>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let digest: Option<Vec<u8>> =
-            sqlx::query("SELECT digest FROM blind_index WHERE kind = $2 AND subject_id = $1")
-                .bind(subject_id.to_string())
-                .bind(kind)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("digest"))
-                .transpose()?;
-        let Some(digest) = digest else {
-            tx.rollback().await?;
-            return Ok(false);
-        };
-        sqlx::query(
-            "INSERT INTO minor_bar (digest, until_at, at) VALUES ($1, $2, $3) \
-             ON CONFLICT (digest) DO UPDATE SET until_at = excluded.until_at, at = excluded.at",
-        )
-        .bind(&digest)
-        .bind(crate::us(until))
-        .bind(crate::us(at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Whether an IIN digest is barred at `now`.
     pub async fn is_barred(&self, digest: &[u8], now: DateTime<Utc>) -> Result<bool, StoreError> {
         Ok(
@@ -149,19 +65,6 @@ impl Store {
                 .await?
                 .is_some(),
         )
-    }
-
-    pub async fn schedule_job(&self, j: &JobRow, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO jobs (job_id, kind, subject_id, request_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&j.job_id)
-            .bind(&j.kind)
-            .bind(j.subject_id.to_string())
-            .bind(j.request_id.clone())
-            .bind(crate::us(j.due_at))
-            .bind(crate::us(at))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Jobs not done yet, soonest due first.
@@ -221,5 +124,104 @@ impl Store {
                 sha256: r.try_get("sha256")?,
             })),
         }
+    }
+}
+
+impl Write {
+    /// Add an obligation; its reference arrives as a sealed note.
+    pub async fn add_obligation(
+        &mut self,
+        subject_id: SubjectId,
+        o: &ObligationRow,
+        notes: &[crate::NoteRow],
+    ) -> Result<(), StoreError> {
+        let tx = self.tx();
+        sqlx::query("INSERT INTO obligations (subject_id, obligation_id, kind, reference, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(subject_id.to_string())
+            .bind(&o.obligation_id)
+            .bind(&o.kind)
+            .bind(&o.reference)
+            .bind(crate::us(o.created_at))
+            .execute(&mut **tx)
+            .await?;
+        Store::insert_notes_in(tx, notes).await?;
+        Ok(())
+    }
+
+    /// Close an open obligation; false when it was already closed.
+    pub async fn close_obligation(
+        &mut self,
+        subject_id: SubjectId,
+        obligation_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE obligations SET closed_at = $1 WHERE subject_id = $2 AND obligation_id = $3 AND closed_at IS NULL")
+            .bind(crate::us(at))
+            .bind(subject_id.to_string())
+            .bind(obligation_id)
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        if n == 0
+            && sqlx::query(
+                "SELECT 1 AS one FROM obligations WHERE subject_id = $1 AND obligation_id = $2",
+            )
+            .bind(subject_id.to_string())
+            .bind(obligation_id)
+            .fetch_optional(self.conn())
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound("obligation"));
+        }
+        Ok(n == 1)
+    }
+
+    /// Bar the IIN a subject registered with (by its keyed digest, which
+    /// the subject's blind index of `kind` holds) until `until` — 7.7: a minor who used
+    /// it cannot register with it again before their 18th birthday. A later
+    /// bar on the same digest replaces it. False if the subject has no IIN.
+    pub async fn bar_minor(
+        &mut self,
+        subject_id: SubjectId,
+        kind: &str,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let tx = self.tx();
+        let digest: Option<Vec<u8>> =
+            sqlx::query("SELECT digest FROM blind_index WHERE kind = $2 AND subject_id = $1")
+                .bind(subject_id.to_string())
+                .bind(kind)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("digest"))
+                .transpose()?;
+        let Some(digest) = digest else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO minor_bar (digest, until_at, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (digest) DO UPDATE SET until_at = excluded.until_at, at = excluded.at",
+        )
+        .bind(&digest)
+        .bind(crate::us(until))
+        .bind(crate::us(at))
+        .execute(&mut **tx)
+        .await?;
+        Ok(true)
+    }
+
+    pub async fn schedule_job(&mut self, j: &JobRow, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO jobs (job_id, kind, subject_id, request_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&j.job_id)
+            .bind(&j.kind)
+            .bind(j.subject_id.to_string())
+            .bind(j.request_id.clone())
+            .bind(crate::us(j.due_at))
+            .bind(crate::us(at))
+            .execute(self.conn())
+            .await?;
+        Ok(())
     }
 }

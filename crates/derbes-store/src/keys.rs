@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::{Store, StoreError, WrappedKey};
+use crate::{Store, StoreError, WrappedKey, Write};
 
 /// How many data keys a key-encryption key wraps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,12 +70,14 @@ impl Store {
             })
             .collect()
     }
+}
 
+impl Write {
     /// Replace wrapped keys in one transaction, each only if still under its
     /// old KEK (so a concurrent rotation or shred is never overwritten).
     /// Returns how many rows changed.
-    pub async fn rewrap_keys(&self, updates: &[Rewrap]) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
+    pub async fn rewrap_keys(&mut self, updates: &[Rewrap]) -> Result<u64, StoreError> {
+        let tx = self.tx();
         let mut n = 0;
         for u in updates {
             n += sqlx::query("UPDATE subject_keys SET kek_id = $1, wrapped = $2 WHERE subject_id = $3 AND kek_id = $4")
@@ -83,11 +85,10 @@ impl Store {
                 .bind(&u.key.wrapped)
                 .bind(&u.subject_id)
                 .bind(&u.old_kek)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected();
         }
-        tx.commit().await?;
         Ok(n)
     }
 }

@@ -37,6 +37,7 @@ mod subjects;
 pub mod testing;
 mod tokens;
 mod weblog;
+mod write;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -70,6 +71,7 @@ pub use subjects::{
 };
 pub use tokens::TokenRow;
 pub use weblog::{MergeVisitors, WeblogCell, WeblogPosition};
+pub use write::Write;
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,10 +224,14 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the writer; FULL makes
-                        // every commit durable before it returns.
+                        // every commit durable before it returns;
+                        // secure_delete zeroes what a change or a deletion
+                        // frees, so no old value lingers in a page's free
+                        // space.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA secure_delete = ON;",
                         )
                         .await?;
                     }
@@ -275,6 +281,22 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// After personal data was removed or replaced: on SQLite, checkpoint
+    /// the write-ahead log into the database and truncate it, so that no
+    /// earlier image of a changed page — an old value — outlives the change
+    /// there (deleted content in the database itself is zeroed:
+    /// `secure_delete`). Best effort while readers hold old pages: what is
+    /// left goes at the next checkpoint. PostgreSQL keeps no such copy a
+    /// reader of the database could see; nothing to do.
+    pub async fn expunge(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Close every connection (graceful shutdown).

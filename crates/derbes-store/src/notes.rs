@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
 
-use crate::{placeholders, Store, StoreError, SubjectId};
+use crate::{placeholders, Store, StoreError, SubjectId, Write};
 
 /// A sealed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,17 +57,6 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
-        Ok(())
-    }
-
-    /// Insert notes in a transaction of their own.
-    pub async fn insert_notes(&self, notes: &[NoteRow]) -> Result<(), StoreError> {
-        if notes.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -138,40 +127,6 @@ pub struct RepresentativeRow {
 }
 
 impl Store {
-    /// Record a representative; their name and document arrive as sealed notes.
-    pub async fn add_representative(
-        &self,
-        subject_id: SubjectId,
-        r: &RepresentativeRow,
-        notes: &[NoteRow],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let active = sqlx::query(
-            "SELECT 1 AS one FROM subjects WHERE subject_id = $1 AND status <> 'destroyed'",
-        )
-        .bind(subject_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if active.is_none() {
-            return Err(StoreError::NotFound("subject"));
-        }
-        sqlx::query(
-            "INSERT INTO representatives (subject_id, representative_id, basis, valid_from, valid_until, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(subject_id.to_string())
-        .bind(&r.representative_id)
-        .bind(&r.basis)
-        .bind(crate::us(r.valid_from))
-        .bind(r.valid_until.map(crate::us))
-        .bind(crate::us(r.created_at))
-        .execute(&mut *tx)
-        .await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// A subject's representatives, oldest first.
     pub async fn representatives(
         &self,
@@ -196,25 +151,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// End a representative's authority; false when it had ended already.
-    pub async fn revoke_representative(
-        &self,
-        subject_id: SubjectId,
-        representative_id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE representatives SET revoked_at = $1 WHERE subject_id = $2 AND representative_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(crate::us(at))
-        .bind(subject_id.to_string())
-        .bind(representative_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
     }
 }
 
@@ -258,33 +194,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Store a legacy text's note and clear its plaintext, together.
-    pub async fn replace_legacy(
-        &self,
-        t: &LegacyText,
-        notes: &[NoteRow],
-    ) -> Result<(), StoreError> {
-        let sql = match t.table {
-            "requests.state_reason" => "UPDATE requests SET state_reason = NULL WHERE request_id = $1 AND $2 = $2",
-            "request_events.reason" => "UPDATE request_events SET reason = NULL WHERE request_id = $1 AND CAST(seq AS TEXT) = $2",
-            "obligations.reference" => "UPDATE obligations SET reference = '' WHERE obligation_id = $1 AND subject_id = $2",
-            "legal_holds.reference" => "UPDATE legal_holds SET reference = '' WHERE hold_id = $1 AND $2 = $2",
-            "disclosures.legal_basis" => "UPDATE disclosures SET legal_basis = NULL WHERE disclosure_id = $1 AND subject_id = $2",
-            "disclosures.reference" => "UPDATE disclosures SET reference = NULL WHERE disclosure_id = $1 AND subject_id = $2",
-            "consent_withdrawals.evidence" => "UPDATE consent_withdrawals SET evidence = '{}' WHERE consent_id = $1 AND subject_id = $2",
-            _ => return Err(StoreError::Corrupt(format!("no legacy text in {}", t.table))),
-        };
-        let mut tx = self.begin_write().await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
-        sqlx::query(sql)
-            .bind(&t.key[0])
-            .bind(&t.key[1])
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Requests whose details an earlier version stored as free JSON: each
     /// whose details hold more than the codes derbes now keeps there.
     pub async fn request_details(&self) -> Result<Vec<StoredDetails>, StoreError> {
@@ -303,22 +212,111 @@ impl Store {
             })
             .collect()
     }
+}
+
+impl Write {
+    /// Insert notes in a transaction of their own.
+    pub async fn insert_notes(&mut self, notes: &[NoteRow]) -> Result<(), StoreError> {
+        if notes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.tx();
+        Store::insert_notes_in(tx, notes).await?;
+        Ok(())
+    }
+
+    /// Record a representative; their name and document arrive as sealed notes.
+    pub async fn add_representative(
+        &mut self,
+        subject_id: SubjectId,
+        r: &RepresentativeRow,
+        notes: &[NoteRow],
+    ) -> Result<(), StoreError> {
+        let tx = self.tx();
+        let active = sqlx::query(
+            "SELECT 1 AS one FROM subjects WHERE subject_id = $1 AND status <> 'destroyed'",
+        )
+        .bind(subject_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+        if active.is_none() {
+            return Err(StoreError::NotFound("subject"));
+        }
+        sqlx::query(
+            "INSERT INTO representatives (subject_id, representative_id, basis, valid_from, valid_until, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(subject_id.to_string())
+        .bind(&r.representative_id)
+        .bind(&r.basis)
+        .bind(crate::us(r.valid_from))
+        .bind(r.valid_until.map(crate::us))
+        .bind(crate::us(r.created_at))
+        .execute(&mut **tx)
+        .await?;
+        Store::insert_notes_in(tx, notes).await?;
+        Ok(())
+    }
+
+    /// End a representative's authority; false when it had ended already.
+    pub async fn revoke_representative(
+        &mut self,
+        subject_id: SubjectId,
+        representative_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE representatives SET revoked_at = $1 WHERE subject_id = $2 AND representative_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(crate::us(at))
+        .bind(subject_id.to_string())
+        .bind(representative_id)
+        .execute(self.conn())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Store a legacy text's note and clear its plaintext, together.
+    pub async fn replace_legacy(
+        &mut self,
+        t: &LegacyText,
+        notes: &[NoteRow],
+    ) -> Result<(), StoreError> {
+        let sql = match t.table {
+            "requests.state_reason" => "UPDATE requests SET state_reason = NULL WHERE request_id = $1 AND $2 = $2",
+            "request_events.reason" => "UPDATE request_events SET reason = NULL WHERE request_id = $1 AND CAST(seq AS TEXT) = $2",
+            "obligations.reference" => "UPDATE obligations SET reference = '' WHERE obligation_id = $1 AND subject_id = $2",
+            "legal_holds.reference" => "UPDATE legal_holds SET reference = '' WHERE hold_id = $1 AND $2 = $2",
+            "disclosures.legal_basis" => "UPDATE disclosures SET legal_basis = NULL WHERE disclosure_id = $1 AND subject_id = $2",
+            "disclosures.reference" => "UPDATE disclosures SET reference = NULL WHERE disclosure_id = $1 AND subject_id = $2",
+            "consent_withdrawals.evidence" => "UPDATE consent_withdrawals SET evidence = '{}' WHERE consent_id = $1 AND subject_id = $2",
+            _ => return Err(StoreError::Corrupt(format!("no legacy text in {}", t.table))),
+        };
+        let tx = self.tx();
+        Store::insert_notes_in(tx, notes).await?;
+        sqlx::query(sql)
+            .bind(&t.key[0])
+            .bind(&t.key[1])
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
 
     /// Replace a request's details and add its notes, together.
     pub async fn replace_request_details(
-        &self,
+        &mut self,
         request_id: &str,
         details: &str,
         notes: &[NoteRow],
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
+        let tx = self.tx();
+        Store::insert_notes_in(tx, notes).await?;
         sqlx::query("UPDATE requests SET details = $1 WHERE request_id = $2")
             .bind(details)
             .bind(request_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

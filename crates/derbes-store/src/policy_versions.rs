@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Write};
 
 /// A published policy version (without its content).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,46 +36,6 @@ fn row_to_version(row: &sqlx::any::AnyRow) -> Result<PolicyVersion, StoreError> 
 }
 
 impl Store {
-    /// Record a policy version. Publishing the same version again with the
-    /// same content is a no-op; with different content it is refused, because
-    /// consents name the version they accepted.
-    pub async fn publish_policy(
-        &self,
-        version: &str,
-        sha256: &str,
-        published_on: NaiveDate,
-        content: &str,
-    ) -> Result<PublishOutcome, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO policy_versions (version, sha256, published_on, recorded_at, content) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (version) DO NOTHING",
-        )
-        .bind(version)
-        .bind(sha256)
-        .bind(published_on.format("%Y-%m-%d").to_string())
-        .bind(crate::us(chrono::Utc::now()))
-        .bind(content)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            return Ok(PublishOutcome::Published);
-        }
-        let existing: String = sqlx::query("SELECT sha256 FROM policy_versions WHERE version = $1")
-            .bind(version)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("sha256")?;
-        if existing == sha256 {
-            Ok(PublishOutcome::AlreadyPublished)
-        } else {
-            Err(StoreError::PolicyVersionConflict {
-                version: version.to_string(),
-                existing,
-            })
-        }
-    }
-
     /// Every published version, oldest first.
     pub async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
         let rows = sqlx::query(
@@ -102,6 +62,48 @@ impl Store {
         match row {
             None => Ok(None),
             Some(row) => Ok(Some((row_to_version(&row)?, row.try_get("content")?))),
+        }
+    }
+}
+
+impl Write {
+    /// Record a policy version. Publishing the same version again with the
+    /// same content is a no-op; with different content it is refused, because
+    /// consents name the version they accepted.
+    pub async fn publish_policy(
+        &mut self,
+        version: &str,
+        sha256: &str,
+        published_on: NaiveDate,
+        content: &str,
+    ) -> Result<PublishOutcome, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO policy_versions (version, sha256, published_on, recorded_at, content) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(version)
+        .bind(sha256)
+        .bind(published_on.format("%Y-%m-%d").to_string())
+        .bind(crate::us(chrono::Utc::now()))
+        .bind(content)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(PublishOutcome::Published);
+        }
+        let existing: String = sqlx::query("SELECT sha256 FROM policy_versions WHERE version = $1")
+            .bind(version)
+            .fetch_one(self.conn())
+            .await?
+            .try_get("sha256")?;
+        if existing == sha256 {
+            Ok(PublishOutcome::AlreadyPublished)
+        } else {
+            Err(StoreError::PolicyVersionConflict {
+                version: version.to_string(),
+                existing,
+            })
         }
     }
 }

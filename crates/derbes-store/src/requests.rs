@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{NoteRow, RequestState, Store, StoreError, SubjectId};
+use crate::{NoteRow, RequestState, Store, StoreError, SubjectId, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRow {
@@ -70,46 +70,6 @@ fn request_row(r: &AnyRow) -> Result<RequestRow, StoreError> {
 }
 
 impl Store {
-    /// Record a new request, its first event and its notes, together.
-    pub async fn insert_request(
-        &self,
-        r: &RequestRow,
-        actor: &str,
-        representative_id: Option<&str>,
-        notes: &[NoteRow],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(&format!(
-            "INSERT INTO requests ({REQUEST_COLUMNS}, representative_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(&r.request_id)
-        .bind(r.subject_id.map(|s| s.to_string()))
-        .bind(&r.kind)
-        .bind(&r.channel)
-        .bind(&r.requester)
-        .bind(crate::us(r.received_at))
-        .bind(crate::us(r.due_at))
-        .bind(r.state.as_str())
-        .bind(r.state_reason.clone())
-        .bind(&r.details)
-        .bind(crate::us(r.updated_at))
-        .bind(representative_id)
-        .execute(&mut *tx)
-        .await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
-        sqlx::query(
-            "INSERT INTO request_events (request_id, seq, at, actor, from_state, to_state, reason) VALUES ($1, 1, $2, $3, NULL, $4, NULL)",
-        )
-        .bind(&r.request_id)
-        .bind(crate::us(r.updated_at))
-        .bind(actor)
-        .bind(r.state.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn request(&self, request_id: &str) -> Result<Option<RequestRow>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM requests WHERE request_id = $1"
@@ -189,39 +149,6 @@ impl Store {
         rows.iter().map(request_row).collect()
     }
 
-    /// Move a request from `from` to `to`, appending its event and its
-    /// sealed note; refused with [`StoreError::Conflict`] if it is no longer
-    /// in `from`.
-    pub async fn transition_request(
-        &self,
-        request_id: &str,
-        from: RequestState,
-        to: RequestState,
-        actor: &str,
-        at: DateTime<Utc>,
-        notes: &[NoteRow],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        Self::transition_in(&mut tx, request_id, from, to, actor, at).await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Replace a request's stored details (derbes' own notes on it).
-    pub async fn set_request_details(
-        &self,
-        request_id: &str,
-        details: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE requests SET details = $1 WHERE request_id = $2")
-            .bind(details)
-            .bind(request_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Who filed a request (the actor of its first step), and the
     /// representative it names.
     pub async fn request_filing(&self, request_id: &str) -> Result<Filing, StoreError> {
@@ -284,6 +211,79 @@ impl Store {
         .bind(None::<String>)
         .execute(&mut **tx)
         .await?;
+        Ok(())
+    }
+}
+
+impl Write {
+    /// Record a new request, its first event and its notes, together.
+    pub async fn insert_request(
+        &mut self,
+        r: &RequestRow,
+        actor: &str,
+        representative_id: Option<&str>,
+        notes: &[NoteRow],
+    ) -> Result<(), StoreError> {
+        let tx = self.tx();
+        sqlx::query(&format!(
+            "INSERT INTO requests ({REQUEST_COLUMNS}, representative_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(&r.request_id)
+        .bind(r.subject_id.map(|s| s.to_string()))
+        .bind(&r.kind)
+        .bind(&r.channel)
+        .bind(&r.requester)
+        .bind(crate::us(r.received_at))
+        .bind(crate::us(r.due_at))
+        .bind(r.state.as_str())
+        .bind(r.state_reason.clone())
+        .bind(&r.details)
+        .bind(crate::us(r.updated_at))
+        .bind(representative_id)
+        .execute(&mut **tx)
+        .await?;
+        Store::insert_notes_in(tx, notes).await?;
+        sqlx::query(
+            "INSERT INTO request_events (request_id, seq, at, actor, from_state, to_state, reason) VALUES ($1, 1, $2, $3, NULL, $4, NULL)",
+        )
+        .bind(&r.request_id)
+        .bind(crate::us(r.updated_at))
+        .bind(actor)
+        .bind(r.state.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Move a request from `from` to `to`, appending its event and its
+    /// sealed note; refused with [`StoreError::Conflict`] if it is no longer
+    /// in `from`.
+    pub async fn transition_request(
+        &mut self,
+        request_id: &str,
+        from: RequestState,
+        to: RequestState,
+        actor: &str,
+        at: DateTime<Utc>,
+        notes: &[NoteRow],
+    ) -> Result<(), StoreError> {
+        let tx = self.tx();
+        Store::transition_in(tx, request_id, from, to, actor, at).await?;
+        Store::insert_notes_in(tx, notes).await?;
+        Ok(())
+    }
+
+    /// Replace a request's stored details (derbes' own notes on it).
+    pub async fn set_request_details(
+        &mut self,
+        request_id: &str,
+        details: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE requests SET details = $1 WHERE request_id = $2")
+            .bind(details)
+            .bind(request_id)
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 }

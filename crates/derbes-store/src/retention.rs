@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{NoteRow, Store, StoreError, SubjectId};
+use crate::{NoteRow, Store, StoreError, SubjectId, Write};
 
 /// A previous value of a field, sealed under the subject's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,68 +99,6 @@ impl Store {
             .try_get("n")?)
     }
 
-    /// Record that the relationship with a subject ended (account closed,
-    /// contract over); the first date recorded stands. Returns false for an
-    /// unknown or destroyed subject.
-    pub async fn end_relationship(
-        &self,
-        subject_id: SubjectId,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE subjects SET relationship_ended_at = COALESCE(relationship_ended_at, $1) \
-             WHERE subject_id = $2 AND status <> 'destroyed'",
-        )
-        .bind(crate::us(at))
-        .bind(subject_id.to_string())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    /// Place a hold; its reference arrives as a sealed note (the column stays empty).
-    pub async fn place_hold(&self, h: &LegalHold, notes: &[NoteRow]) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO legal_holds (hold_id, subject_id, reason, reference, placed_at, placed_by) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&h.hold_id)
-        .bind(h.subject_id.to_string())
-        .bind(&h.reason)
-        .bind(&h.reference)
-        .bind(crate::us(h.placed_at))
-        .bind(&h.placed_by)
-        .execute(&mut *tx)
-        .await?;
-        Self::insert_notes_in(&mut tx, notes).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Release an open hold; false when there is no such open hold.
-    pub async fn release_hold(
-        &self,
-        subject_id: SubjectId,
-        hold_id: &str,
-        at: DateTime<Utc>,
-        by: &str,
-    ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE legal_holds SET released_at = $1, released_by = $2 \
-             WHERE hold_id = $3 AND subject_id = $4 AND released_at IS NULL",
-        )
-        .bind(crate::us(at))
-        .bind(by)
-        .bind(hold_id)
-        .bind(subject_id.to_string())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
     /// A subject's holds, open and released, oldest first.
     pub async fn holds(&self, subject_id: SubjectId) -> Result<Vec<LegalHold>, StoreError> {
         let rows = sqlx::query(
@@ -228,36 +166,118 @@ impl Store {
             .collect()
     }
 
+    /// Previous values kept past their `keep_until` (of subjects retention
+    /// decides on, unheld): what [`Write::purge_history`] would delete now.
+    pub async fn history_due(&self, now: DateTime<Utc>) -> Result<Vec<HistoryKey>, StoreError> {
+        let rows = sqlx::query(&history_due_sql())
+            .bind(crate::us(now))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(history_key).collect()
+    }
+}
+
+fn history_due_sql() -> String {
+    format!(
+        "SELECT hi.subject_id, hi.field, hi.version FROM subject_field_history hi \
+         JOIN subjects s ON s.subject_id = hi.subject_id \
+         WHERE hi.keep_until <= $1 AND {RETAINED} AND NOT {OPEN_HOLD} \
+         ORDER BY hi.subject_id, hi.field, hi.version"
+    )
+}
+
+fn history_key(r: &sqlx::any::AnyRow) -> Result<HistoryKey, StoreError> {
+    Ok(HistoryKey {
+        subject_id: crate::subject_id(r, "subject_id")?,
+        field: r.try_get("field")?,
+        version: r.try_get("version")?,
+    })
+}
+
+impl Write {
+    /// Record that the relationship with a subject ended (account closed,
+    /// contract over); the first date recorded stands, and is returned.
+    /// `None` for an unknown or destroyed subject.
+    pub async fn end_relationship(
+        &mut self,
+        subject_id: SubjectId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let n = sqlx::query(
+            "UPDATE subjects SET relationship_ended_at = COALESCE(relationship_ended_at, $1) \
+             WHERE subject_id = $2 AND status <> 'destroyed'",
+        )
+        .bind(crate::us(at))
+        .bind(subject_id.to_string())
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        if n != 1 {
+            return Ok(None);
+        }
+        let r = sqlx::query("SELECT relationship_ended_at FROM subjects WHERE subject_id = $1")
+            .bind(subject_id.to_string())
+            .fetch_one(self.conn())
+            .await?;
+        crate::time_opt(&r, "relationship_ended_at")
+    }
+
+    /// Place a hold; its reference arrives as a sealed note (the column stays empty).
+    pub async fn place_hold(&mut self, h: &LegalHold, notes: &[NoteRow]) -> Result<(), StoreError> {
+        let tx = self.tx();
+        sqlx::query(
+            "INSERT INTO legal_holds (hold_id, subject_id, reason, reference, placed_at, placed_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&h.hold_id)
+        .bind(h.subject_id.to_string())
+        .bind(&h.reason)
+        .bind(&h.reference)
+        .bind(crate::us(h.placed_at))
+        .bind(&h.placed_by)
+        .execute(&mut **tx)
+        .await?;
+        Store::insert_notes_in(tx, notes).await?;
+        Ok(())
+    }
+
+    /// Release an open hold; false when there is no such open hold.
+    pub async fn release_hold(
+        &mut self,
+        subject_id: SubjectId,
+        hold_id: &str,
+        at: DateTime<Utc>,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE legal_holds SET released_at = $1, released_by = $2 \
+             WHERE hold_id = $3 AND subject_id = $4 AND released_at IS NULL",
+        )
+        .bind(crate::us(at))
+        .bind(by)
+        .bind(hold_id)
+        .bind(subject_id.to_string())
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     /// Previous values kept past their `keep_until` go (subjects retention
     /// decides on, unheld): which went, for the audit.
     pub async fn purge_history(
-        &self,
+        &mut self,
         now: DateTime<Utc>,
-        dry_run: bool,
     ) -> Result<Vec<HistoryKey>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT hi.subject_id, hi.field, hi.version FROM subject_field_history hi \
-             JOIN subjects s ON s.subject_id = hi.subject_id \
-             WHERE hi.keep_until <= $1 AND {RETAINED} AND NOT {OPEN_HOLD} \
-             ORDER BY hi.subject_id, hi.field, hi.version"
-        );
-        let rows = sqlx::query(&sql)
+        let tx = self.tx();
+        let rows = sqlx::query(&history_due_sql())
             .bind(crate::us(now))
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for r in &rows {
-            due.push(HistoryKey {
-                subject_id: crate::subject_id(r, "subject_id")?,
-                field: r.try_get("field")?,
-                version: r.try_get("version")?,
-            });
-        }
-        if dry_run {
-            tx.rollback().await?;
-            return Ok(due);
-        }
+        let due = rows
+            .iter()
+            .map(history_key)
+            .collect::<Result<Vec<_>, _>>()?;
         for h in &due {
             sqlx::query(
                 "DELETE FROM subject_field_history WHERE subject_id = $1 AND field = $2 AND version = $3",
@@ -265,10 +285,9 @@ impl Store {
             .bind(h.subject_id.to_string())
             .bind(&h.field)
             .bind(h.version)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(due)
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Backend, ConsentRow, NewConsent, Store, StoreError, SubjectId, SubjectStatus};
+use crate::{ConsentRow, NewConsent, Store, StoreError, SubjectId, SubjectStatus, Write};
 
 /// A field as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,15 +112,6 @@ fn field_row(r: &AnyRow) -> Result<FieldRow, StoreError> {
 }
 
 impl Store {
-    /// A write transaction. On SQLite it takes the write lock up front so that
-    /// concurrent writers queue instead of failing to upgrade their lock.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
-    }
-
     async fn index_owner(
         tx: &mut Transaction<'static, Any>,
         kind: &str,
@@ -152,85 +143,6 @@ impl Store {
         .bind(f.version)
         .execute(&mut **tx)
         .await?;
-        Ok(())
-    }
-
-    /// Register a subject: the subject, its wrapped key, sealed fields, blind
-    /// indexes and consents, all or nothing. An identifier already indexed
-    /// is refused as [`StoreError::Duplicate`]. Few round trips: the unique
-    /// index detects duplicates, fields and consents go in multi-row inserts.
-    pub async fn insert_subject(&self, s: &NewSubject) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        for (kind, digest) in &s.index {
-            let inserted = sqlx::query(
-                "INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, digest) DO NOTHING",
-            )
-            .bind(kind)
-            .bind(digest)
-            .bind(s.subject_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| duplicate_or(e, kind))?
-            .rows_affected();
-            if inserted == 0 {
-                return Err(StoreError::Duplicate(kind.clone()));
-            }
-        }
-        sqlx::query("INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ($1, 'active', $2, $3)")
-            .bind(s.subject_id.to_string())
-            .bind(crate::us(s.created_at))
-            .bind(&s.policy_version)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(s.subject_id.to_string())
-            .bind(&s.kek_id)
-            .bind(&s.wrapped_key)
-            .bind(crate::us(s.created_at))
-            .execute(&mut *tx)
-            .await?;
-        if !s.fields.is_empty() {
-            let sql = multi_row_insert(
-                "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) VALUES ",
-                7,
-                s.fields.len(),
-            );
-            let mut q = sqlx::query(&sql);
-            for f in &s.fields {
-                q = q
-                    .bind(s.subject_id.to_string())
-                    .bind(&f.field)
-                    .bind(&f.sealed)
-                    .bind(&f.source)
-                    .bind(crate::us(f.collected_at))
-                    .bind(&f.purposes)
-                    .bind(f.version);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        if !s.consents.is_empty() {
-            let sql = multi_row_insert(
-                "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) VALUES ",
-                8,
-                s.consents.len(),
-            );
-            let mut q = sqlx::query(&sql);
-            for c in &s.consents {
-                q = q
-                    .bind(s.subject_id.to_string())
-                    .bind(&c.consent_id)
-                    .bind(&c.kind)
-                    .bind(crate::us(c.given_at))
-                    .bind(c.expires_at.map(crate::us))
-                    .bind(&c.record_json)
-                    .bind(&c.receipt_sha256)
-                    .bind(&c.policy_sha256);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| duplicate_or(e, "identifier"))?;
         Ok(())
     }
 
@@ -322,58 +234,6 @@ impl Store {
         Ok(Some(out))
     }
 
-    /// Change a subject's status if it is `from` (compare-and-swap); returns
-    /// whether it changed. `ends_relationship` stamps `relationship_ended_at`.
-    pub async fn set_subject_status(
-        &self,
-        subject_id: SubjectId,
-        from: SubjectStatus,
-        to: SubjectStatus,
-        at: DateTime<Utc>,
-        ends_relationship: bool,
-    ) -> Result<bool, StoreError> {
-        let sql = if ends_relationship {
-            "UPDATE subjects SET status = $1, relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $3 AND status = $4"
-        } else {
-            "UPDATE subjects SET status = $1 WHERE subject_id = $3 AND status = $4 AND $2 = $2"
-        };
-        let n = sqlx::query(sql)
-            .bind(to.as_str())
-            .bind(crate::us(at))
-            .bind(subject_id.to_string())
-            .bind(from.as_str())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n == 1)
-    }
-
-    /// Record objections: `(channel, kind)` pairs; existing ones are kept.
-    pub async fn add_optouts(
-        &self,
-        subject_id: SubjectId,
-        pairs: &[(String, String)],
-        at: DateTime<Utc>,
-        request_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        for (channel, kind) in pairs {
-            sqlx::query(
-                "INSERT INTO contact_optouts (subject_id, channel, kind, at, request_id) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (subject_id, channel, kind) DO NOTHING",
-            )
-            .bind(subject_id.to_string())
-            .bind(channel)
-            .bind(kind)
-            .bind(crate::us(at))
-            .bind(request_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// A subject's objections.
     pub async fn optouts(&self, subject_id: SubjectId) -> Result<Vec<OptoutRow>, StoreError> {
         let rows = sqlx::query(
@@ -418,82 +278,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(field_row).collect()
-    }
-
-    /// Apply rectifications in one transaction: each old value moves to the
-    /// history, the new one replaces it; blind indexes follow (`index`: kind,
-    /// new digest). Fails with [`StoreError::Conflict`] if a field changed
-    /// since it was read, [`StoreError::Duplicate`] if an identifier is taken.
-    pub async fn rectify(
-        &self,
-        subject_id: SubjectId,
-        changes: &[Rectification],
-        index: &[(String, Vec<u8>)],
-        replaced_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        for (kind, digest) in index {
-            match Self::index_owner(&mut tx, kind, digest).await? {
-                Some(owner) if owner != subject_id => {
-                    return Err(StoreError::Duplicate(kind.clone()))
-                }
-                _ => {}
-            }
-            sqlx::query("DELETE FROM blind_index WHERE kind = $1 AND subject_id = $2")
-                .bind(kind)
-                .bind(subject_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3)")
-                .bind(kind)
-                .bind(digest)
-                .bind(subject_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| duplicate_or(e, kind))?;
-        }
-        for c in changes {
-            let old = sqlx::query(
-                "SELECT field, sealed, source, collected_at, purposes, version FROM subject_fields \
-                 WHERE subject_id = $1 AND field = $2",
-            )
-            .bind(subject_id.to_string())
-            .bind(&c.new.field)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let old = match old {
-                Some(r) => Some(field_row(&r)?),
-                None => None,
-            };
-            if old.as_ref().map(|o| o.version) != c.expected_version {
-                return Err(StoreError::Conflict(c.new.field.clone()));
-            }
-            if let Some(o) = old {
-                sqlx::query(
-                    "INSERT INTO subject_field_history (subject_id, field, version, sealed, source, collected_at, \
-                     replaced_at, sealed_reason, keep_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(subject_id.to_string())
-                .bind(&o.field)
-                .bind(o.version)
-                .bind(&o.sealed)
-                .bind(&o.source)
-                .bind(crate::us(o.collected_at))
-                .bind(crate::us(replaced_at))
-                .bind(&c.sealed_reason)
-                .bind(crate::us(c.keep_until))
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM subject_fields WHERE subject_id = $1 AND field = $2")
-                    .bind(subject_id.to_string())
-                    .bind(&o.field)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Self::insert_field(&mut tx, subject_id, &c.new).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Previous values of a field, newest first.
@@ -569,3 +353,207 @@ pub(crate) fn duplicate_or(e: sqlx::Error, kind: &str) -> StoreError {
 }
 
 impl Store {}
+
+impl Write {
+    /// Register a subject: the subject, its wrapped key, sealed fields, blind
+    /// indexes and consents, all or nothing. An identifier already indexed
+    /// is refused as [`StoreError::Duplicate`]. Few round trips: the unique
+    /// index detects duplicates, fields and consents go in multi-row inserts.
+    pub async fn insert_subject(&mut self, s: &NewSubject) -> Result<(), StoreError> {
+        let tx = self.tx();
+        for (kind, digest) in &s.index {
+            let inserted = sqlx::query(
+                "INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, digest) DO NOTHING",
+            )
+            .bind(kind)
+            .bind(digest)
+            .bind(s.subject_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| duplicate_or(e, kind))?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(StoreError::Duplicate(kind.clone()));
+            }
+        }
+        sqlx::query("INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ($1, 'active', $2, $3)")
+            .bind(s.subject_id.to_string())
+            .bind(crate::us(s.created_at))
+            .bind(&s.policy_version)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(s.subject_id.to_string())
+            .bind(&s.kek_id)
+            .bind(&s.wrapped_key)
+            .bind(crate::us(s.created_at))
+            .execute(&mut **tx)
+            .await?;
+        if !s.fields.is_empty() {
+            let sql = multi_row_insert(
+                "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) VALUES ",
+                7,
+                s.fields.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for f in &s.fields {
+                q = q
+                    .bind(s.subject_id.to_string())
+                    .bind(&f.field)
+                    .bind(&f.sealed)
+                    .bind(&f.source)
+                    .bind(crate::us(f.collected_at))
+                    .bind(&f.purposes)
+                    .bind(f.version);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        if !s.consents.is_empty() {
+            let sql = multi_row_insert(
+                "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) VALUES ",
+                8,
+                s.consents.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for c in &s.consents {
+                q = q
+                    .bind(s.subject_id.to_string())
+                    .bind(&c.consent_id)
+                    .bind(&c.kind)
+                    .bind(crate::us(c.given_at))
+                    .bind(c.expires_at.map(crate::us))
+                    .bind(&c.record_json)
+                    .bind(&c.receipt_sha256)
+                    .bind(&c.policy_sha256);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Change a subject's status if it is `from` (compare-and-swap); returns
+    /// whether it changed. `ends_relationship` stamps `relationship_ended_at`.
+    pub async fn set_subject_status(
+        &mut self,
+        subject_id: SubjectId,
+        from: SubjectStatus,
+        to: SubjectStatus,
+        at: DateTime<Utc>,
+        ends_relationship: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if ends_relationship {
+            "UPDATE subjects SET status = $1, relationship_ended_at = COALESCE(relationship_ended_at, $2) WHERE subject_id = $3 AND status = $4"
+        } else {
+            "UPDATE subjects SET status = $1 WHERE subject_id = $3 AND status = $4 AND $2 = $2"
+        };
+        let n = sqlx::query(sql)
+            .bind(to.as_str())
+            .bind(crate::us(at))
+            .bind(subject_id.to_string())
+            .bind(from.as_str())
+            .execute(self.conn())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Record objections: `(channel, kind)` pairs; existing ones are kept.
+    pub async fn add_optouts(
+        &mut self,
+        subject_id: SubjectId,
+        pairs: &[(String, String)],
+        at: DateTime<Utc>,
+        request_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx();
+        for (channel, kind) in pairs {
+            sqlx::query(
+                "INSERT INTO contact_optouts (subject_id, channel, kind, at, request_id) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (subject_id, channel, kind) DO NOTHING",
+            )
+            .bind(subject_id.to_string())
+            .bind(channel)
+            .bind(kind)
+            .bind(crate::us(at))
+            .bind(request_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Apply rectifications in one transaction: each old value moves to the
+    /// history, the new one replaces it; blind indexes follow (`index`: kind,
+    /// new digest). Fails with [`StoreError::Conflict`] if a field changed
+    /// since it was read, [`StoreError::Duplicate`] if an identifier is taken.
+    pub async fn rectify(
+        &mut self,
+        subject_id: SubjectId,
+        changes: &[Rectification],
+        index: &[(String, Vec<u8>)],
+        replaced_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx();
+        for (kind, digest) in index {
+            match Store::index_owner(tx, kind, digest).await? {
+                Some(owner) if owner != subject_id => {
+                    return Err(StoreError::Duplicate(kind.clone()))
+                }
+                _ => {}
+            }
+            sqlx::query("DELETE FROM blind_index WHERE kind = $1 AND subject_id = $2")
+                .bind(kind)
+                .bind(subject_id.to_string())
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3)")
+                .bind(kind)
+                .bind(digest)
+                .bind(subject_id.to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| duplicate_or(e, kind))?;
+        }
+        for c in changes {
+            let old = sqlx::query(
+                "SELECT field, sealed, source, collected_at, purposes, version FROM subject_fields \
+                 WHERE subject_id = $1 AND field = $2",
+            )
+            .bind(subject_id.to_string())
+            .bind(&c.new.field)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let old = match old {
+                Some(r) => Some(field_row(&r)?),
+                None => None,
+            };
+            if old.as_ref().map(|o| o.version) != c.expected_version {
+                return Err(StoreError::Conflict(c.new.field.clone()));
+            }
+            if let Some(o) = old {
+                sqlx::query(
+                    "INSERT INTO subject_field_history (subject_id, field, version, sealed, source, collected_at, \
+                     replaced_at, sealed_reason, keep_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(subject_id.to_string())
+                .bind(&o.field)
+                .bind(o.version)
+                .bind(&o.sealed)
+                .bind(&o.source)
+                .bind(crate::us(o.collected_at))
+                .bind(crate::us(replaced_at))
+                .bind(&c.sealed_reason)
+                .bind(crate::us(c.keep_until))
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("DELETE FROM subject_fields WHERE subject_id = $1 AND field = $2")
+                    .bind(subject_id.to_string())
+                    .bind(&o.field)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Store::insert_field(tx, subject_id, &c.new).await?;
+        }
+        Ok(())
+    }
+}

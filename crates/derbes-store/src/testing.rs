@@ -267,13 +267,13 @@ impl Store {
                     if i >= n {
                         return Ok::<(), crate::StoreError>(());
                     }
-                    let mut tx = store.begin_write().await?;
+                    let mut w = store.write().await?;
                     sqlx::query("INSERT INTO bench_peer (id, payload) VALUES ($1, $2)")
                         .bind(format!("{}-{i}", std::process::id()))
                         .bind("x".repeat(200))
-                        .execute(&mut *tx)
+                        .execute(w.conn())
                         .await?;
-                    tx.commit().await?;
+                    w.commit().await?;
                 }
             });
         }
@@ -288,7 +288,7 @@ impl Store {
     /// The peer for destruction benchmarks: a subject's rows deleted with
     /// bare SQL in one transaction (no checks, no certificate, no audit).
     pub async fn bench_bare_shred(&self, subject_id: &str) -> Result<(), crate::StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.write().await?;
         for table in [
             "subject_keys",
             "subject_fields",
@@ -298,14 +298,14 @@ impl Store {
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE subject_id = $1"))
                 .bind(subject_id)
-                .execute(&mut *tx)
+                .execute(w.conn())
                 .await?;
         }
         sqlx::query("UPDATE subjects SET status = 'destroyed' WHERE subject_id = $1")
             .bind(subject_id)
-            .execute(&mut *tx)
+            .execute(w.conn())
             .await?;
-        tx.commit().await?;
+        w.commit().await?;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRow {
@@ -15,25 +15,6 @@ pub struct TokenRow {
 }
 
 impl Store {
-    pub async fn insert_token(
-        &self,
-        token_id: &str,
-        name: &str,
-        role: &str,
-        sha256: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO staff_tokens (token_id, name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(token_id)
-            .bind(name)
-            .bind(role)
-            .bind(sha256)
-            .bind(crate::us(at))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// The live (not revoked) token with this hash.
     pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
         let row = sqlx::query(
@@ -73,9 +54,37 @@ impl Store {
             .collect()
     }
 
+    pub async fn token_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM staff_tokens")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+}
+
+impl Write {
+    pub async fn insert_token(
+        &mut self,
+        token_id: &str,
+        name: &str,
+        role: &str,
+        sha256: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO staff_tokens (token_id, name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token_id)
+            .bind(name)
+            .bind(role)
+            .bind(sha256)
+            .bind(crate::us(at))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Revoke a token; `Ok(false)` if it was already revoked, NotFound if unknown.
     pub async fn revoke_token(
-        &self,
+        &mut self,
         token_id: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -84,25 +93,18 @@ impl Store {
         )
         .bind(token_id)
         .bind(crate::us(at))
-        .execute(&self.pool)
+        .execute(self.conn())
         .await?
         .rows_affected();
         if n == 0 {
             let exists = sqlx::query("SELECT 1 AS one FROM staff_tokens WHERE token_id = $1")
                 .bind(token_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.conn())
                 .await?;
             if exists.is_none() {
                 return Err(StoreError::NotFound("staff token"));
             }
         }
         Ok(n == 1)
-    }
-
-    pub async fn token_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM staff_tokens")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Write};
 
 /// One stored cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,64 +28,6 @@ pub struct WeblogPosition {
 }
 
 impl Store {
-    /// Add `cells` to what is stored (requests summed, visitors united by
-    /// `merge`) and, in the same transaction, record `checkpoint`
-    /// (source, identity, position): both or neither.
-    pub async fn weblog_merge(
-        &self,
-        cells: &[WeblogCell],
-        merge: MergeVisitors<'_>,
-        checkpoint: Option<(&str, &str, i64)>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        for c in cells {
-            let old = sqlx::query(
-                "SELECT requests, visitors FROM weblog_cells WHERE day = $1 AND dim = $2 AND value = $3",
-            )
-            .bind(&c.day)
-            .bind(&c.dim)
-            .bind(&c.value)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (requests, visitors) = match old {
-                None => (c.requests, c.visitors.clone()),
-                Some(r) => {
-                    let old_visitors: Vec<u8> = r.try_get("visitors")?;
-                    let merged = merge(&old_visitors, &c.visitors).ok_or_else(|| {
-                        StoreError::Corrupt(format!("weblog cell {} {}", c.day, c.dim))
-                    })?;
-                    (r.try_get::<i64, _>("requests")? + c.requests, merged)
-                }
-            };
-            sqlx::query(
-                "INSERT INTO weblog_cells (day, dim, value, requests, visitors) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (day, dim, value) DO UPDATE SET requests = excluded.requests, visitors = excluded.visitors",
-            )
-            .bind(&c.day)
-            .bind(&c.dim)
-            .bind(&c.value)
-            .bind(requests)
-            .bind(visitors)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some((source, identity, position)) = checkpoint {
-            sqlx::query(
-                "INSERT INTO weblog_checkpoints (source, identity, position, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (source) DO UPDATE SET identity = excluded.identity, position = excluded.position, updated_at = excluded.updated_at",
-            )
-            .bind(source)
-            .bind(identity)
-            .bind(position)
-            .bind(crate::us(at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Cells of days `from..=to` (ISO dates; open when `None`), of `dim`
     /// and the totals, or of every dimension.
     pub async fn weblog_cells(
@@ -132,5 +74,64 @@ impl Store {
                 position: r.try_get("position")?,
             })),
         }
+    }
+}
+
+impl Write {
+    /// Add `cells` to what is stored (requests summed, visitors united by
+    /// `merge`) and, in the same transaction, record `checkpoint`
+    /// (source, identity, position): both or neither.
+    pub async fn weblog_merge(
+        &mut self,
+        cells: &[WeblogCell],
+        merge: MergeVisitors<'_>,
+        checkpoint: Option<(&str, &str, i64)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx();
+        for c in cells {
+            let old = sqlx::query(
+                "SELECT requests, visitors FROM weblog_cells WHERE day = $1 AND dim = $2 AND value = $3",
+            )
+            .bind(&c.day)
+            .bind(&c.dim)
+            .bind(&c.value)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let (requests, visitors) = match old {
+                None => (c.requests, c.visitors.clone()),
+                Some(r) => {
+                    let old_visitors: Vec<u8> = r.try_get("visitors")?;
+                    let merged = merge(&old_visitors, &c.visitors).ok_or_else(|| {
+                        StoreError::Corrupt(format!("weblog cell {} {}", c.day, c.dim))
+                    })?;
+                    (r.try_get::<i64, _>("requests")? + c.requests, merged)
+                }
+            };
+            sqlx::query(
+                "INSERT INTO weblog_cells (day, dim, value, requests, visitors) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (day, dim, value) DO UPDATE SET requests = excluded.requests, visitors = excluded.visitors",
+            )
+            .bind(&c.day)
+            .bind(&c.dim)
+            .bind(&c.value)
+            .bind(requests)
+            .bind(visitors)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if let Some((source, identity, position)) = checkpoint {
+            sqlx::query(
+                "INSERT INTO weblog_checkpoints (source, identity, position, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (source) DO UPDATE SET identity = excluded.identity, position = excluded.position, updated_at = excluded.updated_at",
+            )
+            .bind(source)
+            .bind(identity)
+            .bind(position)
+            .bind(crate::us(at))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -47,16 +47,17 @@ async fn fill(store: &Store) -> Vec<u8> {
     let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     let derbes_store::ChainTail { seq, hash } = store.audit_tail().await.unwrap().unwrap();
     let sig = key.sign(&checkpoint_message(seq, &hash));
-    store
-        .insert_checkpoint(&Checkpoint {
-            seq,
-            hash,
-            signature: sig.as_ref().to_vec(),
-            public_key: key.public_key().as_ref().to_vec(),
-            at: chrono::DateTime::UNIX_EPOCH,
-        })
-        .await
-        .unwrap();
+    let mut w = store.write().await.unwrap();
+    w.insert_checkpoint(&Checkpoint {
+        seq,
+        hash,
+        signature: sig.as_ref().to_vec(),
+        public_key: key.public_key().as_ref().to_vec(),
+        at: chrono::DateTime::UNIX_EPOCH,
+    })
+    .await
+    .unwrap();
+    w.commit().await.unwrap();
     store.append_audit(&records[20..]).await.unwrap();
     key.public_key().as_ref().to_vec()
 }

@@ -4,6 +4,20 @@
 use chrono::NaiveDate;
 use derbes_store::{both_backends, latest_version, PublishOutcome, Store, StoreError, SubjectId};
 
+/// Publish in a unit of work of its own.
+async fn publish(
+    store: &Store,
+    version: &str,
+    sha256: &str,
+    day: NaiveDate,
+    content: &str,
+) -> Result<PublishOutcome, StoreError> {
+    let mut w = store.write().await?;
+    let outcome = w.publish_policy(version, sha256, day, content).await?;
+    w.commit().await?;
+    Ok(outcome)
+}
+
 async fn migrations_apply_once(store: &Store) {
     assert_eq!(store.schema_version().await.unwrap(), latest_version());
     // Already migrated by the harness: running again applies nothing.
@@ -14,31 +28,25 @@ async fn migrations_apply_once(store: &Store) {
 async fn publish_is_idempotent_and_conflicts_are_refused(store: &Store) {
     let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
     assert_eq!(
-        store
-            .publish_policy("1.0.0", "aa", day, "content one")
+        publish(store, "1.0.0", "aa", day, "content one")
             .await
             .unwrap(),
         PublishOutcome::Published
     );
     assert_eq!(
-        store
-            .publish_policy("1.0.0", "aa", day, "content one")
+        publish(store, "1.0.0", "aa", day, "content one")
             .await
             .unwrap(),
         PublishOutcome::AlreadyPublished
     );
-    match store
-        .publish_policy("1.0.0", "bb", day, "content two")
-        .await
-    {
+    match publish(store, "1.0.0", "bb", day, "content two").await {
         Err(StoreError::PolicyVersionConflict { version, existing }) => {
             assert_eq!(version, "1.0.0");
             assert_eq!(existing, "aa");
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    store
-        .publish_policy("1.1.0", "cc", day, "content «три» ✓")
+    publish(store, "1.1.0", "cc", day, "content «три» ✓")
         .await
         .unwrap();
     let versions = store.policy_versions().await.unwrap();
@@ -62,7 +70,7 @@ async fn concurrent_publishers_agree(store: &Store) {
     for _ in 0..8 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.publish_policy("2.0.0", "hash", day, "same").await
+            publish(&s, "2.0.0", "hash", day, "same").await
         }));
     }
     let mut published = 0;
@@ -131,10 +139,15 @@ async fn sqlite_store_survives_reopen_and_uses_wal() {
     let config = derbes_store::StoreConfig::sqlite_in(dir.path().join("nested"));
     {
         let store = Store::open_and_migrate(&config).await.unwrap();
-        store
-            .publish_policy("1", "h", NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), "c")
-            .await
-            .unwrap();
+        publish(
+            &store,
+            "1",
+            "h",
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            "c",
+        )
+        .await
+        .unwrap();
         store.close().await;
     }
     let store = Store::open_and_migrate(&config).await.unwrap();

@@ -1,0 +1,91 @@
+//! The unit of work. A change to what derbes holds and everything that must
+//! commit with it — its audit record, a destruction certificate, a job's
+//! state, a request's step — is one [`Write`]: a transaction the engine
+//! composes from the store's pieces and commits once. Dropped without
+//! [`Write::commit`], none of it happened; a crash cannot split it.
+//!
+//! The store's reads are on [`Store`]; every change is a method of
+//! [`Write`], so the store never decides where a transaction begins or
+//! ends. Audit records join the transaction at commit, under the chain's
+//! lock (SQLite's write lock, which a `Write` holds from its start;
+//! PostgreSQL's advisory lock, taken last so it is held only for the
+//! append and the commit).
+//!
+//! While a `Write` is open its holder does nothing else with the store: on
+//! SQLite a second writer would wait for this one.
+
+use sqlx::{Any, AnyConnection, Transaction};
+
+use crate::{Backend, NewAuditRecord, Store, StoreError};
+
+/// One unit of work; see the module documentation.
+pub struct Write {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+    audit: Vec<NewAuditRecord>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("backend", &self.backend)
+            .field("audit", &self.audit.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Begin a unit of work. On SQLite it takes the write lock up front so
+    /// that concurrent writers queue instead of failing to upgrade a lock.
+    pub async fn write(&self) -> Result<Write, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Write {
+            tx,
+            backend: self.backend,
+            audit: Vec::new(),
+        })
+    }
+
+    /// Append audit records on their own, one durable transaction (the
+    /// engine's group commit of decisions); their sequence numbers.
+    pub async fn append_audit(&self, records: &[NewAuditRecord]) -> Result<Vec<i64>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.write().await?;
+        w.audit.extend_from_slice(records);
+        w.commit().await
+    }
+}
+
+impl Write {
+    /// An audit record that commits with this change.
+    pub fn audit(&mut self, record: NewAuditRecord) {
+        self.audit.push(record);
+    }
+
+    /// Commit the change with its audit records; their sequence numbers.
+    pub async fn commit(mut self) -> Result<Vec<i64>, StoreError> {
+        let seqs = if self.audit.is_empty() {
+            Vec::new()
+        } else {
+            let records = std::mem::take(&mut self.audit);
+            crate::audit::append_in(&mut self.tx, self.backend, &records).await?
+        };
+        self.tx.commit().await?;
+        Ok(seqs)
+    }
+
+    /// The transaction, for the store's pieces.
+    pub(crate) fn tx(&mut self) -> &mut Transaction<'static, Any> {
+        &mut self.tx
+    }
+
+    /// The connection, for one statement.
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}

@@ -1,0 +1,143 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The unit of work on SQLite and PostgreSQL: a change and its audit
+//! records commit together or not at all, and units of work and the
+//! engine's group commits extend one unbroken chain.
+
+use chrono::Utc;
+use derbes_store::{both_backends, NewAuditRecord, Store};
+
+fn record(action: &str) -> NewAuditRecord {
+    NewAuditRecord {
+        at: Utc::now(),
+        actor: "system:test".into(),
+        role: "system".into(),
+        action: action.into(),
+        subject_id: None,
+        purpose: None,
+        categories: String::new(),
+        decision: "none".into(),
+        reasons: "[]".into(),
+        details: "{}".into(),
+    }
+}
+
+fn any_signature(_: &[u8], _: &[u8], _: &[u8]) -> bool {
+    true
+}
+
+async fn all_or_nothing(store: &Store) {
+    let tail = store.audit_tail().await.unwrap();
+    {
+        let mut w = store.write().await.unwrap();
+        w.insert_token("t-dropped", "someone", "admin", "sha-dropped", Utc::now())
+            .await
+            .unwrap();
+        w.audit(record("staff.add"));
+        // Dropped without commit: a crash, an error on the way.
+    }
+    assert!(store.token_by_hash("sha-dropped").await.unwrap().is_none());
+    assert_eq!(store.audit_tail().await.unwrap(), tail, "no record either");
+
+    let mut w = store.write().await.unwrap();
+    w.insert_token("t-kept", "someone", "admin", "sha-kept", Utc::now())
+        .await
+        .unwrap();
+    w.audit(record("staff.add"));
+    let seqs = w.commit().await.unwrap();
+    assert_eq!(seqs.len(), 1);
+    assert!(store.token_by_hash("sha-kept").await.unwrap().is_some());
+    assert_eq!(store.audit_tail().await.unwrap().unwrap().seq, seqs[0]);
+
+    // A piece that fails takes the rest of its unit with it.
+    let mut w = store.write().await.unwrap();
+    w.insert_token("t-second", "someone", "admin", "sha-second", Utc::now())
+        .await
+        .unwrap();
+    assert!(w
+        .insert_token("t-kept", "again", "admin", "sha-again", Utc::now())
+        .await
+        .is_err());
+    drop(w);
+    assert!(store.token_by_hash("sha-second").await.unwrap().is_none());
+}
+
+async fn one_chain_under_concurrency(store: &Store) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..4 {
+        let s = store.clone();
+        tasks.spawn(async move {
+            for i in 0..15 {
+                let mut w = s.write().await.unwrap();
+                w.insert_token(
+                    &format!("t-{t}-{i}"),
+                    "someone",
+                    "admin",
+                    &format!("sha-{t}-{i}"),
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+                w.audit(record("staff.add"));
+                w.audit(record("second"));
+                w.commit().await.unwrap();
+            }
+        });
+        let s = store.clone();
+        tasks.spawn(async move {
+            for _ in 0..15 {
+                s.append_audit(&[record("decision"), record("decision")])
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let v = store.verify_audit(None, &any_signature).await.unwrap();
+    assert_eq!(v.first_bad, None);
+    assert_eq!(v.records, 4 * 15 * 2 * 2);
+}
+
+both_backends!(atomic, all_or_nothing);
+both_backends!(chain, one_chain_under_concurrency);
+
+/// The store decides no transaction's bounds: every method of `Store`
+/// that takes `&self` and changes a table is one of the few that are a
+/// whole unit on their own — `write` (which opens one), `append_audit` (the
+/// engine's group commit, itself a `Write`), `owner_key` (a note owner's
+/// key, provisioned before the unit that seals under it) and the
+/// migrations — or a test helper. Every other change is a method of
+/// `Write`.
+#[test]
+fn every_change_is_a_piece_of_a_write() {
+    let dir = format!("{}/src", env!("CARGO_MANIFEST_DIR"));
+    let mut writers = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        if file == "testing.rs" || file == "migrate.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (at, _) in text.match_indices("\nimpl Store {") {
+            let block = &text[at..];
+            let end = block.find("\n}\n").unwrap();
+            let block = &block[..end];
+            let fns: Vec<(usize, &str)> = block.match_indices("fn ").collect();
+            for (i, (start, _)) in fns.iter().enumerate() {
+                let stop = fns.get(i + 1).map_or(block.len(), |n| n.0);
+                let body = &block[*start..stop];
+                let name = &body[3..body.find(['(', '<']).unwrap()];
+                let takes_self = body[..body.find(')').unwrap()].contains("&self");
+                let changes = ["\"INSERT ", "\"UPDATE ", "\"DELETE "]
+                    .iter()
+                    .any(|k| body.contains(k));
+                if takes_self && changes {
+                    writers.push(format!("{file}:{name}"));
+                }
+            }
+        }
+    }
+    assert_eq!(writers, ["notes.rs:owner_key"], "changes outside a Write");
+}
