@@ -110,22 +110,13 @@ impl Engine {
         o: &NewObligation,
     ) -> Result<ObligationView, EngineError> {
         self.require(actor, Capability::RegisterSubjects)?;
-        if !matches!(o.kind.as_str(), "contract" | "deal" | "debt") {
-            return Err(EngineError::invalid(
-                "kind",
-                "invalid_kind",
-                "`contract`, `deal` or `debt`",
-            ));
-        }
-        let reference = derbes_core::free_text("reference", &o.reference, 200)
-            .map_err(|p| EngineError::Invalid(vec![p]))?;
-        if reference.is_empty() {
-            return Err(EngineError::invalid(
-                "reference",
-                "invalid_reference",
-                "1 to 200 characters",
-            ));
-        }
+        crate::one_of(
+            "kind",
+            "invalid_kind",
+            &o.kind,
+            &["contract", "deal", "debt"],
+        )?;
+        let reference = crate::reference(&o.reference)?;
         self.require_active(subject).await?;
         let row = ObligationRow {
             obligation_id: uuid::Uuid::now_v7().to_string(),

@@ -115,6 +115,39 @@ pub(crate) fn field_categories<'a>(fields: impl Iterator<Item = &'a str>) -> Vec
     out
 }
 
+/// `value` if it is one of `allowed`; otherwise `code` on `field`, naming them.
+fn one_of(
+    field: &str,
+    code: &'static str,
+    value: &str,
+    allowed: &[&str],
+) -> Result<(), EngineError> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    let names: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+    let message = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    };
+    Err(EngineError::invalid(field, code, message))
+}
+
+/// A required reference (a case number, a contract's): free text of 1 to
+/// 200 characters, kept as a sealed note.
+fn reference(text: &str) -> Result<String, EngineError> {
+    let reference = derbes_core::free_text("reference", text, 200)
+        .map_err(|p| EngineError::Invalid(vec![p]))?;
+    if reference.is_empty() {
+        return Err(EngineError::invalid(
+            "reference",
+            "invalid_reference",
+            "1 to 200 characters",
+        ));
+    }
+    Ok(reference)
+}
+
 /// A time as unix microseconds, the form derbes' own JSON (audit details,
 /// a request's internal notes) keeps times in.
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -226,5 +259,29 @@ impl Engine {
             Ok(mut k) => *k = Arc::new(ring),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_of_names_the_choices() {
+        assert!(one_of("kind", "invalid_kind", "deal", &["contract", "deal"]).is_ok());
+        let Err(EngineError::Invalid(p)) = one_of(
+            "kind",
+            "invalid_kind",
+            "loan",
+            &["contract", "deal", "debt"],
+        ) else {
+            panic!("refused")
+        };
+        assert_eq!(p[0].field, "kind");
+        assert_eq!(p[0].reason, "`contract`, `deal` or `debt`");
+        let Err(EngineError::Invalid(p)) = reference("  ") else {
+            panic!("refused")
+        };
+        assert_eq!(p[0].code, "invalid_reference");
     }
 }

@@ -27,6 +27,29 @@ pub enum RepresentationBasis {
     PowerOfAttorney,
 }
 
+impl RepresentationBasis {
+    const ALL: [RepresentationBasis; 2] =
+        [RepresentationBasis::Law, RepresentationBasis::PowerOfAttorney];
+
+    /// The name stored and shown (its JSON name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepresentationBasis::Law => "law",
+            RepresentationBasis::PowerOfAttorney => "power_of_attorney",
+        }
+    }
+
+    /// A stored name; anything else is damage.
+    fn stored(s: &str) -> Result<RepresentationBasis, EngineError> {
+        RepresentationBasis::ALL
+            .into_iter()
+            .find(|b| b.as_str() == s)
+            .ok_or_else(|| {
+                derbes_store::StoreError::Corrupt("an unknown representation basis".into()).into()
+            })
+    }
+}
+
 /// A representative to record.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -109,10 +132,7 @@ impl Engine {
         self.require_active(subject).await?;
         let row = RepresentativeRow {
             representative_id: uuid::Uuid::now_v7().to_string(),
-            basis: serde_json::to_value(r.basis)?
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            basis: r.basis.as_str().to_string(),
             valid_from: from,
             valid_until: until,
             created_at: now,
@@ -171,7 +191,7 @@ impl Engine {
                         .unwrap_or_default()
                 };
                 Ok(RepresentativeView {
-                    basis: serde_json::from_value(serde_json::Value::String(r.basis.clone()))?,
+                    basis: RepresentationBasis::stored(&r.basis)?,
                     name: note("name"),
                     document: note("document"),
                     representative_id: r.representative_id,
@@ -237,5 +257,19 @@ impl Engine {
                 "no representative of this subject with an authority valid when the request was received",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basis_names_are_the_json_names_and_nothing_else_reads() {
+        for b in RepresentationBasis::ALL {
+            assert_eq!(serde_json::to_value(b).unwrap(), b.as_str());
+            assert_eq!(RepresentationBasis::stored(b.as_str()).unwrap(), b);
+        }
+        assert!(RepresentationBasis::stored("uncle").is_err());
     }
 }

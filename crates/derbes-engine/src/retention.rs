@@ -172,25 +172,13 @@ impl Engine {
         self.require(actor, Capability::WorkRequests)?;
         self.require_approver(actor, "legal_hold.placed", Some(subject), None, json!({}))
             .await?;
-        if !matches!(
-            hold.reason.as_str(),
-            "litigation" | "authority_order" | "investigation"
-        ) {
-            return Err(EngineError::invalid(
-                "reason",
-                "invalid_reason",
-                "`litigation`, `authority_order` or `investigation`",
-            ));
-        }
-        let reference = derbes_core::free_text("reference", &hold.reference, 200)
-            .map_err(|p| EngineError::Invalid(vec![p]))?;
-        if reference.is_empty() {
-            return Err(EngineError::invalid(
-                "reference",
-                "invalid_reference",
-                "1 to 200 characters",
-            ));
-        }
+        crate::one_of(
+            "reason",
+            "invalid_reason",
+            &hold.reason,
+            &["litigation", "authority_order", "investigation"],
+        )?;
+        let reference = crate::reference(&hold.reference)?;
         self.require_active(subject).await?;
         let row = LegalHold {
             hold_id: uuid::Uuid::now_v7().to_string(),

@@ -22,6 +22,13 @@ pub struct Certificate {
     pub sha256: String,
 }
 
+fn certificate(r: &sqlx::any::AnyRow) -> Result<Certificate, StoreError> {
+    Ok(Certificate {
+        content: r.try_get("content")?,
+        sha256: r.try_get("sha256")?,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRow {
     pub job_id: String,
@@ -91,19 +98,12 @@ impl Store {
         &self,
         request_id: &str,
     ) -> Result<Option<Certificate>, StoreError> {
-        let r = sqlx::query(
-            "SELECT content, sha256 FROM destruction_certificates WHERE request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        match r {
-            None => Ok(None),
-            Some(r) => Ok(Some(Certificate {
-                content: r.try_get("content")?,
-                sha256: r.try_get("sha256")?,
-            })),
-        }
+        sqlx::query("SELECT content, sha256 FROM destruction_certificates WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| certificate(&r))
+            .transpose()
     }
 
     /// The latest certificate of a subject.
@@ -111,19 +111,14 @@ impl Store {
         &self,
         subject_id: SubjectId,
     ) -> Result<Option<Certificate>, StoreError> {
-        let r = sqlx::query(
+        sqlx::query(
             "SELECT content, sha256 FROM destruction_certificates WHERE subject_id = $1 ORDER BY at DESC LIMIT 1",
         )
         .bind(subject_id.to_string())
         .fetch_optional(&self.pool)
-        .await?;
-        match r {
-            None => Ok(None),
-            Some(r) => Ok(Some(Certificate {
-                content: r.try_get("content")?,
-                sha256: r.try_get("sha256")?,
-            })),
-        }
+        .await?
+        .map(|r| certificate(&r))
+        .transpose()
     }
 }
 
