@@ -28,8 +28,10 @@ pub enum RepresentationBasis {
 }
 
 impl RepresentationBasis {
-    const ALL: [RepresentationBasis; 2] =
-        [RepresentationBasis::Law, RepresentationBasis::PowerOfAttorney];
+    const ALL: [RepresentationBasis; 2] = [
+        RepresentationBasis::Law,
+        RepresentationBasis::PowerOfAttorney,
+    ];
 
     /// The name stored and shown (its JSON name).
     pub fn as_str(self) -> &'static str {

@@ -1,6 +1,6 @@
 //! The decision point, disclosures, the audit log and staff, over HTTP.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use derbes_core::SubjectId;
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::JsonBody;
+use crate::path::{IdPath, SubjectPath};
 use crate::{ApiError, AppState, ErrorResponse};
 
 /// Ask the decision point. The answer (permit or deny, with every reason) is
@@ -66,10 +67,8 @@ pub struct DisclosureList {
 pub(crate) async fn disclosures(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
 ) -> Result<Json<DisclosureList>, ApiError> {
-    let subject =
-        SubjectId::parse(&id).map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
     let disclosures = state.engine().disclosures(&actor, subject).await?;
     Ok(Json(DisclosureList {
         subject_id: subject,
@@ -221,7 +220,7 @@ pub(crate) async fn list_staff(
 pub(crate) async fn revoke_staff(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(token_id): Path<String>,
+    IdPath(token_id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     state.engine().revoke_token(&actor, &token_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -17,6 +17,7 @@ mod decisions;
 mod error;
 mod log;
 mod openapi;
+mod path;
 mod promises;
 mod requests;
 mod retention;

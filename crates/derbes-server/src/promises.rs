@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
@@ -13,6 +13,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::JsonBody;
+use crate::path::{SubjectItemPath, SubjectPath};
 use crate::subjects::subject_id;
 use crate::{ApiError, AppState, ErrorResponse};
 
@@ -43,10 +44,9 @@ pub struct CollectionBody {
 pub(crate) async fn collect(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     JsonBody(body): JsonBody<CollectionBody>,
 ) -> Result<(StatusCode, Json<Collected>), ApiError> {
-    let subject = subject_id(&id)?;
     let done = state
         .engine()
         .collect(
@@ -73,10 +73,9 @@ pub(crate) async fn collect(
 pub(crate) async fn add_representative(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     JsonBody(body): JsonBody<NewRepresentative>,
 ) -> Result<(StatusCode, Json<RepresentativeView>), ApiError> {
-    let subject = subject_id(&id)?;
     let r = state
         .engine()
         .add_representative(&actor, subject, &body)
@@ -92,9 +91,8 @@ pub(crate) async fn add_representative(
 pub(crate) async fn representatives(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
 ) -> Result<Json<Vec<RepresentativeView>>, ApiError> {
-    let subject = subject_id(&id)?;
     Ok(Json(state.engine().representatives(&actor, subject).await?))
 }
 
@@ -109,9 +107,8 @@ pub(crate) async fn representatives(
 pub(crate) async fn revoke_representative(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path((id, rid)): Path<(String, String)>,
+    SubjectItemPath(subject, rid): SubjectItemPath,
 ) -> Result<StatusCode, ApiError> {
-    let subject = subject_id(&id)?;
     state
         .engine()
         .revoke_representative(&actor, subject, &rid)

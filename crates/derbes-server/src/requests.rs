@@ -1,6 +1,6 @@
 //! The rights desk over HTTP.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use derbes_engine::{Actor, NewRequest, RequestAction, RequestState, RequestView};
@@ -8,6 +8,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::JsonBody;
+use crate::path::{IdPath, SubjectItemPath, SubjectPath};
 use crate::{ApiError, AppState, ErrorResponse};
 
 /// Receive a data-subject request; its due date comes from the policy's
@@ -90,7 +91,7 @@ pub(crate) async fn list(
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<RequestView>, ApiError> {
     Ok(Json(state.engine().request(&actor, &id).await?))
 }
@@ -115,7 +116,7 @@ pub struct ActionBody {
 pub(crate) async fn act(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<Json<RequestView>, ApiError> {
     Ok(Json(
@@ -146,11 +147,9 @@ pub struct ContactQuery {
 pub(crate) async fn can_contact(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     Query(q): Query<ContactQuery>,
 ) -> Result<Json<derbes_engine::ContactAnswer>, ApiError> {
-    let subject = derbes_core::SubjectId::parse(&id)
-        .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
     let channel = q
         .channel
         .as_deref()
@@ -183,11 +182,9 @@ pub(crate) async fn can_contact(
 pub(crate) async fn add_obligation(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     JsonBody(body): JsonBody<derbes_engine::NewObligation>,
 ) -> Result<(StatusCode, Json<derbes_engine::ObligationView>), ApiError> {
-    let subject = derbes_core::SubjectId::parse(&id)
-        .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -207,10 +204,8 @@ pub(crate) async fn add_obligation(
 pub(crate) async fn close_obligation(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path((id, obligation)): Path<(String, String)>,
+    SubjectItemPath(subject, obligation): SubjectItemPath,
 ) -> Result<StatusCode, ApiError> {
-    let subject = derbes_core::SubjectId::parse(&id)
-        .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
     state
         .engine()
         .close_obligation(&actor, subject, &obligation)
@@ -228,7 +223,7 @@ pub(crate) async fn close_obligation(
 pub(crate) async fn certificate(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<derbes_engine::CertificateView>, ApiError> {
     Ok(Json(state.engine().certificate(&actor, &id).await?))
 }
@@ -258,7 +253,7 @@ pub struct ExportQuery {
 pub(crate) async fn export(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Query(q): Query<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::http::{header, HeaderValue};
@@ -302,11 +297,9 @@ pub(crate) async fn export(
 pub(crate) async fn minor(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     JsonBody(body): JsonBody<derbes_engine::MinorReport>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let subject = derbes_core::SubjectId::parse(&id)
-        .map_err(|e| ApiError::invalid("subject_id", e.to_string()))?;
     Ok(Json(
         state.engine().report_minor(&actor, subject, &body).await?,
     ))

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use derbes_engine::{Actor, CertificateView, HoldView, NewHold, PurgeReport, RequestView};
@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::body::JsonBody;
-use crate::subjects::subject_id;
+use crate::path::{IdPath, SubjectItemPath, SubjectPath};
 use crate::{ApiError, AppState, ErrorResponse};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -43,10 +43,9 @@ pub struct RelationshipEnded {
 pub(crate) async fn end_relationship(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     JsonBody(body): JsonBody<RelationshipEndBody>,
 ) -> Result<Json<RelationshipEnded>, ApiError> {
-    let subject = subject_id(&id)?;
     let at = body.at.map(|t| t.with_timezone(&chrono::Utc));
     Ok(Json(RelationshipEnded {
         ended_at: state.engine().end_relationship(&actor, subject, at).await?,
@@ -64,10 +63,9 @@ pub(crate) async fn end_relationship(
 pub(crate) async fn place_hold(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     JsonBody(body): JsonBody<NewHold>,
 ) -> Result<(StatusCode, Json<HoldView>), ApiError> {
-    let subject = subject_id(&id)?;
     Ok((
         StatusCode::CREATED,
         Json(state.engine().place_hold(&actor, subject, &body).await?),
@@ -82,9 +80,8 @@ pub(crate) async fn place_hold(
 pub(crate) async fn holds(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
 ) -> Result<Json<Vec<HoldView>>, ApiError> {
-    let subject = subject_id(&id)?;
     Ok(Json(state.engine().holds(&actor, subject).await?))
 }
 
@@ -98,9 +95,8 @@ pub(crate) async fn holds(
 pub(crate) async fn release_hold(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path((id, hold)): Path<(String, String)>,
+    SubjectItemPath(subject, hold): SubjectItemPath,
 ) -> Result<StatusCode, ApiError> {
-    let subject = subject_id(&id)?;
     state.engine().release_hold(&actor, subject, &hold).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -128,9 +124,8 @@ pub(crate) async fn due(
 pub(crate) async fn certificate(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
 ) -> Result<Json<CertificateView>, ApiError> {
-    let subject = subject_id(&id)?;
     Ok(Json(
         state.engine().subject_certificate(&actor, subject).await?,
     ))
@@ -160,7 +155,7 @@ pub struct RequestRectificationBody {
 pub(crate) async fn rectify(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(body): JsonBody<RequestRectificationBody>,
 ) -> Result<Json<RequestView>, ApiError> {
     Ok(Json(

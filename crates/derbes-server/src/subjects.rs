@@ -2,13 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
 use derbes_core::{
-    ConsentId, ConsentRequest, OrganizationId, Receipt, RegistrationRequest, SignedReceipt,
-    SubjectId,
+    ConsentRequest, OrganizationId, Receipt, RegistrationRequest, SignedReceipt, SubjectId,
 };
 use derbes_engine::{Actor, ConsentView, FieldView, LookupKind, OrganizationRequest, ReceiptCheck};
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::JsonBody;
+use crate::path::{OrganizationPath, SubjectConsentPath, SubjectPath};
 use crate::{ApiError, AppState, ErrorResponse};
 
 pub(crate) fn subject_id(s: &str) -> Result<SubjectId, ApiError> {
@@ -162,10 +162,9 @@ pub struct DataResponse {
 pub(crate) async fn data(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     Query(q): Query<DataQuery>,
 ) -> Result<Json<DataResponse>, ApiError> {
-    let subject = subject_id(&id)?;
     let purpose = q
         .purpose
         .ok_or_else(|| ApiError::invalid("purpose", "name the purpose of the use"))?;
@@ -219,10 +218,9 @@ pub struct RectificationResponse {
 pub(crate) async fn rectify(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     JsonBody(body): JsonBody<RectificationBody>,
 ) -> Result<Json<RectificationResponse>, ApiError> {
-    let subject = subject_id(&id)?;
     let updated = state
         .engine()
         .rectify(
@@ -252,13 +250,10 @@ pub struct ConsentCreated {
 pub(crate) async fn add_consent(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
     JsonBody(req): JsonBody<ConsentRequest>,
 ) -> Result<(StatusCode, Json<ConsentCreated>), ApiError> {
-    let receipt = state
-        .engine()
-        .add_consent(&actor, subject_id(&id)?, &req)
-        .await?;
+    let receipt = state.engine().add_consent(&actor, subject, &req).await?;
     Ok((StatusCode::CREATED, Json(ConsentCreated { receipt })))
 }
 
@@ -278,9 +273,8 @@ pub struct ConsentList {
 pub(crate) async fn consents(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    SubjectPath(subject): SubjectPath,
 ) -> Result<Json<ConsentList>, ApiError> {
-    let subject = subject_id(&id)?;
     let consents = state.engine().consents(&actor, subject).await?;
     Ok(Json(ConsentList {
         subject_id: subject,
@@ -307,12 +301,9 @@ pub struct WithdrawalBody {
 pub(crate) async fn withdraw(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path((id, consent)): Path<(String, String)>,
+    SubjectConsentPath(subject, consent): SubjectConsentPath,
     JsonBody(body): JsonBody<WithdrawalBody>,
 ) -> Result<Json<ConsentView>, ApiError> {
-    let subject = subject_id(&id)?;
-    let consent =
-        ConsentId::parse(&consent).map_err(|e| ApiError::invalid("consent_id", e.to_string()))?;
     Ok(Json(
         state
             .engine()
@@ -382,9 +373,8 @@ pub(crate) async fn register_organization(
 pub(crate) async fn organization(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    OrganizationPath(id): OrganizationPath,
 ) -> Result<Json<OrganizationView>, ApiError> {
-    let id = OrganizationId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
     let (fields, representatives) = state.engine().organization(&actor, id).await?;
     Ok(Json(OrganizationView {
         organization_id: id,

@@ -393,7 +393,58 @@ async fn organizations_over_http(store: &Store) {
     );
 }
 
+/// Path parameters are typed: a bad one is refused before the handler
+/// runs, in the error shape, naming the parameter and never echoing it.
+async fn path_parameters_are_typed(store: &Store) {
+    let api = Api::new(store).await;
+    let subject = "01900000-0000-7000-8000-000000000001";
+    for (method, uri, field) in [
+        (
+            Method::GET,
+            "/api/v1/subjects/x-871008401427/data?purpose=identification".to_string(),
+            "subject_id",
+        ),
+        (
+            Method::POST,
+            "/api/v1/subjects/x-871008401427/consents".to_string(),
+            "subject_id",
+        ),
+        (
+            Method::GET,
+            "/api/v1/subjects/x-871008401427/disclosures".to_string(),
+            "subject_id",
+        ),
+        (
+            Method::GET,
+            "/api/v1/subjects/x-871008401427/legal-holds".to_string(),
+            "subject_id",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/subjects/{subject}/consents/x-871008401427/withdrawal"),
+            "consent_id",
+        ),
+        (
+            Method::GET,
+            "/api/v1/organizations/x-871008401427".to_string(),
+            "id",
+        ),
+        (
+            Method::GET,
+            "/api/v1/subjects/%FF%FE871008401427/legal-holds".to_string(),
+            "path",
+        ),
+    ] {
+        let (status, v, body) = api.send(method, &uri, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(v["error"]["code"], "invalid_input", "{uri}");
+        assert_eq!(v["error"]["details"][0]["field"], field, "{uri}");
+        assert!(!body.contains("871008401427"), "{uri}: echoed");
+    }
+}
+
 both_backends!(auth, authentication_is_required);
+both_backends!(paths, path_parameters_are_typed);
 both_backends!(register, register_lookup_read_correct);
 both_backends!(refusals, refusals_name_the_field_and_store_nothing);
 both_backends!(consents, consents_over_http);
