@@ -1,8 +1,11 @@
 //! Actors, capabilities and the audit trail of everything the engine does.
 //!
-//! Appends go through one background task per engine that batches whatever
-//! is waiting into one durable transaction (group commit): a decision waits
-//! for its record to be on disk, but concurrent decisions share the fsync.
+//! A change's records commit inside its unit of work ([`Engine::write`],
+//! [`Engine::commit`]). Records of reads and decisions, which change
+//! nothing else, go through one background task per engine that batches
+//! whatever is waiting into one durable transaction (group commit): a
+//! decision waits for its record to be on disk, but concurrent decisions
+//! share the fsync.
 
 use std::sync::{Arc, OnceLock};
 

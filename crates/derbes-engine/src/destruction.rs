@@ -2,10 +2,11 @@
 //! or withdrawal request, a minor's report, a withdrawn consent that some
 //! categories need, the retention purge — builds an [`Order`] and calls
 //! [`Engine::destroy`]. It decides what goes and what a law keeps, writes the
-//! certificate, and hands everything to `Store::destroy`, which refuses a
-//! blocked or held subject inside the transaction that deletes, marks the
-//! job done and completes the request there too. Each destruction is audited
-//! with its certificate's hash.
+//! certificate, and hands everything to the store's destroying piece
+//! (`Write::destroy`) in one unit of work, which refuses a blocked or held
+//! subject inside the transaction that deletes, marks the job done and
+//! completes the request there too; the audit record of each destruction,
+//! with its certificate's hash, commits in that same transaction.
 
 use chrono::{DateTime, Utc};
 use derbes_core::{RetentionRules, SubjectId, SubjectStatus, Until};

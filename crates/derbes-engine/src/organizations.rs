@@ -7,7 +7,7 @@ use derbes_core::{validate_form, OrganizationId, SubjectId};
 use serde::Deserialize;
 use serde_json::Value;
 
-use derbes_policy::Capability;
+use derbes_policy::{Capability, FieldType};
 
 use crate::audit::Record;
 use crate::{Actor, Engine, EngineError};
@@ -37,11 +37,18 @@ impl Engine {
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
+        // The organisation is known by its BIN: the form's field of that type.
         let bin = fields
             .iter()
-            .find(|f| f.field.field == "bin")
+            .find(|f| p.field(&f.field).is_some_and(|d| d.ty == FieldType::Bin))
             .map(|f| f.value.clone())
-            .ok_or_else(|| EngineError::invalid("organisation.bin", "missing_field", "required"))?;
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "fields",
+                    "missing_field",
+                    "the organisation's BIN (the form's field of type `bin`) is required",
+                )
+            })?;
         let json: serde_json::Map<String, Value> = fields
             .iter()
             .map(|f| (f.field.to_string(), Value::String(f.value.clone())))

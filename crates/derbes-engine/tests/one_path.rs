@@ -156,6 +156,32 @@ fn the_store_is_the_engines_alone() {
     }
 }
 
+/// What a field is and does is the policy's to say: no source of the
+/// engine, the server or the binary names a field of the policy (lookup
+/// fields are the policy's `lookup = true`, indexed by their type).
+#[test]
+fn no_field_of_the_policy_is_named_in_code() {
+    let policy = derbes_policy::LoadedPolicy::from_text(
+        include_str!("../../../policy/ibusiness.toml").to_string(),
+    )
+    .unwrap();
+    let fields: Vec<String> = policy
+        .policy()
+        .categories
+        .iter()
+        .flat_map(|c| c.fields.iter().map(move |f| format!("\"{}.{}", c.id, f.id)))
+        .collect();
+    assert!(fields.len() > 20, "the policy's fields were read");
+    for krate in ["derbes-engine", "derbes-server", "derbes"] {
+        for entry in walk(&format!("{}/../{krate}/src", env!("CARGO_MANIFEST_DIR"))) {
+            let text = std::fs::read_to_string(&entry).unwrap();
+            for f in &fields {
+                assert!(!text.contains(f.as_str()), "{entry} names the field {f}\"");
+            }
+        }
+    }
+}
+
 fn walk(dir: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

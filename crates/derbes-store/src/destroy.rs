@@ -173,7 +173,7 @@ impl Store {
     /// The destruction itself, set-based, inside the caller's transaction:
     /// keys, sealed rows, history, indexes, representation links and
     /// opt-outs deleted; the subjects become tombstones. Only
-    /// [`Store::destroy`] calls it. Returns how many subjects changed.
+    /// [`crate::Write::destroy`] calls it. Returns how many subjects changed.
     pub(crate) async fn shred_many_in(
         tx: &mut Transaction<'static, Any>,
         subject_ids: &[SubjectId],

@@ -157,7 +157,7 @@ impl Store {
 /// Free text stored in plaintext by a version before notes existed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyText {
-    /// Where it is: `(table, key)`; [`Store::replace_legacy`] clears it there.
+    /// Where it is: `(table, key)`; [`crate::Write::replace_legacy`] clears it there.
     pub table: &'static str,
     pub key: Vec<String>,
     pub subject_id: Option<SubjectId>,

@@ -15,7 +15,7 @@ pub struct PolicyVersion {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// What [`Store::publish_policy`] did.
+/// What [`crate::Write::publish_policy`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishOutcome {
     /// Recorded now.

@@ -169,7 +169,7 @@ impl Store {
         }
     }
 
-    /// [`Store::transition_request`] inside the caller's transaction.
+    /// [`crate::Write::transition_request`] inside a transaction.
     pub(crate) async fn transition_in(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         request_id: &str,
