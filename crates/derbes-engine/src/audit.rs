@@ -271,16 +271,25 @@ impl Engine {
         Ok(self.store.write().await?)
     }
 
-    /// Commit a unit of work with its audit records; their sequence numbers.
+    /// Commit a unit of work with its audit records; their sequence
+    /// numbers. The cached decision facts of every subject the records name
+    /// are forgotten once it is committed: a change to a subject is audited
+    /// with the subject, so no change can leave stale facts behind.
     pub(crate) async fn commit<'a>(
         &self,
         mut w: Write,
         records: impl IntoIterator<Item = Record<'a>>,
     ) -> Result<Vec<i64>, EngineError> {
+        let mut subjects = Vec::new();
         for r in records {
+            subjects.extend(r.subject);
             w.audit(self.audit_record(r)?);
         }
-        Ok(w.commit().await?)
+        let seqs = w.commit().await?;
+        for s in &subjects {
+            self.facts.forget(s);
+        }
+        Ok(seqs)
     }
 
     /// A record as [`Engine::audit`] would append it (for batches).

@@ -119,7 +119,6 @@ impl Engine {
                 .details(serde_json::json!({"consent_id": row.consent_id, "kind": row.kind}))],
         )
         .await?;
-        self.facts.forget(&subject);
         Ok(signed)
     }
 
@@ -209,7 +208,6 @@ impl Engine {
                     .details(serde_json::json!({"consent_id": consent}))],
             )
             .await?;
-            self.facts.forget(&subject);
         } else if record.state != ConsentState::Withdrawn {
             if self.require(actor, Capability::InAppRequests).is_err() {
                 self.refuse(

@@ -271,7 +271,6 @@ impl Engine {
                 .details(json!({"request_id": request_id, "consent": consent}))],
         )
         .await?;
-        self.facts.forget(&subject);
         Ok(())
     }
 
@@ -342,7 +341,6 @@ impl Engine {
         let row = receipt.write(&mut w).await?;
         self.commit(w, [Record::new(actor, "subject.barred_minor").subject(subject).details(json!({"request_id": row.request_id, "changed": changed, "barred_until": micros(adult_on), "confirmed": false}))])
         .await?;
-        self.facts.forget(&subject);
         self.request(actor, &row.request_id).await
     }
 

@@ -89,6 +89,24 @@ fn hold_view(h: LegalHold, notes: &crate::notes::Opened) -> HoldView {
     }
 }
 
+impl PurgeReport {
+    /// One subject's destruction (done, or in a dry run what would be).
+    fn count(&mut self, d: Due, certificate_id: Option<String>) {
+        if d.whole {
+            self.subjects_destroyed += 1;
+        } else {
+            self.fields_destroyed += d.fields.len() as u64;
+        }
+        self.items.push(PurgeItem {
+            subject_id: d.subject,
+            whole_subject: d.whole,
+            fields: d.fields,
+            reason: d.reason,
+            certificate_id,
+        });
+    }
+}
+
 /// What the purge found for one subject.
 struct Due {
     subject: SubjectId,
@@ -158,7 +176,6 @@ impl Engine {
                 .details(json!({"ended_at": micros(ended)}))],
         )
         .await?;
-        self.facts.forget(&subject);
         Ok(ended)
     }
 
@@ -206,7 +223,6 @@ impl Engine {
                 .details(json!({"hold_id": row.hold_id, "reason": row.reason}))],
         )
         .await?;
-        self.facts.forget(&subject);
         let opened =
             std::collections::HashMap::from([((owner, "reference".to_string()), reference)]);
         Ok(hold_view(row, &opened))
@@ -242,7 +258,6 @@ impl Engine {
                 .details(json!({"hold_id": hold_id}))],
         )
         .await?;
-        self.facts.forget(&subject);
         Ok(())
     }
 
@@ -442,18 +457,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         if dry_run {
             for d in due {
-                if d.whole {
-                    report.subjects_destroyed += 1;
-                } else {
-                    report.fields_destroyed += d.fields.len() as u64;
-                }
-                report.items.push(PurgeItem {
-                    subject_id: d.subject,
-                    whole_subject: d.whole,
-                    fields: d.fields,
-                    reason: d.reason,
-                    certificate_id: None,
-                });
+                report.count(d, None);
             }
             return Ok(());
         }
@@ -482,18 +486,7 @@ impl Engine {
                 }
                 _ => continue,
             }
-            if d.whole {
-                report.subjects_destroyed += 1;
-            } else {
-                report.fields_destroyed += d.fields.len() as u64;
-            }
-            report.items.push(PurgeItem {
-                subject_id: d.subject,
-                whole_subject: d.whole,
-                fields: d.fields,
-                reason: d.reason,
-                certificate_id: o.certificate_id,
-            });
+            report.count(d, o.certificate_id);
         }
         Ok(())
     }

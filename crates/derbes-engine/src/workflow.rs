@@ -421,7 +421,6 @@ impl Engine {
         steps.write(&mut w, now).await?;
         self.commit(w, [Record::new(&system, "subject.objection").subject(subject).details(serde_json::json!({"request_id": request_id, "channels": channels, "kinds": kinds}))])
         .await?;
-        self.facts.forget(&subject);
         Ok(())
     }
 
@@ -511,7 +510,6 @@ impl Engine {
                 .details(serde_json::json!({"request_id": request_id, "changed": changed}))],
         )
         .await?;
-        self.facts.forget(&subject);
         Ok(())
     }
 
