@@ -299,7 +299,7 @@ impl Engine {
         }
         if out.iter().any(|o| o.outcome == DestroyOutcome::Destroyed) {
             // No image of a destroyed key or value outlives the destruction.
-            self.store.expunge().await?;
+            self.expunge().await?;
         }
         Ok(out)
     }

@@ -90,6 +90,9 @@ pub struct Engine {
     tokens: Arc<staff::TokenCache>,
     facts: Arc<decide::FactsCache>,
     coverages: Arc<decide::CoverageCache>,
+    /// Set when personal data went and the store could not yet expunge
+    /// every old copy of it (SQLite's WAL was busy): the scheduler retries.
+    expunge_pending: Arc<std::sync::atomic::AtomicBool>,
     /// The administrative fee for a copy (7.11); 0, the Law's default.
     access_fee_kzt: u64,
 }
@@ -205,6 +208,7 @@ impl Engine {
             tokens: Arc::default(),
             facts: Arc::default(),
             coverages: Arc::default(),
+            expunge_pending: Arc::default(),
             policy: Arc::new(policy),
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             data_dir,

@@ -199,11 +199,28 @@ impl Engine {
             Ok(r) => report.jobs = r,
             Err(e) => failed.push(("scheduled destructions", e)),
         }
+        if self
+            .expunge_pending
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            if let Err(e) = self.expunge().await {
+                failed.push(("expunging old copies", e));
+            }
+        }
         if failed.is_empty() {
             Ok(report)
         } else {
             Err(failed)
         }
+    }
+
+    /// After personal data went: no old copy of it stays in the store (see
+    /// `Store::expunge`). A busy store is tried again at the next pass.
+    pub(crate) async fn expunge(&self) -> Result<(), EngineError> {
+        let done = self.store.expunge().await?;
+        self.expunge_pending
+            .store(!done, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Close every connection (a command is done).

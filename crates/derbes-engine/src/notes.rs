@@ -200,7 +200,7 @@ impl Engine {
                 .details(serde_json::json!({"texts": n})),
             )
             .await?;
-            self.store.expunge().await?;
+            self.expunge().await?;
         }
         Ok(n)
     }

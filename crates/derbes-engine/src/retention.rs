@@ -382,7 +382,7 @@ impl Engine {
         }
         w.commit().await?;
         if !history.is_empty() {
-            self.store.expunge().await?;
+            self.expunge().await?;
         }
         Ok(report)
     }

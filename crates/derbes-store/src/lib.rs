@@ -165,6 +165,9 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
 }
 
+/// How long a SQLite connection waits for another's lock.
+const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
+
 /// A connection pool on one backend.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -230,10 +233,10 @@ impl Store {
                         // space.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                             PRAGMA secure_delete = ON;",
+                             PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
                         )
                         .await?;
+                        conn.execute(BUSY_TIMEOUT).await?;
                     }
                     Ok(())
                 })
@@ -285,18 +288,27 @@ impl Store {
 
     /// After personal data was removed or replaced: on SQLite, checkpoint
     /// the write-ahead log into the database and truncate it, so that no
-    /// earlier image of a changed page — an old value — outlives the change
-    /// there (deleted content in the database itself is zeroed:
-    /// `secure_delete`). Best effort while readers hold old pages: what is
-    /// left goes at the next checkpoint. PostgreSQL keeps no such copy a
-    /// reader of the database could see; nothing to do.
-    pub async fn expunge(&self) -> Result<(), StoreError> {
-        if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await?;
+    /// earlier image of a changed page — an old value, a destroyed key —
+    /// outlives the change there (deleted content in the database itself is
+    /// zeroed: `secure_delete`). It never waits: while a reader or a writer
+    /// is busy it gives up at once and says so (`false`), to be tried again
+    /// later, rather than hold up the writers. PostgreSQL keeps no such copy
+    /// a reader of the database could see: `true`.
+    pub async fn expunge(&self) -> Result<bool, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(true);
         }
-        Ok(())
+        use sqlx::Row;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+        let busy = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await
+            .and_then(|r| r.try_get::<i64, _>(0));
+        sqlx::query(BUSY_TIMEOUT).execute(&mut *conn).await?;
+        Ok(busy? == 0)
     }
 
     /// Close every connection (graceful shutdown).

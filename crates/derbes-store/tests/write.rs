@@ -141,3 +141,36 @@ fn every_change_is_a_piece_of_a_write() {
     }
     assert_eq!(writers, ["notes.rs:owner_key"], "changes outside a Write");
 }
+
+/// After personal data goes, SQLite's WAL is checkpointed and truncated so
+/// no old page image outlives it — and the attempt never waits on a busy
+/// store: it says it could not, to be tried again.
+#[tokio::test]
+async fn expunge_truncates_the_wal_and_never_waits() {
+    let db = derbes_store::testing::TestDb::sqlite().await;
+    let derbes_store::StoreConfig::Sqlite { path } = &db.config else {
+        panic!("a SQLite store")
+    };
+    let wal = format!("{}-wal", path.display());
+    let mut w = db.store.write().await.unwrap();
+    w.insert_token("t-1", "someone", "admin", "sha-1", Utc::now())
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    assert!(db.store.expunge().await.unwrap(), "done when idle");
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "truncated");
+
+    let mut busy = db.store.write().await.unwrap();
+    busy.insert_token("t-2", "someone", "admin", "sha-2", Utc::now())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(!db.store.expunge().await.unwrap(), "a writer is busy");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "did not wait"
+    );
+    busy.commit().await.unwrap();
+    assert!(db.store.expunge().await.unwrap());
+}
