@@ -5,7 +5,8 @@ use derbes_store::StoreError;
 /// for the log; none of them carries personal data.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("the input was refused")]
+    /// Each problem names the field and why, never the value.
+    #[error("the input was refused: {}", problems(.0))]
     Invalid(Vec<Problem>),
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -63,4 +64,11 @@ impl From<serde_json::Error> for EngineError {
     fn from(e: serde_json::Error) -> Self {
         EngineError::Internal(format!("json: {e}"))
     }
+}
+
+fn problems(p: &[Problem]) -> String {
+    p.iter()
+        .map(|p| format!("{}: {}", p.field, p.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -45,11 +45,72 @@ pub struct RotationReport {
 }
 
 impl Engine {
+    /// The KEK to wrap new data keys under: the one the database names
+    /// active (named now, as this keyring's active one, if none is yet),
+    /// which this keyring must hold — it is read again from the data
+    /// directory when another process rotated.
+    pub(crate) async fn wrapping_kek(&self) -> Result<KekId, EngineError> {
+        if let Some(k) = self.wrap_kek.read().ok().and_then(|k| k.clone()) {
+            return Ok(k);
+        }
+        let named = match self.store.active_kek().await? {
+            Some(k) => k,
+            None => {
+                let mut w = self.write().await?;
+                let k = w
+                    .claim_active_kek(self.keyring().active().as_str(), self.now())
+                    .await?;
+                w.commit().await?;
+                k
+            }
+        };
+        let kek = KekId::from_stored(&named);
+        if !self.keyring().has(&kek) {
+            self.reload_keys()?;
+            if !self.keyring().has(&kek) {
+                return Err(EngineError::Internal(format!(
+                    "the active KEK {named} (named in the database) is not in this keyring"
+                )));
+            }
+        }
+        if let Ok(mut k) = self.wrap_kek.write() {
+            *k = Some(kek.clone());
+        }
+        Ok(kek)
+    }
+
+    /// A write found the active KEK changed (another process rotated).
+    pub(crate) fn kek_changed(&self) {
+        if let Ok(mut k) = self.wrap_kek.write() {
+            *k = None;
+        }
+    }
+
+    /// A key wrapped under a KEK that is no longer the active one (another
+    /// process rotated while it was being stored): wrapped again under the
+    /// active one.
+    pub(crate) async fn rewrap_for_active(
+        &self,
+        owner: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<WrappedKey, EngineError> {
+        self.kek_changed();
+        let kek = self.wrapping_kek().await?;
+        if kek == wrapped.kek {
+            return Err(EngineError::Internal(
+                "the active KEK changed and changed back while a key was stored".into(),
+            ));
+        }
+        Ok(self.keyring().rewrap_under(owner, wrapped, &kek)?)
+    }
+
     pub async fn key_status(&self) -> Result<KeyStatus, EngineError> {
+        // Read again: another process may have rotated.
+        self.kek_changed();
+        let active = self.wrapping_kek().await?.to_string();
         let ring = self.keyring();
         let counts = self.store.keys_per_kek().await?;
         let ids = ring.kek_ids();
-        let active = ring.active().to_string();
         let mut keks: Vec<KekUse> = ids
             .iter()
             .map(|id| KekUse {
@@ -93,12 +154,18 @@ impl Engine {
         })
     }
 
-    /// Rotate the KEK: unless a previous rotation is unfinished, create a new
-    /// KEK and make it active; then re-wrap every data key under it in batches
-    /// of `batch`, each batch one transaction. Safe to interrupt: every data key
-    /// is always under a KEK that is still in the keyring, and running again
-    /// resumes. `max_batches` stops early (used to test interruption);
-    /// `progress` is told how many keys are done.
+    /// Rotate the KEK. The keyring's active KEK (its `keys/active` file, or
+    /// `DERBES_MASTER_KEY`) is made the one the database names, if it is
+    /// not yet (a rotation whose switch was interrupted, or a new master
+    /// key); otherwise, unless keys are still under an older KEK, a new KEK
+    /// is created (durable before it is named) and named. From the moment
+    /// the database names it every process wraps new keys under it; then
+    /// every key under another KEK is re-wrapped, in batches of `batch`,
+    /// each a compare-and-swap unit of work, until none is left — keys other
+    /// processes wrapped just before the switch included. Safe to
+    /// interrupt: every data key is always under a KEK that is still in the
+    /// keyring, and running again resumes. `max_batches` stops early (to
+    /// test interruption); `progress` is told how many keys are done.
     pub async fn rotate_keys(
         &self,
         batch: i64,
@@ -112,8 +179,12 @@ impl Engine {
                 status.orphaned
             )));
         }
+        self.reload_keys()?;
+        let named = self.wrapping_kek().await?;
         let mut new_kek = None;
-        if status.pending_rewrap == 0 {
+        let target = if self.keyring().active() != &named {
+            self.keyring().active().clone()
+        } else if status.pending_rewrap == 0 {
             let Some(dir) = &self.data_dir else {
                 return Err(EngineError::Internal(
                     "key rotation needs a data directory".into(),
@@ -126,9 +197,17 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
             new_kek = Some(id.to_string());
             self.replace_keyring(ring);
+            id
+        } else {
+            named.clone()
+        };
+        if target != named {
+            let mut w = self.write().await?;
+            w.set_active_kek(target.as_str(), self.now()).await?;
+            w.commit().await?;
+            self.kek_changed();
         }
         let ring = self.keyring();
-        let active = ring.active().clone();
         let total = self.key_status().await?.pending_rewrap;
         let mut done = 0u64;
         let mut batches = 0u64;
@@ -138,7 +217,7 @@ impl Engine {
             }
             let rows = self
                 .store
-                .keys_not_under(active.as_str(), batch.max(1))
+                .keys_not_under(target.as_str(), batch.max(1))
                 .await?;
             if rows.is_empty() {
                 break;
@@ -149,12 +228,12 @@ impl Engine {
                     kek: KekId::from_stored(&row.key.kek_id),
                     bytes: row.key.wrapped,
                 };
-                let rewrapped = ring.rewrap(&row.subject_id, &wrapped)?;
+                let rewrapped = ring.rewrap_under(&row.subject_id, &wrapped, &target)?;
                 updates.push(derbes_store::Rewrap {
                     subject_id: row.subject_id,
                     old_kek: row.key.kek_id,
                     key: derbes_store::WrappedKey {
-                        kek_id: active.to_string(),
+                        kek_id: target.to_string(),
                         wrapped: rewrapped.bytes,
                     },
                 });
@@ -166,13 +245,59 @@ impl Engine {
             progress(done, total);
         }
         let remaining = self.key_status().await?.pending_rewrap;
-        self.audit(Record::new(&crate::Actor::system(crate::SystemJob::Keys), "keys.rotate").details(serde_json::json!({"new_kek": new_kek, "active_kek": active.to_string(), "rewrapped": done, "remaining": remaining})))
+        self.audit(Record::new(&crate::Actor::system(crate::SystemJob::Keys), "keys.rotate").details(serde_json::json!({"new_kek": new_kek, "active_kek": target.to_string(), "rewrapped": done, "remaining": remaining})))
         .await?;
         Ok(RotationReport {
             new_kek,
-            active_kek: active.to_string(),
+            active_kek: target.to_string(),
             rewrapped: done,
             remaining,
         })
+    }
+
+    /// Retire a KEK: refused while it is the active one or any data key is
+    /// still wrapped under it (finish the rotation first); otherwise its key
+    /// file is overwritten and removed, so old copies of wrapped keys — in
+    /// backups — die with it. Audited.
+    pub async fn retire_kek(&self, id: &str) -> Result<(), EngineError> {
+        let kek = KekId::from_stored(id);
+        let status = self.key_status().await?;
+        if status.active_kek == id {
+            return Err(EngineError::invalid(
+                "kek",
+                "kek_active",
+                "the active KEK cannot be retired; rotate first",
+            ));
+        }
+        let wrapping = status
+            .keks
+            .iter()
+            .find(|k| k.id == id)
+            .map_or(0, |k| k.data_keys);
+        if wrapping > 0 {
+            return Err(EngineError::invalid(
+                "kek",
+                "kek_in_use",
+                format!("{wrapping} data keys are still wrapped under it; run `derbes keys rotate` to finish"),
+            ));
+        }
+        let Some(dir) = &self.data_dir else {
+            return Err(EngineError::Internal(
+                "retiring a KEK needs a data directory".into(),
+            ));
+        };
+        let mut ring = derbes_vault::Keyring::open(dir, &self.key_env)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        ring.retire(&kek).map_err(|e| match e {
+            derbes_vault::KeyringError::NoKeyFile(_) => EngineError::NotFound("KEK key file"),
+            e => EngineError::Internal(e.to_string()),
+        })?;
+        self.replace_keyring(ring);
+        self.audit(
+            Record::new(&crate::Actor::system(crate::SystemJob::Keys), "keys.retire")
+                .details(serde_json::json!({"kek": id})),
+        )
+        .await?;
+        Ok(())
     }
 }

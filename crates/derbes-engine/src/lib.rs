@@ -90,6 +90,9 @@ pub struct Engine {
     tokens: Arc<staff::TokenCache>,
     facts: Arc<decide::FactsCache>,
     coverages: Arc<decide::CoverageCache>,
+    /// The KEK new data keys are wrapped under, as the database names it
+    /// (read once; forgotten when a write finds it changed).
+    wrap_kek: Arc<RwLock<Option<derbes_vault::KekId>>>,
     /// Set when personal data went and the store could not yet expunge
     /// every old copy of it (SQLite's WAL was busy): the scheduler retries.
     expunge_pending: Arc<std::sync::atomic::AtomicBool>,
@@ -209,6 +212,7 @@ impl Engine {
             facts: Arc::default(),
             coverages: Arc::default(),
             expunge_pending: Arc::default(),
+            wrap_kek: Arc::default(),
             policy: Arc::new(policy),
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             data_dir,

@@ -28,15 +28,30 @@ pub(crate) type Opened = HashMap<(String, String), String>;
 impl Engine {
     /// The data key of a note owner of no subject (created when `create`).
     async fn owner_key(&self, owner: &str, create: bool) -> Result<DataKey, EngineError> {
-        let keys = self.keyring();
         let stored = match (self.store.subject_key(owner).await?, create) {
             (Some(k), _) => k,
             (None, false) => return Err(EngineError::NotFound("note key")),
             (None, true) => {
-                let (_, wrapped) = keys.new_data_key(owner)?;
-                self.store
-                    .owner_key(owner, wrapped.kek.as_str(), &wrapped.bytes, self.now())
-                    .await?
+                let (_, mut wrapped) = self
+                    .keyring()
+                    .new_data_key_under(owner, &self.wrapping_kek().await?)?;
+                loop {
+                    let mut w = self.write().await?;
+                    match w
+                        .owner_key(owner, wrapped.kek.as_str(), &wrapped.bytes, self.now())
+                        .await
+                    {
+                        Ok(k) => {
+                            w.commit().await?;
+                            break k;
+                        }
+                        Err(derbes_store::StoreError::KekChanged { .. }) => {
+                            drop(w);
+                            wrapped = self.rewrap_for_active(owner, &wrapped).await?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         };
         self.unwrap_stored(owner, stored)

@@ -70,7 +70,7 @@ impl Engine {
             return Err(EngineError::Invalid(problems));
         }
         let keys = self.keyring();
-        let (key, wrapped) = keys.new_data_key(&sid)?;
+        let (key, mut wrapped) = keys.new_data_key_under(&sid, &self.wrapping_kek().await?)?;
         let mut fields = Vec::with_capacity(valid.fields().len());
         for f in valid.fields() {
             let name = f.field.to_string();
@@ -105,19 +105,30 @@ impl Engine {
         }
         let categories = field_categories(fields.iter().map(|f| f.field.as_str()));
         let consent_ids: Vec<String> = consents.iter().map(|c| c.consent_id.clone()).collect();
-        let mut w = self.write().await?;
-        w.insert_subject(&NewSubject {
+        let mut new = NewSubject {
             subject_id: subject,
             policy_version: self.policy.policy().version.clone(),
             created_at: now,
             kek_id: wrapped.kek.to_string(),
-            wrapped_key: wrapped.bytes,
+            wrapped_key: wrapped.bytes.clone(),
             fields,
             index,
             consents,
-        })
-        .await
-        .map_err(|e| self.duplicate(e))?;
+        };
+        let w = loop {
+            let mut w = self.write().await?;
+            match w.insert_subject(&new).await {
+                Ok(()) => break w,
+                // Another process rotated the KEK meanwhile: wrap under the new one.
+                Err(derbes_store::StoreError::KekChanged { .. }) => {
+                    drop(w);
+                    wrapped = self.rewrap_for_active(&sid, &wrapped).await?;
+                    new.kek_id = wrapped.kek.to_string();
+                    new.wrapped_key = wrapped.bytes.clone();
+                }
+                Err(e) => return Err(self.duplicate(e)),
+            }
+        };
         self.commit(
             w,
             [Record::new(actor, "register")

@@ -283,6 +283,96 @@ async fn rotation_interrupted_and_resumed_loses_nothing(db: TestDb) {
     );
 }
 
+/// Defect 1 of issue 12: a service that read its keyring before another
+/// process rotated went on wrapping new subjects' keys under the old KEK
+/// after `keys rotate` reported `remaining: 0`; retiring the old KEK then
+/// lost them. The database names the active KEK and every wrapping checks
+/// it in its transaction.
+async fn a_rotation_in_another_process_is_followed_at_once(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = engine(&db.store, dir.path());
+    let mut subjects = Vec::new();
+    for n in 0..4u16 {
+        let r = serve
+            .register(
+                &sys(),
+                &registration(
+                    &synthetic_iin(40 + n),
+                    &format!("+7701200{n:04}"),
+                    "Сидоров",
+                ),
+            )
+            .await
+            .unwrap();
+        subjects.push(r.subject_id);
+    }
+    // The CLI, another process, rotates while the service keeps registering.
+    let cli = engine(&db.store, dir.path());
+    let old = cli.key_status().await.unwrap().active_kek;
+    let busy = {
+        let serve = serve.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in 4..24u16 {
+                let r = serve
+                    .register(
+                        &sys(),
+                        &registration(
+                            &synthetic_iin(40 + n),
+                            &format!("+7701200{n:04}"),
+                            "Сидоров",
+                        ),
+                    )
+                    .await
+                    .unwrap();
+                ids.push(r.subject_id);
+            }
+            ids
+        })
+    };
+    let report = cli.rotate_keys(3, None, &|_, _| {}).await.unwrap();
+    assert_eq!(report.remaining, 0);
+    subjects.extend(busy.await.unwrap());
+    // After the rotation, with the old keyring still in memory.
+    for n in 24..28u16 {
+        let r = serve
+            .register(
+                &sys(),
+                &registration(
+                    &synthetic_iin(40 + n),
+                    &format!("+7701200{n:04}"),
+                    "Сидоров",
+                ),
+            )
+            .await
+            .unwrap();
+        subjects.push(r.subject_id);
+    }
+    let status = cli.key_status().await.unwrap();
+    assert_eq!(status.active_kek, report.active_kek);
+    assert_eq!(status.pending_rewrap, 0, "nothing left under the old KEK");
+    assert!(matches!(
+        cli.retire_kek(&report.active_kek).await,
+        Err(EngineError::Invalid(p)) if p[0].code == "kek_active"
+    ));
+    cli.retire_kek(&old).await.unwrap();
+    assert!(!dir.path().join(format!("keys/kek-{old}.key")).exists());
+    for s in &subjects {
+        assert_eq!(
+            read(&serve, *s, "identification").await.unwrap().len(),
+            7,
+            "readable after the old KEK is gone"
+        );
+    }
+    // A KEK still wrapping keys cannot be retired.
+    let interrupted = cli.rotate_keys(5, Some(1), &|_, _| {}).await.unwrap();
+    assert!(interrupted.remaining > 0);
+    assert!(matches!(
+        cli.retire_kek(&report.active_kek).await,
+        Err(EngineError::Invalid(p)) if p[0].code == "kek_in_use"
+    ));
+}
+
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -470,6 +560,7 @@ derbes_store::both_databases!(ciphertext_only_at_rest);
 derbes_store::both_databases!(swapped_ciphertexts_fail);
 derbes_store::both_databases!(shredded_rows_are_unreadable);
 derbes_store::both_databases!(rotation_interrupted_and_resumed_loses_nothing);
+derbes_store::both_databases!(a_rotation_in_another_process_is_followed_at_once);
 derbes_store::both_databases!(consent_states_follow_time_and_withdrawal);
 derbes_store::both_databases!(registration_is_all_or_nothing);
 derbes_store::both_databases!(rectification_keeps_history_sealed);

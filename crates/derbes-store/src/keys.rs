@@ -1,9 +1,10 @@
 //! Wrapped data keys: how many each KEK wraps, and their rewrapping
 //! when the KEK rotates.
 
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{Store, StoreError, WrappedKey, Write};
+use crate::{Backend, Store, StoreError, WrappedKey, Write};
 
 /// How many data keys a key-encryption key wraps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,16 @@ pub struct Rewrap {
 }
 
 impl Store {
+    /// The KEK the database names active, if one was named yet.
+    pub async fn active_kek(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query("SELECT active_kek FROM key_state WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("active_kek"))
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
     /// How many data keys each KEK wraps.
     pub async fn keys_per_kek(&self) -> Result<Vec<KekCount>, StoreError> {
         let rows = sqlx::query(
@@ -77,6 +88,9 @@ impl Write {
     /// old KEK (so a concurrent rotation or shred is never overwritten).
     /// Returns how many rows changed.
     pub async fn rewrap_keys(&mut self, updates: &[Rewrap]) -> Result<u64, StoreError> {
+        if let Some(first) = updates.first() {
+            self.require_active_kek(&first.key.kek_id).await?;
+        }
         let tx = self.tx();
         let mut n = 0;
         for u in updates {
@@ -90,5 +104,59 @@ impl Write {
                 .rows_affected();
         }
         Ok(n)
+    }
+
+    /// Name `kek` active unless one is named already; the one named, either way.
+    pub async fn claim_active_kek(
+        &mut self,
+        kek: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO key_state (id, active_kek, changed_at) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(kek)
+        .bind(crate::us(at))
+        .execute(self.conn())
+        .await?;
+        let r = sqlx::query("SELECT active_kek FROM key_state WHERE id = 1")
+            .fetch_one(self.conn())
+            .await?;
+        Ok(r.try_get("active_kek")?)
+    }
+
+    /// Name `kek` active (a rotation): every writer from now on wraps under it.
+    pub async fn set_active_kek(&mut self, kek: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO key_state (id, active_kek, changed_at) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET active_kek = excluded.active_kek, changed_at = excluded.changed_at",
+        )
+        .bind(kek)
+        .bind(crate::us(at))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// A key wrapped under `kek` may be stored only while `kek` is the
+    /// active one: checked in the transaction that stores it (on PostgreSQL
+    /// holding the row `FOR SHARE`, so a rotation waits for this unit and
+    /// every unit after it sees the new KEK). Before any KEK is named, any
+    /// is accepted.
+    pub(crate) async fn require_active_kek(&mut self, kek: &str) -> Result<(), StoreError> {
+        let sql = match self.backend() {
+            Backend::Sqlite => "SELECT active_kek FROM key_state WHERE id = 1",
+            Backend::Postgres => "SELECT active_kek FROM key_state WHERE id = 1 FOR SHARE",
+        };
+        let active: Option<String> = sqlx::query(sql)
+            .fetch_optional(self.conn())
+            .await?
+            .map(|r| r.try_get("active_kek"))
+            .transpose()?;
+        match active {
+            Some(active) if active != kek => Err(StoreError::KekChanged { active }),
+            _ => Ok(()),
+        }
     }
 }

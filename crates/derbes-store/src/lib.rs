@@ -161,6 +161,8 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error("the active KEK is now {active}: wrap under it")]
+    KekChanged { active: String },
     #[error("the database schema is version {found}, newer than this derbes knows ({known}); upgrade derbes")]
     SchemaTooNew { found: i64, known: i64 },
 }

@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_retention"),
     migration!(9, "0009_weblog"),
     migration!(10, "0010_promises"),
+    migration!(11, "0011_key_state"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

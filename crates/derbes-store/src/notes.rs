@@ -60,30 +60,6 @@ impl Store {
         Ok(())
     }
 
-    /// The wrapped data key of a note owner of no subject, stored now as
-    /// under `kek` unless one exists: the one stored, either way.
-    pub async fn owner_key(
-        &self,
-        owner: &str,
-        kek: &str,
-        wrapped: &[u8],
-        at: DateTime<Utc>,
-    ) -> Result<crate::WrappedKey, StoreError> {
-        sqlx::query(
-            "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (subject_id) DO NOTHING",
-        )
-        .bind(owner)
-        .bind(kek)
-        .bind(wrapped)
-        .bind(crate::us(at))
-        .execute(&self.pool)
-        .await?;
-        self.subject_key(owner)
-            .await?
-            .ok_or(StoreError::NotFound("owner key"))
-    }
-
     /// The notes of these owners (of one subject, or of none).
     pub async fn notes(
         &self,
@@ -318,5 +294,36 @@ impl Write {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// The wrapped data key of a note owner of no subject, stored now
+    /// under `kek` (which must be the active KEK) unless one exists: the one
+    /// stored, either way.
+    pub async fn owner_key(
+        &mut self,
+        owner: &str,
+        kek: &str,
+        wrapped: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<crate::WrappedKey, StoreError> {
+        self.require_active_kek(kek).await?;
+        sqlx::query(
+            "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subject_id) DO NOTHING",
+        )
+        .bind(owner)
+        .bind(kek)
+        .bind(wrapped)
+        .bind(crate::us(at))
+        .execute(self.conn())
+        .await?;
+        let r = sqlx::query("SELECT kek_id, wrapped FROM subject_keys WHERE subject_id = $1")
+            .bind(owner)
+            .fetch_one(self.conn())
+            .await?;
+        Ok(crate::WrappedKey {
+            kek_id: r.try_get("kek_id")?,
+            wrapped: r.try_get("wrapped")?,
+        })
     }
 }

@@ -360,6 +360,7 @@ impl Write {
     /// is refused as [`StoreError::Duplicate`]. Few round trips: the unique
     /// index detects duplicates, fields and consents go in multi-row inserts.
     pub async fn insert_subject(&mut self, s: &NewSubject) -> Result<(), StoreError> {
+        self.require_active_kek(&s.kek_id).await?;
         let tx = self.tx();
         for (kind, digest) in &s.index {
             let inserted = sqlx::query(

@@ -79,6 +79,10 @@ impl Write {
         Ok(seqs)
     }
 
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// The transaction, for the store's pieces.
     pub(crate) fn tx(&mut self) -> &mut Transaction<'static, Any> {
         &mut self.tx

@@ -76,6 +76,10 @@ pub enum KeyringError {
     Vault(#[from] VaultError),
     #[error("the active KEK comes from DERBES_MASTER_KEY; to rotate, put the new key there and the old one in DERBES_PREVIOUS_MASTER_KEYS, then re-wrap")]
     EnvironmentManaged,
+    #[error("KEK {0} has no key file in this data directory (a KEK from the environment is retired by removing it there)")]
+    NoKeyFile(String),
+    #[error("KEK {0} is the active one; rotate to a new KEK first")]
+    RetireActive(String),
 }
 
 struct Kek {
@@ -369,10 +373,22 @@ impl Keyring {
         self.source
     }
 
-    /// A fresh data key for `subject`, and the same key wrapped for storage.
+    /// A fresh data key for `subject`, and the same key wrapped for storage
+    /// under the active KEK.
     pub fn new_data_key(&self, subject: &str) -> Result<(DataKey, WrappedKey), VaultError> {
+        self.new_data_key_under(subject, self.active())
+    }
+
+    /// A fresh data key for `subject`, wrapped under the KEK `kek` (the one
+    /// the database names active, which another process may have rotated
+    /// to since this keyring was read).
+    pub fn new_data_key_under(
+        &self,
+        subject: &str,
+        kek: &KekId,
+    ) -> Result<(DataKey, WrappedKey), VaultError> {
         let bytes = random::<32>()?;
-        let kek = &self.keks[self.active];
+        let kek = self.kek_of(kek)?;
         let wrapped = seal_with(&kek.key, &wrap_aad(subject, &kek.id), &bytes[..])?;
         Ok((
             DataKey::from_bytes(&bytes)?,
@@ -381,6 +397,11 @@ impl Keyring {
                 bytes: wrapped,
             },
         ))
+    }
+
+    /// Whether the keyring holds this KEK.
+    pub fn has(&self, kek: &KekId) -> bool {
+        self.kek_of(kek).is_ok()
     }
 
     fn kek_of(&self, id: &KekId) -> Result<&Kek, VaultError> {
@@ -412,8 +433,18 @@ impl Keyring {
 
     /// Re-wrap a data key under the active KEK (key rotation).
     pub fn rewrap(&self, subject: &str, wrapped: &WrappedKey) -> Result<WrappedKey, VaultError> {
+        self.rewrap_under(subject, wrapped, self.active())
+    }
+
+    /// Re-wrap a data key under the KEK `kek`.
+    pub fn rewrap_under(
+        &self,
+        subject: &str,
+        wrapped: &WrappedKey,
+        kek: &KekId,
+    ) -> Result<WrappedKey, VaultError> {
         let bytes = self.unwrap_bytes(subject, wrapped)?;
-        let kek = &self.keks[self.active];
+        let kek = self.kek_of(kek)?;
         Ok(WrappedKey {
             kek: kek.id.clone(),
             bytes: seal_with(&kek.key, &wrap_aad(subject, &kek.id), &bytes[..])?,
@@ -441,6 +472,45 @@ impl Keyring {
         self.keks.push(k);
         self.active = self.keks.len() - 1;
         Ok(id)
+    }
+
+    /// Retire a KEK that wraps nothing any more (the caller checked): its
+    /// file is overwritten with zeros, synced and removed, so copies of
+    /// wrapped keys made under it — in backups — can never be opened again.
+    /// The active KEK is refused.
+    pub fn retire(&mut self, id: &KekId) -> Result<(), KeyringError> {
+        if self.active() == id {
+            return Err(KeyringError::RetireActive(id.0.clone()));
+        }
+        let path = match &self.dir {
+            Some(dir) => dir.join(format!("kek-{}.key", id.0)),
+            None => return Err(KeyringError::NoKeyFile(id.0.clone())),
+        };
+        if !path.exists() {
+            return Err(KeyringError::NoKeyFile(id.0.clone()));
+        }
+        let len = fs::metadata(&path).map_err(io(&path))?.len() as usize;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        f.write_all(&vec![0u8; len]).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        drop(f);
+        fs::remove_file(&path).map_err(io(&path))?;
+        if let Some(dir) = path.parent() {
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        let active = self.active().clone();
+        self.keks.retain(|k| &k.id != id);
+        self.active = self
+            .keks
+            .iter()
+            .position(|k| k.id == active)
+            .ok_or(KeyringError::MissingActive(active.0))?;
+        Ok(())
     }
 
     /// HMAC-SHA256 of `value` under the blind-index key, separated by `kind`
@@ -554,6 +624,38 @@ mod tests {
         let rw = reopened.rewrap("s", &w).unwrap();
         assert_eq!(rw.kek, new);
         assert!(reopened.unwrap_key("s", &rw).is_ok());
+    }
+
+    #[test]
+    fn wrapping_under_a_named_kek_and_retiring_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ring = Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
+        let old = ring.active().clone();
+        let new = ring.rotate().unwrap();
+        // The database may still name the old one active: wrap under it.
+        let (_, w) = ring.new_data_key_under("s", &old).unwrap();
+        assert_eq!(w.kek, old);
+        let moved = ring.rewrap_under("s", &w, &new).unwrap();
+        assert_eq!(moved.kek, new);
+        assert!(matches!(
+            ring.new_data_key_under("s", &KekId("f".repeat(16))),
+            Err(VaultError::UnknownKek(_))
+        ));
+        assert!(matches!(
+            ring.retire(&new),
+            Err(KeyringError::RetireActive(_))
+        ));
+        ring.retire(&old).unwrap();
+        assert!(!ring.has(&old));
+        assert!(!dir.path().join(format!("keys/kek-{}.key", old.0)).exists());
+        let reopened = Keyring::open(dir.path(), &KeyEnv::default()).unwrap();
+        assert!(!reopened.has(&old), "gone for good");
+        assert!(matches!(
+            reopened.unwrap_key("s", &w),
+            Err(VaultError::UnknownKek(_))
+        ));
+        assert!(reopened.unwrap_key("s", &moved).is_ok());
+        assert!(matches!(ring.retire(&old), Err(KeyringError::NoKeyFile(_))));
     }
 
     #[test]

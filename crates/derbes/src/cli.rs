@@ -234,6 +234,16 @@ pub enum KeysCommand {
         #[arg(long, default_value_t = 500)]
         batch: i64,
     },
+    /// Destroy an old KEK's key file (overwritten, then removed), so copies of
+    /// keys wrapped under it — in backups — can never be opened. Refused for
+    /// the active KEK and while any data key is still wrapped under it.
+    Retire {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// The KEK's id, as `derbes keys status` shows it.
+        #[arg(value_name = "KEK_ID")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

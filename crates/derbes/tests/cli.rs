@@ -541,6 +541,16 @@ fn dev_seed_and_key_rotation() {
     // No key material in any output.
     let keyfile = std::fs::read_to_string(dir.path().join(format!("keys/kek-{old}.key"))).unwrap();
     assert!(!text.contains(keyfile.trim()));
+    // The active KEK cannot be retired; the old one, wrapping nothing, can.
+    let active = s["active_kek"].as_str().unwrap().to_string();
+    let o = run(&["keys", "retire", &active, "--data-dir", d]);
+    assert_ne!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("active"));
+    let o = run(&["keys", "retire", &old, "--data-dir", d, "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.path().join(format!("keys/kek-{old}.key")).exists());
+    let s = json_of(&run(&["keys", "status", "--data-dir", d, "--json"]));
+    assert_eq!(s["orphaned"], 0, "nothing was under it");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `derbes keys status|rotate`.
+//! `derbes keys status|rotate|retire`.
 
 use std::sync::Arc;
 
@@ -51,6 +51,18 @@ pub fn run(cmd: KeysCommand, json: bool) -> Result<Outcome, CliError> {
                         None => crate::outln!("resumed the unfinished rotation to {}", report.active_kek),
                     }
                     crate::outln!("{} data keys re-wrapped, {} remaining", report.rewrapped, report.remaining);
+                }
+                Ok(Outcome::Ok)
+            }
+            KeysCommand::Retire { engine: args, id } => {
+                let (engine, _) = super::serve::open_engine(&args).await?;
+                let done = engine.retire_kek(&id).await;
+                engine.close().await;
+                done?;
+                if json {
+                    out::json(&serde_json::json!({"retired": id}))?;
+                } else {
+                    crate::outln!("KEK {id} retired: its key file is gone");
                 }
                 Ok(Outcome::Ok)
             }
