@@ -309,6 +309,17 @@ impl Store {
         Ok(())
     }
 
+    /// Every subject id the database holds (crash tests count what is there,
+    /// acknowledged or not).
+    pub async fn debug_subject_ids(&self) -> Result<Vec<crate::SubjectId>, crate::StoreError> {
+        let rows = sqlx::query("SELECT subject_id FROM subjects ORDER BY subject_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| crate::subject_id(r, "subject_id"))
+            .collect()
+    }
+
     /// Run raw SQL (tests that tamper with the database behind derbes' back).
     pub async fn debug_execute(&self, sql: &str) -> Result<u64, crate::StoreError> {
         Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())

@@ -1,38 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The real binary, as scripts and people use it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-use serde_json::Value;
-
-fn derbes() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_derbes"));
-    c.current_dir(repo_root())
-        .env("NO_COLOR", "1")
-        .env_remove("DATABASE_URL");
-    c
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn run(args: &[&str]) -> Output {
-    derbes().args(args).output().unwrap()
-}
-
-fn json_of(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap()
-}
+mod common;
+use common::{code, derbes, json_of, repo_root, run, Server};
 
 #[test]
 fn kz_contract() {
@@ -265,87 +237,6 @@ fn policy_commands() {
 }
 
 /// A running `derbes serve` that is stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Server {
-    fn start(data_dir: &std::path::Path, database_url: Option<&str>) -> Server {
-        let mut cmd = derbes();
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        if let Some(url) = database_url {
-            cmd.env("DATABASE_URL", url);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("address=http://") {
-                    let addr = line[i + 15..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap()
-                        .to_string();
-                    let _ = tx.send(addr);
-                }
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("server did not start"));
-        Server { child, addr, log }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let status: u16 = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = raw
-            .split_once("\r\n\r\n")
-            .map(|x| x.1.to_string())
-            .unwrap_or_default();
-        (status, body)
-    }
-
-    /// SIGTERM and wait: graceful shutdown exits 0.
-    fn stop(mut self) -> (i32, String) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                let log = self.log.lock().unwrap().clone();
-                return (status.code().unwrap_or(-1), log);
-            }
-            assert!(Instant::now() < deadline, "server did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 fn serve_round_trip(database_url: Option<&str>, backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), database_url);
