@@ -15,6 +15,7 @@ mod auth;
 mod body;
 mod decisions;
 mod error;
+mod listen;
 mod log;
 mod openapi;
 mod path;
@@ -33,6 +34,7 @@ use derbes_engine::Engine;
 use derbes_policy::LoadedPolicy;
 
 pub use error::{ApiError, ErrorBody, ErrorResponse, FieldError};
+pub use listen::{serve, Limits, Tls};
 pub use openapi::ApiDoc;
 
 /// What every handler shares. Cheap to clone.

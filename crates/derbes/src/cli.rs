@@ -306,6 +306,37 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub purge_every: u64,
+    /// A client must send a request's headers within this many seconds (an
+    /// idle keep-alive connection is closed after it too).
+    #[arg(long, env = "DERBES_HEADER_TIMEOUT", default_value_t = 10, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+    /// A request, its body read and its answer, may take this many seconds (408 after).
+    #[arg(long, env = "DERBES_REQUEST_TIMEOUT", default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
+    /// Connections open at once; more wait in the listen queue (bounded by
+    /// the open-file limit, which start-up raises to its hard limit).
+    #[arg(long, env = "DERBES_MAX_CONNECTIONS", default_value_t = 1024, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Serve HTTPS with this certificate chain (PEM), for a backend on another
+    /// host; needs --tls-key.
+    #[arg(
+        long,
+        env = "DERBES_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM; kept 0600).
+    #[arg(
+        long,
+        env = "DERBES_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,11 +2,11 @@
 //! that open storage.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use derbes_engine::{Engine, EngineConfig, StoreConfig};
 use derbes_policy::LoadedPolicy;
-use derbes_server::{app, AppState};
+use derbes_server::{app, AppState, Limits, Tls};
 use derbes_vault::KeyEnv;
 use serde_json::json;
 
@@ -126,24 +126,57 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
         });
         let state = AppState::new(engine)?;
         let shutdown = shutdown_signal()?;
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key).map_err(CliError)?),
+            _ => None,
+        };
+        let limits = Limits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            request_timeout: Duration::from_secs(args.request_timeout),
+            max_connections: connection_limit(args.max_connections),
+        };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(
-            address = %format!("http://{addr}"),
+            address = %format!("{scheme}://{addr}"),
             storage = %config.redacted(),
             policy_version = %version,
+            max_connections = limits.max_connections,
             startup_ms = started.elapsed().as_millis() as u64,
             "derbes ready"
         );
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        derbes_server::serve(listener, app(state), limits, tls, shutdown).await?;
         keeper.shutdown().await;
         tracing::info!("derbes stopped");
         Ok(Outcome::Ok)
     })
+}
+
+/// Connections the service may hold: what was asked, within the open-file
+/// limit (raised to its hard limit first), keeping some descriptors for the
+/// database, key files and logs.
+fn connection_limit(asked: u64) -> usize {
+    const RESERVED: u64 = 64;
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "the open-file limit could not be raised");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let fit = files.saturating_sub(RESERVED).max(1);
+    if asked > fit {
+        tracing::warn!(
+            asked,
+            open_files = files,
+            allowed = fit,
+            "fewer connections than asked: the open-file limit"
+        );
+    }
+    usize::try_from(asked.min(fit)).unwrap_or(usize::MAX)
 }
 
 fn load_policy(path: &Path) -> Result<LoadedPolicy, CliError> {

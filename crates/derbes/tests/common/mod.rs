@@ -43,6 +43,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &std::path::Path, database_url: Option<&str>) -> Server {
+        Server::start_with(data_dir, database_url, &[])
+    }
+
+    /// `derbes serve` with further arguments.
+    pub fn start_with(
+        data_dir: &std::path::Path,
+        database_url: Option<&str>,
+        args: &[&str],
+    ) -> Server {
         let mut cmd = derbes();
         cmd.args([
             "serve",
@@ -51,6 +60,7 @@ impl Server {
             "--data-dir",
             data_dir.to_str().unwrap(),
         ])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
         if let Some(url) = database_url {
@@ -63,8 +73,9 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("address=http://") {
-                    let addr = line[i + 15..]
+                if let Some(i) = line.find("address=http") {
+                    let rest = &line[i + "address=".len()..];
+                    let addr = rest[rest.find("://").unwrap() + 3..]
                         .split_whitespace()
                         .next()
                         .unwrap()
