@@ -282,14 +282,7 @@ impl Engine {
     ) -> Result<Permit, EngineError> {
         let d = self.decide_facts(actor, question, facts);
         let audit_id = self
-            .audit(
-                Record::new(actor, action)
-                    .subject(question.subject_id)
-                    .purpose(&question.purpose)
-                    .categories(&question.categories)
-                    .decision(&d)
-                    .details(details),
-            )
+            .audit(decision_record(actor, question, &d, action, details))
             .await?;
         if !d.permit {
             return Err(EngineError::Denied {
@@ -403,16 +396,25 @@ impl Engine {
             reference: reference.clone(),
         };
         let facts = self.subject_facts(req.subject_id).await?;
-        let permit = self
-            .decide_and_audit(
+        // A disclosure is audited as done only once it is: a denial is
+        // recorded at once, a permit commits with the disclosure itself.
+        let d = self.decide_facts(actor, &question, &facts);
+        let record = || {
+            decision_record(
                 actor,
                 &question,
-                &facts,
+                &d,
                 "disclosure",
                 decision_details(&question),
             )
-            .await?;
-        let audit_id = permit.audit_id();
+        };
+        if !d.permit {
+            let audit_id = self.audit(record()).await?;
+            return Err(EngineError::Denied {
+                reasons: d.reasons.clone(),
+                audit_id,
+            });
+        }
         let now = self.now();
         let notice_due = if facts.consents.notify_of_transfers {
             Some(
@@ -432,7 +434,8 @@ impl Engine {
             reference: None,
             cross_border,
             at: now,
-            audit_seq: audit_id,
+            // Set at commit: the sequence number of the permit below.
+            audit_seq: 0,
             notice_due,
             notified_at: None,
         };
@@ -446,10 +449,13 @@ impl Engine {
                 ],
             )
             .await?;
-        // The decision's audit record is durable already (the permit).
         let mut w = self.write().await?;
         w.insert_disclosure(&row, &notes).await?;
-        self.commit(w, []).await?;
+        let seqs = self.commit(w, [record()]).await?;
+        let row = DisclosureRow {
+            audit_seq: seqs.first().copied().unwrap_or_default(),
+            ..row
+        };
         let opened = std::collections::HashMap::from_iter(
             [("legal_basis", Some(basis)), ("reference", reference)]
                 .into_iter()
@@ -483,6 +489,22 @@ impl Engine {
             .map(|r| disclosure_view(r, &notes))
             .collect())
     }
+}
+
+/// The audit record of a decision on `question`.
+fn decision_record<'a>(
+    actor: &'a Actor,
+    question: &'a DecisionRequest,
+    d: &'a Decision,
+    action: &'a str,
+    details: serde_json::Value,
+) -> Record<'a> {
+    Record::new(actor, action)
+        .subject(question.subject_id)
+        .purpose(&question.purpose)
+        .categories(&question.categories)
+        .decision(d)
+        .details(details)
 }
 
 /// What the audit keeps of a question: codes and whether a legal basis and

@@ -166,10 +166,28 @@ impl Engine {
             .collect())
     }
 
-    /// Revoke a token; `false` when it was already revoked.
+    /// Revoke a token; `false` when it was already revoked. The last token
+    /// that can manage staff is never revoked: that would leave only the
+    /// server's shell to add one (`last_administrator`).
     pub async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<bool, EngineError> {
         self.require(actor, Capability::ManageStaff)?;
+        let managers: Vec<&str> = self
+            .policy
+            .policy()
+            .roles
+            .iter()
+            .filter(|r| r.can(Capability::ManageStaff))
+            .map(|r| r.id.as_str())
+            .collect();
         let mut w = self.write().await?;
+        let active = w.lock_active_tokens(&managers).await?;
+        if active.len() == 1 && active[0] == token_id {
+            return Err(EngineError::invalid(
+                "token_id",
+                "last_administrator",
+                "the last token that can manage staff cannot be revoked; add another administrator first",
+            ));
+        }
         let done = w.revoke_token(token_id, self.now()).await?;
         self.commit(
             w,

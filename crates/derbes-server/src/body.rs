@@ -26,8 +26,25 @@ fn describe(e: &serde_json::Error) -> (String, String) {
             .map(str::to_string)
     };
     let at = format!("line {}, column {}", e.line(), e.column());
-    if let Some(f) = name_in_backticks("unknown field `") {
-        return (f, format!("unknown field ({at})"));
+    // An unknown name is never echoed: it may be the datum itself, and it
+    // is as long as the sender likes.
+    if msg.starts_with("unknown field `") {
+        // The allowed names close the message (after the sender's name, so
+        // the last `expected` is serde's own); say them if they are names.
+        let expected = msg
+            .rsplit_once("`, expected ")
+            .map(|(_, rest)| rest.split(" at line").next().unwrap_or_default())
+            .filter(|e| {
+                e.len() <= 400
+                    && e.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._`, ".contains(c))
+            })
+            .map(|e| format!("; expected {e}"))
+            .unwrap_or_default();
+        return (
+            "body".into(),
+            format!("a field is not one of this operation's ({at}){expected}"),
+        );
     }
     if let Some(f) = name_in_backticks("missing field `") {
         return (f, "required field is missing".to_string());
@@ -50,11 +67,38 @@ fn describe(e: &serde_json::Error) -> (String, String) {
     }
 }
 
-impl<S, T> FromRequest<S> for JsonBody<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
+/// The position of a character no text may carry, as JSON writes it: a raw
+/// control byte, or a `\u` escape of a C0 control other than tab, line
+/// feed and carriage return (NUL above all: PostgreSQL cannot store it).
+pub(crate) fn forbidden_control(json: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'\\' if json.get(i + 1) == Some(&b'u') => {
+                let code = json
+                    .get(i + 2..i + 6)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u32::from_str_radix(h, 16).ok());
+                if code.is_some_and(|c| c < 0x20 && ![0x09, 0x0a, 0x0d].contains(&c)) {
+                    return Some(i);
+                }
+                i += 6;
+            }
+            b'\\' => i += 2,
+            b if b < 0x20 && ![b'\t', b'\n', b'\r'].contains(&b) => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A request body as bytes: over the route's limit is a 413 in the error
+/// shape, and control characters are refused (422) before anything parses
+/// it.
+#[derive(Debug)]
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -67,6 +111,22 @@ where
                     "the request body is too large",
                 )
             })?;
+        if forbidden_control(&bytes).is_some() {
+            return Err(crate::query::control_refused("body"));
+        }
+        Ok(RawBody(bytes))
+    }
+}
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         if bytes.is_empty() {
             return Err(ApiError::invalid("body", "a JSON body is required"));
         }
@@ -95,11 +155,43 @@ mod tests {
         let e = serde_json::from_str::<T>(r#"{"flag": "871008401427"}"#).unwrap_err();
         let (field, reason) = describe(&e);
         assert!(!reason.contains("871008401427") && !field.contains("871008401427"));
-        let e = serde_json::from_str::<T>(r#"{"flag": true, "iin": 1}"#).unwrap_err();
-        assert_eq!(describe(&e).0, "iin");
+        let e = serde_json::from_str::<T>(r#"{"flag": true, "871008401427": 1}"#).unwrap_err();
+        let (field, reason) = describe(&e);
+        assert_eq!(field, "body");
+        assert!(
+            !reason.contains("871008401427") && reason.ends_with("expected `flag`"),
+            "{reason}"
+        );
+        let e = serde_json::from_str::<T>(r#"{"flag": true, "x`, expected `iin`, `y": 1}"#)
+            .unwrap_err();
+        assert!(
+            describe(&e).1.ends_with("expected `flag`"),
+            "{:?}",
+            describe(&e)
+        );
         let e = serde_json::from_str::<T>(r#"{}"#).unwrap_err();
         assert_eq!(describe(&e).0, "flag");
         let e = serde_json::from_str::<T>(r#"{"flag": tru"#).unwrap_err();
         assert!(describe(&e).1.starts_with("not valid JSON"));
+    }
+
+    #[test]
+    fn finds_control_characters_as_json_writes_them() {
+        for bad in [
+            r#"{"a":"x\u0000"}"#,
+            r#"{"a":"\u001F"}"#,
+            "{\"a\":\"\u{1}\"}",
+            r#"["\\\u0000"]"#,
+        ] {
+            assert!(forbidden_control(bad.as_bytes()).is_some(), "{bad}");
+        }
+        for good in [
+            r#"{"a":"x\\u0000"}"#,
+            r#"{"a":"\n\t\u000a\u0041"}"#,
+            "{\n\"a\": 1}\r\n",
+            r#"{"a":"\u"}"#,
+        ] {
+            assert!(forbidden_control(good.as_bytes()).is_none(), "{good}");
+        }
     }
 }

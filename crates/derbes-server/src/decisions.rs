@@ -1,6 +1,7 @@
 //! The decision point, disclosures, the audit log and staff, over HTTP.
 
-use axum::extract::{Query, State};
+use crate::query::Params;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use derbes_core::SubjectId;
@@ -87,8 +88,10 @@ pub struct AuditParams {
     /// RFC 3339; records before.
     pub to: Option<String>,
     /// Records after this sequence number (paging: pass the last `seq` seen).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// At most this many records (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -123,12 +126,9 @@ fn time_param(
 pub(crate) async fn audit(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Query(p): Query<AuditParams>,
+    Params(p): Params<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "1 to 1000"));
-    }
     let q = AuditQuery {
         subject_id: p
             .subject_id
@@ -216,7 +216,8 @@ pub(crate) async fn list_staff(
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, description = "`forbidden`", body = ErrorResponse),
-        (status = 404, description = "No such token", body = ErrorResponse)))]
+        (status = 404, description = "No such token", body = ErrorResponse),
+        (status = 422, description = "`last_administrator`: the last token that can manage staff stays", body = ErrorResponse)))]
 pub(crate) async fn revoke_staff(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,

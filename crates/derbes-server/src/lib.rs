@@ -15,11 +15,13 @@ mod auth;
 mod body;
 mod decisions;
 mod error;
+mod headers;
 mod listen;
 mod log;
 mod openapi;
 mod path;
 mod promises;
+mod query;
 mod requests;
 mod retention;
 mod routes;
@@ -81,6 +83,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     routes::api(Some(state.clone()))
         .0
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .layer(axum::middleware::from_fn(log::access_log))
         .with_state(state)
 }

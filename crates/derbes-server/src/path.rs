@@ -1,5 +1,5 @@
 //! Typed path parameters: parsed before a handler runs, and a bad one is
-//! refused in derbes' error shape (422, naming the parameter, never echoing
+//! refused in derbes' error shape (400, or 422 for control characters, naming the parameter, never echoing
 //! what was sent — it may be personal data).
 
 use axum::extract::{FromRequestParts, Path};
@@ -30,17 +30,48 @@ pub struct OrganizationPath(pub OrganizationId);
 #[derive(Debug, Clone)]
 pub struct IdPath(pub String);
 
-async fn segments<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Vec<String>, ApiError> {
+/// The route's parameters, `(name, value)`, in the path's order.
+async fn segments<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Vec<(String, String)>, ApiError> {
     let Path(all) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
         .await
         .map_err(|_| ApiError::invalid("path", "a path parameter is not valid UTF-8 text"))?;
-    Ok(all.into_iter().map(|(_, v)| v).collect())
+    Ok(all)
 }
 
-fn nth(all: &[String], i: usize) -> Result<&str, ApiError> {
+fn nth(all: &[(String, String)], i: usize) -> Result<&str, ApiError> {
     all.get(i)
-        .map(String::as_str)
+        .map(|(_, v)| v.as_str())
         .ok_or_else(|| ApiError::internal("path parameters", &"a route lost one"))
+}
+
+/// The `i`th parameter as an id derbes issued, refused under its own name.
+fn nth_issued(all: &[(String, String)], i: usize) -> Result<&str, ApiError> {
+    let name = all.get(i).map_or("id", |(n, _)| n.as_str());
+    issued_id(name, nth(all, i)?)
+}
+
+/// An id derbes issued (a request's, a staff token's, a hold's): letters,
+/// digits, `.`, `_`, `:` and `-`, at most 128 — anything else cannot name
+/// one, and is refused before it reaches the store.
+fn issued_id<'a>(field: &str, text: &'a str) -> Result<&'a str, ApiError> {
+    if crate::query::has_control(text) {
+        return Err(crate::query::control_refused(field));
+    }
+    let fits = (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if fits {
+        Ok(text)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            "not an id derbes issues (letters, digits, `.`, `_`, `:`, `-`; at most 128)",
+        ))
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for SubjectPath {
@@ -59,7 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SubjectItemPath {
         let all = segments(parts, state).await?;
         Ok(SubjectItemPath(
             subject_id(nth(&all, 0)?)?,
-            nth(&all, 1)?.to_string(),
+            nth_issued(&all, 1)?.to_string(),
         ))
     }
 }
@@ -91,6 +122,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let all = segments(parts, state).await?;
-        Ok(IdPath(nth(&all, 0)?.to_string()))
+        Ok(IdPath(nth_issued(&all, 0)?.to_string()))
     }
 }

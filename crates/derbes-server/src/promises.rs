@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use crate::query::Params;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
@@ -122,6 +123,7 @@ pub struct ReconsentQuery {
     /// The `next_after` of the previous page.
     pub after: Option<String>,
     /// At most this many subjects (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -135,7 +137,7 @@ pub struct ReconsentQuery {
 pub(crate) async fn reconsent(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Query(q): Query<ReconsentQuery>,
+    Params(q): Params<ReconsentQuery>,
 ) -> Result<Json<ReconsentPage>, ApiError> {
     let after = q.after.as_deref().map(subject_id).transpose()?;
     Ok(Json(

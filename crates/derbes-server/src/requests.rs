@@ -1,6 +1,7 @@
 //! The rights desk over HTTP.
 
-use axum::extract::{Query, State};
+use crate::query::Params;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use derbes_engine::{Actor, NewRequest, RequestAction, RequestState, RequestView};
@@ -40,6 +41,8 @@ pub struct RequestQuery {
     pub kind: Option<String>,
     /// Only open requests past their due date.
     pub overdue: Option<bool>,
+    /// At most this many requests (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -50,7 +53,7 @@ pub struct RequestQuery {
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Query(q): Query<RequestQuery>,
+    Params(q): Params<RequestQuery>,
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
     let st = match q.state.as_deref() {
         None => None,
@@ -72,9 +75,6 @@ pub(crate) async fn list(
             })?),
         };
     let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "1 to 1000"));
-    }
     Ok(Json(
         state
             .engine()
@@ -148,7 +148,7 @@ pub(crate) async fn can_contact(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     SubjectPath(subject): SubjectPath,
-    Query(q): Query<ContactQuery>,
+    Params(q): Params<ContactQuery>,
 ) -> Result<Json<derbes_engine::ContactAnswer>, ApiError> {
     let channel = q
         .channel
@@ -254,9 +254,8 @@ pub(crate) async fn export(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
-    Query(q): Query<ExportQuery>,
+    Params(q): Params<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::http::{header, HeaderValue};
     use axum::response::IntoResponse;
     let html = match q.format.as_deref() {
         None | Some("json") => false,
@@ -269,15 +268,11 @@ pub(crate) async fn export(
             .ok_or_else(|| ApiError::invalid("lang", "expected `ru` or `en`"))?,
     };
     let export = state.engine().export(&actor, &id).await?;
-    let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // No-store, nosniff and the page's CSP: `headers::security_headers`.
     Ok(if html {
-        (
-            [no_store],
-            axum::response::Html(derbes_engine::export_html(&export, lang)),
-        )
-            .into_response()
+        axum::response::Html(derbes_engine::export_html(&export, lang)).into_response()
     } else {
-        ([no_store], Json(export)).into_response()
+        Json(export).into_response()
     })
 }
 

@@ -1,6 +1,7 @@
 //! Health, readiness, the policy and the API's own description.
 
-use axum::extract::{Query, State};
+use crate::query::Params;
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -83,7 +84,8 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .route("/", get(index))
         .route("/desk", get(desk_page))
         .route("/desk.js", get(desk_script))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     (router, api)
 }
 
@@ -204,7 +206,7 @@ pub struct DocumentQuery {
         (status = 400, description = "Unknown language or format", body = ErrorResponse)))]
 pub(crate) async fn policy_document(
     State(state): State<AppState>,
-    Query(q): Query<DocumentQuery>,
+    Params(q): Params<DocumentQuery>,
 ) -> Result<Response, ApiError> {
     let lang = match q.lang.as_deref() {
         None => Lang::Ru,
@@ -268,16 +270,10 @@ const DESK_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe
 /// The rights desk: the DPO's queue in a browser (a thin client of this API).
 pub(crate) async fn desk_page() -> Response {
     (
-        [
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(DESK_CSP),
-            ),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ],
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DESK_CSP),
+        )],
         Html(include_str!("desk/desk.html")),
     )
         .into_response()
@@ -285,19 +281,21 @@ pub(crate) async fn desk_page() -> Response {
 
 pub(crate) async fn desk_script() -> Response {
     (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/javascript; charset=utf-8"),
-            ),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
         include_str!("desk/desk.js"),
     )
         .into_response()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method; see /api/v1/openapi.json",
+    )
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -1,7 +1,7 @@
 //! Usage statistics over HTTP: app telemetry in, k-anonymous figures out.
 
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use crate::query::Params;
+use axum::extract::State;
 use axum::{Extension, Json};
 use derbes_engine::Actor;
 use derbes_weblog::aggregate::{Report, StatsReport};
@@ -9,6 +9,7 @@ use derbes_weblog::ingest::Summary;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::body::RawBody;
 use crate::{ApiError, AppState, ErrorResponse};
 
 /// What a batch of events did (lines counted, refused by reason with their
@@ -48,7 +49,7 @@ impl From<Summary> for EventsAccepted {
 pub(crate) async fn events(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<EventsAccepted>, ApiError> {
     Ok(Json(
         state.engine().ingest_events(&actor, &body).await?.into(),
@@ -65,6 +66,7 @@ pub struct StatsQuery {
     /// Last day.
     pub to: Option<String>,
     /// Cells describing fewer than k visitors are suppressed (default 5, at least 2).
+    #[param(minimum = 2)]
     pub k: Option<u64>,
 }
 
@@ -86,7 +88,7 @@ fn date(field: &str, v: Option<&str>) -> Result<Option<chrono::NaiveDate>, ApiEr
 pub(crate) async fn stats(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Query(q): Query<StatsQuery>,
+    Params(q): Params<StatsQuery>,
 ) -> Result<Json<StatsReport>, ApiError> {
     let by = Report::parse(&q.by).ok_or_else(|| {
         ApiError::invalid(

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use crate::query::Params;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
@@ -109,7 +110,7 @@ async fn lookup_by(
 pub(crate) async fn lookup_get(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Query(q): Query<LookupQuery>,
+    Params(q): Params<LookupQuery>,
 ) -> Result<Json<LookupResponse>, ApiError> {
     lookup_by(&state, &actor, q).await
 }
@@ -163,7 +164,7 @@ pub(crate) async fn data(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     SubjectPath(subject): SubjectPath,
-    Query(q): Query<DataQuery>,
+    Params(q): Params<DataQuery>,
 ) -> Result<Json<DataResponse>, ApiError> {
     let purpose = q
         .purpose

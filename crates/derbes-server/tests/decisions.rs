@@ -289,6 +289,26 @@ async fn decisions_disclosures_and_audit(store: &Store) {
         .map(|d| d["recipient"].as_str().unwrap())
         .collect();
     assert_eq!(recipients, ["financial_institutions", "kz_authorities"]);
+    // Each names its permit, which committed with it (one unit of work).
+    for d in v["disclosures"].as_array().unwrap() {
+        let seq = d["audit_id"].as_i64().unwrap();
+        let (status, a) = call(
+            &api,
+            Method::GET,
+            &format!("/api/v1/audit?subject_id={id}&after={}&limit=1", seq - 1),
+            None,
+            &dpo,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let r = &a["records"][0];
+        assert_eq!(
+            (r["seq"].as_i64(), r["action"].as_str()),
+            (Some(seq), Some("disclosure")),
+            "{a}"
+        );
+        assert_eq!(r["decision"], "permit", "{a}");
+    }
 
     // The audit log: every step above, paged, readable by the DPO only.
     let (status, _) = call(&api, Method::GET, "/api/v1/audit", None, &backend).await;

@@ -390,8 +390,8 @@ async fn exports_and_retention(store: &Store) {
         ("ru", "Копия ваших персональных данных"),
         ("en", "A copy of your personal data"),
     ] {
-        let (status, _, page) = api
-            .call(
+        let (status, headers, _, page) = api
+            .exchange(
                 Method::GET,
                 &format!("/api/v1/requests/{rid}/export?format=html&lang={lang}"),
                 None,
@@ -399,6 +399,14 @@ async fn exports_and_retention(store: &Store) {
             )
             .await;
         assert_eq!(status, StatusCode::OK);
+        // A subject's whole data: never cached, never sniffed, no script.
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.starts_with("default-src 'none'") && !csp.contains("script-src"),
+            "{csp}"
+        );
         assert!(
             page.starts_with("<!doctype html>")
                 && page.contains(title)

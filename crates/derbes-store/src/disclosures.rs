@@ -59,7 +59,11 @@ impl Store {
 }
 
 impl Write {
-    /// Record a disclosure; its legal basis and reference arrive as sealed notes.
+    /// Record a disclosure; its legal basis and reference arrive as sealed
+    /// notes. Its `audit_seq` is set at commit to the sequence number of the
+    /// first audit record of this unit — the decision that permitted it — so
+    /// a disclosure and its permit are durable together or not at all; a
+    /// unit with a disclosure and no audit record does not commit.
     pub async fn insert_disclosure(
         &mut self,
         d: &DisclosureRow,
@@ -85,6 +89,7 @@ impl Write {
         .execute(&mut **tx)
         .await?;
         Store::insert_notes_in(tx, notes).await?;
+        self.stamp_disclosures.push(d.disclosure_id.clone());
         Ok(())
     }
 }

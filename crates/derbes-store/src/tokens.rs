@@ -82,6 +82,30 @@ impl Write {
         Ok(())
     }
 
+    /// The unrevoked tokens with one of `roles`, locked until this unit
+    /// ends (`FOR UPDATE` on PostgreSQL; SQLite's writer is alone), so two
+    /// revocations at once cannot both see the other's token as remaining.
+    pub async fn lock_active_tokens(&mut self, roles: &[&str]) -> Result<Vec<String>, StoreError> {
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=roles.len()).map(|i| format!("${i}")).collect();
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT token_id FROM staff_tokens WHERE revoked_at IS NULL AND role IN ({}) ORDER BY token_id{lock}",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for r in roles {
+            q = q.bind(*r);
+        }
+        let rows = q.fetch_all(self.conn()).await?;
+        rows.iter().map(|r| Ok(r.try_get("token_id")?)).collect()
+    }
+
     /// Revoke a token; `Ok(false)` if it was already revoked, NotFound if unknown.
     pub async fn revoke_token(
         &mut self,

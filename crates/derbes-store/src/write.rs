@@ -23,6 +23,8 @@ pub struct Write {
     tx: Transaction<'static, Any>,
     backend: Backend,
     audit: Vec<NewAuditRecord>,
+    /// Disclosures whose `audit_seq` is this unit's first audit record.
+    pub(crate) stamp_disclosures: Vec<String>,
 }
 
 impl std::fmt::Debug for Write {
@@ -46,6 +48,7 @@ impl Store {
             tx,
             backend: self.backend,
             audit: Vec::new(),
+            stamp_disclosures: Vec::new(),
         })
     }
 
@@ -75,6 +78,18 @@ impl Write {
             let records = std::mem::take(&mut self.audit);
             crate::audit::append_in(&mut self.tx, self.backend, &records).await?
         };
+        if !self.stamp_disclosures.is_empty() {
+            let first = *seqs.first().ok_or_else(|| {
+                StoreError::Conflict("a disclosure without the audit record of its decision".into())
+            })?;
+            for id in std::mem::take(&mut self.stamp_disclosures) {
+                sqlx::query("UPDATE disclosures SET audit_seq = $1 WHERE disclosure_id = $2")
+                    .bind(first)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
         self.tx.commit().await?;
         Ok(seqs)
     }

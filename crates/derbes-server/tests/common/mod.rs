@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
 use derbes_engine::Engine;
 use derbes_policy::LoadedPolicy;
 use derbes_server::{app, AppState};
@@ -49,6 +49,18 @@ impl Api {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (StatusCode, Value, String) {
+        let (status, _, v, text) = self.exchange(method, uri, body, token).await;
+        (status, v, text)
+    }
+
+    /// One request; `(status, headers, JSON or null, raw text)`.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value, String) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
@@ -65,10 +77,12 @@ impl Api {
             .await
             .unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         (
             status,
+            headers,
             serde_json::from_str(&text).unwrap_or(Value::Null),
             text,
         )

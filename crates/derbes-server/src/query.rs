@@ -1,0 +1,221 @@
+//! Query strings checked against their own OpenAPI description: a name that
+//! is not a documented parameter is refused without being echoed (it may be
+//! the datum itself, e.g. `?871008401427=1`), a documented one is checked
+//! for its type and range as the document states them, and control
+//! characters are refused before anything reaches the engine. The document
+//! and the check are one (`IntoParams`), so they cannot drift apart.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use utoipa::openapi::path::ParameterIn;
+use utoipa::IntoParams;
+
+use crate::ApiError;
+
+/// Like `axum::extract::Query`, with derbes' error shape and the checks
+/// above.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+/// What the document says about one parameter.
+struct Spec {
+    name: String,
+    required: bool,
+    /// `string`, `integer`, `boolean` or `number`.
+    kind: String,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+}
+
+fn specs<T: IntoParams>() -> Vec<Spec> {
+    T::into_params(|| Some(ParameterIn::Query))
+        .into_iter()
+        .map(|p| {
+            let required = matches!(p.required, utoipa::openapi::Required::True);
+            let schema = serde_json::to_value(&p.schema).unwrap_or(Value::Null);
+            let kind = match &schema["type"] {
+                Value::String(t) => t.clone(),
+                Value::Array(ts) => ts
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .find(|t| *t != "null")
+                    .unwrap_or("string")
+                    .to_string(),
+                _ => "string".to_string(),
+            };
+            Spec {
+                name: p.name,
+                required,
+                kind,
+                minimum: schema["minimum"].as_f64(),
+                maximum: schema["maximum"].as_f64(),
+            }
+        })
+        .collect()
+}
+
+/// Whether `text` holds a character no parameter, path segment or field
+/// may carry: C0/C1 controls (NUL above all: PostgreSQL cannot store it).
+pub(crate) fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// 422 naming `field`: the value holds control characters.
+pub(crate) fn control_refused(field: &str) -> ApiError {
+    let mut e = ApiError::invalid(field, "control characters (such as NUL) are not allowed");
+    e.status = StatusCode::UNPROCESSABLE_ENTITY;
+    e.body.code = "invalid_text".into();
+    if let Some(d) = e.body.details.first_mut() {
+        d.code = "invalid_text".into();
+    }
+    e
+}
+
+fn typed(spec: &Spec, raw: &str) -> Result<Value, ApiError> {
+    let name = spec.name.as_str();
+    let number = |n: f64| -> Result<(), ApiError> {
+        let low = spec.minimum.is_some_and(|m| n < m);
+        let high = spec.maximum.is_some_and(|m| n > m);
+        if low || high {
+            let range = match (spec.minimum, spec.maximum) {
+                (Some(a), Some(b)) => format!("from {a} to {b}"),
+                (Some(a), None) => format!("at least {a}"),
+                (None, Some(b)) => format!("at most {b}"),
+                (None, None) => String::new(),
+            };
+            return Err(ApiError::invalid(name, format!("must be {range}")));
+        }
+        Ok(())
+    };
+    match spec.kind.as_str() {
+        "integer" => {
+            let n: i64 = raw
+                .parse()
+                .map_err(|_| ApiError::invalid(name, "must be a whole number"))?;
+            number(n as f64)?;
+            Ok(Value::from(n))
+        }
+        "number" => {
+            let n: f64 = raw
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite())
+                .ok_or_else(|| ApiError::invalid(name, "must be a number"))?;
+            number(n)?;
+            Ok(Value::from(n))
+        }
+        "boolean" => match raw {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(ApiError::invalid(name, "must be `true` or `false`")),
+        },
+        _ => Ok(Value::String(raw.to_string())),
+    }
+}
+
+/// Parses `query` for `T`; see the module's description.
+pub(crate) fn parse<T: DeserializeOwned + IntoParams>(query: &str) -> Result<T, ApiError> {
+    let specs = specs::<T>();
+    let documented = || {
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        if names.is_empty() {
+            "this operation takes no query parameters".to_string()
+        } else {
+            format!("this operation takes: {}", names.join(", "))
+        }
+    };
+    let mut values = Map::new();
+    for (name, raw) in form_urlencoded::parse(query.as_bytes()) {
+        let Some(spec) = specs.iter().find(|s| s.name == name) else {
+            let mut e = ApiError::invalid(
+                "query",
+                format!(
+                    "a parameter is not one of this operation's; {}",
+                    documented()
+                ),
+            );
+            e.body.details[0].code = "unknown_parameter".into();
+            return Err(e);
+        };
+        if has_control(&raw) {
+            return Err(control_refused(&spec.name));
+        }
+        if values.contains_key(&spec.name) {
+            return Err(ApiError::invalid(&spec.name, "given more than once"));
+        }
+        // An empty optional value is the same as leaving it out.
+        if raw.is_empty() && !spec.required {
+            continue;
+        }
+        values.insert(spec.name.clone(), typed(spec, &raw)?);
+    }
+    if let Some(missing) = specs
+        .iter()
+        .find(|s| s.required && !values.contains_key(&s.name))
+    {
+        return Err(ApiError::invalid(
+            &missing.name,
+            "required parameter is missing",
+        ));
+    }
+    serde_json::from_value(Value::Object(values))
+        .map_err(|_| ApiError::invalid("query", "a parameter has the wrong form"))
+}
+
+impl<S, T> FromRequestParts<S> for Params<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + IntoParams,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parse(parts.uri.query().unwrap_or_default()).map(Params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, IntoParams)]
+    #[into_params(parameter_in = Query)]
+    #[allow(dead_code)]
+    struct Q {
+        by: String,
+        #[param(minimum = 1, maximum = 1000)]
+        limit: Option<i64>,
+        overdue: Option<bool>,
+    }
+
+    fn field(e: ApiError) -> (String, String) {
+        let d = &e.body.details[0];
+        (d.field.clone(), d.code.clone())
+    }
+
+    #[test]
+    fn checks_names_types_ranges_and_text() {
+        let q: Q = parse("by=route&limit=10&overdue=true").unwrap();
+        assert_eq!(
+            (q.by.as_str(), q.limit, q.overdue),
+            ("route", Some(10), Some(true))
+        );
+        let q: Q = parse("by=day&limit=").unwrap();
+        assert_eq!(q.limit, None);
+        let f = |s| field(parse::<Q>(s).unwrap_err());
+        assert_eq!(f("by=a&871008401427=1").0, "query");
+        assert_eq!(f("by=a&871008401427=1").1, "unknown_parameter");
+        assert_eq!(f("by=a&limit=x").0, "limit");
+        assert_eq!(f("by=a&limit=0").0, "limit");
+        assert_eq!(f("by=a&limit=1001").0, "limit");
+        assert_eq!(f("by=a&overdue=1").0, "overdue");
+        assert_eq!(f("limit=1").0, "by");
+        assert_eq!(f("by=a&by=b").0, "by");
+        assert_eq!(f("by=a%00"), ("by".into(), "invalid_text".into()));
+        let e = parse::<Q>("by=a&871008401427=1").unwrap_err();
+        assert!(!format!("{:?}", e.body).contains("871008401427"));
+    }
+}
