@@ -76,6 +76,11 @@ pub struct TickReport {
 
 /// Apply the migrations of `storage` and nothing else (`derbes migrate`).
 pub async fn migrate(storage: &StoreConfig) -> Result<Migrated, EngineError> {
+    if let StoreConfig::Sqlite { path } = storage {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            secure_data_dir(dir)?;
+        }
+    }
     let store = Store::open(storage).await?;
     let applied = store.migrate().await?;
     let schema_version = store.schema_version().await?;
@@ -115,6 +120,7 @@ impl Engine {
     /// keyring of the data directory, and any free text an earlier version
     /// stored in plaintext sealed before anything else runs.
     pub async fn open(config: EngineConfig) -> Result<(Engine, Opened), EngineError> {
+        secure_data_dir(&config.data_dir)?;
         let store = Store::open_and_migrate(&config.storage).await?;
         let p = &config.policy;
         let mut w = store.write().await?;
@@ -237,4 +243,57 @@ impl Engine {
         }
         self.close().await;
     }
+}
+
+/// The data directory holds the key files, the statistics' day keys and,
+/// on SQLite, the database: it is created 0700 (an empty one made by
+/// `mkdir` is closed to 0700, nothing having been in it), and on every start
+/// it and everything in it must be closed to group and others (directories
+/// 0700, files 0600), on every backend — or derbes refuses to start, naming
+/// the path and the command that fixes it.
+pub(crate) fn secure_data_dir(dir: &std::path::Path) -> Result<(), EngineError> {
+    let io = |what: &str, e: std::io::Error| {
+        EngineError::Refused(format!("data directory {}: {what}: {e}", dir.display()))
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| io("cannot create it", e))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let empty = std::fs::read_dir(dir)
+            .map_err(|e| io("cannot list it", e))?
+            .next()
+            .is_none();
+        if empty {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io("cannot restrict it", e))?;
+        }
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(path) = pending.pop() {
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| io("cannot read it", e))?;
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                if mode & 0o077 != 0 {
+                    return Err(open_to_others(&path, mode, "700"));
+                }
+                for entry in std::fs::read_dir(&path).map_err(|e| io("cannot list it", e))? {
+                    pending.push(entry.map_err(|e| io("cannot list it", e))?.path());
+                }
+            } else if meta.is_file() && mode & 0o077 != 0 {
+                return Err(open_to_others(&path, mode, "600"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn open_to_others(path: &std::path::Path, mode: u32, want: &str) -> EngineError {
+    EngineError::Refused(format!(
+        "{} is mode {mode:04o}, open to other users of this machine; it holds keys or \
+         personal data and must be {want} (chmod {want} '{}'), then start again",
+        path.display(),
+        path.display()
+    ))
 }

@@ -203,6 +203,22 @@ fn restrict(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Create `path` empty and readable by its owner only, unless it exists.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     /// Connect (creating the SQLite file and its directory if needed). Does
     /// not migrate: call [`Store::migrate`].
@@ -216,6 +232,10 @@ impl Store {
                         restrict(dir).map_err(StoreError::DataDir)?;
                     }
                 }
+                // Created 0600 before SQLite opens it, whatever the umask:
+                // SQLite gives its WAL and shared-memory files the mode of
+                // the database file.
+                create_private(path).map_err(StoreError::DataDir)?;
                 (sqlite_url(path), Backend::Sqlite, 8)
             }
             StoreConfig::Postgres { url } => (url.clone(), Backend::Postgres, 16),

@@ -4,7 +4,7 @@
 use std::process::Output;
 
 mod common;
-use common::{code, derbes, json_of, repo_root, run, Server};
+use common::{code, derbes, json_of, repo_root, run, with_postgres, Server};
 
 #[test]
 fn kz_contract() {
@@ -273,20 +273,11 @@ fn serve_on_sqlite() {
 
 #[test]
 fn serve_on_postgres() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(db) = rt.block_on(derbes_store::testing::TestDb::postgres()) else {
-        return;
-    };
-    let derbes_store::StoreConfig::Postgres { url } = &db.config else {
-        unreachable!()
-    };
-    serve_round_trip(Some(url), "postgres");
-    // The same data directory with the policy already published starts again.
-    serve_round_trip(Some(url), "postgres");
-    drop(db);
+    with_postgres(|url| {
+        serve_round_trip(Some(url), "postgres");
+        // The same data directory with the policy already published starts again.
+        serve_round_trip(Some(url), "postgres");
+    });
 }
 
 /// `derbes serve` with `policy` that is expected to stop on its own (refuse to start).
@@ -303,10 +294,12 @@ fn serve_to_completion(data_dir: &std::path::Path, policy: &std::path::Path) -> 
 #[test]
 fn serve_refuses_a_changed_policy_under_the_same_version() {
     let dir = tempfile::tempdir().unwrap();
+    // Inputs live outside the data directory, which is private.
+    let inputs = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), None);
     let (exit, _) = server.stop();
     assert_eq!(exit, 0);
-    let edited = dir.path().join("edited.toml");
+    let edited = inputs.path().join("edited.toml");
     let seed = std::fs::read_to_string(repo_root().join("policy/ibusiness.toml")).unwrap();
     std::fs::write(
         &edited,
@@ -446,39 +439,30 @@ fn dev_seed_and_key_rotation() {
 
 #[test]
 fn dev_seed_on_postgres() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(db) = rt.block_on(derbes_store::testing::TestDb::postgres()) else {
-        return;
-    };
-    let derbes_store::StoreConfig::Postgres { url } = &db.config else {
-        unreachable!()
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let o = derbes()
-        .args([
-            "dev",
-            "seed",
-            "--subjects",
-            "30",
-            "--seed",
-            "5",
-            "--json",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("DATABASE_URL", url)
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let v = json_of(&o);
-    assert_eq!(
-        v["registered"].as_u64().unwrap() + v["refused_minors"].as_u64().unwrap(),
-        30
-    );
-    drop(db);
+    with_postgres(|url| {
+        let dir = tempfile::tempdir().unwrap();
+        let o = derbes()
+            .args([
+                "dev",
+                "seed",
+                "--subjects",
+                "30",
+                "--seed",
+                "5",
+                "--json",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let v = json_of(&o);
+        assert_eq!(
+            v["registered"].as_u64().unwrap() + v["refused_minors"].as_u64().unwrap(),
+            30
+        );
+    });
 }
 
 #[test]
@@ -606,16 +590,10 @@ fn staff_and_audit_verify_detect_tampering() {
 
 #[test]
 fn audit_verify_on_postgres() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(db) = rt.block_on(derbes_store::testing::TestDb::postgres()) else {
+    let Some((rt, db, url)) = common::postgres_db() else {
         return;
     };
-    let derbes_store::StoreConfig::Postgres { url } = &db.config else {
-        unreachable!()
-    };
+    let url = url.as_str();
     let dir = tempfile::tempdir().unwrap();
     let with_pg = |args: &[&str]| {
         derbes()
@@ -787,8 +765,10 @@ fn weblog_lines(range: std::ops::Range<usize>) -> String {
 #[test]
 fn ingest_stats_and_report() {
     let dir = tempfile::tempdir().unwrap();
+    // Inputs live outside the data directory, which is private.
+    let inputs = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let log = dir.path().join("access.log");
+    let log = inputs.path().join("access.log");
     let mut text = weblog_lines(0..300);
     text.push_str("this is not a log line\n");
     text.push_str(&weblog_lines(300..301)[..40]); // cut off, no newline
@@ -824,7 +804,7 @@ fn ingest_stats_and_report() {
         csv.starts_with("social,requests,visitors,approximate\nTelegram,300,"),
         "{csv}"
     );
-    let page = dir.path().join("report.html");
+    let page = inputs.path().join("report.html");
     let o = run(&[
         "stats",
         "report",
@@ -854,7 +834,7 @@ fn ingest_stats_and_report() {
     let v = json_of(&run(&["stats", "--by", "day", "--data-dir", d, "--json"]));
     assert_eq!(v["rows"][0]["requests"], 300, "nothing added");
     // Empty input and gzip.
-    let empty = dir.path().join("empty.log");
+    let empty = inputs.path().join("empty.log");
     std::fs::write(&empty, "").unwrap();
     let o = derbes()
         .args(["ingest", empty.to_str().unwrap(), "--data-dir", d, "--json"])
@@ -885,8 +865,10 @@ fn ingest_stats_and_report() {
 #[test]
 fn follow_survives_restarts_and_rotation_without_counting_twice() {
     let dir = tempfile::tempdir().unwrap();
+    // Inputs live outside the data directory, which is private.
+    let inputs = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let log = dir.path().join("access.log");
+    let log = inputs.path().join("access.log");
     let follow = || {
         let o = derbes()
             .args([
@@ -921,7 +903,7 @@ fn follow_survives_restarts_and_rotation_without_counting_twice() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(weblog_lines(150..170).as_bytes()).unwrap();
     drop(f);
-    std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
+    std::fs::rename(&log, inputs.path().join("access.log.1")).unwrap();
     std::fs::write(&log, weblog_lines(170..200)).unwrap();
     assert_eq!(
         follow(),
@@ -931,4 +913,93 @@ fn follow_survives_restarts_and_rotation_without_counting_twice() {
     assert_eq!(follow(), 0);
     let v = json_of(&run(&["stats", "--by", "day", "--data-dir", d, "--json"]));
     assert_eq!(v["rows"][0]["requests"], 200, "every line exactly once");
+}
+
+/// The data directory and everything in it are closed to other users on
+/// every backend: created 0700 with files 0600 (the SQLite database, its
+/// WAL and shared memory, the key files), and an opened-up directory or
+/// file is a clear refusal at start-up (issue 12, defect 11).
+fn data_directory_is_private(database_url: Option<&str>) {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let d = dir.to_str().unwrap();
+    let with_db = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--data-dir", d, "--json"]);
+        if let Some(url) = database_url {
+            all.extend(["--database-url", url]);
+        }
+        run(&all)
+    };
+    // An empty directory made by `mkdir` is closed at once.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = with_db(&[
+        "staff",
+        "add",
+        "--name",
+        "Backend",
+        "--role",
+        "backend_service",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = Vec::new();
+    let mut pending = vec![dir.clone()];
+    while let Some(p) = pending.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                pending.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                files.push(path);
+            }
+        }
+    }
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    if database_url.is_none() {
+        assert!(names.contains(&"derbes.db".to_string()), "{names:?}");
+    }
+    assert!(!files.is_empty());
+
+    // Opened up: refused, naming the path and the fix; nothing else runs.
+    let refusal = || {
+        let o = with_db(&["staff", "list"]);
+        assert_ne!(code(&o), 0);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = refusal();
+    assert!(err.contains("0755") && err.contains("chmod 700"), "{err}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = &files[0];
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = refusal();
+    assert!(
+        err.contains("0644") && err.contains("chmod 600") && err.contains(&*names[0]),
+        "{err}"
+    );
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(code(&with_db(&["staff", "list"])), 0);
+}
+
+#[test]
+fn data_directory_is_private_on_sqlite() {
+    data_directory_is_private(None);
+}
+
+#[test]
+fn data_directory_is_private_on_postgres() {
+    with_postgres(|url| data_directory_is_private(Some(url)));
 }

@@ -371,18 +371,7 @@ fn destruction_passes_survive(url: Option<&str>) {
 }
 
 fn postgres<F: FnOnce(Option<&str>)>(f: F) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(db) = rt.block_on(derbes_store::testing::TestDb::postgres()) else {
-        return;
-    };
-    let StoreConfig::Postgres { url } = &db.config else {
-        unreachable!()
-    };
-    f(Some(url));
-    drop(db);
+    common::with_postgres(|url| f(Some(url)));
 }
 
 #[test]

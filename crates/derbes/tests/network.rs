@@ -126,7 +126,8 @@ fn serves_https_with_a_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let data = repo_root().join("crates/derbes/tests/data");
     let cert = data.join("tls-test.crt");
-    let key = dir.path().join("tls.key");
+    let inputs = tempfile::tempdir().unwrap();
+    let key = inputs.path().join("tls.key");
     std::fs::copy(data.join("tls-test.key"), &key).unwrap();
     let server = Server::start_with(
         dir.path(),

@@ -87,7 +87,10 @@ impl Server {
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("server did not start"));
+            .unwrap_or_else(|_| {
+                let said = log.lock().map(|l| l.clone()).unwrap_or_default();
+                panic!("server did not start:\n{said}")
+            });
         Server { child, addr, log }
     }
 
@@ -173,4 +176,31 @@ pub fn call(
         .ok_or_else(|| std::io::Error::other("no status line"))?;
     let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
     Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+/// A runtime and a fresh PostgreSQL database, or `None` where there is no
+/// PostgreSQL (in CI there must be: see `derbes_store::testing`).
+pub fn postgres_db() -> Option<(
+    tokio::runtime::Runtime,
+    derbes_store::testing::TestDb,
+    String,
+)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(derbes_store::testing::TestDb::postgres())?;
+    let derbes_store::StoreConfig::Postgres { url } = &db.config else {
+        unreachable!()
+    };
+    let url = url.clone();
+    Some((rt, db, url))
+}
+
+/// Runs `f` with the URL of a fresh PostgreSQL database (dropped after).
+pub fn with_postgres<F: FnOnce(&str)>(f: F) {
+    if let Some((_rt, db, url)) = postgres_db() {
+        f(&url);
+        drop(db);
+    }
 }
