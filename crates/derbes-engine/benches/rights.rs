@@ -8,6 +8,8 @@
 //! - destruction of such a subject on its request (the scheduled job:
 //!   everything but what a law keeps deleted, certificate, audit record) —
 //!   peer: bare SQL deleting the subject's rows;
+//! - a destruction certificate confirmed while 10,000 and 100,000 audit
+//!   records follow it — peer: walking the whole chain (how it was done);
 //! - the retention purge of 100,000 expired subjects on SQLite — peer: plain
 //!   set-based SQL statements deleting the same rows.
 //!
@@ -154,9 +156,10 @@ async fn export_and_destruction(name: &str, db: TestDb) {
 
     // Destruction of subjects of the same shape, one at a time.
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    let mut destroyed = String::new();
     for i in 0..5 {
         let s = big_subject(&e, &db.store, 100 + i * 2).await;
-        request(&e, s, "destruction").await;
+        destroyed = request(&e, s, "destruction").await;
         let t = Instant::now();
         assert_eq!(e.run_jobs().await.unwrap().destroyed, 1);
         ours.push(t.elapsed());
@@ -172,6 +175,51 @@ async fn export_and_destruction(name: &str, db: TestDb) {
         ms(p),
         o.as_secs_f64() / p.as_secs_f64()
     );
+    certificate_as_the_log_grows(name, &e, &db, &destroyed).await;
+}
+
+/// A destruction certificate confirmed against the audit log while the log
+/// grows after it (with a checkpoint every 1,000 records, as the scheduler
+/// signs them) — peer: walking the whole chain, as confirming did before.
+async fn certificate_as_the_log_grows(name: &str, e: &Engine, db: &TestDb, request_id: &str) {
+    let filler = |i: i64| derbes_store::NewAuditRecord {
+        at: e.now(),
+        actor: "bench".into(),
+        role: "backend_service".into(),
+        action: "decision".into(),
+        subject_id: None,
+        purpose: Some("identification".into()),
+        categories: "identity".into(),
+        decision: "permit".into(),
+        reasons: "[]".into(),
+        details: format!("{{\"i\":{i}}}"),
+    };
+    let mut appended = 0i64;
+    for target in [10_000i64, 100_000] {
+        while appended < target {
+            let batch: Vec<_> = (appended..appended + 1000).map(filler).collect();
+            db.store.append_audit(&batch).await.unwrap();
+            e.checkpoint().await.unwrap();
+            appended += 1000;
+        }
+        let (mut ours, mut peer) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let t = Instant::now();
+            let c = e.certificate(&dpo(), request_id).await.unwrap();
+            ours.push(t.elapsed());
+            assert!(c.confirmed_by_audit && c.signed_checkpoint.is_some());
+            let t = Instant::now();
+            assert!(e.verify_audit().await.unwrap().first_bad.is_none());
+            peer.push(t.elapsed());
+        }
+        let (o, p) = (median(ours), median(peer));
+        println!(
+            "{name:<9} certificate confirmed with {target}+ audit records after it: median {} | peer whole-chain walk {} | ratio {:.3}",
+            ms(o),
+            ms(p),
+            o.as_secs_f64() / p.as_secs_f64()
+        );
+    }
 }
 
 /// `n` subjects whose relationship ended in 2015, five sealed fields and two

@@ -176,6 +176,10 @@ impl<'a> Record<'a> {
 
 /// Checkpoint every this many records.
 const CHECKPOINT_EVERY: i64 = 1000;
+
+/// The longest a moved tail waits for a checkpoint (see
+/// `Engine::checkpoint_if_due`).
+const CHECKPOINT_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// At most this many records per durable commit.
 const MAX_BATCH: usize = 1024;
 
@@ -337,6 +341,29 @@ impl Engine {
             );
         }
         Ok(seqs)
+    }
+
+    /// The scheduler's checkpoint: signed when the tail is
+    /// [`CHECKPOINT_EVERY`] records past the last one, or has moved and the
+    /// last is older than [`CHECKPOINT_AGE`] — whoever appended (units of
+    /// work do not pass the audit writer's count), so proving a record
+    /// (`Store::prove_record`) never walks far.
+    pub(crate) async fn checkpoint_if_due(&self) -> Result<Option<i64>, EngineError> {
+        let Some(tail) = self.store.audit_tail().await? else {
+            return Ok(None);
+        };
+        let due = match self.store.last_checkpoint().await? {
+            None => true,
+            Some(c) => {
+                tail.seq - c.seq >= CHECKPOINT_EVERY
+                    || (tail.seq > c.seq && self.now() - c.at >= CHECKPOINT_AGE)
+            }
+        };
+        if due {
+            self.checkpoint().await
+        } else {
+            Ok(None)
+        }
     }
 
     /// Sign a checkpoint of the chain's tail, if it moved since the last one.

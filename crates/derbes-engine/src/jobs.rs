@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use derbes_core::{SubjectId, SubjectStatus};
 use derbes_policy::{Capability, ConsentKind, Right};
-use derbes_store::{DestroyOutcome, JobRow, ObligationRow, Write};
+use derbes_store::{DestroyOutcome, JobRow, ObligationRow, RecordProof, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -58,8 +58,12 @@ pub struct CertificateView {
     pub sha256: String,
     /// The audit record that holds this hash.
     pub audit_id: Option<i64>,
-    /// The audit record holds this hash and the chain up to it is intact.
+    /// The audit record holds this hash and is as it was written: its hash
+    /// links to the signed checkpoint after it (or, while none signs it
+    /// yet, to the chain's tail).
     pub confirmed_by_audit: bool,
+    /// The signed checkpoint that proves the record, once one covers it.
+    pub signed_checkpoint: Option<i64>,
 }
 
 /// A deadline: when it ends, and whether its year's calendar is provisional.
@@ -561,15 +565,28 @@ impl Engine {
                     .and_then(|d| d.get("certificate_sha256").cloned())
                     == Some(Value::String(sha.clone()))
         });
-        let intact = self
-            .verify_audit()
-            .await?
-            .first_bad
-            .is_none_or(|(bad, _)| record.is_some_and(|r| r.seq < bad));
+        // From the record to the nearest signed checkpoint only: the time
+        // does not grow with the log.
+        let proof = match record {
+            Some(r) => Some(
+                self.store
+                    .prove_record(
+                        r.seq,
+                        Some(&self.keyring().audit_public_key()),
+                        &derbes_vault::Keyring::verify_signature,
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
+        let (intact, signed_checkpoint) = match proof {
+            Some(RecordProof::Signed { checkpoint, .. }) => (true, Some(checkpoint)),
+            Some(RecordProof::Unsigned { .. }) => (true, None),
+            Some(RecordProof::Broken { .. }) | None => (false, None),
+        };
         Ok(CertificateView {
-            confirmed_by_audit: record.is_some()
-                && intact
-                && derbes_policy::sha256_hex(content.as_bytes()) == sha,
+            confirmed_by_audit: intact && derbes_policy::sha256_hex(content.as_bytes()) == sha,
+            signed_checkpoint,
             audit_id: record.map(|r| r.seq),
             certificate,
             sha256: sha,

@@ -72,6 +72,8 @@ pub struct TickReport {
     /// Statistics' day keys destroyed because their window closed.
     pub day_keys_closed: usize,
     pub jobs: JobsReport,
+    /// An audit checkpoint was signed at this record (one was due).
+    pub checkpoint: Option<i64>,
 }
 
 /// Apply the migrations of `storage` and nothing else (`derbes migrate`).
@@ -204,6 +206,10 @@ impl Engine {
         match self.run_jobs().await {
             Ok(r) => report.jobs = r,
             Err(e) => failed.push(("scheduled destructions", e)),
+        }
+        match self.checkpoint_if_due().await {
+            Ok(seq) => report.checkpoint = seq,
+            Err(e) => failed.push(("signing an audit checkpoint", e)),
         }
         if self
             .expunge_pending

@@ -366,6 +366,111 @@ impl Store {
     }
 }
 
+/// How one record stands (see [`Store::prove_record`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordProof {
+    /// Unchanged: its hash links, through `walked` records, to the signed
+    /// checkpoint at `checkpoint`.
+    Signed { checkpoint: i64, walked: i64 },
+    /// Unchanged up to the chain's tail, which no checkpoint signs yet.
+    Unsigned { walked: i64 },
+    /// The chain is broken at `seq` between the record and its checkpoint.
+    Broken { seq: i64, why: String },
+}
+
+impl Store {
+    /// Whether record `seq` is as it was written, in time that does not
+    /// grow with the log: its own hash, then the links from it to the
+    /// nearest signed checkpoint at or after it (or to the tail, if none
+    /// signs it yet) — a record changed, even with every later hash
+    /// recomputed, no longer reaches the signed hash. Records before it
+    /// and after the checkpoint are not read.
+    pub async fn prove_record(
+        &self,
+        seq: i64,
+        trusted_key: Option<&[u8]>,
+        verify: &SignatureCheck,
+    ) -> Result<RecordProof, StoreError> {
+        let checkpoint = sqlx::query(
+            "SELECT seq, hash, signature, public_key, at FROM audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT 1",
+        )
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(checkpoint_row)
+        .transpose()?;
+        let broken = |at: i64, why: &str| {
+            Ok(RecordProof::Broken {
+                seq: at,
+                why: why.to_string(),
+            })
+        };
+        let mut expected = seq;
+        let mut prev: Option<Vec<u8>> = None;
+        loop {
+            let until = checkpoint.as_ref().map_or(i64::MAX, |c| c.seq);
+            let page = self
+                .audit_records(&AuditQuery {
+                    after: expected - 1,
+                    limit: (until - expected + 1).clamp(1, 5000),
+                    ..AuditQuery::default()
+                })
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for row in page {
+                if row.seq != expected {
+                    return broken(expected, "a record is missing");
+                }
+                if prev.as_ref().is_some_and(|p| *p != row.prev_hash) {
+                    return broken(row.seq, "the link to the previous record is broken");
+                }
+                if record_hash(&row.prev_hash, row.seq, &row.record) != row.hash {
+                    return broken(
+                        row.seq,
+                        "the record does not match its hash (it was changed)",
+                    );
+                }
+                if let Some(c) = checkpoint.as_ref().filter(|c| c.seq == row.seq) {
+                    if c.hash != row.hash {
+                        return broken(row.seq, "the signed checkpoint names a different hash");
+                    }
+                    if trusted_key.is_some_and(|k| k != c.public_key.as_slice())
+                        || !verify(
+                            &c.public_key,
+                            &checkpoint_message(c.seq, &c.hash),
+                            &c.signature,
+                        )
+                    {
+                        return broken(row.seq, "the checkpoint's signature is not valid");
+                    }
+                    return Ok(RecordProof::Signed {
+                        checkpoint: c.seq,
+                        walked: row.seq - seq + 1,
+                    });
+                }
+                prev = Some(row.hash);
+                expected += 1;
+            }
+        }
+        match checkpoint {
+            Some(c) => broken(
+                expected,
+                &format!(
+                    "the signed checkpoint covers record {}, which is gone",
+                    c.seq
+                ),
+            ),
+            None if expected == seq => Err(StoreError::NotFound("audit record")),
+            None => Ok(RecordProof::Unsigned {
+                walked: expected - seq,
+            }),
+        }
+    }
+}
+
 fn checkpoint_row(r: &AnyRow) -> Result<Checkpoint, StoreError> {
     Ok(Checkpoint {
         seq: r.try_get("seq")?,

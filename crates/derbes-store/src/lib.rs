@@ -52,7 +52,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit::{
     checkpoint_message, record_hash, AuditQuery, AuditRow, ChainTail, Checkpoint, NewAuditRecord,
-    Verification,
+    RecordProof, Verification,
 };
 pub use consents::{Acceptance, ConsentRow, NewConsent};
 pub use destroy::{DestroyOutcome, Destruction, Scope};

@@ -242,3 +242,133 @@ mod concurrency {
         }
     }
 }
+
+/// One record proven from the nearest signed checkpoint after it, reading
+/// only the records between (issue 12, defect 6): the walk is bounded by
+/// the checkpoint interval, not the log; a change is caught even when every
+/// later hash is recomputed, because the signed hash is no longer reached.
+mod proofs {
+    use super::*;
+    use derbes_store::{record_hash, Backend, RecordProof};
+
+    async fn prove(store: &Store, key: &[u8], seq: i64) -> RecordProof {
+        store
+            .prove_record(seq, Some(key), &verify_sig)
+            .await
+            .unwrap()
+    }
+
+    /// Rewrite record `seq` and recompute every hash after it, as someone
+    /// with write access to the database but not the signing key would.
+    async fn forge(store: &Store, seq: i64) {
+        store
+            .debug_execute(&format!(
+                "UPDATE audit_log SET decision = 'permit' WHERE seq = {seq}"
+            ))
+            .await
+            .unwrap();
+        let rows = store
+            .audit_records(&AuditQuery {
+                after: seq - 1,
+                limit: 1000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let mut prev = rows[0].prev_hash.clone();
+        for row in rows {
+            let hash = record_hash(&prev, row.seq, &row.record);
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            let prev_hex: String = prev.iter().map(|b| format!("{b:02x}")).collect();
+            let (h, p) = match store.backend() {
+                Backend::Sqlite => (format!("X'{hex}'"), format!("X'{prev_hex}'")),
+                Backend::Postgres => (
+                    format!("'\\x{hex}'::bytea"),
+                    format!("'\\x{prev_hex}'::bytea"),
+                ),
+            };
+            store
+                .debug_execute(&format!(
+                    "UPDATE audit_log SET hash = {h}, prev_hash = {p} WHERE seq = {}",
+                    row.seq
+                ))
+                .await
+                .unwrap();
+            prev = hash;
+        }
+    }
+
+    async fn body(db: TestDb) {
+        let store = &db.store;
+        let key = fill(store).await;
+        assert_eq!(
+            prove(store, &key, 5).await,
+            RecordProof::Signed {
+                checkpoint: 20,
+                walked: 16
+            }
+        );
+        assert_eq!(
+            prove(store, &key, 20).await,
+            RecordProof::Signed {
+                checkpoint: 20,
+                walked: 1
+            }
+        );
+        assert_eq!(
+            prove(store, &key, 25).await,
+            RecordProof::Unsigned { walked: 6 }
+        );
+        assert!(store
+            .prove_record(31, Some(&key), &verify_sig)
+            .await
+            .is_err());
+        // Another key's checkpoint proves nothing.
+        assert!(matches!(
+            store
+                .prove_record(5, Some(&[7u8; 32]), &verify_sig)
+                .await
+                .unwrap(),
+            RecordProof::Broken { seq: 20, .. }
+        ));
+        // A plain edit breaks the record's own hash; records before it and
+        // after the checkpoint stand.
+        store
+            .debug_execute("UPDATE audit_log SET reasons = '[]' WHERE seq = 12")
+            .await
+            .unwrap();
+        assert!(matches!(
+            prove(store, &key, 12).await,
+            RecordProof::Broken { seq: 12, .. }
+        ));
+        assert!(matches!(
+            prove(store, &key, 3).await,
+            RecordProof::Broken { seq: 12, .. }
+        ));
+        assert_eq!(
+            prove(store, &key, 25).await,
+            RecordProof::Unsigned { walked: 6 }
+        );
+        // A forged record with every later hash recomputed no longer
+        // reaches the signed hash.
+        forge(store, 8).await;
+        match prove(store, &key, 8).await {
+            RecordProof::Broken { seq, why } => {
+                assert_eq!(seq, 20, "{why}");
+                assert!(why.contains("checkpoint"), "{why}");
+            }
+            other => panic!("a forgery passed: {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        body(TestDb::sqlite().await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = TestDb::postgres().await {
+            body(db).await;
+        }
+    }
+}
