@@ -39,6 +39,8 @@ pub enum SystemJob {
     Seed,
     /// Sealing what an earlier version stored in plaintext.
     Upgrade,
+    /// The service's guard: rate limits on failed sign-ins and lookups.
+    Guard,
 }
 
 impl SystemJob {
@@ -52,6 +54,7 @@ impl SystemJob {
             SystemJob::RightsDesk => "rights-desk",
             SystemJob::Seed => "dev-seed",
             SystemJob::Upgrade => "upgrade",
+            SystemJob::Guard => "guard",
         }
     }
 }

@@ -148,6 +148,27 @@ impl Engine {
         Ok(staff)
     }
 
+    /// A rate limit refused `actor` (or, for failed sign-ins, a client
+    /// nobody could name): one audit record per window that trips — what
+    /// limit and on what scope, never the client's address (personal data).
+    pub async fn audit_rate_limited(
+        &self,
+        actor: Option<&Actor>,
+        limit: &str,
+        scope: &str,
+        per_minute: u32,
+    ) -> Result<i64, EngineError> {
+        let guard = Actor::system(crate::SystemJob::Guard);
+        self.audit(
+            Record::new(actor.unwrap_or(&guard), "rate_limited").details(serde_json::json!({
+                "limit": limit,
+                "scope": scope,
+                "per_minute": per_minute,
+            })),
+        )
+        .await
+    }
+
     /// Every token (without secrets).
     pub async fn staff(&self, actor: &Actor) -> Result<Vec<StaffView>, EngineError> {
         self.require(actor, Capability::ManageStaff)?;

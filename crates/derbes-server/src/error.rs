@@ -39,6 +39,8 @@ pub struct ErrorResponse {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds for `Retry-After` (a 429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -50,6 +52,7 @@ impl ApiError {
                 message: message.into(),
                 details: Vec::new(),
             },
+            retry_after: None,
         }
     }
 
@@ -100,7 +103,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let challenge = self.status == StatusCode::UNAUTHORIZED;
+        let retry_after = self.retry_after;
         let mut r = (self.status, Json(ErrorResponse { error: self.body })).into_response();
+        if let Some(secs) = retry_after {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
         if challenge {
             r.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -27,6 +27,7 @@ mod retention;
 mod routes;
 mod stats;
 mod subjects;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ use derbes_policy::LoadedPolicy;
 pub use error::{ApiError, ErrorBody, ErrorResponse, FieldError};
 pub use listen::{serve, Limits, Tls};
 pub use openapi::ApiDoc;
+pub use throttle::RateLimits;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -52,11 +54,21 @@ struct Inner {
     policy_json: Bytes,
     /// The OpenAPI document, rendered once.
     openapi_json: Bytes,
+    throttle: throttle::Throttle,
 }
 
 impl AppState {
-    /// The state for an engine (its store, policy and keys).
+    /// The state for an engine (its store, policy and keys), with the
+    /// default rate limits.
     pub fn new(engine: Engine) -> Result<AppState, serde_json::Error> {
+        AppState::with_rate_limits(engine, RateLimits::default())
+    }
+
+    /// The state for an engine, with these rate limits.
+    pub fn with_rate_limits(
+        engine: Engine,
+        limits: RateLimits,
+    ) -> Result<AppState, serde_json::Error> {
         let policy_json = Bytes::from(serde_json::to_vec(&routes::PolicyResponse::of(
             engine.policy(),
         ))?);
@@ -66,8 +78,13 @@ impl AppState {
                 engine,
                 policy_json,
                 openapi_json,
+                throttle: throttle::Throttle::new(limits),
             }),
         })
+    }
+
+    pub(crate) fn throttle(&self) -> &throttle::Throttle {
+        &self.inner.throttle
     }
 
     pub fn engine(&self) -> &Engine {

@@ -118,7 +118,7 @@ pub async fn serve(
             p = open.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
             () = &mut shutdown => break,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 // Out of descriptors or the like: wait a moment, go on.
@@ -134,13 +134,13 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
-                None => connection(stream, app, limits, &mut stop).await,
+                None => connection(stream, peer, app, limits, &mut stop).await,
                 // A handshake that fails or takes too long just ends.
                 Some(Tls(acceptor)) => {
                     let handshake =
                         tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
-                        connection(stream, app, limits, &mut stop).await;
+                        connection(stream, peer, app, limits, &mut stop).await;
                     }
                 }
             }
@@ -157,13 +157,23 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection<I>(io: I, app: Router, limits: Limits, stop: &mut watch::Receiver<bool>)
-where
+async fn connection<I>(
+    io: I,
+    peer: std::net::SocketAddr,
+    app: Router,
+    limits: Limits,
+    stop: &mut watch::Receiver<bool>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(
-        app.map_request(|req: axum::http::Request<Incoming>| req.map(Body::new)),
-    );
+    // Every request knows its client's address (rate limits by address).
+    let service =
+        TowerToHyperService::new(app.map_request(move |req: axum::http::Request<Incoming>| {
+            let mut req = req.map(Body::new);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            req
+        }));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

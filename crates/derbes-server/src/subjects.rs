@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::query::Params;
+use crate::throttle::{guard, ClientAddress, Limit, Scope};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
@@ -81,8 +82,14 @@ pub struct LookupResponse {
 async fn lookup_by(
     state: &AppState,
     actor: &Actor,
+    ClientAddress(address): ClientAddress,
     q: LookupQuery,
 ) -> Result<Json<LookupResponse>, ApiError> {
+    // Guessing and enumeration: limited per token and per client address.
+    let scopes: Vec<Scope> = std::iter::once(Scope::Token(actor.id().to_string()))
+        .chain(address.map(Scope::Address))
+        .collect();
+    guard(state, Some(actor), Limit::Lookup, &scopes, true).await?;
     let (kind, value) = match (q.iin, q.phone) {
         (Some(i), None) => (LookupKind::Iin, i),
         (None, Some(p)) => (LookupKind::Phone, p),
@@ -110,9 +117,10 @@ async fn lookup_by(
 pub(crate) async fn lookup_get(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    address: ClientAddress,
     Params(q): Params<LookupQuery>,
 ) -> Result<Json<LookupResponse>, ApiError> {
-    lookup_by(&state, &actor, q).await
+    lookup_by(&state, &actor, address, q).await
 }
 
 /// Find a subject by IIN or phone (identifier in the body, not the URL).
@@ -125,9 +133,10 @@ pub(crate) async fn lookup_get(
 pub(crate) async fn lookup_post(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    address: ClientAddress,
     JsonBody(q): JsonBody<LookupQuery>,
 ) -> Result<Json<LookupResponse>, ApiError> {
-    lookup_by(&state, &actor, q).await
+    lookup_by(&state, &actor, address, q).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -320,6 +320,17 @@ pub struct ServeArgs {
     #[arg(long, env = "DERBES_MAX_CONNECTIONS", default_value_t = 1024, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+    /// Failed sign-ins a client address may make per minute (429 after,
+    /// audited).
+    #[arg(long, env = "DERBES_AUTH_FAILURE_LIMIT", default_value_t = 20, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_failure_limit: u32,
+    /// Subject lookups (by IIN or phone) a token, and a client address, may
+    /// make per minute (429 after, audited); raise it for a backend that
+    /// signs users in faster.
+    #[arg(long, env = "DERBES_LOOKUP_LIMIT", default_value_t = 120, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub lookup_limit: u32,
     /// Serve HTTPS with this certificate chain (PEM), for a backend on another
     /// host; needs --tls-key.
     #[arg(

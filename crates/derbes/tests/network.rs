@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{code, derbes, json_of, repo_root, Server};
+use common::{code, derbes, exchange, json_of, repo_root, Server};
 
 fn staff(dir: &std::path::Path, role: &str) -> String {
     let o = derbes()
@@ -188,4 +188,115 @@ fn serves_https_with_a_certificate() {
     assert_ne!(code(&o), 0);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("TLS key"), "{err}");
+}
+
+/// `Retry-After`'s seconds in a response head.
+fn retry_after(head: &str) -> Option<u64> {
+    head.lines()
+        .find_map(|l| {
+            l.strip_prefix("retry-after: ")
+                .or_else(|| l.strip_prefix("Retry-After: "))
+        })
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Issue 12, defect 10: one support token made 1,500 IIN lookups in 5.7 s.
+/// Lookups are limited per token and per client address, failed sign-ins
+/// per client address: 429 with `Retry-After`, each tripped window audited
+/// (without the address).
+#[test]
+fn guessing_and_enumeration_are_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let support = staff(dir.path(), "support_agent");
+    let other = staff(dir.path(), "support_agent");
+    let admin = staff(dir.path(), "administrator");
+    let server = Server::start_with(
+        dir.path(),
+        None,
+        &["--lookup-limit", "30", "--auth-failure-limit", "5"],
+    );
+    let addr = server.addr.clone();
+    let lookup = |token: &str, i: u32| {
+        exchange(
+            &addr,
+            "POST",
+            "/api/v1/subjects/lookup",
+            token,
+            Some(&serde_json::json!({"phone": format!("+7701{:07}", 1_000_000 + i)})),
+        )
+        .unwrap()
+    };
+    for i in 0..30 {
+        let (status, _, v) = lookup(&support, i);
+        assert_eq!(status, 404, "{v}");
+    }
+    let (status, head, v) = lookup(&support, 31);
+    assert_eq!(status, 429, "{v}");
+    assert_eq!(v["error"]["code"], "rate_limited");
+    let wait = retry_after(&head).unwrap();
+    assert!((1..=60).contains(&wait), "{head}");
+    // Another token from the same address: the address's window is full too.
+    let (status, _, _) = lookup(&other, 32);
+    assert_eq!(status, 429);
+    // Other work goes on.
+    let (status, _, _) = exchange(&addr, "GET", "/api/v1/staff", &admin, None).unwrap();
+    assert_eq!(status, 200);
+
+    // Failed sign-ins: 401 up to the limit, then 429 for the address, before
+    // any token is looked at.
+    for _ in 0..5 {
+        let (status, _, _) = exchange(&addr, "GET", "/api/v1/staff", "dbs_wrong", None).unwrap();
+        assert_eq!(status, 401);
+    }
+    let (status, head, v) = exchange(&addr, "GET", "/api/v1/staff", "dbs_wrong", None).unwrap();
+    assert_eq!(status, 429, "{v}");
+    assert!(retry_after(&head).is_some(), "{head}");
+    let (status, _, _) = exchange(&addr, "GET", "/api/v1/staff", &admin, None).unwrap();
+    assert_eq!(status, 429, "locked out for the window");
+    let (exit, log) = server.stop();
+    assert_eq!(exit, 0, "{log}");
+
+    // Audited: one record per tripped window and scope, no address.
+    let server = Server::start(dir.path(), None);
+    let (status, _, v) = exchange(
+        &server.addr,
+        "GET",
+        "/api/v1/audit?limit=1000",
+        &staff(dir.path(), "data_protection_officer"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    let limited: Vec<&serde_json::Value> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "rate_limited")
+        .collect();
+    let seen: Vec<(String, String)> = limited
+        .iter()
+        .map(|r| {
+            (
+                r["details"]["limit"].as_str().unwrap().to_string(),
+                r["details"]["scope"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        seen.contains(&("lookup".into(), "token".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("lookup".into(), "address".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("failed_authentication".into(), "address".into())),
+        "{seen:?}"
+    );
+    assert!(
+        !v.to_string().contains("127.0.0.1"),
+        "no address in the audit log"
+    );
+    server.stop();
 }

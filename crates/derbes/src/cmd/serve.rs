@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use derbes_engine::{Engine, EngineConfig, StoreConfig};
 use derbes_policy::LoadedPolicy;
-use derbes_server::{app, AppState, Limits, Tls};
+use derbes_server::{app, AppState, Limits, RateLimits, Tls};
 use derbes_vault::KeyEnv;
 use serde_json::json;
 
@@ -124,7 +124,13 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
                 }
             }
         });
-        let state = AppState::new(engine)?;
+        let state = AppState::with_rate_limits(
+            engine,
+            RateLimits {
+                auth_failures_per_minute: args.auth_failure_limit,
+                lookups_per_minute: args.lookup_limit,
+            },
+        )?;
         let shutdown = shutdown_signal()?;
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key).map_err(CliError)?),

@@ -157,6 +157,17 @@ pub fn call(
     token: &str,
     body: Option<&Value>,
 ) -> std::io::Result<(u16, Value)> {
+    exchange(addr, method, path, token, body).map(|(status, _, v)| (status, v))
+}
+
+/// As [`call`], with the response's head (status line and headers) too.
+pub fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, String, Value)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -174,8 +185,12 @@ pub fn call(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other("no status line"))?;
-    let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    Ok((
+        status,
+        head.to_string(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    ))
 }
 
 /// A runtime and a fresh PostgreSQL database, or `None` where there is no
