@@ -44,6 +44,7 @@ pub(crate) use consents::records_of;
 pub use consents::{ConsentView, ReceiptCheck};
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
 pub use derbes_store::{AuditQuery, Verification, WeblogPosition};
+pub use derbes_weblog::pseudonym::DEFAULT_WINDOW_DAYS as DEFAULT_KEY_WINDOW_DAYS;
 pub use destruction::{DestructionAnswer, Kept};
 pub use error::EngineError;
 pub use export::{
@@ -70,7 +71,7 @@ pub use retention::{HoldView, NewHold, PurgeItem, PurgeReport};
 pub use seed::SeedReport;
 pub use staff::{Staff, StaffView};
 pub use subjects::{LookupKind, Registered};
-pub use weblog::{DEFAULT_K, DEFAULT_KEY_WINDOW_DAYS};
+pub use weblog::DEFAULT_K;
 
 /// The clock, replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -98,6 +99,9 @@ pub struct Engine {
     expunge_pending: Arc<std::sync::atomic::AtomicBool>,
     /// The administrative fee for a copy (7.11); 0, the Law's default.
     access_fee_kzt: u64,
+    /// A new window for the statistics' day keys, to record with them
+    /// (`--key-window-days`); `None` keeps the recorded one.
+    key_window_days: Option<u32>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -219,6 +223,7 @@ impl Engine {
             key_env: KeyEnv::default(),
             clock: Arc::new(Utc::now),
             access_fee_kzt: 0,
+            key_window_days: None,
         }
     }
 
@@ -232,6 +237,14 @@ impl Engine {
     /// it; the Law makes access free unless the operator sets one).
     pub fn with_access_fee(mut self, amount_kzt: u64) -> Engine {
         self.access_fee_kzt = amount_kzt;
+        self
+    }
+
+    /// Record a new window for the statistics' day keys: from then on every
+    /// process opening them (the service's scheduler, every ingest) keeps
+    /// a day's key this many days.
+    pub fn with_key_window(mut self, days: Option<u32>) -> Engine {
+        self.key_window_days = days;
         self
     }
 

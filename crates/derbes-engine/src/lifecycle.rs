@@ -28,6 +28,9 @@ pub struct EngineConfig {
     pub keys: KeyEnv,
     /// The administrative fee for a copy of one's data (7.11); 0 by default.
     pub access_fee_kzt: u64,
+    /// A new window for the statistics' day keys (recorded with them and
+    /// then every process's); `None` keeps the recorded one.
+    pub key_window_days: Option<u32>,
 }
 
 /// What opening did.
@@ -146,7 +149,8 @@ impl Engine {
             }
         };
         let engine = Engine::over_store(store, config.policy, config.data_dir, &config.keys)?
-            .with_access_fee(config.access_fee_kzt);
+            .with_access_fee(config.access_fee_kzt)
+            .with_key_window(config.key_window_days);
         let legacy_texts_sealed = engine.seal_legacy_text().await?;
         Ok((
             engine,

@@ -16,9 +16,6 @@ use crate::{Actor, Engine, EngineError};
 /// The default smallest number of visitors a published cell may describe.
 pub const DEFAULT_K: u64 = 5;
 
-/// Days a day's pseudonym key lives by default: today and yesterday.
-pub const DEFAULT_KEY_WINDOW_DAYS: u32 = 2;
-
 impl Engine {
     /// The Almaty date now.
     pub fn today(&self) -> NaiveDate {
@@ -26,13 +23,17 @@ impl Engine {
     }
 
     /// The pseudonym keys: in `<data dir>/weblog-keys` (shared by every
-    /// ingester of this machine), or in memory without a data directory.
-    /// Keys of days whose window closed are destroyed first.
-    pub fn weblog_keys(&self, window_days: u32) -> Result<DailyKeys, EngineError> {
+    /// ingester of this machine, with the window recorded there), or in
+    /// memory without a data directory. Keys of days whose window closed
+    /// are destroyed first.
+    pub fn weblog_keys(&self) -> Result<DailyKeys, EngineError> {
         let mut keys = match &self.data_dir {
-            Some(dir) => DailyKeys::open(&dir.join("weblog-keys"), window_days)
+            Some(dir) => DailyKeys::open(&dir.join("weblog-keys"), self.key_window_days)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
-            None => DailyKeys::ephemeral(window_days),
+            None => DailyKeys::ephemeral(
+                self.key_window_days
+                    .unwrap_or(crate::DEFAULT_KEY_WINDOW_DAYS),
+            ),
         };
         keys.close_days(self.today())
             .map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -50,31 +51,27 @@ impl Engine {
         if !dir.exists() {
             return Ok(Vec::new());
         }
-        DailyKeys::open(&dir, DEFAULT_KEY_WINDOW_DAYS)
+        DailyKeys::open(&dir, self.key_window_days)
             .and_then(|mut k| k.close_days(self.today()))
             .map_err(|e| EngineError::Internal(e.to_string()))
     }
 
     /// An ingester for `format` with this engine's keys and clock.
-    pub fn weblog_ingester(
-        &self,
-        format: Format,
-        window_days: u32,
-    ) -> Result<Ingester, EngineError> {
+    pub fn weblog_ingester(&self, format: Format) -> Result<Ingester, EngineError> {
         Ok(Ingester::new(
             format,
-            self.weblog_keys(window_days)?,
+            self.weblog_keys()?,
             self.today(),
             EXACT_LIMIT,
         ))
     }
 
-    /// Add aggregates to the stored statistics, with the input's checkpoint
-    /// (source, identity, position) in the same transaction.
+    /// Add aggregates to the stored statistics, with the inputs'
+    /// checkpoints (source, identity, position) in the same transaction.
     pub async fn save_weblog(
         &self,
         aggregates: &Aggregates,
-        checkpoint: Option<(&str, &str, i64)>,
+        checkpoints: &[(&str, &str, i64)],
     ) -> Result<(), EngineError> {
         let cells: Vec<WeblogCell> = aggregates
             .to_rows()
@@ -92,7 +89,7 @@ impl Engine {
         w.weblog_merge(
             &cells,
             &move |a: &[u8], b: &[u8]| merge_stored(a, b, limit),
-            checkpoint,
+            checkpoints,
             self.now(),
         )
         .await?;
@@ -112,7 +109,7 @@ impl Engine {
     /// JSON lines) through the same pipeline; all counted or nothing.
     pub async fn ingest_events(&self, actor: &Actor, body: &[u8]) -> Result<Summary, EngineError> {
         self.require(actor, Capability::SendEvents)?;
-        let mut ing = self.weblog_ingester(Format::Json, DEFAULT_KEY_WINDOW_DAYS)?;
+        let mut ing = self.weblog_ingester(Format::Json)?;
         let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
         let result = if trimmed.map(|i| body[i]) == Some(b'[') {
             let events: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|_| {
@@ -140,7 +137,7 @@ impl Engine {
         };
         result?;
         let (aggregates, summary) = ing.take();
-        self.save_weblog(&aggregates, None).await?;
+        self.save_weblog(&aggregates, &[]).await?;
         Ok(summary)
     }
 

@@ -39,11 +39,11 @@ async fn halves_add_up(db: TestDb) {
     let split = text.match_indices('\n').nth(299).unwrap().0 + 1;
     // Two ingests (two files, or two machines), stored one after the other.
     for (i, part) in [&text[..split], &text[split..]].into_iter().enumerate() {
-        let mut ing = e.weblog_ingester(Format::Combined, 2).unwrap();
+        let mut ing = e.weblog_ingester(Format::Combined).unwrap();
         ing.read(&mut part.as_bytes(), false).unwrap();
         let (agg, sum) = ing.take();
         assert_eq!(sum.counted, 300);
-        e.save_weblog(&agg, Some(("access.log", "1:2", (i as i64 + 1) * 100)))
+        e.save_weblog(&agg, &[("access.log", "1:2", (i as i64 + 1) * 100)])
             .await
             .unwrap();
     }
@@ -54,7 +54,7 @@ async fn halves_add_up(db: TestDb) {
             position: 200
         })
     );
-    let mut whole = e.weblog_ingester(Format::Combined, 2).unwrap();
+    let mut whole = e.weblog_ingester(Format::Combined).unwrap();
     whole.read(&mut text.as_bytes(), false).unwrap();
     let (whole, _) = whole.take();
     let analyst = Actor::staff("a", "analyst");

@@ -79,13 +79,13 @@ impl Store {
 
 impl Write {
     /// Add `cells` to what is stored (requests summed, visitors united by
-    /// `merge`) and, in the same transaction, record `checkpoint`
-    /// (source, identity, position): both or neither.
+    /// `merge`) and, in the same transaction, record `checkpoints`
+    /// (source, identity, position): all or none.
     pub async fn weblog_merge(
         &mut self,
         cells: &[WeblogCell],
         merge: MergeVisitors<'_>,
-        checkpoint: Option<(&str, &str, i64)>,
+        checkpoints: &[(&str, &str, i64)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self.tx();
@@ -120,7 +120,7 @@ impl Write {
             .execute(&mut **tx)
             .await?;
         }
-        if let Some((source, identity, position)) = checkpoint {
+        for (source, identity, position) in checkpoints {
             sqlx::query(
                 "INSERT INTO weblog_checkpoints (source, identity, position, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (source) DO UPDATE SET identity = excluded.identity, position = excluded.position, updated_at = excluded.updated_at",

@@ -37,6 +37,9 @@ pub struct Summary {
     /// Lines of days whose key was already destroyed (or too far ahead):
     /// they cannot be pseudonymised, so they are not counted.
     pub outside_window: u64,
+    /// The oldest day of those lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_outside: Option<NaiveDate>,
     /// Refused lines by reason.
     pub malformed: BTreeMap<&'static str, Refusals>,
     /// The input ended in the middle of a line.
@@ -62,6 +65,10 @@ impl Summary {
         self.bytes += other.bytes;
         self.counted += other.counted;
         self.outside_window += other.outside_window;
+        self.oldest_outside = match (self.oldest_outside, other.oldest_outside) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.truncated_last_line |= other.truncated_last_line;
         for (k, v) in &other.malformed {
             let r = self.malformed.entry(k).or_default();
@@ -168,6 +175,11 @@ impl Ingester {
     }
 
     /// Start numbering lines afresh (a new file).
+    /// Days a day's key lives for this ingester.
+    pub fn window_days(&self) -> u32 {
+        self.keys.window_days()
+    }
+
     pub fn restart_lines(&mut self) {
         self.line_no = 0;
     }
@@ -243,6 +255,10 @@ impl Ingester {
             None => {
                 let Some(key) = self.keys.key(day, self.today)? else {
                     self.summary.outside_window += 1;
+                    if day < self.today {
+                        let oldest = self.summary.oldest_outside.get_or_insert(day);
+                        *oldest = (*oldest).min(day);
+                    }
                     return Ok(());
                 };
                 let p = pseudonym(key, &hit.client);

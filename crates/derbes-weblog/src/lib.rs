@@ -5,6 +5,7 @@
 
 pub mod aggregate;
 pub mod classify;
+pub mod content;
 pub mod follow;
 pub mod ingest;
 pub mod parse;

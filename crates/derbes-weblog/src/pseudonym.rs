@@ -43,22 +43,60 @@ fn key_path(dir: &Path, day: NaiveDate) -> PathBuf {
     dir.join(format!("{day}.key"))
 }
 
+/// Days a day's key lives unless told otherwise: today and yesterday.
+pub const DEFAULT_WINDOW_DAYS: u32 = 2;
+
+/// The file in the key directory that records the window, so that every
+/// process opening the keys — `serve`'s scheduler, `ingest`, `ingest
+/// --follow` — keeps them for the same days.
+const WINDOW_FILE: &str = "window";
+
 impl DailyKeys {
     /// Keys kept in `dir` (created, mode 0700): several ingesters on one
     /// machine share a day's key, and a restart keeps it. A day is open for
-    /// `window_days` days (1: today only), plus tomorrow for clock skew.
-    pub fn open(dir: &Path, window_days: u32) -> Result<DailyKeys, KeyError> {
+    /// the window's days (1: today only), plus tomorrow for clock skew. The
+    /// window is the one recorded with the keys; `set_window` records a new
+    /// one (and it is then every process's), else the recorded one holds,
+    /// else [`DEFAULT_WINDOW_DAYS`].
+    pub fn open(dir: &Path, set_window: Option<u32>) -> Result<DailyKeys, KeyError> {
         std::fs::create_dir_all(dir)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
+        let recorded = Self::recorded_window(dir)?;
+        let window_days = match set_window.map(|w| w.max(1)) {
+            Some(w) if Some(w) != recorded => {
+                write_private(&dir.join(WINDOW_FILE), format!("{w}\n").as_bytes())?;
+                w
+            }
+            Some(w) => w,
+            None => recorded.unwrap_or(DEFAULT_WINDOW_DAYS),
+        };
         Ok(DailyKeys {
             dir: Some(dir.to_path_buf()),
-            window_days: window_days.max(1),
+            window_days,
             keys: BTreeMap::new(),
         })
+    }
+
+    /// The window recorded in `dir`, if one is.
+    pub fn recorded_window(dir: &Path) -> Result<Option<u32>, KeyError> {
+        match std::fs::read_to_string(dir.join(WINDOW_FILE)) {
+            Ok(text) => text
+                .trim()
+                .parse::<u32>()
+                .map(|w| Some(w.max(1)))
+                .map_err(|_| KeyError::Damaged(WINDOW_FILE.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Days a day's key lives here.
+    pub fn window_days(&self) -> u32 {
+        self.window_days
     }
 
     /// Keys in memory only (they die with the process).
@@ -176,6 +214,24 @@ pub fn pseudonym(key: &hmac::Key, client: &str) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// Write `bytes` to `path` (mode 0600), replacing it whole: a temporary
+/// file, synced, renamed over it.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -186,13 +242,36 @@ mod tests {
     }
 
     #[test]
+    fn the_window_is_recorded_with_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(DailyKeys::open(dir.path(), None).unwrap().window_days(), 2);
+        assert_eq!(DailyKeys::recorded_window(dir.path()).unwrap(), None);
+        // An ingest told 14 records it; a process told nothing follows it
+        // and keeps a 13-day-old key that a 2-day window would destroy.
+        let mut ingest = DailyKeys::open(dir.path(), Some(14)).unwrap();
+        let today = d("2026-11-30");
+        let old = d("2026-11-17");
+        assert!(ingest.key(old, today).unwrap().is_some());
+        let mut serve = DailyKeys::open(dir.path(), None).unwrap();
+        assert_eq!(serve.window_days(), 14);
+        assert!(serve.close_days(today).unwrap().is_empty());
+        assert!(dir.path().join("2026-11-17.key").exists());
+        // Told a new window, it is everyone's.
+        let mut narrow = DailyKeys::open(dir.path(), Some(2)).unwrap();
+        assert_eq!(narrow.close_days(today).unwrap(), vec![old]);
+        assert_eq!(DailyKeys::open(dir.path(), None).unwrap().window_days(), 2);
+        std::fs::write(dir.path().join("window"), "soon").unwrap();
+        assert!(DailyKeys::open(dir.path(), None).is_err());
+    }
+
+    #[test]
     fn yesterdays_pseudonym_cannot_be_produced_today() {
         let dir = tempfile::tempdir().unwrap();
-        let mut keys = DailyKeys::open(dir.path(), 1).unwrap();
+        let mut keys = DailyKeys::open(dir.path(), Some(1)).unwrap();
         let mon = d("2026-11-23");
         let p_mon = pseudonym(keys.key(mon, mon).unwrap().unwrap(), "203.0.113.7");
         // Same day, another process: the same pseudonym (the key is shared on disk).
-        let mut other = DailyKeys::open(dir.path(), 1).unwrap();
+        let mut other = DailyKeys::open(dir.path(), Some(1)).unwrap();
         assert_eq!(
             pseudonym(other.key(mon, mon).unwrap().unwrap(), "203.0.113.7"),
             p_mon

@@ -221,7 +221,7 @@ fn two_halves_merge_into_the_whole() {
     let run = |part: &str| {
         let mut ing = Ingester::new(
             Format::Combined,
-            DailyKeys::open(keys_dir.path(), 3).unwrap(),
+            DailyKeys::open(keys_dir.path(), Some(3)).unwrap(),
             today(),
             10_000,
         );

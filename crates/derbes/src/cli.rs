@@ -102,9 +102,6 @@ pub struct IngestArgs {
     /// With --follow: stop once the file has no more complete lines (for scripts and tests).
     #[arg(long, requires = "follow")]
     pub until_idle: bool,
-    /// Days a day's pseudonym key lives (1: today only); lines of older days are not counted.
-    #[arg(long, default_value_t = 2, value_name = "DAYS")]
-    pub key_window_days: u32,
     /// Refuse the whole input (count nothing) when more than this share of its lines is malformed.
     #[arg(long, default_value_t = 0.5, value_name = "RATIO")]
     pub max_malformed: f64,
@@ -219,6 +216,13 @@ pub struct EngineArgs {
         value_name = "KZT"
     )]
     pub access_fee_kzt: u64,
+    /// Days a statistics day key lives (1: today only; default 2); lines of
+    /// older days cannot be counted. Recorded with the keys: `serve`,
+    /// `ingest` and `ingest --follow` then all keep that window until told
+    /// another.
+    #[arg(long, env = "DERBES_KEY_WINDOW_DAYS", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub key_window_days: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -748,7 +748,14 @@ fn purge_from_the_cli() {
 /// Combined log lines of today (Asia/Almaty, so that the day's key window
 /// is open), 30 clients, two agents.
 fn weblog_lines(range: std::ops::Range<usize>) -> String {
-    let today = (chrono::Utc::now() + chrono::Duration::hours(5)).format("%d/%b/%Y");
+    weblog_lines_of(0, range)
+}
+
+/// Log lines of the day `days_ago` days before today (Asia/Almaty).
+fn weblog_lines_of(days_ago: i64, range: std::ops::Range<usize>) -> String {
+    let today = (chrono::Utc::now() + chrono::Duration::hours(5)
+        - chrono::Duration::days(days_ago))
+    .format("%d/%b/%Y");
     range
         .map(|i| {
             format!(
@@ -1002,4 +1009,92 @@ fn data_directory_is_private_on_sqlite() {
 #[test]
 fn data_directory_is_private_on_postgres() {
     with_postgres(|url| data_directory_is_private(Some(url)));
+}
+
+/// Issue 12, defect 13: lines older than the key window were dropped with
+/// exit 0, the same file ingested twice was counted twice, and `serve`
+/// destroyed day keys with its own 2-day window. Now: nothing counted is a
+/// refusal naming the option; the window is recorded with the keys and
+/// every process keeps it; the same content is counted once.
+#[test]
+fn ingest_counts_each_line_once_or_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let log = inputs.path().join("old.log");
+    std::fs::write(&log, weblog_lines_of(9, 0..100)).unwrap();
+    let ingest = |extra: &[&str]| {
+        let mut args = vec!["ingest", log.to_str().unwrap(), "--data-dir", d, "--json"];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        (code(&o), json_of(&o))
+    };
+    // Ten-day-old lines under the default 2-day window: a refusal that
+    // names the option.
+    let (exit, v) = ingest(&[]);
+    assert_eq!(exit, 1, "{v}");
+    assert_eq!(
+        (v["counted"].as_u64(), v["committed"].as_bool()),
+        (Some(0), Some(false))
+    );
+    let why = v["refused"].as_str().unwrap();
+    assert!(why.contains("--key-window-days 10"), "{why}");
+    // With it: counted, and the window recorded.
+    let (exit, v) = ingest(&["--key-window-days", "10"]);
+    assert_eq!((exit, v["counted"].as_u64()), (0, Some(100)), "{v}");
+    let day = (chrono::Utc::now() + chrono::Duration::hours(5) - chrono::Duration::days(9))
+        .format("%Y-%m-%d")
+        .to_string();
+    let key = dir.path().join("weblog-keys").join(format!("{day}.key"));
+    assert!(key.exists());
+    // The service, told nothing, keeps that window: the key survives its
+    // scheduler's pass.
+    let server = Server::start(dir.path(), None);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (exit, log_text) = server.stop();
+    assert_eq!(exit, 0, "{log_text}");
+    assert!(
+        key.exists(),
+        "serve destroyed a key inside the recorded window"
+    );
+    // The same file again: nothing new, said so, exit 0, stats unchanged.
+    let (exit, v) = ingest(&[]);
+    assert_eq!((exit, v["counted"].as_u64()), (0, Some(0)), "{v}");
+    assert_eq!(
+        v["already_counted_bytes"].as_u64(),
+        Some(std::fs::metadata(&log).unwrap().len())
+    );
+    let requests = || {
+        json_of(&run(&[
+            "stats",
+            "--by",
+            "day",
+            "--k",
+            "1",
+            "--data-dir",
+            d,
+            "--json",
+        ]))["rows"][0]["requests"]
+            .clone()
+    };
+    assert_eq!(requests(), 100);
+    // Grown since: only the new lines are counted.
+    let mut more = std::fs::read_to_string(&log).unwrap();
+    more.push_str(&weblog_lines_of(9, 100..130));
+    std::fs::write(&log, more).unwrap();
+    let (exit, v) = ingest(&[]);
+    assert_eq!((exit, v["counted"].as_u64()), (0, Some(30)), "{v}");
+    // The same lines under another name, in the same batch twice: once.
+    let copy = inputs.path().join("copy.log");
+    std::fs::copy(&log, &copy).unwrap();
+    let o = run(&[
+        "ingest",
+        copy.to_str().unwrap(),
+        copy.to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--json",
+    ]);
+    assert_eq!((code(&o), json_of(&o)["counted"].as_u64()), (0, Some(0)));
+    assert_eq!(requests(), 130);
 }

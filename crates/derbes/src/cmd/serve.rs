@@ -49,6 +49,7 @@ pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfi
         data_dir: args.storage.data_dir.clone(),
         keys,
         access_fee_kzt: args.access_fee_kzt,
+        key_window_days: args.key_window_days,
     })
     .await
     .map_err(|e| {

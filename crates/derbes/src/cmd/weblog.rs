@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use derbes_engine::{Actor, Engine};
 use derbes_weblog::aggregate::{Aggregates, Dim, Report};
+use derbes_weblog::content::{first_line_key, Fingerprint};
 use derbes_weblog::ingest::{maybe_gunzip, Summary};
 use derbes_weblog::Format;
 use serde::Serialize;
@@ -32,6 +33,8 @@ impl<R: Read> Read for Counted<R> {
 #[derive(Debug, Serialize)]
 struct FileSummary {
     file: String,
+    /// Bytes at its start that an earlier ingest counted (skipped).
+    already_counted_bytes: u64,
     #[serde(flatten)]
     summary: Summary,
 }
@@ -43,6 +46,10 @@ struct IngestReport {
     counted: u64,
     malformed: u64,
     outside_window: u64,
+    /// Bytes of the inputs counted by an earlier ingest, not counted again.
+    already_counted_bytes: u64,
+    /// Days a day key lives (the window recorded with the keys).
+    key_window_days: u32,
     seconds: f64,
     lines_per_second: f64,
     /// Whether the aggregates were stored (all of them, or nothing).
@@ -107,6 +114,46 @@ pub fn ingest(args: IngestArgs, json: bool) -> Result<Outcome, CliError> {
     })
 }
 
+/// One input of a batch, opened: decompressed, and known by its first line.
+struct Opened {
+    reader: Box<dyn BufRead>,
+    /// The content checkpoint's key (`None` for standard input, or an input
+    /// without a complete line).
+    key: Option<String>,
+}
+
+fn open_input(
+    input: &Option<PathBuf>,
+    bar: &Arc<indicatif::ProgressBar>,
+) -> Result<Opened, CliError> {
+    let name = input
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "-".into());
+    let raw: Box<dyn Read> = match input {
+        Some(p) => {
+            Box::new(std::fs::File::open(p).map_err(|e| CliError(format!("{}: {e}", p.display())))?)
+        }
+        None => Box::new(std::io::stdin()),
+    };
+    let counted = Counted {
+        inner: raw,
+        bar: bar.clone(),
+    };
+    let reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(256 * 1024, counted));
+    let mut reader = maybe_gunzip(reader).map_err(|e| CliError(format!("{name}: {e}")))?;
+    // Standard input cannot be read again if its start only looks familiar.
+    let key = match input {
+        Some(_) => first_line_key(
+            reader
+                .fill_buf()
+                .map_err(|e| CliError(format!("{name}: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Opened { reader, key })
+}
+
 async fn batch(
     engine: &Engine,
     args: &IngestArgs,
@@ -114,8 +161,9 @@ async fn batch(
     json: bool,
 ) -> Result<Outcome, CliError> {
     let mut ing = engine
-        .weblog_ingester(format, args.key_window_days)
+        .weblog_ingester(format)
         .map_err(super::staff::engine_error)?;
+    let window = ing.window_days();
     // `-` (or no file) is standard input.
     let inputs: Vec<Option<PathBuf>> = if args.files.is_empty() {
         vec![None]
@@ -140,23 +188,42 @@ async fn batch(
     let started = Instant::now();
     let mut all = Aggregates::default();
     let mut files = Vec::new();
+    // Content checkpoints of this batch: (key, prefix digest, position).
+    let mut checkpoints: Vec<(String, String, i64)> = Vec::new();
     for input in inputs {
         let name = input
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "-".into());
-        let raw: Box<dyn Read> = match &input {
-            Some(p) => Box::new(
-                std::fs::File::open(p).map_err(|e| CliError(format!("{}: {e}", p.display())))?,
-            ),
-            None => Box::new(std::io::stdin()),
+        let mut opened = open_input(&input, &bar)?;
+        // Counted before (by an earlier ingest, or earlier in this one)?
+        let known = match &opened.key {
+            None => None,
+            Some(key) => match checkpoints.iter().rev().find(|c| &c.0 == key) {
+                Some((_, digest, position)) => Some((digest.clone(), *position)),
+                None => engine
+                    .weblog_checkpoint(key)
+                    .await
+                    .map_err(super::staff::engine_error)?
+                    .map(|p| (p.identity, p.position)),
+            },
         };
-        let counted = Counted {
-            inner: raw,
-            bar: bar.clone(),
-        };
-        let reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(256 * 1024, counted));
-        let mut reader = maybe_gunzip(reader).map_err(|e| CliError(format!("{name}: {e}")))?;
+        let mut fp = Fingerprint::new(opened.reader);
+        let mut already_counted = 0u64;
+        if let Some((digest, position)) = known {
+            let want = position.max(0) as u64;
+            let skipped = fp
+                .skip(want)
+                .map_err(|e| CliError(format!("{name}: {e}")))?;
+            if skipped == want && fp.digest() == digest {
+                already_counted = want;
+            } else {
+                // Same first line, other content: count it all.
+                opened = open_input(&input, &bar)?;
+                fp = Fingerprint::new(opened.reader);
+            }
+        }
+        let mut reader = BufReader::with_capacity(256 * 1024, fp);
         ing.restart_lines();
         let started_file = Instant::now();
         let b2 = bar.clone();
@@ -169,10 +236,15 @@ async fn batch(
             ))
         })
         .map_err(|e| CliError(format!("{name}: {e}; nothing was counted")))?;
+        let (position, digest) = reader.get_ref().complete_lines();
+        if let Some(key) = opened.key.filter(|_| position > 0) {
+            checkpoints.push((key, digest, position as i64));
+        }
         let (agg, summary) = ing.take();
         all.merge(&agg);
         files.push(FileSummary {
             file: name,
+            already_counted_bytes: already_counted,
             summary,
         });
     }
@@ -183,24 +255,46 @@ async fn batch(
     }
     let seconds = started.elapsed().as_secs_f64();
     let malformed = totals.malformed_total();
-    let refused = (totals.lines > 0 && malformed as f64 > args.max_malformed * totals.lines as f64)
-        .then(|| {
-            format!(
-                "{malformed} of {} lines are not `{}` lines (more than --max-malformed {}): wrong --format? nothing was counted",
-                totals.lines, args.format, args.max_malformed
-            )
-        });
+    let refused = if totals.lines > 0 && malformed as f64 > args.max_malformed * totals.lines as f64
+    {
+        Some(format!(
+            "{malformed} of {} lines are not `{}` lines (more than --max-malformed {}): wrong --format? nothing was counted",
+            totals.lines, args.format, args.max_malformed
+        ))
+    } else if totals.counted == 0 && totals.outside_window > 0 {
+        // Nothing counted because the days' keys are gone: say which option
+        // would have counted them.
+        let needed = totals
+            .oldest_outside
+            .map(|d| (engine.today() - d).num_days() + 1)
+            .unwrap_or(i64::from(window) + 1);
+        Some(format!(
+            "nothing was counted: {} lines are of days whose key window ({window} days) had closed; \
+             logs that old can only be counted with a wider window, --key-window-days {needed} \
+             (kept from then on for every ingest and the service)",
+            totals.outside_window
+        ))
+    } else {
+        None
+    };
     if refused.is_none() {
+        let marks: Vec<(&str, &str, i64)> = checkpoints
+            .iter()
+            .map(|(k, d, p)| (k.as_str(), d.as_str(), *p))
+            .collect();
         engine
-            .save_weblog(&all, None)
+            .save_weblog(&all, &marks)
             .await
             .map_err(super::staff::engine_error)?;
     }
+    let already_counted_bytes = files.iter().map(|f| f.already_counted_bytes).sum();
     let report = IngestReport {
         lines: totals.lines,
         counted: if refused.is_none() { totals.counted } else { 0 },
         malformed,
         outside_window: totals.outside_window,
+        already_counted_bytes,
+        key_window_days: window,
         seconds,
         lines_per_second: totals.lines as f64 / seconds.max(1e-9),
         committed: refused.is_none(),
@@ -212,6 +306,12 @@ async fn batch(
     } else {
         for f in &report.files {
             print_summary(&f.file, &f.summary);
+            if f.already_counted_bytes > 0 {
+                crate::outln!(
+                    "  its first {} bytes were counted by an earlier ingest: not counted again",
+                    f.already_counted_bytes
+                );
+            }
         }
         crate::outln!(
             "{} lines in {:.2} s ({:.0} lines/s); {}",
@@ -244,7 +344,7 @@ async fn follow(
         derbes_weblog::follow::Follower::new(path).map_err(|e| CliError(e.to_string()))?;
     let source = follower.source().to_string();
     let mut ing = engine
-        .weblog_ingester(format, args.key_window_days)
+        .weblog_ingester(format)
         .map_err(super::staff::engine_error)?;
     let mut totals = Summary::default();
     let stop = tokio::signal::ctrl_c();
@@ -266,7 +366,7 @@ async fn follow(
             engine
                 .save_weblog(
                     &c.aggregates,
-                    Some((&source, &c.file_id, c.position as i64)),
+                    &[(source.as_str(), c.file_id.as_str(), c.position as i64)],
                 )
                 .await
                 .map_err(super::staff::engine_error)?;
