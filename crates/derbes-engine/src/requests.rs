@@ -81,7 +81,7 @@ pub struct NewRequest {
     pub representative_id: Option<String>,
     /// When it was received (RFC 3339); now when absent. A letter is received
     /// when it arrives, not when it is entered.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub received_at: Option<DateTime<FixedOffset>>,
     /// What the kind needs, as codes (never personal data).
     #[serde(default)]

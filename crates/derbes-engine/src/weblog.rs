@@ -112,13 +112,14 @@ impl Engine {
         let mut ing = self.weblog_ingester(Format::Json)?;
         let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
         let result = if trimmed.map(|i| body[i]) == Some(b'[') {
-            let events: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|_| {
-                EngineError::invalid(
-                    "events",
-                    "invalid_json",
-                    "a JSON array of event objects, or JSON lines",
-                )
-            })?;
+            let events: Vec<serde_json::Map<String, serde_json::Value>> =
+                serde_json::from_slice(body).map_err(|_| {
+                    EngineError::invalid(
+                        "events",
+                        "invalid_json",
+                        "a JSON array of event objects, or JSON lines",
+                    )
+                })?;
             if events.len() > 10_000 {
                 return Err(EngineError::invalid(
                     "events",
@@ -128,7 +129,7 @@ impl Engine {
             }
             events
                 .iter()
-                .try_for_each(|e| ing.line(e.to_string().as_bytes()))
+                .try_for_each(|e| ing.line(&serde_json::to_vec(e).unwrap_or_default()))
                 .map_err(|e| EngineError::Internal(e.to_string()))
         } else {
             ing.read(&mut &body[..], false)

@@ -92,6 +92,25 @@ pub(crate) fn forbidden_control(json: &[u8]) -> Option<usize> {
     None
 }
 
+/// Make every number with no fractional part (`30.0`) an integer; how many
+/// there were.
+fn integral_numbers(v: &mut serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                *v = serde_json::Value::from(f as i64);
+                1
+            } else {
+                0
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().map(integral_numbers).sum(),
+        serde_json::Value::Object(o) => o.values_mut().map(integral_numbers).sum(),
+        _ => 0,
+    }
+}
+
 /// A request body as bytes: over the route's limit is a 413 in the error
 /// shape, and control characters are refused (422) before anything parses
 /// it.
@@ -130,12 +149,27 @@ where
         if bytes.is_empty() {
             return Err(ApiError::invalid("body", "a JSON body is required"));
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            let (field, reason) = describe(&e);
-            let mut err = ApiError::invalid(&field, reason);
-            err.body.code = "invalid_json".into();
-            err
-        })
+        serde_json::from_slice(&bytes)
+            .or_else(|e| {
+                // JSON has one kind of number: 30.0 is the integer 30, as
+                // the document's `integer` means it. Read again with
+                // integral numbers made integers; if that fails too, the
+                // first error (it knows where) is the one to report.
+                let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                    return Err(e);
+                };
+                if integral_numbers(&mut v) == 0 {
+                    return Err(e);
+                }
+                serde_json::from_value(v).map_err(|_| e)
+            })
+            .map(JsonBody)
+            .map_err(|e| {
+                let (field, reason) = describe(&e);
+                let mut err = ApiError::invalid(&field, reason);
+                err.body.code = "invalid_json".into();
+                err
+            })
     }
 }
 
@@ -173,6 +207,13 @@ mod tests {
         assert_eq!(describe(&e).0, "flag");
         let e = serde_json::from_str::<T>(r#"{"flag": tru"#).unwrap_err();
         assert!(describe(&e).1.starts_with("not valid JSON"));
+    }
+
+    #[test]
+    fn integral_numbers_are_integers() {
+        let mut v = serde_json::json!({"a": 30.0, "b": [1.5, 2.0], "c": "3.0"});
+        assert_eq!(integral_numbers(&mut v), 2);
+        assert_eq!(v, serde_json::json!({"a": 30, "b": [1.5, 2], "c": "3.0"}));
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct DisclosureList {
 
 /// Who received what of the subject's data, when and why.
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/disclosures", tag = "decisions",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The disclosures", body = DisclosureList),
@@ -80,12 +80,18 @@ pub(crate) async fn disclosures(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Only records about this subject.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub subject_id: Option<String>,
     /// A staff token id, or `system:<job>`.
     pub actor: Option<String>,
     /// RFC 3339; records at or after.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339; records before.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Records after this sequence number (paging: pass the last `seq` seen).
     #[param(minimum = 0)]
@@ -211,7 +217,7 @@ pub(crate) async fn list_staff(
 
 /// Revoke a staff token (`manage_staff`).
 #[utoipa::path(delete, path = "/api/v1/staff/{token_id}", tag = "staff",
-    params(("token_id" = String, Path, description = "Token id")),
+    params(("token_id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Token id")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked"),

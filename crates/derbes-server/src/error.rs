@@ -72,6 +72,18 @@ impl ApiError {
         e
     }
 
+    /// 422 naming the field: the request is well-formed (it matches the
+    /// document) but cannot be done as asked.
+    pub fn unprocessable(field: &str, code: &str, reason: impl Into<String>) -> ApiError {
+        let mut e = ApiError::invalid(field, reason);
+        e.status = StatusCode::UNPROCESSABLE_ENTITY;
+        e.body.code = code.into();
+        if let Some(d) = e.body.details.first_mut() {
+            d.code = code.into();
+        }
+        e
+    }
+
     /// 401 with a `WWW-Authenticate` challenge.
     pub fn unauthorized() -> ApiError {
         ApiError::new(

@@ -35,7 +35,7 @@ pub struct CollectionBody {
 /// cookies and device identifiers, blocking) and the decision is audited
 /// before anything is stored.
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/collections", tag = "subjects",
-    params(("id" = String, Path, description = "Subject id")), request_body = CollectionBody,
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")), request_body = CollectionBody,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Collected", body = Collected),
@@ -65,7 +65,7 @@ pub(crate) async fn collect(
 /// (clause 1), with the document giving the authority and its validity. A
 /// request with `requester: legal_representative` names one.
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/representatives", tag = "requests",
-    params(("id" = String, Path, description = "Subject id")), request_body = NewRepresentative,
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")), request_body = NewRepresentative,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Recorded", body = RepresentativeView),
@@ -86,7 +86,7 @@ pub(crate) async fn add_representative(
 
 /// A subject's representatives.
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/representatives", tag = "requests",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")),
     security(("bearer" = [])),
     responses((status = 200, description = "Representatives", body = [RepresentativeView])))]
 pub(crate) async fn representatives(
@@ -99,8 +99,8 @@ pub(crate) async fn representatives(
 
 /// End a representative's authority.
 #[utoipa::path(delete, path = "/api/v1/subjects/{id}/representatives/{representative_id}", tag = "requests",
-    params(("id" = String, Path, description = "Subject id"),
-           ("representative_id" = String, Path, description = "Representative id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id"),
+           ("representative_id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Representative id")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Ended"),
@@ -118,9 +118,13 @@ pub(crate) async fn revoke_representative(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReconsentQuery {
     /// The `next_after` of the previous page.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub after: Option<String>,
     /// At most this many subjects (1-1000, default 100).
     #[param(minimum = 1, maximum = 1000)]

@@ -7,7 +7,6 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use utoipa::openapi::path::ParameterIn;
@@ -28,6 +27,11 @@ struct Spec {
     kind: String,
     minimum: Option<f64>,
     maximum: Option<f64>,
+    /// The allowed words, for an enumeration.
+    words: Option<Vec<String>>,
+    /// The document constrains the value's form (a type other than text, a
+    /// format, a pattern, words): an empty value is a value, and wrong.
+    constrained: bool,
 }
 
 fn specs<T: IntoParams>() -> Vec<Spec> {
@@ -46,12 +50,23 @@ fn specs<T: IntoParams>() -> Vec<Spec> {
                     .to_string(),
                 _ => "string".to_string(),
             };
+            let constrained = kind != "string"
+                || ["format", "pattern", "enum"]
+                    .iter()
+                    .any(|k| schema.get(k).is_some());
             Spec {
+                constrained,
                 name: p.name,
                 required,
                 kind,
                 minimum: schema["minimum"].as_f64(),
                 maximum: schema["maximum"].as_f64(),
+                words: schema["enum"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                }),
             }
         })
         .collect()
@@ -65,13 +80,11 @@ pub(crate) fn has_control(text: &str) -> bool {
 
 /// 422 naming `field`: the value holds control characters.
 pub(crate) fn control_refused(field: &str) -> ApiError {
-    let mut e = ApiError::invalid(field, "control characters (such as NUL) are not allowed");
-    e.status = StatusCode::UNPROCESSABLE_ENTITY;
-    e.body.code = "invalid_text".into();
-    if let Some(d) = e.body.details.first_mut() {
-        d.code = "invalid_text".into();
-    }
-    e
+    ApiError::unprocessable(
+        field,
+        "invalid_text",
+        "control characters (such as NUL) are not allowed",
+    )
 }
 
 fn typed(spec: &Spec, raw: &str) -> Result<Value, ApiError> {
@@ -112,7 +125,13 @@ fn typed(spec: &Spec, raw: &str) -> Result<Value, ApiError> {
             "false" => Ok(Value::Bool(false)),
             _ => Err(ApiError::invalid(name, "must be `true` or `false`")),
         },
-        _ => Ok(Value::String(raw.to_string())),
+        _ => match &spec.words {
+            Some(words) if !words.iter().any(|w| w == raw) => Err(ApiError::invalid(
+                name,
+                format!("one of: {}", words.join(", ")),
+            )),
+            _ => Ok(Value::String(raw.to_string())),
+        },
     }
 }
 
@@ -146,8 +165,9 @@ pub(crate) fn parse<T: DeserializeOwned + IntoParams>(query: &str) -> Result<T, 
         if values.contains_key(&spec.name) {
             return Err(ApiError::invalid(&spec.name, "given more than once"));
         }
-        // An empty optional value is the same as leaving it out.
-        if raw.is_empty() && !spec.required {
+        // An empty optional text is the same as leaving it out; where the
+        // document gives the value a form, empty is not of it.
+        if raw.is_empty() && !spec.required && !spec.constrained {
             continue;
         }
         values.insert(spec.name.clone(), typed(spec, &raw)?);
@@ -189,6 +209,9 @@ mod tests {
         #[param(minimum = 1, maximum = 1000)]
         limit: Option<i64>,
         overdue: Option<bool>,
+        note: Option<String>,
+        #[param(inline)]
+        channel: Option<derbes_policy::Channel>,
     }
 
     fn field(e: ApiError) -> (String, String) {
@@ -203,8 +226,11 @@ mod tests {
             (q.by.as_str(), q.limit, q.overdue),
             ("route", Some(10), Some(true))
         );
-        let q: Q = parse("by=day&limit=").unwrap();
-        assert_eq!(q.limit, None);
+        let q: Q = parse("by=day&note=&channel=sms").unwrap();
+        assert_eq!(
+            (q.note, q.channel),
+            (None, Some(derbes_policy::Channel::Sms))
+        );
         let f = |s| field(parse::<Q>(s).unwrap_err());
         assert_eq!(f("by=a&871008401427=1").0, "query");
         assert_eq!(f("by=a&871008401427=1").1, "unknown_parameter");
@@ -215,6 +241,10 @@ mod tests {
         assert_eq!(f("limit=1").0, "by");
         assert_eq!(f("by=a&by=b").0, "by");
         assert_eq!(f("by=a%00"), ("by".into(), "invalid_text".into()));
+        // Where the document gives a form, empty is a wrong value.
+        assert_eq!(f("by=a&limit=").0, "limit");
+        assert_eq!(f("by=a&channel=").0, "channel");
+        assert_eq!(f("by=a&channel=carrier_pigeon").0, "channel");
         let e = parse::<Q>("by=a&871008401427=1").unwrap_err();
         assert!(!format!("{:?}", e.body).contains("871008401427"));
     }

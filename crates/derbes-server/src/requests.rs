@@ -35,10 +35,12 @@ pub(crate) async fn create(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RequestQuery {
-    /// received, identity_verified, in_progress, completed, refused
-    pub state: Option<String>,
-    /// access, information, rectification, blocking, unblocking, objection, withdrawal, destruction, complaint
-    pub kind: Option<String>,
+    /// Only requests in this state.
+    #[param(inline)]
+    pub state: Option<RequestState>,
+    /// Only requests of this kind (a right of the policy).
+    #[param(inline)]
+    pub kind: Option<derbes_policy::Right>,
     /// Only open requests past their due date.
     pub overdue: Option<bool>,
     /// At most this many requests (default 100, at most 1000).
@@ -55,25 +57,7 @@ pub(crate) async fn list(
     Extension(actor): Extension<Actor>,
     Params(q): Params<RequestQuery>,
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
-    let st = match q.state.as_deref() {
-        None => None,
-        Some(s) => Some(
-            serde_json::from_value::<RequestState>(serde_json::Value::String(s.to_string()))
-                .map_err(|_| {
-                    ApiError::invalid(
-                        "state",
-                        "received, identity_verified, in_progress, completed or refused",
-                    )
-                })?,
-        ),
-    };
-    let kind =
-        match q.kind.as_deref() {
-            None => None,
-            Some(k) => Some(derbes_policy::Right::parse(k).ok_or_else(|| {
-                ApiError::invalid("kind", "a request kind of the policy's rights")
-            })?),
-        };
+    let (st, kind) = (q.state, q.kind);
     let limit = q.limit.unwrap_or(100);
     Ok(Json(
         state
@@ -85,7 +69,7 @@ pub(crate) async fn list(
 
 /// One request with every step.
 #[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests",
-    params(("id" = String, Path, description = "Request id")),
+    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id")),
     security(("bearer" = [])),
     responses((status = 200, description = "The request", body = RequestView), (status = 404, description = "No such request", body = ErrorResponse)))]
 pub(crate) async fn show(
@@ -106,7 +90,7 @@ pub struct ActionBody {
 
 /// Verify the requester's identity, start, complete, or refuse with a reason.
 #[utoipa::path(post, path = "/api/v1/requests/{id}/actions", tag = "requests",
-    params(("id" = String, Path, description = "Request id")), request_body = ActionBody,
+    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id")), request_body = ActionBody,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The request after the action", body = RequestView),
@@ -130,16 +114,18 @@ pub(crate) async fn act(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContactQuery {
-    /// sms, whatsapp, telegram, push, email, phone_call
-    pub channel: Option<String>,
-    /// `service` or `marketing`
-    pub kind: Option<String>,
+    /// The channel to contact the subject on.
+    #[param(inline)]
+    pub channel: derbes_policy::Channel,
+    /// `service` or `marketing`.
+    #[param(pattern = "^(service|marketing)$")]
+    pub kind: String,
 }
 
 /// May a sender contact this subject on this channel with this kind of
 /// message? Every sender asks before sending.
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/can-contact", tag = "requests",
-    params(("id" = String, Path, description = "Subject id"), ContactQuery),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id"), ContactQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The answer", body = derbes_engine::ContactAnswer),
@@ -150,19 +136,7 @@ pub(crate) async fn can_contact(
     SubjectPath(subject): SubjectPath,
     Params(q): Params<ContactQuery>,
 ) -> Result<Json<derbes_engine::ContactAnswer>, ApiError> {
-    let channel = q
-        .channel
-        .as_deref()
-        .and_then(derbes_policy::Channel::parse)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "channel",
-                "one of sms, whatsapp, telegram, push, email, phone_call",
-            )
-        })?;
-    let kind = q
-        .kind
-        .ok_or_else(|| ApiError::invalid("kind", "`service` or `marketing`"))?;
+    let (channel, kind) = (q.channel, q.kind);
     Ok(Json(
         state
             .engine()
@@ -173,7 +147,7 @@ pub(crate) async fn can_contact(
 
 /// Register an open obligation of a subject (a withdrawal is refused while any is open).
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/obligations", tag = "requests",
-    params(("id" = String, Path, description = "Subject id")), request_body = derbes_engine::NewObligation,
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")), request_body = derbes_engine::NewObligation,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Recorded", body = derbes_engine::ObligationView),
@@ -198,7 +172,7 @@ pub(crate) async fn add_obligation(
 
 /// Close an obligation (fulfilled or settled).
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/obligations/{obligation_id}/close", tag = "requests",
-    params(("id" = String, Path, description = "Subject id"), ("obligation_id" = String, Path, description = "Obligation id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id"), ("obligation_id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Obligation id")),
     security(("bearer" = [])),
     responses((status = 204, description = "Closed"), (status = 404, description = "No such obligation", body = ErrorResponse)))]
 pub(crate) async fn close_obligation(
@@ -215,7 +189,7 @@ pub(crate) async fn close_obligation(
 
 /// The destruction certificate of a request, with its confirmation by the audit log.
 #[utoipa::path(get, path = "/api/v1/requests/{id}/certificate", tag = "requests",
-    params(("id" = String, Path, description = "Request id")),
+    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The certificate", body = derbes_engine::CertificateView),
@@ -232,8 +206,10 @@ pub(crate) async fn certificate(
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `json` (default; the `SubjectExport` schema) or `html` (a readable page).
+    #[param(pattern = "^(json|html)$")]
     pub format: Option<String>,
     /// The page's language: `ru` (default) or `en`.
+    #[param(pattern = "^(ru|en)$")]
     pub lang: Option<String>,
 }
 
@@ -242,7 +218,7 @@ pub struct ExportQuery {
 /// values): decided by the decision point and audited before anything is
 /// opened. Never cached.
 #[utoipa::path(get, path = "/api/v1/requests/{id}/export", tag = "requests",
-    params(("id" = String, Path, description = "Request id"), ExportQuery),
+    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id"), ExportQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The export (JSON, or HTML with `format=html`)", body = derbes_engine::SubjectExport),
@@ -282,7 +258,7 @@ pub(crate) async fn export(
 /// did not file it verifies — then the IIN is barred until the 18th birthday
 /// and the subject destroyed within the deadline — or refuses.
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/minor", tag = "requests",
-    params(("id" = String, Path, description = "Subject id")), request_body = derbes_engine::MinorReport,
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")), request_body = derbes_engine::MinorReport,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Reported: processing stopped; the request awaits an approver", body = RequestView),

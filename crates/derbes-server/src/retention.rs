@@ -20,7 +20,7 @@ use crate::{ApiError, AppState, ErrorResponse};
 #[serde(deny_unknown_fields)]
 pub struct RelationshipEndBody {
     /// When it ended (RFC 3339); now when absent.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub at: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
@@ -33,7 +33,7 @@ pub struct RelationshipEnded {
 /// The relationship with a subject ended (account closed, contract over):
 /// the retention periods that run from the end start.
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/relationship-end", tag = "retention",
-    params(("id" = String, Path, description = "Subject id")), request_body = RelationshipEndBody,
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")), request_body = RelationshipEndBody,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Recorded", body = RelationshipEnded),
@@ -54,7 +54,7 @@ pub(crate) async fn end_relationship(
 
 /// Place a legal hold: the retention purge leaves the subject's data alone until it is released.
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/legal-holds", tag = "retention",
-    params(("id" = String, Path, description = "Subject id")), request_body = NewHold,
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")), request_body = NewHold,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Placed", body = HoldView),
@@ -74,7 +74,7 @@ pub(crate) async fn place_hold(
 
 /// A subject's legal holds, open and released.
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/legal-holds", tag = "retention",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")),
     security(("bearer" = [])),
     responses((status = 200, description = "Holds", body = [HoldView])))]
 pub(crate) async fn holds(
@@ -87,7 +87,7 @@ pub(crate) async fn holds(
 
 /// Release a legal hold; what became due meanwhile goes at the next purge.
 #[utoipa::path(delete, path = "/api/v1/subjects/{id}/legal-holds/{hold_id}", tag = "retention",
-    params(("id" = String, Path, description = "Subject id"), ("hold_id" = String, Path, description = "Hold id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id"), ("hold_id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Hold id")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Released"),
@@ -116,7 +116,7 @@ pub(crate) async fn due(
 /// The destruction certificate of a destroyed subject (on request, as a
 /// minor, or at the end of retention), checked against the audit log.
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/certificate", tag = "retention",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The certificate", body = CertificateView),
@@ -144,7 +144,7 @@ pub struct RequestRectificationBody {
 /// Work a verified rectification request: the values are corrected through
 /// the vault with the request as their reason, and the request is completed.
 #[utoipa::path(post, path = "/api/v1/requests/{id}/rectification", tag = "requests",
-    params(("id" = String, Path, description = "Request id")), request_body = RequestRectificationBody,
+    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id")), request_body = RequestRectificationBody,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Corrected; the request is completed", body = RequestView),

@@ -80,6 +80,8 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(policy_document))
         .routes(routes!(policy_versions))
         .split_for_parts();
+    let mut api = api;
+    crate::openapi::complete_responses(&mut api);
     let router = router
         .route("/", get(index))
         .route("/desk", get(desk_page))
@@ -194,15 +196,18 @@ pub(crate) async fn policy(State(state): State<AppState>) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct DocumentQuery {
     /// `ru` (default, the original) or `en`.
+    #[param(pattern = "^(ru|en)$")]
     pub lang: Option<String>,
     /// `html` (default) or `md`.
+    #[param(pattern = "^(html|md)$")]
     pub format: Option<String>,
 }
 
 /// The readable policy document.
 #[utoipa::path(get, path = "/api/v1/policy/document", tag = "policy", params(DocumentQuery),
     responses(
-        (status = 200, description = "The document", content_type = "text/html"),
+        (status = 200, description = "The document: an HTML page, or Markdown with `format=md`",
+            content((String = "text/html"), (String = "text/markdown"))),
         (status = 400, description = "Unknown language or format", body = ErrorResponse)))]
 pub(crate) async fn policy_document(
     State(state): State<AppState>,

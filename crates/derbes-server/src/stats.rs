@@ -35,12 +35,14 @@ impl From<Summary> for EventsAccepted {
     }
 }
 
-/// A batch of app telemetry events — a JSON array of objects, or JSON lines:
+/// A batch of app telemetry events — a JSON array of objects
+/// (`application/json`), or JSON lines (`application/x-ndjson`):
 /// `{"event": "screen_view", "screen": "/orders", "time": RFC 3339, "ip": ..., "agent": ...}` —
 /// through the same pipeline as the server logs: the address becomes the
 /// day's pseudonym, only aggregates are stored. At most 10,000 per batch.
 #[utoipa::path(post, path = "/api/v1/events", tag = "statistics",
-    request_body(content = String, content_type = "application/json", description = "a JSON array of events, or JSON lines"),
+    request_body(description = "a JSON array of events, or JSON lines",
+        content((Vec<Object> = "application/json"), (String = "application/x-ndjson"))),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Counted (refused lines are reported by reason and position)", body = EventsAccepted),
@@ -49,8 +51,26 @@ impl From<Summary> for EventsAccepted {
 pub(crate) async fn events(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    headers: axum::http::HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<EventsAccepted>, ApiError> {
+    let lines = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_none() {
+        return Err(ApiError::invalid(
+            "body",
+            "a JSON array of events, or JSON lines, is required",
+        ));
+    }
+    if !lines && first != Some(&b'[') {
+        return Err(ApiError::invalid(
+            "body",
+            "a JSON array of events; send JSON lines as application/x-ndjson",
+        ));
+    }
     Ok(Json(
         state.engine().ingest_events(&actor, &body).await?.into(),
     ))
@@ -60,10 +80,13 @@ pub(crate) async fn events(
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// route, status, browser, os, device, referrer, social, hour or day.
+    #[param(pattern = "^(route|status|browser|os|device|referrer|social|hour|day)$")]
     pub by: String,
     /// First day, `YYYY-MM-DD` (Asia/Almaty).
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Last day.
+    #[param(format = Date)]
     pub to: Option<String>,
     /// Cells describing fewer than k visitors are suppressed (default 5, at least 2).
     #[param(minimum = 2)]

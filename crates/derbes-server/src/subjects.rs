@@ -93,9 +93,11 @@ async fn lookup_by(
     let (kind, value) = match (q.iin, q.phone) {
         (Some(i), None) => (LookupKind::Iin, i),
         (None, Some(p)) => (LookupKind::Phone, p),
+        // Well-formed, but a lookup is by one identifier.
         _ => {
-            return Err(ApiError::invalid(
+            return Err(ApiError::unprocessable(
                 "iin",
+                "one_identifier",
                 "give exactly one of `iin` or `phone`",
             ))
         }
@@ -143,9 +145,10 @@ pub(crate) async fn lookup_post(
 #[into_params(parameter_in = Query)]
 pub struct DataQuery {
     /// The purpose of the use (a purpose id of the policy).
-    pub purpose: Option<String>,
-    /// For communications: `sms`, `whatsapp`, `telegram`, `push`, `email`, `phone_call`.
-    pub channel: Option<String>,
+    pub purpose: String,
+    /// For communications: the channel the data is used on.
+    #[param(inline)]
+    pub channel: Option<derbes_policy::Channel>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -162,7 +165,7 @@ pub struct DataResponse {
 
 /// The subject's fields that `purpose` may use, decrypted.
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/data", tag = "subjects",
-    params(("id" = String, Path, description = "Subject id"), DataQuery),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id"), DataQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The permitted fields", body = DataResponse),
@@ -175,18 +178,7 @@ pub(crate) async fn data(
     SubjectPath(subject): SubjectPath,
     Params(q): Params<DataQuery>,
 ) -> Result<Json<DataResponse>, ApiError> {
-    let purpose = q
-        .purpose
-        .ok_or_else(|| ApiError::invalid("purpose", "name the purpose of the use"))?;
-    let channel = match q.channel.as_deref() {
-        None => None,
-        Some(c) => Some(derbes_policy::Channel::parse(c).ok_or_else(|| {
-            ApiError::invalid(
-                "channel",
-                "one of sms, whatsapp, telegram, push, email, phone_call",
-            )
-        })?),
-    };
+    let (purpose, channel) = (q.purpose, q.channel);
     let read = state
         .engine()
         .data_for_purpose(&actor, subject, &purpose, channel)
@@ -218,7 +210,7 @@ pub struct RectificationResponse {
 
 /// Rectification (clauses 4.1, 7.11): new values with source and reason.
 #[utoipa::path(patch, path = "/api/v1/subjects/{id}/data", tag = "subjects",
-    params(("id" = String, Path, description = "Subject id")), request_body = RectificationBody,
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")), request_body = RectificationBody,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Corrected", body = RectificationResponse),
@@ -251,7 +243,7 @@ pub struct ConsentCreated {
 
 /// Record a consent (policy, marketing per channel, cookies, entrepreneur).
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/consents", tag = "consents",
-    params(("id" = String, Path, description = "Subject id")), request_body = ConsentRequest,
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")), request_body = ConsentRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Recorded; the receipt to keep", body = ConsentCreated),
@@ -275,7 +267,7 @@ pub struct ConsentList {
 
 /// Every consent of the subject with its state now (active / expired / withdrawn).
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/consents", tag = "consents",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The history", body = ConsentList),
@@ -302,7 +294,7 @@ pub struct WithdrawalBody {
 
 /// Withdraw a consent. Appended to the ledger; the consent record is unchanged.
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/consents/{consent_id}/withdrawal", tag = "consents",
-    params(("id" = String, Path, description = "Subject id"), ("consent_id" = String, Path, description = "Consent id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id"), ("consent_id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Consent id")),
     request_body = WithdrawalBody,
     security(("bearer" = [])),
     responses(
@@ -375,7 +367,7 @@ pub(crate) async fn register_organization(
 
 /// An organisation's details and representatives.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "organizations",
-    params(("id" = String, Path, description = "Organization id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Organization id")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The organisation", body = OrganizationView),

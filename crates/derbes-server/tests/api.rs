@@ -177,6 +177,31 @@ async fn openapi_document_describes_every_route() {
         }
     }
     assert!(tried >= 45, "{tried} operations");
+    // Every status the service sends is documented: the shared ones on
+    // every operation, and 401/403/429 on every one that needs a token.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let codes = op["responses"].as_object().unwrap();
+            for code in ["400", "408", "422"] {
+                assert!(codes.contains_key(code), "{method} {path} lacks {code}");
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                for code in ["401", "403", "429"] {
+                    assert!(codes.contains_key(code), "{method} {path} lacks {code}");
+                }
+            }
+        }
+    }
+    let limit = &v["paths"]["/api/v1/audit"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"];
+    assert_eq!(
+        (limit["minimum"].as_i64(), limit["maximum"].as_i64()),
+        (Some(1), Some(1000))
+    );
     let (status, ctype, body) = get(&st, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(ctype.starts_with("text/html"));

@@ -641,7 +641,20 @@ async fn events_and_stats(store: &Store) {
             Some(&analyst),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the form first");
+    let (status, _, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/events",
+            Some(json!([{"event": "screen_view"}])),
+            Some(&analyst),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "analysts read, they do not send"
+    );
 }
 
 both_backends!(statistics, events_and_stats);
