@@ -23,6 +23,7 @@ pub mod consent;
 pub mod decision;
 pub mod facts;
 pub mod ids;
+pub mod input;
 pub mod registration;
 pub mod retention;
 pub mod states;
