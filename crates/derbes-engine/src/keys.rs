@@ -79,6 +79,18 @@ impl Engine {
         Ok(kek)
     }
 
+    /// A new data key for `owner`, wrapped under the active KEK. The KEK is
+    /// found first and the keyring read after it: finding it may load the
+    /// keyring again (another process rotated), and a keyring read before
+    /// that would not hold it.
+    pub(crate) async fn new_data_key(
+        &self,
+        owner: &str,
+    ) -> Result<(derbes_vault::DataKey, WrappedKey), EngineError> {
+        let kek = self.wrapping_kek().await?;
+        Ok(self.keyring().new_data_key_under(owner, &kek)?)
+    }
+
     /// A write found the active KEK changed (another process rotated).
     pub(crate) fn kek_changed(&self) {
         if let Ok(mut k) = self.wrap_kek.write() {

@@ -32,9 +32,7 @@ impl Engine {
             (Some(k), _) => k,
             (None, false) => return Err(EngineError::NotFound("note key")),
             (None, true) => {
-                let (_, mut wrapped) = self
-                    .keyring()
-                    .new_data_key_under(owner, &self.wrapping_kek().await?)?;
+                let (_, mut wrapped) = self.new_data_key(owner).await?;
                 loop {
                     let mut w = self.write().await?;
                     match w

@@ -69,8 +69,8 @@ impl Engine {
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
+        let (key, mut wrapped) = self.new_data_key(&sid).await?;
         let keys = self.keyring();
-        let (key, mut wrapped) = keys.new_data_key_under(&sid, &self.wrapping_kek().await?)?;
         let mut fields = Vec::with_capacity(valid.fields().len());
         for f in valid.fields() {
             let name = f.field.to_string();

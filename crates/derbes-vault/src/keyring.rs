@@ -132,6 +132,24 @@ fn write_secret(path: &Path, contents: &str) -> Result<(), KeyringError> {
     Ok(())
 }
 
+/// Create a secret file whole or not at all: written and synced under a
+/// temporary name, then linked into place (which fails if the name exists)
+/// — a crash never leaves an empty or half-written key file behind.
+fn create_secret(path: &Path, contents: &str) -> Result<(), KeyringError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    write_secret(&tmp, contents)?;
+    let linked = fs::hard_link(&tmp, path).map_err(io(path));
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
 /// Replace a small file atomically (write a temporary, fsync, rename, fsync dir).
 fn replace_file(path: &Path, contents: &str) -> Result<(), KeyringError> {
     let tmp = path.with_extension("tmp");
@@ -291,7 +309,7 @@ impl Keyring {
                 let bytes = random::<32>()?;
                 let k = kek(&bytes)?;
                 let id = k.id.clone();
-                write_secret(&dir.join(format!("kek-{id}.key")), &hex::encode(&bytes[..]))?;
+                create_secret(&dir.join(format!("kek-{id}.key")), &hex::encode(&bytes[..]))?;
                 replace_file(&active_path, id.as_str())?;
                 keks.push(k);
                 id
@@ -328,7 +346,7 @@ impl Keyring {
                     parse_key(&text, "keys/index.key")?
                 } else {
                     let bytes = random::<32>()?;
-                    write_secret(&path, &hex::encode(&bytes[..]))?;
+                    create_secret(&path, &hex::encode(&bytes[..]))?;
                     bytes
                 }
             }
@@ -346,7 +364,7 @@ impl Keyring {
             })?
         } else {
             let (pair, der) = new_audit_key()?;
-            write_secret(&audit_path, &hex::encode(&der))?;
+            create_secret(&audit_path, &hex::encode(&der))?;
             pair
         };
         Ok(Keyring {
@@ -467,7 +485,7 @@ impl Keyring {
         let bytes = random::<32>()?;
         let k = kek(&bytes)?;
         let id = k.id.clone();
-        write_secret(&dir.join(format!("kek-{id}.key")), &hex::encode(&bytes[..]))?;
+        create_secret(&dir.join(format!("kek-{id}.key")), &hex::encode(&bytes[..]))?;
         replace_file(&dir.join("active"), id.as_str())?;
         self.keks.push(k);
         self.active = self.keks.len() - 1;

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use derbes_core::SubjectId;
-use derbes_store::{AuditQuery, RequestState, Store, StoreConfig, SubjectStatus};
-use serde_json::{json, Value};
+use derbes_store::{AuditQuery, SubjectStatus};
+use serde_json::json;
 
 mod common;
-use common::{call, code, derbes, json_of, Server};
+use common::{audit_verify, call, derbes, person, staff, store, Server};
 
 fn rounds() -> u64 {
     std::env::var("DERBES_CRASH_ROUNDS")
@@ -24,68 +24,9 @@ fn rounds() -> u64 {
         .unwrap_or(3)
 }
 
-/// A staff token of `role`, made with the CLI.
-fn staff(dir: &std::path::Path, url: Option<&str>, role: &str) -> String {
-    let mut c = derbes();
-    c.args([
-        "staff",
-        "add",
-        "--name",
-        role,
-        "--role",
-        role,
-        "--json",
-        "--data-dir",
-    ])
-    .arg(dir);
-    if let Some(u) = url {
-        c.env("DATABASE_URL", u);
-    }
-    let o = c.output().unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    json_of(&o)["token"].as_str().unwrap().to_string()
-}
-
-/// Adult synthetic people, one per index.
-fn person(i: u64) -> Value {
-    let today = derbes_core::almaty_date(chrono::Utc::now());
-    let mut i = i * 2;
-    loop {
-        let s = derbes_core::synthetic::subject(77, i, today);
-        if !s.minor {
-            return s.registration;
-        }
-        i += 1;
-    }
-}
-
 fn pause(round: u64) -> Duration {
     // Kill at a different moment each round.
     Duration::from_millis(500 + (round * 397) % 900)
-}
-
-async fn store(dir: &std::path::Path, url: Option<&str>) -> Store {
-    let config = match url {
-        Some(u) => StoreConfig::Postgres { url: u.to_string() },
-        None => StoreConfig::sqlite_in(dir),
-    };
-    Store::open(&config).await.unwrap()
-}
-
-fn audit_verify(dir: &std::path::Path, url: Option<&str>) {
-    let mut c = derbes();
-    c.args(["audit", "verify", "--json", "--data-dir"]).arg(dir);
-    if let Some(u) = url {
-        c.env("DATABASE_URL", u);
-    }
-    let o = c.output().unwrap();
-    assert_eq!(
-        code(&o),
-        0,
-        "the audit chain is intact: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 /// Registrations and consents from four clients; the service is killed
@@ -151,10 +92,7 @@ fn acknowledged_writes_survive(url: Option<&str>) {
         "the clients got work done: {}",
         registered.len()
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let st = store(dir.path(), url).await;
         // Every subject stored — acknowledged or caught mid-request — has its
@@ -230,17 +168,7 @@ fn acknowledged_writes_survive(url: Option<&str>) {
     audit_verify(dir.path(), url);
     // Every subject readable after the crashes.
     let server = Server::start(dir.path(), url);
-    for id in registered.iter().step_by(registered.len().div_ceil(25)) {
-        let (status, v) = server
-            .call(
-                "GET",
-                &format!("/api/v1/subjects/{id}/data?purpose=identification"),
-                &backend,
-                None,
-            )
-            .unwrap();
-        assert_eq!(status, 200, "{v}");
-    }
+    common::readable(&server.addr, &backend, &registered, 25);
     let (exit, log) = server.stop();
     assert_eq!(exit, 0, "{log}");
     println!(
@@ -265,40 +193,14 @@ fn destruction_passes_survive(url: Option<&str>) {
     let mut subjects = Vec::new();
     let mut server = Server::start(dir.path(), url);
     for i in 0..n {
-        let (status, v) = server
-            .call(
-                "POST",
-                "/api/v1/subjects",
-                &backend,
-                Some(&person(10_000 + i)),
-            )
-            .unwrap();
-        assert_eq!(status, 201, "{v}");
-        let id = v["subject_id"].as_str().unwrap().to_string();
-        let (status, v) = server
-            .call(
-                "POST",
-                "/api/v1/requests",
-                &support,
-                Some(&json!({"subject_id": id, "kind": "destruction", "channel": "written", "requester": "subject"})),
-            )
-            .unwrap();
-        assert_eq!(status, 201, "{v}");
-        requests.push(v["request_id"].as_str().unwrap().to_string());
+        let id = common::register(&server.addr, &backend, 10_000 + i);
+        requests.push(common::request_destruction(&server.addr, &support, &id));
         subjects.push(id);
     }
     // Verified by the DPO, who did not file them: the scheduler's next pass
     // (every 5 s) destroys them.
     for r in &requests {
-        let (status, v) = server
-            .call(
-                "POST",
-                &format!("/api/v1/requests/{r}/actions"),
-                &dpo,
-                Some(&json!({"action": "verify"})),
-            )
-            .unwrap();
-        assert_eq!(status, 200, "{v}");
+        common::verify_request(&server.addr, &dpo, r);
     }
     for round in 0..rounds() {
         // Around the scheduler's pass.
@@ -307,33 +209,8 @@ fn destruction_passes_survive(url: Option<&str>) {
         server = Server::start(dir.path(), url);
     }
     // Restarted: whatever is left is destroyed at the next passes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    loop {
-        let done = rt.block_on(async {
-            let st = store(dir.path(), url).await;
-            let mut done = 0;
-            for r in &requests {
-                if st.request(r).await.unwrap().unwrap().state == RequestState::Completed {
-                    done += 1;
-                }
-            }
-            st.close().await;
-            done
-        });
-        if done == requests.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{done} of {} requests completed",
-            requests.len()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    common::wait_completed(dir.path(), url, &requests, Duration::from_secs(30));
+    let rt = common::runtime();
     rt.block_on(async {
         let st = store(dir.path(), url).await;
         for (r, id) in requests.iter().zip(&subjects) {
@@ -392,4 +269,222 @@ fn kill_9_during_destruction_on_sqlite() {
 #[test]
 fn kill_9_during_destruction_on_postgres() {
     postgres(destruction_passes_survive);
+}
+
+/// `derbes ...` with the data directory (and database), started; killed
+/// with `kill -9` after `after`, unless it finished first (then `true`).
+fn kill_cli_after(
+    dir: &std::path::Path,
+    url: Option<&str>,
+    args: &[&str],
+    after: Duration,
+) -> bool {
+    let mut c = derbes();
+    c.args(args).arg("--data-dir").arg(dir);
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + after;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    false
+}
+
+/// `derbes ...` to completion, its JSON.
+fn cli(dir: &std::path::Path, url: Option<&str>, args: &[&str]) -> serde_json::Value {
+    let mut c = derbes();
+    c.args(args).args(["--json", "--data-dir"]).arg(dir);
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(
+        common::code(&o),
+        0,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    common::json_of(&o)
+}
+
+/// A key rotation killed again and again while the service registers:
+/// the next rotation finishes, nothing stays under an old KEK, every
+/// subject is readable, the chain verifies.
+fn rotation_survives(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = staff(dir.path(), url, "backend_service");
+    cli(
+        dir.path(),
+        url,
+        &["dev", "seed", "--subjects", "300", "--seed", "3"],
+    );
+    let server = Server::start(dir.path(), url);
+    let stop = Arc::new(AtomicBool::new(false));
+    let registered = Arc::new(Mutex::new(Vec::new()));
+    let clients = common::load(
+        std::slice::from_ref(&server.addr),
+        &backend,
+        200_000,
+        stop.clone(),
+        registered.clone(),
+    );
+    let mut killed = 0;
+    for round in 0..rounds() {
+        if !kill_cli_after(dir.path(), url, &["keys", "rotate"], pause(round) / 4) {
+            killed += 1;
+        }
+    }
+    assert_eq!(cli(dir.path(), url, &["keys", "rotate"])["remaining"], 0);
+    stop.store(true, Ordering::Relaxed);
+    let failed = clients.into_iter().map(|c| c.join()).any(|r| r.is_err());
+    if failed {
+        let (_, log) = server.stop();
+        panic!("a registration failed beside the rotations; the service said:\n{log}");
+    }
+    assert_eq!(
+        cli(dir.path(), url, &["keys", "status"])["pending_rewrap"],
+        0
+    );
+    let registered = registered.lock().unwrap().clone();
+    common::readable(&server.addr, &backend, &registered, 20);
+    let (exit, log) = server.stop();
+    assert_eq!(exit, 0, "{log}");
+    audit_verify(dir.path(), url);
+    println!(
+        "rotation killed {killed} of {} times beside {} registrations: nothing lost",
+        rounds(),
+        registered.len()
+    );
+}
+
+/// An ingest killed mid-file counts nothing; run again it counts every
+/// line once; a third run counts none again.
+fn ingest_survives(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = tempfile::tempdir().unwrap();
+    let log = inputs.path().join("access.log");
+    let day = (chrono::Utc::now() + chrono::Duration::hours(5)).format("%d/%b/%Y");
+    let lines = 200_000u64;
+    let text: String = (0..lines)
+        .map(|i| {
+            format!(
+                "192.0.2.{} - - [{day}:10:{:02}:00 +0500] \"GET /catalog/{i} HTTP/1.1\" 200 1 \"-\" \"curl/8.0\"\n",
+                i % 200,
+                i % 60
+            )
+        })
+        .collect();
+    std::fs::write(&log, text).unwrap();
+    let path = log.to_str().unwrap();
+    let requests = |dir: &std::path::Path| {
+        cli(dir, url, &["stats", "--by", "day", "--k", "1"])["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["requests"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    for round in 0..rounds() {
+        let finished = kill_cli_after(dir.path(), url, &["ingest", path], pause(round) / 2);
+        let counted = requests(dir.path());
+        assert!(
+            counted == 0 || (finished && counted == lines),
+            "a killed ingest left {counted} of {lines} counted"
+        );
+        if finished {
+            break;
+        }
+    }
+    cli(dir.path(), url, &["ingest", path]);
+    assert_eq!(requests(dir.path()), lines);
+    let again = cli(dir.path(), url, &["ingest", path]);
+    assert_eq!(again["counted"], 0);
+    assert_eq!(requests(dir.path()), lines, "counted once");
+}
+
+/// A retention purge killed mid-run: run again, every expired subject is
+/// destroyed exactly once, with its certificate and its record.
+fn purge_survives(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = staff(dir.path(), url, "backend_service");
+    let server = Server::start(dir.path(), url);
+    let mut ids = Vec::new();
+    for i in 0..120 {
+        ids.push(common::register(&server.addr, &backend, 300_000 + i));
+    }
+    let (exit, log) = server.stop();
+    assert_eq!(exit, 0, "{log}");
+    // Their relationship ended in 2015 (registered in 2014): long expired.
+    let rt = common::runtime();
+    rt.block_on(async {
+        let st = store(dir.path(), url).await;
+        let list = ids
+            .iter()
+            .map(|i| format!("'{i}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (t2014, t2015) = (1_393_668_000_000_000i64, 1_420_070_400_000_000i64);
+        st.debug_execute(&format!(
+            "UPDATE subjects SET created_at = {t2014}, relationship_ended_at = {t2015} WHERE subject_id IN ({list})"
+        ))
+        .await
+        .unwrap();
+        st.debug_execute(&format!(
+            "UPDATE subject_fields SET collected_at = {t2014} WHERE subject_id IN ({list})"
+        ))
+        .await
+        .unwrap();
+        st.close().await;
+    });
+    for round in 0..rounds() {
+        if kill_cli_after(dir.path(), url, &["purge"], pause(round) / 3) {
+            break;
+        }
+    }
+    cli(dir.path(), url, &["purge"]);
+    rt.block_on(async {
+        let st = store(dir.path(), url).await;
+        let mut destroyed = 0;
+        for id in &ids {
+            let s = SubjectId::parse(id).unwrap();
+            let records = common::subject_records(&st, id).await;
+            let n = records
+                .iter()
+                .filter(|r| r.record.action == "destruction")
+                .count();
+            assert!(n <= 1, "{id} destroyed {n} times");
+            if n == 1 {
+                destroyed += 1;
+                assert!(st.certificate_for_subject(s).await.unwrap().is_some());
+            }
+        }
+        assert_eq!(destroyed, ids.len(), "every expired subject destroyed");
+        st.close().await;
+    });
+    audit_verify(dir.path(), url);
+}
+
+#[test]
+fn kill_9_during_rotation_ingest_and_purge_on_sqlite() {
+    rotation_survives(None);
+    ingest_survives(None);
+    purge_survives(None);
+}
+
+#[test]
+fn kill_9_during_rotation_ingest_and_purge_on_postgres() {
+    postgres(rotation_survives);
+    postgres(ingest_survives);
+    postgres(purge_survives);
 }

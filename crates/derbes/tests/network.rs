@@ -8,26 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{code, derbes, exchange, json_of, repo_root, Server};
-
-fn staff(dir: &std::path::Path, role: &str) -> String {
-    let o = derbes()
-        .args([
-            "staff",
-            "add",
-            "--name",
-            role,
-            "--role",
-            role,
-            "--json",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    json_of(&o)["token"].as_str().unwrap().to_string()
-}
+use common::{code, derbes, exchange, repo_root, staff, Server};
 
 /// Whether the server closed `s` (EOF, a reset, or an answer then EOF)
 /// within `within`; what it sent, if anything.
@@ -54,7 +35,7 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> Option<String> {
 #[test]
 fn slow_clients_are_cut_off_and_health_answers_throughout() {
     let dir = tempfile::tempdir().unwrap();
-    let token = staff(dir.path(), "backend_service");
+    let token = staff(dir.path(), None, "backend_service");
     let server = Server::start_with(
         dir.path(),
         None,
@@ -207,9 +188,9 @@ fn retry_after(head: &str) -> Option<u64> {
 #[test]
 fn guessing_and_enumeration_are_throttled() {
     let dir = tempfile::tempdir().unwrap();
-    let support = staff(dir.path(), "support_agent");
-    let other = staff(dir.path(), "support_agent");
-    let admin = staff(dir.path(), "administrator");
+    let support = staff(dir.path(), None, "support_agent");
+    let other = staff(dir.path(), None, "support_agent");
+    let admin = staff(dir.path(), None, "administrator");
     let server = Server::start_with(
         dir.path(),
         None,
@@ -262,7 +243,7 @@ fn guessing_and_enumeration_are_throttled() {
         &server.addr,
         "GET",
         "/api/v1/audit?limit=1000",
-        &staff(dir.path(), "data_protection_officer"),
+        &staff(dir.path(), None, "data_protection_officer"),
         None,
     )
     .unwrap();

@@ -219,3 +219,204 @@ pub fn with_postgres<F: FnOnce(&str)>(f: F) {
         drop(db);
     }
 }
+
+/// A staff token of `role`, made with the CLI.
+pub fn staff(dir: &std::path::Path, url: Option<&str>, role: &str) -> String {
+    let mut c = derbes();
+    c.args([
+        "staff",
+        "add",
+        "--name",
+        role,
+        "--role",
+        role,
+        "--json",
+        "--data-dir",
+    ])
+    .arg(dir);
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    json_of(&o)["token"].as_str().unwrap().to_string()
+}
+
+/// Adult synthetic people, one per index.
+pub fn person(i: u64) -> Value {
+    let today = derbes_core::almaty_date(chrono::Utc::now());
+    let mut i = i * 2;
+    loop {
+        let s = derbes_core::synthetic::subject(77, i, today);
+        if !s.minor {
+            return s.registration;
+        }
+        i += 1;
+    }
+}
+
+/// The store of a data directory (SQLite) or a database.
+pub async fn store(dir: &std::path::Path, url: Option<&str>) -> derbes_store::Store {
+    let config = match url {
+        Some(u) => derbes_store::StoreConfig::Postgres { url: u.to_string() },
+        None => derbes_store::StoreConfig::sqlite_in(dir),
+    };
+    derbes_store::Store::open(&config).await.unwrap()
+}
+
+/// `derbes audit verify` passes.
+pub fn audit_verify(dir: &std::path::Path, url: Option<&str>) {
+    let mut c = derbes();
+    c.args(["audit", "verify", "--json", "--data-dir"]).arg(dir);
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(
+        code(&o),
+        0,
+        "the audit chain is intact: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Registrations from four clients spread over `addrs` until `stop`; the
+/// ids acknowledged.
+pub fn load(
+    addrs: &[String],
+    token: &str,
+    first: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    registered: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(first));
+    (0..4)
+        .map(|c| {
+            let addr = addrs[c % addrs.len()].clone();
+            let (token, next, stop, registered) = (
+                token.to_string(),
+                next.clone(),
+                stop.clone(),
+                registered.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let p = person(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+                    let (status, v) =
+                        call(&addr, "POST", "/api/v1/subjects", &token, Some(&p)).unwrap();
+                    assert_eq!(status, 201, "{v}");
+                    registered
+                        .lock()
+                        .unwrap()
+                        .push(v["subject_id"].as_str().unwrap().to_string());
+                }
+            })
+        })
+        .collect()
+}
+
+/// A sample of `ids` (at most about `samples`) is readable through `addr`.
+pub fn readable(addr: &str, token: &str, ids: &[String], samples: usize) {
+    for id in ids
+        .iter()
+        .step_by(ids.len().div_ceil(samples.max(1)).max(1))
+    {
+        let (status, v) = call(
+            addr,
+            "GET",
+            &format!("/api/v1/subjects/{id}/data?purpose=identification"),
+            token,
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{v}");
+    }
+}
+
+/// The audit records about subject `id`.
+pub async fn subject_records(st: &derbes_store::Store, id: &str) -> Vec<derbes_store::AuditRow> {
+    st.audit_records(&derbes_store::AuditQuery {
+        subject_id: Some(derbes_core::SubjectId::parse(id).unwrap()),
+        limit: 1000,
+        ..derbes_store::AuditQuery::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits (at most `within`) until every request of `requests` is completed.
+pub fn wait_completed(
+    dir: &std::path::Path,
+    url: Option<&str>,
+    requests: &[String],
+    within: Duration,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + within;
+    loop {
+        let done = rt.block_on(async {
+            let st = store(dir, url).await;
+            let mut done = 0;
+            for r in requests {
+                if st.request(r).await.unwrap().unwrap().state
+                    == derbes_store::RequestState::Completed
+                {
+                    done += 1;
+                }
+            }
+            st.close().await;
+            done
+        });
+        if done == requests.len() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done} of {} requests completed",
+            requests.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A current-thread runtime for a test's store checks.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Registers synthetic person `i` through `addr`; the subject id.
+pub fn register(addr: &str, token: &str, i: u64) -> String {
+    let (status, v) = call(addr, "POST", "/api/v1/subjects", token, Some(&person(i))).unwrap();
+    assert_eq!(status, 201, "{v}");
+    v["subject_id"].as_str().unwrap().to_string()
+}
+
+/// Files a destruction request for `subject` through `addr`; its id.
+pub fn request_destruction(addr: &str, token: &str, subject: &str) -> String {
+    let body = serde_json::json!({"subject_id": subject, "kind": "destruction",
+                                  "channel": "written", "requester": "subject"});
+    let (status, v) = call(addr, "POST", "/api/v1/requests", token, Some(&body)).unwrap();
+    assert_eq!(status, 201, "{v}");
+    v["request_id"].as_str().unwrap().to_string()
+}
+
+/// Verifies request `r` through `addr` (an approver who did not file it).
+pub fn verify_request(addr: &str, token: &str, r: &str) {
+    let body = serde_json::json!({"action": "verify"});
+    let (status, v) = call(
+        addr,
+        "POST",
+        &format!("/api/v1/requests/{r}/actions"),
+        token,
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+}
