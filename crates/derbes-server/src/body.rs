@@ -20,19 +20,24 @@ pub struct JsonBody<T>(pub T);
 #[derive(Debug)]
 pub struct RawBody(pub axum::body::Bytes);
 
+/// The body's bytes, or a 413 in the error shape over the route's limit.
+async fn bytes_of<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is too large",
+            )
+        })
+}
+
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is too large",
-                )
-            })?;
+        let bytes = bytes_of(req, state).await?;
         if forbidden_control(&bytes).is_some() {
             return Err(crate::query::control_refused("body"));
         }
@@ -48,7 +53,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        // `parse_json` refuses control characters itself.
+        let bytes = bytes_of(req, state).await?;
         parse_json(&bytes).map(JsonBody).map_err(|e| match e {
             JsonInputError::Empty => ApiError::invalid("body", "a JSON body is required"),
             JsonInputError::Control(_) => crate::query::control_refused("body"),
