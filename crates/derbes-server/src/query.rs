@@ -34,7 +34,29 @@ struct Spec {
     constrained: bool,
 }
 
-fn specs<T: IntoParams>() -> Vec<Spec> {
+/// The parameters of `T` as its document states them, read once per type
+/// (the document does not change while the process runs).
+fn specs<T: IntoParams + 'static>() -> std::sync::Arc<Vec<Spec>> {
+    use std::any::TypeId;
+    use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock, RwLock};
+    static SPECS: OnceLock<RwLock<HashMap<TypeId, Arc<Vec<Spec>>>>> = OnceLock::new();
+    let cache = SPECS.get_or_init(RwLock::default);
+    if let Some(found) = cache
+        .read()
+        .ok()
+        .and_then(|m| m.get(&TypeId::of::<T>()).cloned())
+    {
+        return found;
+    }
+    let fresh = Arc::new(read_specs::<T>());
+    if let Ok(mut m) = cache.write() {
+        m.insert(TypeId::of::<T>(), fresh.clone());
+    }
+    fresh
+}
+
+fn read_specs<T: IntoParams>() -> Vec<Spec> {
     T::into_params(|| Some(ParameterIn::Query))
         .into_iter()
         .map(|p| {
@@ -136,7 +158,9 @@ fn typed(spec: &Spec, raw: &str) -> Result<Value, ApiError> {
 }
 
 /// Parses `query` for `T`; see the module's description.
-pub(crate) fn parse<T: DeserializeOwned + IntoParams>(query: &str) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned + IntoParams + 'static>(
+    query: &str,
+) -> Result<T, ApiError> {
     let specs = specs::<T>();
     let documented = || {
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
@@ -188,7 +212,7 @@ pub(crate) fn parse<T: DeserializeOwned + IntoParams>(query: &str) -> Result<T, 
 impl<S, T> FromRequestParts<S> for Params<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + IntoParams,
+    T: DeserializeOwned + IntoParams + 'static,
 {
     type Rejection = ApiError;
 
