@@ -130,14 +130,7 @@ fn acknowledged_writes_survive(url: Option<&str>) {
                 st.subject(s).await.unwrap().is_some(),
                 "acknowledged subject {id} lost"
             );
-            let records = st
-                .audit_records(&AuditQuery {
-                    subject_id: Some(s),
-                    limit: 100,
-                    ..AuditQuery::default()
-                })
-                .await
-                .unwrap();
+            let records = common::subject_records(&st, id).await;
             assert!(
                 records.iter().any(|r| r.record.action == "register"),
                 "subject {id} has no register record"
@@ -150,14 +143,7 @@ fn acknowledged_writes_survive(url: Option<&str>) {
                 consents.iter().any(|c| &c.consent_id == consent),
                 "consent lost"
             );
-            let records = st
-                .audit_records(&AuditQuery {
-                    subject_id: Some(s),
-                    limit: 100,
-                    ..AuditQuery::default()
-                })
-                .await
-                .unwrap();
+            let records = common::subject_records(&st, id).await;
             assert!(
                 records.iter().any(|r| r.record.action == "consent"),
                 "consent of {id} has no audit record"
@@ -224,14 +210,7 @@ fn destruction_passes_survive(url: Option<&str>) {
                 "{id} is {status}"
             );
             assert!(c.content.contains("kept_by_law"));
-            let records = st
-                .audit_records(&AuditQuery {
-                    subject_id: Some(s),
-                    limit: 100,
-                    ..AuditQuery::default()
-                })
-                .await
-                .unwrap();
+            let records = common::subject_records(&st, id).await;
             assert!(
                 records
                     .iter()
