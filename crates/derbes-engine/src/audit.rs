@@ -41,6 +41,10 @@ pub enum SystemJob {
     Upgrade,
     /// The service's guard: rate limits on failed sign-ins and lookups.
     Guard,
+    /// The outbox relay: delivers events to connected systems.
+    Relay,
+    /// The breach register's and the notices' own steps.
+    Duties,
 }
 
 impl SystemJob {
@@ -55,6 +59,8 @@ impl SystemJob {
             SystemJob::Seed => "dev-seed",
             SystemJob::Upgrade => "upgrade",
             SystemJob::Guard => "guard",
+            SystemJob::Relay => "relay",
+            SystemJob::Duties => "duties",
         }
     }
 }
@@ -87,6 +93,16 @@ impl Actor {
             id: format!("system:{}", job.as_str()),
             role: "system".into(),
             job: Some(job),
+        }
+    }
+
+    /// A connected system confirming an event it followed (by its
+    /// signature): `connected:<name>`, with no capabilities at all.
+    pub fn connected_system(name: &str) -> Actor {
+        Actor {
+            id: format!("connected:{name}"),
+            role: "connected_system".into(),
+            job: None,
         }
     }
 

@@ -201,6 +201,20 @@ impl Engine {
             let mut w = self.write().await?;
             w.withdraw_consent(subject, &consent.to_string(), now, "{}", &notes)
                 .await?;
+            self.follow_in(
+                &mut w,
+                &crate::outbox::About {
+                    subject: Some(subject),
+                    request_id: None,
+                    gates: false,
+                    due_at: Some(now),
+                },
+                crate::outbox::Change::ConsentWithdrawn {
+                    consent: derbes_policy::ConsentKind::Marketing,
+                    categories: Vec::new(),
+                },
+            )
+            .await?;
             self.commit(
                 w,
                 [Record::new(actor, "consent.withdrawal")

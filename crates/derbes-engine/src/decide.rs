@@ -73,6 +73,8 @@ pub struct DisclosureView {
     pub audit_id: i64,
     /// When the subject must be told (their consent asks for it), 10 working days.
     pub notice_due: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the subject was told (the notice's delivery confirmed).
+    pub notified_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A permitted use of a subject's data: only [`Engine::decide_and_audit`]
@@ -451,6 +453,11 @@ impl Engine {
             .await?;
         let mut w = self.write().await?;
         w.insert_disclosure(&row, &notes).await?;
+        if let Some(due) = notice_due {
+            // Art. 19: the transfer notice is a work item from now, sent
+            // through the app's own channel; written with the disclosure.
+            self.transfer_notice_in(&mut w, &row, due).await?;
+        }
         let seqs = self.commit(w, [record()]).await?;
         let row = DisclosureRow {
             audit_seq: seqs.first().copied().unwrap_or_default(),
@@ -547,5 +554,6 @@ pub(crate) fn disclosure_view(r: DisclosureRow, notes: &crate::notes::Opened) ->
         at: r.at,
         audit_id: r.audit_seq,
         notice_due: r.notice_due,
+        notified_at: r.notified_at,
     }
 }

@@ -258,12 +258,42 @@ impl Engine {
                 certificate_id: certificate_id.clone(),
                 certificate,
                 certificate_sha256: sha.clone(),
+                events: Vec::new(),
             });
             plans.push((categories, certificate_id, sha, kept));
         }
         // One unit of work: the deletions, the certificates, the jobs and
         // requests they close, and the audit records of what was destroyed.
         let mut w = self.write().await?;
+        // What the connected systems must destroy too, written if the
+        // subject is destroyed; a request waits for their confirmations.
+        let systems = w.systems().await?;
+        if !systems.is_empty() {
+            for (item, (o, (categories, certificate_id, _, kept))) in
+                items.iter_mut().zip(orders.iter().zip(&plans))
+            {
+                let due = match &o.request_id {
+                    Some(r) => self.store.request(r).await?.map(|r| r.due_at),
+                    None => None,
+                };
+                item.events = self.events_for(
+                    &systems,
+                    &crate::outbox::About {
+                        subject: Some(o.subject),
+                        request_id: o.request_id.as_deref(),
+                        gates: true,
+                        due_at: Some(due.unwrap_or(now)),
+                    },
+                    &crate::outbox::Change::Destroyed {
+                        categories: categories.clone(),
+                        kept_by_law: kept.iter().map(|k| k.category.clone()).collect(),
+                        whole_person: matches!(o.what, What::AllButStatutory | What::Everything),
+                        ground: o.ground.text(),
+                        certificate_id: certificate_id.clone(),
+                    },
+                );
+            }
+        }
         let outcomes = w.destroy(&items, now).await?;
         let system = Actor::system(crate::SystemJob::Destruction);
         let mut out = Vec::with_capacity(orders.len());

@@ -33,6 +33,8 @@ pub enum EngineError {
     /// with other content, say); the message says why.
     #[error("{0}")]
     Refused(String),
+    #[error("the request waits for {0} connected system(s) to confirm they followed")]
+    AwaitingSystems(i64),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -49,6 +51,7 @@ impl From<StoreError> for EngineError {
             StoreError::Duplicate(kind) => EngineError::DuplicateSubject { field: kind },
             StoreError::Conflict(f) => EngineError::Conflict(f),
             StoreError::NotFound(what) => EngineError::NotFound(what),
+            StoreError::AwaitingSystems(n) => EngineError::AwaitingSystems(n),
             other => EngineError::Internal(other.to_string()),
         }
     }

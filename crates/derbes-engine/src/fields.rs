@@ -132,6 +132,7 @@ impl Engine {
         source: &str,
         reason: &str,
         record: Option<Record<'_>>,
+        rectified: bool,
     ) -> Result<Vec<String>, EngineError> {
         let p = &self.policy.policy();
         let key = self.data_key(subject).await?;
@@ -175,6 +176,19 @@ impl Engine {
         w.rectify(subject, &changes, &index, now)
             .await
             .map_err(|e| self.duplicate(e))?;
+        if rectified {
+            // The systems that hold these categories correct their copies:
+            // told the field names, never the values.
+            let fields = changes.iter().map(|c| c.new.field.clone()).collect();
+            let about = crate::outbox::About {
+                subject: Some(subject),
+                request_id: None,
+                gates: false,
+                due_at: Some(now),
+            };
+            self.follow_in(&mut w, &about, crate::outbox::Change::Rectified { fields })
+                .await?;
+        }
         self.commit(w, record).await?;
         Ok(changes.into_iter().map(|c| c.new.field).collect())
     }
@@ -222,7 +236,7 @@ impl Engine {
             .subject(subject)
             .categories(&categories)
             .details(serde_json::json!({"fields": updated, "source": source}));
-        self.write_fields(subject, &inputs, &source, &reason, Some(record))
+        self.write_fields(subject, &inputs, &source, &reason, Some(record), true)
             .await
     }
 
@@ -279,6 +293,7 @@ impl Engine {
                 &format!("collected for {purpose}"),
                 // The decision's audit record is durable already (the permit).
                 None,
+                false,
             )
             .await?;
         Ok(Collected { fields, audit_id })

@@ -322,6 +322,20 @@ impl Engine {
             receipt.row.details = store_details(&receipt.details, &receipt.internal)?;
             // The step says so.
             receipt.notes.extend_from_slice(notes);
+            // The connected systems stop too; the request completes only
+            // once they confirm (the events are written before the request,
+            // which they name).
+            self.follow_in(
+                w,
+                &crate::outbox::About {
+                    subject: Some(subject),
+                    request_id: Some(&receipt.row.request_id),
+                    gates: true,
+                    due_at: Some(receipt.row.due_at),
+                },
+                crate::outbox::Change::Blocked { reason: "request" },
+            )
+            .await?;
         }
         let system = Actor::system(crate::SystemJob::RightsDesk);
         w.audit(self.audit_record(Record::new(&system, "subject.blocked").subject(subject).details(serde_json::json!({"request_id": receipt.row.request_id, "changed": changed, "at_intake": true})))?);

@@ -263,6 +263,34 @@ impl Engine {
             )
             .await?;
         }
+        // The connected systems stop processing what the consent covered
+        // now; its destruction, later, is what the request waits for.
+        let categories: Vec<String> = if consent == ConsentKind::Policy {
+            Vec::new()
+        } else {
+            self.policy
+                .policy()
+                .categories
+                .iter()
+                .filter(|c| c.requires_consent == Some(consent))
+                .map(|c| c.id.clone())
+                .collect()
+        };
+        let due = self.request_row(request_id).await?.due_at;
+        self.follow_in(
+            &mut w,
+            &crate::outbox::About {
+                subject: Some(subject),
+                request_id: Some(request_id),
+                gates: false,
+                due_at: Some(due),
+            },
+            crate::outbox::Change::ConsentWithdrawn {
+                consent,
+                categories,
+            },
+        )
+        .await?;
         let action = if consent == ConsentKind::Policy {
             "subject.withdrawn"
         } else {
@@ -343,6 +371,19 @@ impl Engine {
             )
             .await?;
         let row = receipt.write(&mut w).await?;
+        if changed {
+            self.follow_in(
+                &mut w,
+                &crate::outbox::About {
+                    subject: Some(subject),
+                    request_id: Some(&row.request_id),
+                    gates: false,
+                    due_at: Some(now),
+                },
+                crate::outbox::Change::Blocked { reason: "minor" },
+            )
+            .await?;
+        }
         self.commit(w, [Record::new(actor, "subject.barred_minor").subject(subject).details(json!({"request_id": row.request_id, "changed": changed, "barred_until": micros(adult_on), "confirmed": false}))])
         .await?;
         self.request(actor, &row.request_id).await

@@ -19,6 +19,7 @@ mod keys;
 mod lifecycle;
 mod notes;
 mod organizations;
+mod outbox;
 mod reads;
 mod reconsent;
 mod representatives;
@@ -44,6 +45,7 @@ pub(crate) use consents::records_of;
 pub use consents::{ConsentView, ReceiptCheck};
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};
 pub use derbes_store::{AuditQuery, Verification, WeblogPosition};
+pub use derbes_store::{EventRow, SystemRow};
 pub use derbes_weblog::pseudonym::DEFAULT_WINDOW_DAYS as DEFAULT_KEY_WINDOW_DAYS;
 pub use destruction::{DestructionAnswer, Kept};
 pub use error::EngineError;
@@ -60,6 +62,10 @@ pub use lifecycle::{
     StoreConfig, TickReport,
 };
 pub use organizations::OrganizationRequest;
+pub use outbox::{
+    confirmation_message, sign, verify_signature, Awaiting, Backoff, ConnectedSystem, Delivery,
+    EventView, NewSystem, NoticeView, OutboxQuery, SystemView, SIGNATURE_TOLERANCE_SECS,
+};
 pub use reads::{DataRead, FieldView};
 pub use reconsent::{ReconsentItem, ReconsentPage};
 pub use representatives::{NewRepresentative, RepresentationBasis, RepresentativeView};

@@ -18,7 +18,7 @@ use crate::audit::Record;
 use crate::{Actor, Engine, EngineError};
 
 /// The additional data a note is sealed with: its owner and name.
-fn label(owner: &str, name: &str) -> String {
+pub(crate) fn label(owner: &str, name: &str) -> String {
     format!("note:{owner}#{name}")
 }
 
@@ -27,7 +27,11 @@ pub(crate) type Opened = HashMap<(String, String), String>;
 
 impl Engine {
     /// The data key of a note owner of no subject (created when `create`).
-    async fn owner_key(&self, owner: &str, create: bool) -> Result<DataKey, EngineError> {
+    pub(crate) async fn owner_key(
+        &self,
+        owner: &str,
+        create: bool,
+    ) -> Result<DataKey, EngineError> {
         let stored = match (self.store.subject_key(owner).await?, create) {
             (Some(k), _) => k,
             (None, false) => return Err(EngineError::NotFound("note key")),

@@ -206,6 +206,10 @@ pub struct RequestView {
     /// Why its destruction waits: `subject_blocked`, `legal_hold`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<String>,
+    /// The connected systems it still waits for (`waiting` then holds
+    /// `connected_systems`): it completes when they confirm.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<crate::Awaiting>,
     /// The request's free text (only where a single request is shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -348,6 +352,7 @@ impl Engine {
             details,
             ground: internal.minor.map(|_| "minor".to_string()),
             waiting: Vec::new(),
+            awaiting: Vec::new(),
             text: None,
             outcome: None,
             steps: events
@@ -363,8 +368,15 @@ impl Engine {
         })
     }
 
-    /// Why a destruction this request ordered waits, if it does.
+    /// Why a destruction this request ordered waits, if it does, and the
+    /// connected systems an in-progress request waits for.
     pub(crate) async fn waiting(&self, v: &mut RequestView) -> Result<(), EngineError> {
+        if v.state == RequestState::InProgress {
+            v.awaiting = self.awaiting(&v.request_id).await?;
+            if !v.awaiting.is_empty() {
+                v.waiting.push("connected_systems".into());
+            }
+        }
         let destroys = matches!(v.kind.as_str(), "destruction" | "withdrawal");
         if !destroys || v.state != RequestState::InProgress {
             return Ok(());

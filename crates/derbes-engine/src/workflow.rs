@@ -311,6 +311,19 @@ impl Engine {
         let changed = w
             .set_subject_status(s, from, SubjectStatus::Active, self.now(), false)
             .await?;
+        if changed {
+            self.follow_in(
+                w,
+                &crate::outbox::About {
+                    subject: Some(s),
+                    request_id: Some(&row.request_id),
+                    gates: false,
+                    due_at: Some(self.now()),
+                },
+                crate::outbox::Change::Unblocked,
+            )
+            .await?;
+        }
         w.audit(
             self.audit_record(
                 Record::new(&Actor::system(crate::SystemJob::RightsDesk), action)
@@ -398,16 +411,40 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let steps = self
+        let both = self
             .system_steps(
                 request_id,
                 &[RequestState::InProgress, RequestState::Completed],
                 None,
             )
             .await?;
+        let started = self
+            .system_steps(request_id, &[RequestState::InProgress], None)
+            .await?;
+        let due = self.request_row(request_id).await?.due_at;
         let mut w = self.write().await?;
         w.add_optouts(subject, &pairs, now, Some(request_id))
             .await?;
+        self.follow_in(
+            &mut w,
+            &crate::outbox::About {
+                subject: Some(subject),
+                request_id: Some(request_id),
+                gates: true,
+                due_at: Some(due),
+            },
+            crate::outbox::Change::Objection {
+                channels: channels.iter().map(|c| c.as_str().to_string()).collect(),
+                kinds: kinds.iter().map(|k| k.as_str().to_string()).collect(),
+            },
+        )
+        .await?;
+        // Completed now, or once the connected systems confirm.
+        let steps = if w.unsettled(request_id).await? > 0 {
+            started
+        } else {
+            both
+        };
         for consent_id in &withdrawn {
             w.withdraw_consent(
                 subject,
@@ -492,16 +529,43 @@ impl Engine {
             _ => format!("the subject was not {}; nothing to change", from.as_str()),
         };
         let both = [RequestState::InProgress, RequestState::Completed];
+        let started = [RequestState::InProgress];
         let if_changed = self.system_steps(request_id, &both, None).await?;
         let if_unchanged = self
             .system_steps(request_id, &both, Some(&unchanged))
             .await?;
+        let waiting_changed = self.system_steps(request_id, &started, None).await?;
+        let waiting_unchanged = self
+            .system_steps(request_id, &started, Some(&unchanged))
+            .await?;
+        let due = self.request_row(request_id).await?.due_at;
         let system = Actor::system(crate::SystemJob::RightsDesk);
         let mut w = self.write().await?;
         let changed = w
             .set_subject_status(subject, from, to, self.now(), false)
             .await?;
-        let steps = if changed { if_changed } else { if_unchanged };
+        if changed {
+            let change = match kind {
+                Right::Blocking => crate::outbox::Change::Blocked { reason: "request" },
+                _ => crate::outbox::Change::Unblocked,
+            };
+            let about = crate::outbox::About {
+                subject: Some(subject),
+                request_id: Some(request_id),
+                gates: true,
+                due_at: Some(due),
+            };
+            self.follow_in(&mut w, &about, change).await?;
+        }
+        // Completed now, or once the connected systems confirm (those told
+        // now, or at intake).
+        let waiting = w.unsettled(request_id).await? > 0;
+        let steps = match (changed, waiting) {
+            (true, false) => if_changed,
+            (false, false) => if_unchanged,
+            (true, true) => waiting_changed,
+            (false, true) => waiting_unchanged,
+        };
         steps.write(&mut w, self.now()).await?;
         self.commit(
             w,

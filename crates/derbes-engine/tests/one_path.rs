@@ -48,10 +48,19 @@ fn sealed_fields_are_opened_in_one_place_only() {
             assert_eq!(enclosing_fn(text, at), "open_sealed");
         }
     }
+    // Besides them only a connected system's signing secret, which is no
+    // one's personal data: opened to sign events, never shown.
     assert_eq!(
         callers("self.open_sealed("),
-        ["open_notes", "view"],
-        "what opens sealed data: fields and notes"
+        ["open_notes", "system_secret", "view"],
+        "what opens sealed data: fields, notes and systems' secrets"
+    );
+    let outbox = source("outbox.rs");
+    let body = &outbox[outbox.find("pub async fn system_secret(").unwrap()..];
+    let body = &body[..body.find("\n    }\n").unwrap()];
+    assert!(
+        body.contains("format!(\"system:{system_id}\")") && body.contains("\"secret\""),
+        "system_secret opens only a system's own secret"
     );
     // Engine::view is called only by the two answers that decide first:
     // data for a purpose, and the subject's own copy (access export).

@@ -54,6 +54,99 @@ pub struct Operator {
     pub app: String,
     pub website: String,
     pub includes_affiliates: bool,
+    /// The person responsible for organising the processing of personal
+    /// data (the Law, art. 25): named in the notices to the authorised body.
+    pub responsible_person: ResponsiblePerson,
+}
+
+/// The responsible person's contacts (a work position, not a private person's data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResponsiblePerson {
+    pub name: Text,
+    pub position: Text,
+    pub email: String,
+    /// E.164.
+    pub phone: String,
+}
+
+/// The texts of the notices derbes has sent through the app's own channel.
+/// Placeholders in braces are filled in by derbes; each template may use
+/// only its own (see [`NoticeTemplates::PLACEHOLDERS`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NoticeTemplates {
+    /// Art. 19: data was transferred to a third party.
+    pub transfer: Text,
+    /// 7.6: a new policy version needs the user's consent again.
+    pub reconsent: Text,
+    /// A breach that concerns the user.
+    pub breach: Text,
+}
+
+impl NoticeTemplates {
+    /// The placeholders each template may use.
+    pub const PLACEHOLDERS: [(&'static str, &'static [&'static str]); 3] = [
+        (
+            "transfer",
+            &[
+                "app",
+                "operator",
+                "recipient",
+                "purpose",
+                "categories",
+                "date",
+            ],
+        ),
+        ("reconsent", &["app", "operator", "version", "published"]),
+        (
+            "breach",
+            &["app", "operator", "categories", "date", "measures"],
+        ),
+    ];
+
+    /// Fill in `template`'s placeholders (`{name}`) from `values`; an
+    /// unknown placeholder stays as written.
+    pub fn render(template: &str, values: &[(&str, &str)]) -> String {
+        let mut out = String::with_capacity(template.len() + 64);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find('}').map(|close| (&after[..close], close)) {
+                Some((name, close)) => {
+                    match values.iter().find(|(k, _)| *k == name) {
+                        Some((_, v)) => out.push_str(v),
+                        None => {
+                            out.push('{');
+                            out.push_str(name);
+                            out.push('}');
+                        }
+                    }
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push_str(&rest[open..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The placeholders `template` uses.
+    pub fn used(template: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else { break };
+            out.push(&after[..close]);
+            rest = &after[close + 1..];
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -375,6 +468,7 @@ pub struct Policy {
     pub subjects: Subjects,
     pub consent: ConsentRules,
     pub deadlines: Deadlines,
+    pub notices: NoticeTemplates,
     pub operations: Vec<OperationDef>,
     pub channels: Vec<ChannelDef>,
     pub sources: Vec<Source>,

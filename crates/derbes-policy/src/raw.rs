@@ -24,6 +24,7 @@ pub struct RawPolicyFile {
     pub subjects: RawSubjects,
     pub consent: RawConsent,
     pub deadlines: RawDeadlines,
+    pub notices: RawNotices,
     #[serde(default)]
     pub operations: Vec<RawNamed>,
     #[serde(default)]
@@ -86,6 +87,24 @@ pub struct RawOperator {
     pub website: String,
     #[serde(default)]
     pub includes_affiliates: bool,
+    pub responsible_person: RawResponsible,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponsible {
+    pub name: RawText,
+    pub position: RawText,
+    pub email: S,
+    pub phone: S,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotices {
+    pub transfer: RawText,
+    pub reconsent: RawText,
+    pub breach: RawText,
 }
 
 #[derive(Debug, Deserialize)]

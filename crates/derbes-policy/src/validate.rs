@@ -176,6 +176,36 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
     };
     let operator_name = cx.text(o.name);
     let operator_address = cx.text(o.address);
+    let r = o.responsible_person;
+    let email = r.email.get_ref().trim();
+    let email_ok = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    }) && !email.contains(char::is_whitespace);
+    if !email_ok {
+        cx.at(
+            r.email.span(),
+            "the responsible person's email is not an address (name@domain)",
+        );
+    }
+    let phone = match derbes_kz::KzPhone::parse(r.phone.get_ref()) {
+        Ok(p) => p.e164(),
+        Err(e) => {
+            cx.at(
+                r.phone.span(),
+                format!("the responsible person's phone is not valid: {e}"),
+            );
+            String::new()
+        }
+    };
+    let responsible_person = ResponsiblePerson {
+        name: cx.text(r.name),
+        position: cx.text(r.position),
+        email: email.to_string(),
+        phone,
+    };
 
     let subjects = Subjects {
         minimum_age: cx.count(&raw.subjects.minimum_age, "minimum_age", 1, 150),
@@ -200,6 +230,39 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
         complaint: dl(&d.complaint, "complaint"),
         transfer_notice: dl(&d.transfer_notice, "transfer_notice"),
         breach_notice: dl(&d.breach_notice, "breach_notice"),
+    };
+
+    // Notice templates: each uses only its own placeholders.
+    let n = raw.notices;
+    let mut template = |t: RawText, which: &str| {
+        let allowed = NoticeTemplates::PLACEHOLDERS
+            .iter()
+            .find(|(k, _)| *k == which)
+            .map(|(_, v)| *v)
+            .unwrap_or(&[]);
+        for s in [&t.ru, &t.en] {
+            for used in NoticeTemplates::used(s.get_ref()) {
+                if !allowed.contains(&used) {
+                    cx.at(
+                        s.span(),
+                        format!(
+                            "notice `{which}` uses `{{{used}}}`; it may use {}",
+                            allowed
+                                .iter()
+                                .map(|a| format!("{{{a}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        cx.text(t)
+    };
+    let notices = NoticeTemplates {
+        transfer: template(n.transfer, "transfer"),
+        reconsent: template(n.reconsent, "reconsent"),
+        breach: template(n.breach, "breach"),
     };
 
     // Vocabularies the engine fixes: each term defined exactly once.
@@ -730,10 +793,12 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
             app: o.app,
             website: o.website,
             includes_affiliates: o.includes_affiliates,
+            responsible_person,
         },
         subjects,
         consent,
         deadlines,
+        notices,
         operations,
         channels,
         sources,

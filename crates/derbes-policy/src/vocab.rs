@@ -178,6 +178,9 @@ vocabulary!(
     /// data-protection officer's alone, and never on a request they filed.
     /// `in_app_requests` acts for the user signed in to the app: requests it
     /// files in-app are verified by that sign-in and worked at once.
+    /// `manage_breaches` keeps the breach register (the data-protection
+    /// officer and security); `manage_systems` connects the operator's other
+    /// systems that must follow what derbes does (the administrator).
     Capability {
         RegisterSubjects => "register_subjects",
         Lookup => "lookup",
@@ -196,6 +199,8 @@ vocabulary!(
         ReadStats => "read_stats",
         ApproveIrreversible => "approve_irreversible",
         InAppRequests => "in_app_requests",
+        ManageBreaches => "manage_breaches",
+        ManageSystems => "manage_systems",
     }
 );
 

@@ -280,3 +280,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn responsible_person_and_notice_templates_are_checked() {
+    let p = seed();
+    assert_eq!(p.operator.responsible_person.phone, "+77010000000");
+    assert!(p.operator.responsible_person.email.contains('@'));
+    // A template may use only its own placeholders, reported where written.
+    let bad = SEED.replacen("переданы получателю «{recipient}»", "переданы «{iin}»", 1);
+    let ps = problems(&bad);
+    let found = ps
+        .iter()
+        .find(|p| p.message.contains("`{iin}`"))
+        .unwrap_or_else(|| panic!("{ps:?}"));
+    assert!(found.message.contains("notice `transfer`"));
+    let bad = SEED.replacen("email = \"dpo@ibusiness.example\"", "email = \"nobody\"", 1);
+    assert!(problems(&bad).iter().any(|p| p.message.contains("email")));
+    let bad = SEED.replacen("phone = \"+7 701 000 0000\"", "phone = \"12\"", 1);
+    assert!(problems(&bad).iter().any(|p| p.message.contains("phone")));
+    // Rendering fills what it knows and leaves the rest as written.
+    assert_eq!(
+        NoticeTemplates::render("{app}: {x} {date}", &[("app", "A"), ("date", "1")]),
+        "A: {x} 1"
+    );
+    assert_eq!(NoticeTemplates::render("open { end", &[]), "open { end");
+    let text = NoticeTemplates::render(
+        &p.notices.transfer.en,
+        &[
+            ("app", "iBusiness"),
+            ("recipient", "R"),
+            ("purpose", "P"),
+            ("categories", "C"),
+            ("date", "D"),
+        ],
+    );
+    assert!(!text.contains('{'), "{text}");
+}

@@ -185,6 +185,11 @@ impl From<derbes_engine::EngineError> for ApiError {
                 "conflict",
                 format!("{field} changed meanwhile; read it again and retry"),
             ),
+            E::AwaitingSystems(n) => ApiError::new(
+                StatusCode::CONFLICT,
+                "awaiting_systems",
+                format!("{n} connected system(s) have yet to confirm they followed; see the request's `awaiting`"),
+            ),
             E::Destroyed => ApiError::new(
                 StatusCode::GONE,
                 "subject_destroyed",

@@ -19,6 +19,7 @@ mod headers;
 mod listen;
 mod log;
 mod openapi;
+mod outbox;
 mod path;
 mod promises;
 mod query;

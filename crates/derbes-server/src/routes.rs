@@ -21,6 +21,7 @@ use derbes_engine::PolicyVersionView;
 /// staff token; without one the router is only for its document.
 pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use crate::decisions as d;
+    use crate::outbox as o;
     use crate::promises as p;
     use crate::requests as r;
     use crate::retention as t;
@@ -63,7 +64,14 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(p::revoke_representative))
         .routes(routes!(p::reconsent))
         .routes(routes!(d::list_staff, d::add_staff))
-        .routes(routes!(d::revoke_staff));
+        .routes(routes!(d::revoke_staff))
+        .routes(routes!(o::systems, o::connect))
+        .routes(routes!(o::disconnect))
+        .routes(routes!(o::list))
+        .routes(routes!(o::show))
+        .routes(routes!(o::retry))
+        .routes(routes!(o::confirm_manually))
+        .routes(routes!(o::notices));
     let protected = match state {
         Some(state) => protected.route_layer(axum::middleware::from_fn_with_state(
             state,
@@ -73,6 +81,8 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
     };
     let (router, api) = OpenApiRouter::with_openapi(<crate::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(protected)
+        // A system's confirmation carries its own signature, not a token.
+        .routes(routes!(o::confirm))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(openapi))

@@ -45,6 +45,9 @@ pub struct Destruction {
     /// The certificate (JSON, no personal data) and its SHA-256.
     pub certificate: String,
     pub certificate_sha256: String,
+    /// What connected systems must follow, written if it is destroyed
+    /// (before its request is completed, which they then gate).
+    pub events: Vec<crate::NewEvent>,
 }
 
 /// What became of one destruction.
@@ -293,6 +296,11 @@ impl Write {
             outcomes.push(outcome);
         }
         Store::shred_many_in(tx, &whole, at).await?;
+        let events: Vec<crate::NewEvent> = done.iter().flat_map(|d| d.events.clone()).collect();
+        if !events.is_empty() {
+            self.enqueue(&events, at).await?;
+        }
+        let tx = self.tx();
         for chunk in done.chunks(100) {
             let mut sql = String::from(
                 "INSERT INTO destruction_certificates (certificate_id, subject_id, request_id, at, content, sha256) VALUES ",
@@ -334,7 +342,8 @@ impl Write {
                 )
                 .await
                 {
-                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    // Or left in progress while connected systems confirm.
+                    Ok(()) | Err(StoreError::Conflict(_) | StoreError::AwaitingSystems(_)) => {}
                     Err(e) => return Err(e),
                 }
             }

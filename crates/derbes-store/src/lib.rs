@@ -20,6 +20,7 @@
 //! first, so the schema can be distributed by subject.
 
 mod audit;
+mod breaches;
 mod consents;
 mod decode;
 mod destroy;
@@ -29,6 +30,7 @@ mod keys;
 mod migrate;
 mod notes;
 mod organizations;
+mod outbox;
 mod policy_versions;
 mod requests;
 mod retention;
@@ -54,6 +56,7 @@ pub use audit::{
     checkpoint_message, record_hash, AuditQuery, AuditRow, ChainTail, Checkpoint, NewAuditRecord,
     RecordProof, Verification,
 };
+pub use breaches::{BreachFilter, BreachRow, BreachState};
 pub use consents::{Acceptance, ConsentRow, NewConsent};
 pub use destroy::{DestroyOutcome, Destruction, Scope};
 pub use disclosures::DisclosureRow;
@@ -62,6 +65,7 @@ pub use keys::{KekCount, Rewrap, SubjectKey};
 pub use migrate::latest_version;
 pub use notes::{LegacyText, NoteRow, RepresentativeRow, StoredDetails};
 pub use organizations::OrganizationRow;
+pub use outbox::{EventFilter, EventRow, EventState, NewEvent, NoticeFilter, NoticeRow, SystemRow};
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{Filing, RequestEvent, RequestFilter, RequestRow};
 pub use retention::{HistoryKey, HistoryRow, LegalHold, PurgeCandidate};
@@ -163,6 +167,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the active KEK is now {active}: wrap under it")]
     KekChanged { active: String },
+    #[error("the request waits for {0} connected system(s) to confirm")]
+    AwaitingSystems(i64),
     #[error("the database schema is version {found}, newer than this derbes knows ({known}); upgrade derbes")]
     SchemaTooNew { found: i64, known: i64 },
 }
@@ -175,6 +181,8 @@ const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Notified after a unit of work that wrote outbox events commits.
+    outbox_signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Percent-encode the characters SQLite URLs treat specially in a path.
@@ -265,7 +273,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            outbox_signal: std::sync::Arc::default(),
+        })
     }
 
     /// Open and bring the schema up to date.
@@ -306,6 +318,12 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Notified whenever this process commits outbox events (the relay
+    /// waits on it between polls).
+    pub fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_signal.clone()
     }
 
     /// After personal data was removed or replaced: on SQLite, checkpoint

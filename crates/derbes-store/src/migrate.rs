@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_weblog"),
     migration!(10, "0010_promises"),
     migration!(11, "0011_key_state"),
+    migration!(12, "0012_outbox"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -178,6 +178,14 @@ impl Store {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // Whichever door completes a request: not while a connected system
+        // has yet to confirm it followed (outbox.rs).
+        if to == RequestState::Completed {
+            let waiting = Store::unsettled_in(tx, request_id).await?;
+            if waiting > 0 {
+                return Err(StoreError::AwaitingSystems(waiting));
+            }
+        }
         let changed = sqlx::query(
             "UPDATE requests SET state = $1, state_reason = $2, updated_at = $3 WHERE request_id = $4 AND state = $5",
         )

@@ -25,6 +25,9 @@ pub struct Write {
     audit: Vec<NewAuditRecord>,
     /// Disclosures whose `audit_seq` is this unit's first audit record.
     pub(crate) stamp_disclosures: Vec<String>,
+    /// Outbox events written: the relay is woken once they commit.
+    pub(crate) enqueued: usize,
+    signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Write {
@@ -49,6 +52,8 @@ impl Store {
             backend: self.backend,
             audit: Vec::new(),
             stamp_disclosures: Vec::new(),
+            enqueued: 0,
+            signal: self.outbox_signal.clone(),
         })
     }
 
@@ -91,6 +96,9 @@ impl Write {
             }
         }
         self.tx.commit().await?;
+        if self.enqueued > 0 {
+            self.signal.notify_waiters();
+        }
         Ok(seqs)
     }
 

@@ -80,6 +80,15 @@ pub enum Command {
     /// (3.2): client addresses become pseudonyms under a key of the day,
     /// destroyed when the day's window closes; only aggregates are kept.
     Ingest(IngestArgs),
+    /// The operator's other systems that must follow what derbes does
+    /// (destroy, block, stop contacting, send a notice): connect, list,
+    /// disconnect.
+    #[command(subcommand)]
+    Systems(SystemsCommand),
+    /// The outbox of events for the connected systems: deliver (`run`),
+    /// list, retry the dead, confirm by hand.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Usage statistics, k-anonymous: `--by route|status|browser|os|device|referrer|social|hour|day`,
     /// or `report --out FILE` for a self-contained page with charts.
     Stats(StatsArgs),
@@ -159,6 +168,120 @@ pub enum RequestsCommand {
         #[command(flatten)]
         engine: EngineArgs,
         request_id: String,
+    },
+}
+
+/// How the outbox relay delivers.
+#[derive(Debug, Clone, Args)]
+pub struct RelayArgs {
+    /// The NATS server for JetStream systems (nats://[user:pass@]host:port).
+    #[arg(
+        long,
+        env = "DERBES_NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub nats_url: String,
+    /// Delivery attempts before an event is dead (the officer retries it or
+    /// confirms by hand).
+    #[arg(long, env = "DERBES_OUTBOX_MAX_ATTEMPTS", default_value_t = 12, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub outbox_max_attempts: u32,
+    /// The first retry's wait in milliseconds; each next one doubles, up to an hour.
+    #[arg(long, env = "DERBES_OUTBOX_RETRY_MS", default_value_t = 1000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub outbox_retry_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemsCommand {
+    /// Connect a system; prints its signing secret once.
+    Add {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Its name (lowercase snake_case).
+        #[arg(long)]
+        name: String,
+        /// The policy's categories it holds, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        categories: Vec<String>,
+        /// Events are POSTed here, signed (https://, or http:// on loopback).
+        #[arg(
+            long,
+            conflicts_with = "nats_subject",
+            required_unless_present = "nats_subject"
+        )]
+        webhook: Option<String>,
+        /// Events are published to this JetStream subject.
+        #[arg(long)]
+        nats_subject: Option<String>,
+        /// It delivers the app's notices to users (SMS, push).
+        #[arg(long)]
+        sends_notices: bool,
+        /// `delivery` (a 2xx or the JetStream ack confirms) or `callback`
+        /// (the system confirms each event when done).
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+    /// The connected systems.
+    List {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Disconnected ones too.
+        #[arg(long)]
+        removed: bool,
+    },
+    /// Disconnect a system: what it has not confirmed becomes dead, to be confirmed by hand.
+    Remove {
+        #[command(flatten)]
+        engine: EngineArgs,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Deliver events (the service does this too), until stopped.
+    Run {
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
+        relay: RelayArgs,
+        /// Stop once nothing is due (for scripts and tests); exit 1 if
+        /// anything is still pending then.
+        #[arg(long)]
+        until_idle: bool,
+    },
+    /// Events, oldest first.
+    List {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// pending, delivered, confirmed or dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this system's.
+        #[arg(long)]
+        system: Option<String>,
+        /// Only those a request waits for.
+        #[arg(long)]
+        request: Option<String>,
+    },
+    /// Try a dead event again.
+    Retry {
+        #[command(flatten)]
+        engine: EngineArgs,
+        event_id: String,
+    },
+    /// The dead events (exit 1 when there are any).
+    Dead(EngineArgs),
+    /// Confirm by hand that a system followed an event, saying how that was established.
+    Confirm {
+        #[command(flatten)]
+        engine: EngineArgs,
+        event_id: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -352,6 +475,8 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub relay: RelayArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@ mod audit;
 mod dev;
 mod keys;
 mod kz;
+mod outbox;
 mod policy;
 mod purge;
 mod requests;
@@ -32,6 +33,8 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
             after,
             limit,
         } => requests::reconsent(engine, after, limit, json),
+        Command::Systems(c) => outbox::systems(c, json),
+        Command::Outbox(c) => outbox::run(c, json),
         Command::Ingest(args) => weblog::ingest(args, json),
         Command::Stats(args) => weblog::stats(args, json),
     }

@@ -125,6 +125,13 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
                 }
             }
         });
+        // The outbox relay: events for the connected systems, delivered
+        // until shutdown (pending ones survive in the database).
+        let relay = derbes_relay::Relay::new(engine.clone(), super::outbox::relay_config(&args.relay));
+        let (relay_stop, relay_stopped) = tokio::sync::oneshot::channel::<()>();
+        let relay_task = tokio::spawn(relay.run(async move {
+            let _ = relay_stopped.await;
+        }));
         let state = AppState::with_rate_limits(
             engine,
             RateLimits {
@@ -156,6 +163,8 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             "derbes ready"
         );
         derbes_server::serve(listener, app(state), limits, tls, shutdown).await?;
+        let _ = relay_stop.send(());
+        let _ = relay_task.await;
         keeper.shutdown().await;
         tracing::info!("derbes stopped");
         Ok(Outcome::Ok)

@@ -1,0 +1,674 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Connected systems for real: `derbes serve` with its relay, a signed
+//! webhook receiver on loopback and NATS JetStream at 127.0.0.1:4222 (a
+//! stream of the test's own, deleted after), on SQLite and PostgreSQL. A
+//! request completes only when every system that holds what it concerns
+//! has confirmed; a kill -9 in the middle of deliveries loses nothing.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{call, register, request_destruction, staff, verify_request, Server};
+use serde_json::{json, Value};
+
+/// A webhook receiver: verifies each event's signature with the system's
+/// secret, de-duplicates by event id, and answers `fail_first` 503s before
+/// answering 200.
+struct Receiver {
+    addr: String,
+    secret: Arc<Mutex<Vec<u8>>>,
+    /// Events by id, first arrival kept; every arrival counted.
+    seen: Arc<Mutex<BTreeMap<String, Value>>>,
+    arrivals: Arc<Mutex<u64>>,
+    bad_signatures: Arc<Mutex<u64>>,
+    fail_first: Arc<Mutex<u64>>,
+}
+
+impl Receiver {
+    fn start(fail_first: u64) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let r = Receiver {
+            addr: listener.local_addr().unwrap().to_string(),
+            secret: Arc::default(),
+            seen: Arc::default(),
+            arrivals: Arc::default(),
+            bad_signatures: Arc::default(),
+            fail_first: Arc::new(Mutex::new(fail_first)),
+        };
+        let (secret, seen, arrivals, bad, fail) = (
+            r.secret.clone(),
+            r.seen.clone(),
+            r.arrivals.clone(),
+            r.bad_signatures.clone(),
+            r.fail_first.clone(),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (secret, seen, arrivals, bad, fail) = (
+                    secret.clone(),
+                    seen.clone(),
+                    arrivals.clone(),
+                    bad.clone(),
+                    fail.clone(),
+                );
+                std::thread::spawn(move || {
+                    let _ = serve_conn(conn, &secret, &seen, &arrivals, &bad, &fail);
+                });
+            }
+        });
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hooks/derbes", self.addr)
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .values()
+            .map(|v| v["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn serve_conn(
+    conn: TcpStream,
+    secret: &Mutex<Vec<u8>>,
+    seen: &Mutex<BTreeMap<String, Value>>,
+    arrivals: &Mutex<u64>,
+    bad: &Mutex<u64>,
+    fail: &Mutex<u64>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut conn = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body)?;
+        *arrivals.lock().unwrap() += 1;
+        let status = {
+            let mut f = fail.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                "503 Service Unavailable"
+            } else {
+                let sig = headers
+                    .get("x-derbes-signature")
+                    .cloned()
+                    .unwrap_or_default();
+                let ok = derbes_engine::verify_signature(
+                    &secret.lock().unwrap(),
+                    &sig,
+                    &body,
+                    chrono::Utc::now().timestamp(),
+                );
+                if ok {
+                    let v: Value = serde_json::from_slice(&body).unwrap();
+                    assert_eq!(
+                        headers.get("x-derbes-event-id").map(String::as_str),
+                        v["event_id"].as_str()
+                    );
+                    seen.lock()
+                        .unwrap()
+                        .entry(v["event_id"].as_str().unwrap().to_string())
+                        .or_insert(v);
+                    "200 OK"
+                } else {
+                    *bad.lock().unwrap() += 1;
+                    "401 Unauthorized"
+                }
+            }
+        };
+        write!(
+            conn,
+            "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+        )?;
+    }
+}
+
+/// A JetStream stream of this test's own on `<prefix>.>`, deleted on drop.
+struct Stream {
+    rt: tokio::runtime::Runtime,
+    nats: derbes_relay::Nats,
+    name: String,
+    prefix: String,
+}
+
+impl Stream {
+    fn create() -> Stream {
+        let rt = common::runtime();
+        let nats = rt
+            .block_on(derbes_relay::Nats::connect(
+                derbes_relay::DEFAULT_NATS_URL,
+                Duration::from_secs(5),
+            ))
+            .unwrap_or_else(|e| panic!("NATS with JetStream must run at 127.0.0.1:4222: {e}"));
+        let uniq = uuid_like();
+        let name = format!("DERBES_TEST_{uniq}");
+        let prefix = format!("derbes.test.{uniq}");
+        rt.block_on(nats.js_api(
+            &format!("STREAM.CREATE.{name}"),
+            &json!({"name": name, "subjects": [format!("{prefix}.>")], "storage": "memory",
+                    "duplicate_window": 120_000_000_000u64}),
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+        Stream {
+            rt,
+            nats,
+            name,
+            prefix,
+        }
+    }
+
+    fn messages(&self) -> u64 {
+        let info = self
+            .rt
+            .block_on(self.nats.js_api(
+                &format!("STREAM.INFO.{}", self.name),
+                &json!({}),
+                Duration::from_secs(5),
+            ))
+            .unwrap();
+        info["state"]["messages"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let _ = self.rt.block_on(self.nats.js_api(
+            &format!("STREAM.DELETE.{}", self.name),
+            &json!({}),
+            Duration::from_secs(5),
+        ));
+    }
+}
+
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}_{}", std::process::id(), t)
+}
+
+fn wait_for<F: FnMut() -> bool>(what: &str, within: Duration, mut f: F) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn request_state(addr: &str, token: &str, r: &str) -> Value {
+    let (status, v) = call(addr, "GET", &format!("/api/v1/requests/{r}"), token, None).unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn events(addr: &str, token: &str, query: &str) -> Vec<Value> {
+    let (status, v) = call(addr, "GET", &format!("/api/v1/outbox?{query}"), token, None).unwrap();
+    assert_eq!(status, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+/// The signature header a system sends with its confirmation.
+fn confirmation(secret: &[u8], event_id: &str) -> String {
+    derbes_engine::sign(
+        secret,
+        chrono::Utc::now().timestamp(),
+        &derbes_engine::confirmation_message(event_id),
+    )
+}
+
+fn post_confirm(addr: &str, event_id: &str, signature: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/outbox/{event_id}/confirm HTTP/1.1\r\nHost: {addr}\r\nX-Derbes-Signature: {signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn end_to_end(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = Stream::create();
+    let hook = Receiver::start(2);
+    let server = Server::start_with(dir.path(), url, &["--outbox-retry-ms", "50"]);
+    let addr = server.addr.clone();
+    let admin = staff(dir.path(), url, "administrator");
+    let backend = staff(dir.path(), url, "backend_service");
+    let dpo = staff(dir.path(), url, "data_protection_officer");
+
+    // The administrator connects an order system (webhook, confirms by
+    // delivery) and an analytics system (JetStream, confirms by callback).
+    let (status, orders) = call(&addr, "POST", "/api/v1/systems", &admin,
+        Some(&json!({"name": "orders", "categories": ["full_name", "contact"], "webhook": hook.url(), "sends_notices": true}))).unwrap();
+    assert_eq!(status, 201, "{orders}");
+    *hook.secret.lock().unwrap() = orders["secret"].as_str().unwrap().as_bytes().to_vec();
+    let (status, analytics) = call(
+        &addr,
+        "POST",
+        "/api/v1/systems",
+        &admin,
+        Some(
+            &json!({"name": "analytics", "categories": ["contact", "device"],
+                     "nats_subject": format!("{}.analytics", stream.prefix)}),
+        ),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{analytics}");
+    assert_eq!(analytics["system"]["confirm"], "callback");
+    let analytics_secret = analytics["secret"].as_str().unwrap().as_bytes().to_vec();
+    // Bad input names its field; the DPO may not connect systems.
+    let (status, v) = call(
+        &addr,
+        "POST",
+        "/api/v1/systems",
+        &admin,
+        Some(&json!({"name": "x", "categories": ["no_such"], "webhook": hook.url()})),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("unknown_category")),
+        "{v}"
+    );
+    let (status, _) = call(
+        &addr,
+        "POST",
+        "/api/v1/systems",
+        &dpo,
+        Some(&json!({"name": "y", "categories": ["contact"], "webhook": hook.url()})),
+    )
+    .unwrap();
+    assert_eq!(status, 403);
+    let (status, list) = call(&addr, "GET", "/api/v1/systems", &admin, None).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        !list
+            .to_string()
+            .contains(orders["secret"].as_str().unwrap()),
+        "never a secret in a listing"
+    );
+
+    // A destruction: the webhook's 503s are retried; the request waits for
+    // the analytics system's confirmation.
+    let subject = register(&addr, &backend, 1);
+    let r = request_destruction(&addr, &backend, &subject);
+    verify_request(&addr, &dpo, &r);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(hook.kinds().contains(&"subject.destroyed".to_string()) && stream.messages() >= 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the destroyed event on both systems: {:?} {:?} {}",
+            events(&addr, &dpo, "limit=100"),
+            request_state(&addr, &dpo, &r),
+            stream.messages()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v = request_state(&addr, &dpo, &r);
+    assert_eq!(v["state"], "in_progress", "{v}");
+    assert!(
+        v["waiting"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("connected_systems")),
+        "{v}"
+    );
+    let awaiting = v["awaiting"].as_array().unwrap();
+    assert_eq!(awaiting.len(), 1, "{v}");
+    assert_eq!(awaiting[0]["system"], "analytics");
+    let event_id = awaiting[0]["event_id"].as_str().unwrap().to_string();
+    // No door completes it early.
+    let (status, e) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/requests/{r}/actions"),
+        &dpo,
+        Some(&json!({"action": "complete"})),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("awaiting_systems")),
+        "{e}"
+    );
+    // The order system's copy: the event, signed, with no personal data.
+    let seen = hook.seen.lock().unwrap().clone();
+    let destroyed = seen
+        .values()
+        .find(|e| e["kind"] == "subject.destroyed")
+        .unwrap();
+    assert_eq!(destroyed["subject_id"], subject.as_str());
+    assert_eq!(destroyed["request_id"], r.as_str());
+    assert!(destroyed["due_at"].is_string() && destroyed["clause"].is_string());
+    let text = destroyed.to_string();
+    let p = common::person(1);
+    for (f, value) in p["fields"].as_object().unwrap() {
+        let value = value.as_str().unwrap_or_default();
+        assert!(value.len() < 4 || !text.contains(value), "{f} in an event");
+    }
+    assert!(*hook.arrivals.lock().unwrap() >= 3, "503s were retried");
+    assert_eq!(*hook.bad_signatures.lock().unwrap(), 0);
+
+    // A confirmation signed with another system's secret, or stale, or for
+    // an unknown event, is refused alike.
+    let orders_secret = orders["secret"].as_str().unwrap().as_bytes().to_vec();
+    assert_eq!(
+        post_confirm(&addr, &event_id, &confirmation(&orders_secret, &event_id)),
+        403
+    );
+    let stale = derbes_engine::sign(
+        &analytics_secret,
+        chrono::Utc::now().timestamp() - 3600,
+        &derbes_engine::confirmation_message(&event_id),
+    );
+    assert_eq!(post_confirm(&addr, &event_id, &stale), 403);
+    assert_eq!(
+        post_confirm(
+            &addr,
+            "no-such-event",
+            &confirmation(&analytics_secret, "no-such-event")
+        ),
+        403
+    );
+    assert_eq!(request_state(&addr, &dpo, &r)["state"], "in_progress");
+    // The analytics system confirms: the request completes.
+    assert_eq!(
+        post_confirm(
+            &addr,
+            &event_id,
+            &confirmation(&analytics_secret, &event_id)
+        ),
+        200
+    );
+    let v = request_state(&addr, &dpo, &r);
+    assert_eq!(v["state"], "completed", "{v}");
+    assert!(v.get("awaiting").is_none(), "{v}");
+
+    // A blocking request: both systems are told; the analytics one never
+    // answers, so the DPO confirms by hand with a reason.
+    let subject = register(&addr, &backend, 2);
+    let (status, b) = call(&addr, "POST", "/api/v1/requests", &backend,
+        Some(&json!({"subject_id": subject, "kind": "blocking", "channel": "written", "requester": "subject"}))).unwrap();
+    assert_eq!(status, 201, "{b}");
+    let b = b["request_id"].as_str().unwrap().to_string();
+    verify_request(&addr, &dpo, &b);
+    wait_for(
+        "the blocked event delivered",
+        Duration::from_secs(30),
+        || {
+            events(&addr, &dpo, &format!("request_id={b}"))
+                .iter()
+                .all(|e| e["state"] != "pending")
+        },
+    );
+    let v = request_state(&addr, &dpo, &b);
+    assert_eq!(v["state"], "in_progress", "{v}");
+    let pending: Vec<String> = v["awaiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pending.len(), 1, "{v}");
+    let (status, e) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/outbox/{}/manual-confirmation", pending[0]),
+        &backend,
+        Some(&json!({"reason": "phoned them"})),
+    )
+    .unwrap();
+    assert_eq!(status, 403, "only an approver confirms by hand: {e}");
+    let (status, e) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/outbox/{}/manual-confirmation", pending[0]),
+        &dpo,
+        Some(&json!({"reason": "the analytics team confirmed in writing"})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["state"], "confirmed");
+    assert_eq!(request_state(&addr, &dpo, &b)["state"], "completed");
+
+    // A transfer the user asked to be told of (art. 19): the notice is a
+    // work item, delivered through the app's sender, sent once confirmed.
+    let mut p3 = common::person(3);
+    for c in p3["consents"].as_array_mut().unwrap() {
+        if c["kind"] == "policy" {
+            c["notify_of_transfers"] = json!(true);
+        }
+    }
+    let (status, v) = call(&addr, "POST", "/api/v1/subjects", &backend, Some(&p3)).unwrap();
+    assert_eq!(status, 201, "{v}");
+    let told = v["subject_id"].as_str().unwrap().to_string();
+    let (status, d) = call(&addr, "POST", "/api/v1/disclosures", &backend,
+        Some(&json!({"subject_id": told, "recipient": "financial_institutions", "purpose": "contract_performance",
+                     "categories": ["full_name"], "legal_basis": "the user's consent (clause 6.1)"}))).unwrap();
+    assert_eq!(status, 201, "{d}");
+    assert!(d["notice_due"].is_string(), "{d}");
+    wait_for("the transfer notice sent", Duration::from_secs(30), || {
+        let (_, n) = call(
+            &addr,
+            "GET",
+            &format!("/api/v1/notices?subject_id={told}"),
+            &dpo,
+            None,
+        )
+        .unwrap();
+        n.as_array()
+            .is_some_and(|n| n.len() == 1 && n[0]["state"] == "sent")
+    });
+    let notice = hook
+        .seen
+        .lock()
+        .unwrap()
+        .values()
+        .find(|e| e["kind"] == "notice.send")
+        .cloned()
+        .unwrap();
+    assert_eq!(notice["subject_id"], told.as_str());
+    let ru = notice["data"]["text"]["ru"].as_str().unwrap();
+    assert!(ru.contains("iBusiness") && !ru.contains('{'), "{ru}");
+    for (f, value) in p3["fields"].as_object().unwrap() {
+        let value = value.as_str().unwrap_or_default();
+        assert!(
+            value.len() < 4 || !notice.to_string().contains(value),
+            "{f} in a notice"
+        );
+    }
+    let (status, l) = call(
+        &addr,
+        "GET",
+        &format!("/api/v1/subjects/{told}/disclosures"),
+        &dpo,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{l}");
+    assert!(
+        l[0]["notified_at"].is_string(),
+        "the disclosure records the notice: {l}"
+    );
+
+    // The audit log holds each confirmation; the chain is intact.
+    let (code, _) = server.stop();
+    assert_eq!(code, 0);
+    common::audit_verify(dir.path(), url);
+    let rt = common::runtime();
+    rt.block_on(async {
+        let st = common::store(dir.path(), url).await;
+        let records = st
+            .audit_records(&derbes_store::AuditQuery {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let confirmed: Vec<_> = records
+            .iter()
+            .filter(|r| r.record.action == "outbox.confirmed")
+            .collect();
+        assert!(confirmed.len() >= 3, "{}", confirmed.len());
+        assert!(
+            records
+                .iter()
+                .all(|r| !r.record.details.contains("analytics team")),
+            "a reason is sealed"
+        );
+        st.close().await;
+    });
+    // JetStream holds each event once.
+    assert_eq!(stream.messages(), 2, "destroyed and blocked, once each");
+}
+
+#[test]
+fn systems_follow_and_requests_wait_for_them_sqlite() {
+    end_to_end(None);
+}
+
+#[test]
+fn systems_follow_and_requests_wait_for_them_postgres() {
+    common::with_postgres(|url| end_to_end(Some(url)));
+}
+
+/// kill -9 of `serve` while deliveries are in flight: after a restart every
+/// event reaches its system (the receiver, de-duplicating by event id, sees
+/// each once), none is lost, and no request completed before all its
+/// systems confirmed.
+fn kill9_mid_delivery(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = Stream::create();
+    let hook = Receiver::start(0);
+    let server = Server::start_with(dir.path(), url, &["--outbox-retry-ms", "50"]);
+    let addr = server.addr.clone();
+    let admin = staff(dir.path(), url, "administrator");
+    let backend = staff(dir.path(), url, "backend_service");
+    let dpo = staff(dir.path(), url, "data_protection_officer");
+    let (status, orders) = call(&addr, "POST", "/api/v1/systems", &admin,
+        Some(&json!({"name": "orders", "categories": ["full_name", "contact"], "webhook": hook.url()}))).unwrap();
+    assert_eq!(status, 201);
+    *hook.secret.lock().unwrap() = orders["secret"].as_str().unwrap().as_bytes().to_vec();
+    let (status, _) = call(
+        &addr,
+        "POST",
+        "/api/v1/systems",
+        &admin,
+        Some(
+            &json!({"name": "analytics", "categories": ["contact"], "confirm": "delivery",
+                     "nats_subject": format!("{}.analytics", stream.prefix)}),
+        ),
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+    let mut requests = Vec::new();
+    for i in 0..12 {
+        let subject = register(&addr, &backend, 100 + i);
+        let (status, b) = call(&addr, "POST", "/api/v1/requests", &backend,
+            Some(&json!({"subject_id": subject, "kind": "blocking", "channel": "written", "requester": "subject"}))).unwrap();
+        assert_eq!(status, 201, "{b}");
+        requests.push(b["request_id"].as_str().unwrap().to_string());
+    }
+    for r in &requests {
+        verify_request(&addr, &dpo, r);
+    }
+    // Killed while the relay works through them.
+    server.kill9();
+    let rt = common::runtime();
+    let unsettled_completed = || {
+        rt.block_on(async {
+            let st = common::store(dir.path(), url).await;
+            let mut bad = 0;
+            for r in &requests {
+                let row = st.request(r).await.unwrap().unwrap();
+                if row.state == derbes_store::RequestState::Completed
+                    && !st.awaiting(r).await.unwrap().is_empty()
+                {
+                    bad += 1;
+                }
+            }
+            let all = st
+                .events(&derbes_store::EventFilter {
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            st.close().await;
+            (bad, all)
+        })
+    };
+    let (bad, _) = unsettled_completed();
+    assert_eq!(bad, 0, "a request completed before its systems confirmed");
+    let server = Server::start_with(dir.path(), url, &["--outbox-retry-ms", "50"]);
+    common::wait_completed(dir.path(), url, &requests, Duration::from_secs(60));
+    let (bad, all) = unsettled_completed();
+    assert_eq!(bad, 0);
+    assert!(
+        all.iter()
+            .all(|e| e.state == derbes_store::EventState::Confirmed),
+        "every event confirmed"
+    );
+    let to_orders: BTreeSet<String> = all
+        .iter()
+        .filter(|e| e.system_id == "orders")
+        .map(|e| e.event_id.clone())
+        .collect();
+    let received: BTreeSet<String> = hook.seen.lock().unwrap().keys().cloned().collect();
+    assert_eq!(
+        received, to_orders,
+        "the receiver saw every event, each once after de-duplication"
+    );
+    let to_nats = all.iter().filter(|e| e.system_id == "analytics").count() as u64;
+    assert_eq!(
+        stream.messages(),
+        to_nats,
+        "JetStream stored each event once"
+    );
+    let (code, _) = server.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn kill9_mid_delivery_loses_nothing_sqlite() {
+    kill9_mid_delivery(None);
+}
+
+#[test]
+fn kill9_mid_delivery_loses_nothing_postgres() {
+    common::with_postgres(|url| kill9_mid_delivery(Some(url)));
+}
