@@ -687,16 +687,17 @@ impl Engine {
             ));
         }
         let row = self.event_row(event_id).await?;
-        let notes = self
-            .seal_notes(
-                row.subject_id,
-                &[(
-                    format!("event:{event_id}"),
-                    "reason:confirmed",
-                    Some(&reason),
-                )],
-            )
-            .await?;
+        // Under the subject's key; a destroyed subject's (the event that
+        // told a system to destroy) under the event's own.
+        let texts = [(
+            format!("event:{event_id}"),
+            "reason:confirmed",
+            Some(reason.as_str()),
+        )];
+        let notes = match self.seal_notes(row.subject_id, &texts).await {
+            Err(EngineError::Destroyed) => self.seal_notes(None, &texts).await?,
+            other => other?,
+        };
         self.settle(actor, event_id, actor.id(), "manual", &notes)
             .await?;
         self.outbox_event(actor, event_id).await

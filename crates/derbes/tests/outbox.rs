@@ -465,6 +465,36 @@ fn end_to_end(url: Option<&str>) {
     assert_eq!(e["state"], "confirmed");
     assert_eq!(request_state(&addr, &dpo, &b)["state"], "completed");
 
+    // A destroyed subject's event is confirmed by hand too: the reason is
+    // sealed under the event's own key, the subject's being gone.
+    let gone = register(&addr, &backend, 4);
+    let r2 = request_destruction(&addr, &backend, &gone);
+    verify_request(&addr, &dpo, &r2);
+    wait_for(
+        "the second destruction delivered",
+        Duration::from_secs(30),
+        || {
+            let v = request_state(&addr, &dpo, &r2);
+            v["awaiting"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1 && a[0]["state"] == "delivered")
+        },
+    );
+    let ev = request_state(&addr, &dpo, &r2)["awaiting"][0]["event_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, e) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/outbox/{ev}/manual-confirmation"),
+        &dpo,
+        Some(&json!({"reason": "the analytics team deleted the profile, ticket 7"})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(request_state(&addr, &dpo, &r2)["state"], "completed");
+
     // A transfer the user asked to be told of (art. 19): the notice is a
     // work item, delivered through the app's sender, sent once confirmed.
     let mut p3 = common::person(3);
@@ -521,7 +551,7 @@ fn end_to_end(url: Option<&str>) {
     .unwrap();
     assert_eq!(status, 200, "{l}");
     assert!(
-        l[0]["notified_at"].is_string(),
+        l["disclosures"][0]["notified_at"].is_string(),
         "the disclosure records the notice: {l}"
     );
 
@@ -553,7 +583,11 @@ fn end_to_end(url: Option<&str>) {
         st.close().await;
     });
     // JetStream holds each event once.
-    assert_eq!(stream.messages(), 2, "destroyed and blocked, once each");
+    assert_eq!(
+        stream.messages(),
+        3,
+        "two destroyed and one blocked, once each"
+    );
 }
 
 #[test]
