@@ -6,6 +6,7 @@
 //! return to the caller; it is never logged.
 
 mod audit;
+mod breaches;
 mod consents;
 mod decide;
 mod destruction;
@@ -41,6 +42,7 @@ use derbes_store::Store;
 use derbes_vault::{KeyEnv, Keyring};
 
 pub use audit::{Actor, AuditView, SystemJob};
+pub use breaches::{BreachAction, BreachStep, BreachView, NewBreach};
 pub(crate) use consents::records_of;
 pub use consents::{ConsentView, ReceiptCheck};
 pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView};

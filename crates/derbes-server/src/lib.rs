@@ -13,6 +13,7 @@
 
 mod auth;
 mod body;
+mod breaches;
 mod decisions;
 mod error;
 mod headers;

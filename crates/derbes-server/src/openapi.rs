@@ -24,6 +24,7 @@ use utoipa::OpenApi;
         (name = "requests", description = "The rights desk: data-subject requests against legal deadlines"),
         (name = "statistics", description = "Depersonalised usage statistics (3.2): app events in, k-anonymous figures out"),
         (name = "retention", description = "Retention: relationship end, legal holds, the purge, destruction certificates"),
+        (name = "breaches", description = "The breach register: detected, assessed, notified to the authorised body within 1 working day, closed"),
         (name = "outbox", description = "Connected systems and the transactional outbox of what they must follow"),
     )
 )]

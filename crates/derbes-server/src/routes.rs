@@ -20,6 +20,7 @@ use derbes_engine::PolicyVersionView;
 /// state, the `/api/v1` routes but the policy's and this document's need a
 /// staff token; without one the router is only for its document.
 pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use crate::breaches as b;
     use crate::decisions as d;
     use crate::outbox as o;
     use crate::promises as p;
@@ -71,7 +72,12 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(o::show))
         .routes(routes!(o::retry))
         .routes(routes!(o::confirm_manually))
-        .routes(routes!(o::notices));
+        .routes(routes!(o::notices))
+        .routes(routes!(b::list, b::report))
+        .routes(routes!(b::show))
+        .routes(routes!(b::act))
+        .routes(routes!(b::notice))
+        .routes(routes!(b::notify_subjects));
     let protected = match state {
         Some(state) => protected.route_layer(axum::middleware::from_fn_with_state(
             state,

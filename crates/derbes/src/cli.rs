@@ -85,6 +85,18 @@ pub enum Command {
     /// disconnect.
     #[command(subcommand)]
     Systems(SystemsCommand),
+    /// The breach register (the Law, art. 25): record, assess, notify the
+    /// authorised body within 1 working day, close; the notice document.
+    #[command(subcommand)]
+    Breaches(BreachesCommand),
+    /// Notices to users (a transfer, a breach): sent, pending, overdue.
+    Notices {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Only unsent ones past their due date (exit 1 when there are any).
+        #[arg(long)]
+        overdue: bool,
+    },
     /// The outbox of events for the connected systems: deliver (`run`),
     /// list, retry the dead, confirm by hand.
     #[command(subcommand)]
@@ -156,7 +168,9 @@ pub enum RequestsCommand {
     List {
         #[command(flatten)]
         engine: EngineArgs,
-        /// Only open requests past their due date.
+        /// Only open requests past their due date, with every other late
+        /// duty: breach notices to the authorised body, notices to users
+        /// (exit 1 when there are any).
         #[arg(long)]
         overdue: bool,
         /// Only this state (received, identity_verified, in_progress, completed, refused).
@@ -237,6 +251,84 @@ pub enum SystemsCommand {
         #[command(flatten)]
         engine: EngineArgs,
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BreachesCommand {
+    /// Record a detected breach; prints it with its notice deadline.
+    Report {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// What happened (sealed).
+        #[arg(long)]
+        description: String,
+        /// The policy's categories affected, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        categories: Vec<String>,
+        /// The subjects affected, comma-separated ids.
+        #[arg(long, value_delimiter = ',')]
+        subjects: Vec<String>,
+        /// How many are affected, when they are not listed.
+        #[arg(long)]
+        affected_count: Option<i64>,
+        /// When it was detected (RFC 3339); now when absent.
+        #[arg(long)]
+        detected_at: Option<String>,
+        #[arg(long)]
+        cause: Option<String>,
+        #[arg(long)]
+        measures: Option<String>,
+    },
+    /// The register, the earliest notice due first.
+    List {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Only those whose notice is late (exit 1 when there are any).
+        #[arg(long)]
+        overdue: bool,
+        /// Only this state (detected, assessed, notified, closed).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One breach with its free text.
+    Show {
+        #[command(flatten)]
+        engine: EngineArgs,
+        breach_id: String,
+    },
+    /// assess, notify (the authorised body was notified) or close.
+    Act {
+        #[command(flatten)]
+        engine: EngineArgs,
+        breach_id: String,
+        /// assess, notify or close.
+        #[arg(long)]
+        action: String,
+        #[arg(long)]
+        cause: Option<String>,
+        #[arg(long)]
+        measures: Option<String>,
+        /// The authorised body's registration number or letter.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// The notice to the authorised body (Markdown).
+    Notice {
+        #[command(flatten)]
+        engine: EngineArgs,
+        breach_id: String,
+        #[arg(long, value_enum, default_value_t = LangArg::Ru)]
+        lang: LangArg,
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Tell the subjects it lists, through the system that sends the app's notices.
+    NotifySubjects {
+        #[command(flatten)]
+        engine: EngineArgs,
+        breach_id: String,
     },
 }
 

@@ -706,3 +706,293 @@ fn kill9_mid_delivery_loses_nothing_sqlite() {
 fn kill9_mid_delivery_loses_nothing_postgres() {
     common::with_postgres(|url| kill9_mid_delivery(Some(url)));
 }
+
+/// The breach register end to end: recorded by security, overdue when its
+/// notice is late (in the DPO's queue and `derbes requests list
+/// --overdue`), the notice document naming the operator and the
+/// responsible person, steps audited without their text, the listed
+/// subjects told through the app's sender.
+fn breach_register(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(0);
+    let server = Server::start_with(dir.path(), url, &["--outbox-retry-ms", "50"]);
+    let addr = server.addr.clone();
+    let admin = staff(dir.path(), url, "administrator");
+    let backend = staff(dir.path(), url, "backend_service");
+    let security = staff(dir.path(), url, "security");
+    let dpo = staff(dir.path(), url, "data_protection_officer");
+    let (status, sender) = call(&addr, "POST", "/api/v1/systems", &admin,
+        Some(&json!({"name": "sender", "categories": [], "sends_notices": true, "webhook": hook.url()}))).unwrap();
+    assert_eq!(status, 201, "{sender}");
+    *hook.secret.lock().unwrap() = sender["secret"].as_str().unwrap().as_bytes().to_vec();
+    let a = register(&addr, &backend, 11);
+    let b = register(&addr, &backend, 12);
+
+    // Only the DPO and security keep the register; bad input names its field.
+    let report = json!({"description": "a laptop with an unencrypted export was stolen; Officer Testov reported it",
+        "categories": ["contact", "full_name"], "subjects": [a, b],
+        "detected_at": (chrono::Utc::now() - chrono::Duration::days(6)).to_rfc3339(),
+        "cause": "an export outside derbes"});
+    let (status, _) = call(&addr, "POST", "/api/v1/breaches", &backend, Some(&report)).unwrap();
+    assert_eq!(status, 403);
+    let (status, v) = call(
+        &addr,
+        "POST",
+        "/api/v1/breaches",
+        &security,
+        Some(&json!({"description": "x", "categories": ["nope"], "affected_count": 3})),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("unknown_category")),
+        "{v}"
+    );
+    let (status, v) = call(
+        &addr,
+        "POST",
+        "/api/v1/breaches",
+        &security,
+        Some(&json!({"description": "x", "categories": ["contact"]})),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("affected_required")),
+        "{v}"
+    );
+    let (status, br) = call(&addr, "POST", "/api/v1/breaches", &security, Some(&report)).unwrap();
+    assert_eq!(status, 201, "{br}");
+    let id = br["breach_id"].as_str().unwrap().to_string();
+    assert_eq!(br["state"], "detected");
+    assert_eq!(br["affected_count"], 2);
+    assert_eq!(
+        br["overdue"], true,
+        "detected 6 days ago, not notified: {br}"
+    );
+    assert!(
+        br["notice_due"]
+            .as_str()
+            .unwrap()
+            .ends_with("23:59:59+05:00"),
+        "{br}"
+    );
+
+    // Late: in the queue and in `requests list --overdue`.
+    let (status, late) = call(&addr, "GET", "/api/v1/breaches?overdue=true", &dpo, None).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(late.as_array().unwrap().len(), 1);
+    assert!(
+        late[0].get("description").is_none(),
+        "no free text in the list"
+    );
+    let mut c = common::derbes();
+    c.args(["requests", "list", "--overdue", "--json", "--data-dir"])
+        .arg(dir.path());
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(
+        common::code(&o),
+        1,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let items = common::json_of(&o);
+    assert!(
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["duty"] == "breach_notice" && i["breach_id"] == id.as_str()),
+        "{items}"
+    );
+
+    // Steps: assess, notify (with the authority's reference), close; a
+    // wrong step is refused.
+    let (status, v) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/breaches/{id}/actions"),
+        &dpo,
+        Some(&json!({"action": "close"})),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("invalid_transition")),
+        "{v}"
+    );
+    let (status, v) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/breaches/{id}/actions"),
+        &dpo,
+        Some(&json!({"action": "assess", "measures": "passwords reset; the export deleted"})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "assessed");
+    assert_eq!(v["measures"], "passwords reset; the export deleted");
+
+    // The notice document: operator, BIN, responsible person, the breach; no subject id.
+    for (lang, words) in [
+        (
+            "ru",
+            [
+                "Уведомление",
+                "220440001087",
+                "dpo@ibusiness.example",
+                "Ответственное лицо",
+            ],
+        ),
+        (
+            "en",
+            [
+                "Notice",
+                "220440001087",
+                "Aizhan Primerova",
+                "passwords reset",
+            ],
+        ),
+    ] {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(s, "GET /api/v1/breaches/{id}/notice?lang={lang} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {dpo}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+        for w in words {
+            assert!(raw.contains(w), "{lang}: {w} missing in {raw}");
+        }
+        assert!(
+            !raw.contains(&a) && !raw.contains(&b),
+            "no subject id in the notice"
+        );
+    }
+    let (status, v) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/breaches/{id}/actions"),
+        &dpo,
+        Some(&json!({"action": "notify", "reference": "reg. 7/123"})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["overdue"].as_bool()),
+        (Some("notified"), Some(false))
+    );
+    let (_, late) = call(&addr, "GET", "/api/v1/breaches?overdue=true", &dpo, None).unwrap();
+    assert_eq!(late.as_array().unwrap().len(), 0);
+
+    // The listed subjects are told, once, through the sender.
+    let (status, v) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/breaches/{id}/subject-notices"),
+        &dpo,
+        None,
+    )
+    .unwrap();
+    assert_eq!((status, v["notices"].as_u64()), (200, Some(2)), "{v}");
+    let (_, v) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/breaches/{id}/subject-notices"),
+        &dpo,
+        None,
+    )
+    .unwrap();
+    assert_eq!(v["notices"], 0, "nobody is told twice");
+    wait_for("the breach notices sent", Duration::from_secs(30), || {
+        let (_, n) = call(&addr, "GET", "/api/v1/notices", &dpo, None).unwrap();
+        n.as_array().is_some_and(|n| {
+            n.len() == 2
+                && n.iter()
+                    .all(|x| x["state"] == "sent" && x["kind"] == "breach")
+        })
+    });
+    let texts: Vec<String> = hook
+        .seen
+        .lock()
+        .unwrap()
+        .values()
+        .map(|e| e["data"]["text"]["en"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts.len(), 2);
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.contains("passwords reset") && !t.contains('{')),
+        "{texts:?}"
+    );
+    let (status, v) = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/breaches/{id}/actions"),
+        &dpo,
+        Some(&json!({"action": "close"})),
+    )
+    .unwrap();
+    assert_eq!((status, v["state"].as_str()), (200, Some("closed")), "{v}");
+
+    let (code, _) = server.stop();
+    assert_eq!(code, 0);
+    common::audit_verify(dir.path(), url);
+    let rt = common::runtime();
+    rt.block_on(async {
+        let st = common::store(dir.path(), url).await;
+        let records = st
+            .audit_records(&derbes_store::AuditQuery {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let steps: Vec<&str> = records
+            .iter()
+            .map(|r| r.record.action.as_str())
+            .filter(|a| a.starts_with("breach."))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "breach.detected",
+                "breach.assessed",
+                "breach.notified",
+                "breach.subjects_notified",
+                "breach.subjects_notified",
+                "breach.closed"
+            ]
+        );
+        let notified = records
+            .iter()
+            .find(|r| r.record.action == "breach.notified")
+            .unwrap();
+        assert!(
+            notified.record.details.contains("\"late\":true"),
+            "{}",
+            notified.record.details
+        );
+        for r in &records {
+            for secret in ["Testov", "laptop", "passwords reset", "reg. 7/123"] {
+                assert!(
+                    !r.record.details.contains(secret),
+                    "{secret} in the audit log"
+                );
+            }
+        }
+        st.close().await;
+    });
+}
+
+#[test]
+fn breach_register_sqlite() {
+    breach_register(None);
+}
+
+#[test]
+fn breach_register_postgres() {
+    common::with_postgres(|url| breach_register(Some(url)));
+}

@@ -36,8 +36,40 @@ async function api(method, path, body) {
   return data;
 }
 
+// Late duties besides requests: a role without the capability sees none.
+async function loadDuties() {
+  const body = $("duties");
+  body.replaceChildren();
+  const rows = [];
+  try {
+    for (const b of await api("GET", "/api/v1/breaches?overdue=true&limit=500")) {
+      rows.push(["breach notice", b.state, b.notice_due, b.breach_id]);
+    }
+  } catch (e) { /* not this role's register */ }
+  try {
+    for (const n of await api("GET", "/api/v1/notices?overdue=true&limit=500")) {
+      rows.push([n.kind + " notice", n.state, n.due_at || "", n.notice_id]);
+    }
+  } catch (e) { /* not this role's */ }
+  for (const [duty, state, due, id] of rows) {
+    const tr = el("tr", null, "row overdue");
+    const st = el("td");
+    st.append(el("span", state, "badge"), " ", el("span", "overdue", "badge late"));
+    tr.append(el("td", duty), st, el("td", String(due).replace("T", " ").slice(0, 16)), el("td", id, "muted"));
+    body.append(tr);
+  }
+  if (!rows.length) {
+    const tr = el("tr");
+    const td = el("td", "Nothing late.", "muted");
+    td.colSpan = 4;
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
 async function loadQueue() {
   showError();
+  loadDuties();
   const q = new URLSearchParams();
   if ($("state").value) q.set("state", $("state").value);
   if ($("overdue").checked) q.set("overdue", "true");

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 mod audit;
+mod breaches;
 mod dev;
 mod keys;
 mod kz;
@@ -33,6 +34,8 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
             after,
             limit,
         } => requests::reconsent(engine, after, limit, json),
+        Command::Breaches(c) => breaches::run(c, json),
+        Command::Notices { engine, overdue } => breaches::notices(engine, overdue, json),
         Command::Systems(c) => outbox::systems(c, json),
         Command::Outbox(c) => outbox::run(c, json),
         Command::Ingest(args) => weblog::ingest(args, json),

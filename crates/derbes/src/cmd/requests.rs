@@ -33,17 +33,47 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
                 };
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let list = engine.requests(&actor, state, None, overdue, 1000).await.map_err(super::staff::engine_error)?;
+                // The DPO's other duties with deadlines: a breach notice to the
+                // authorised body, a notice to a user — late ones with the requests.
+                let (breaches, notices) = if overdue {
+                    (
+                        engine.breaches(&actor, None, true, 1000).await.map_err(super::staff::engine_error)?,
+                        engine.notices(&actor, None, false, true, 1000).await.map_err(super::staff::engine_error)?,
+                    )
+                } else {
+                    (Vec::new(), Vec::new())
+                };
                 engine.close().await;
+                let late = list.len() + breaches.len() + notices.len();
                 if json {
-                    out::json(&list)?;
-                } else if list.is_empty() {
+                    let mut items: Vec<serde_json::Value> = Vec::with_capacity(late);
+                    for r in &list {
+                        items.push(serde_json::to_value(r).map_err(|e| CliError(e.to_string()))?);
+                    }
+                    for (duty, v) in breaches
+                        .iter()
+                        .map(|b| ("breach_notice", serde_json::to_value(b)))
+                        .chain(notices.iter().map(|n| ("subject_notice", serde_json::to_value(n))))
+                    {
+                        let mut v = v.map_err(|e| CliError(e.to_string()))?;
+                        v["duty"] = duty.into();
+                        items.push(v);
+                    }
+                    out::json(&items)?;
+                } else if late == 0 {
                     crate::outln!("no requests{}", if overdue { " past due" } else { "" });
                 } else {
                     for r in &list {
                         crate::outln!("{}", line(r));
                     }
+                    for b in &breaches {
+                        crate::outln!("{}", super::breaches::breach_line(b));
+                    }
+                    for n in &notices {
+                        crate::outln!("{}", super::breaches::notice_line(n));
+                    }
                 }
-                Ok(if overdue && !list.is_empty() { Outcome::Negative } else { Outcome::Ok })
+                Ok(if overdue && late > 0 { Outcome::Negative } else { Outcome::Ok })
             }
             RequestsCommand::Show { engine: args, request_id } => {
                 let (engine, _) = super::serve::open_engine(&args).await?;
