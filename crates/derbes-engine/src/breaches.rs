@@ -507,18 +507,6 @@ impl Engine {
                 "the breach lists no subjects to tell",
             ));
         }
-        let already: std::collections::HashSet<SubjectId> = self
-            .store
-            .notices(&derbes_store::NoticeFilter {
-                kind: Some("breach".into()),
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await?
-            .into_iter()
-            .filter(|n| n.source_id == breach_id)
-            .map(|n| n.subject_id)
-            .collect();
         let p = self.policy.policy();
         let date = derbes_core::almaty_date(b.detected_at)
             .format("%d.%m.%Y")
@@ -558,7 +546,7 @@ impl Engine {
         let now = self.now();
         let mut w = self.write().await?;
         let mut told = 0;
-        for s in subjects.iter().filter(|s| !already.contains(s)) {
+        for s in &subjects {
             let notice = NoticeRow {
                 notice_id: uuid::Uuid::now_v7().to_string(),
                 subject_id: *s,
@@ -568,7 +556,10 @@ impl Engine {
                 due_at: None,
                 sent_at: None,
             };
-            w.add_notices(std::slice::from_ref(&notice)).await?;
+            // A subject already told of this breach is not told again.
+            if w.add_notices(std::slice::from_ref(&notice)).await? != [true] {
+                continue;
+            }
             let about = About {
                 subject: Some(*s),
                 request_id: None,

@@ -110,6 +110,7 @@ pub struct Engine {
     /// A new window for the statistics' day keys, to record with them
     /// (`--key-window-days`); `None` keeps the recorded one.
     key_window_days: Option<u32>,
+    reconsent_walk: Arc<std::sync::Mutex<reconsent::NoticeWalk>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -232,6 +233,7 @@ impl Engine {
             clock: Arc::new(Utc::now),
             access_fee_kzt: 0,
             key_window_days: None,
+            reconsent_walk: Arc::default(),
         }
     }
 

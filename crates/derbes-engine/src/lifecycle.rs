@@ -77,6 +77,8 @@ pub struct TickReport {
     pub jobs: JobsReport,
     /// An audit checkpoint was signed at this record (one was due).
     pub checkpoint: Option<i64>,
+    /// Re-consent notices recorded (7.6).
+    pub reconsent_notices: usize,
 }
 
 /// Apply the migrations of `storage` and nothing else (`derbes migrate`).
@@ -210,6 +212,10 @@ impl Engine {
         match self.run_jobs().await {
             Ok(r) => report.jobs = r,
             Err(e) => failed.push(("scheduled destructions", e)),
+        }
+        match self.reconsent_notices_pass(200).await {
+            Ok(n) => report.reconsent_notices = n,
+            Err(e) => failed.push(("re-consent notices", e)),
         }
         match self.checkpoint_if_due().await {
             Ok(seq) => report.checkpoint = seq,

@@ -113,3 +113,105 @@ impl Engine {
         })
     }
 }
+
+/// How far this process has walked the re-consent list to record notices:
+/// once to its end per start (recording is idempotent per subject and
+/// version; nobody joins the list later, as new consents accept the
+/// version in force).
+#[derive(Debug, Default)]
+pub(crate) struct NoticeWalk {
+    after: Option<SubjectId>,
+    done: bool,
+}
+
+impl Engine {
+    /// One page of re-consent notices (7.6): each subject on the list is
+    /// told, once per version, through the system that sends the app's
+    /// notices (a notice with no such system is listed `undeliverable`).
+    /// How many were recorded now.
+    pub(crate) async fn reconsent_notices_pass(&self, limit: i64) -> Result<usize, EngineError> {
+        let after = {
+            let walk = self
+                .reconsent_walk
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if walk.done {
+                return Ok(0);
+            }
+            walk.after
+        };
+        let duties = Actor::system(crate::SystemJob::Duties);
+        let page = self.reconsent(&duties, after, limit).await?;
+        let p = self.policy.policy();
+        let version = p.version.clone();
+        let published = p.published.format("%d.%m.%Y").to_string();
+        let text = derbes_policy::Text {
+            ru: derbes_policy::NoticeTemplates::render(
+                &p.notices.reconsent.ru,
+                &[
+                    ("app", p.operator.app.as_str()),
+                    ("operator", &p.operator.name.ru),
+                    ("version", &version),
+                    ("published", &published),
+                ],
+            ),
+            en: derbes_policy::NoticeTemplates::render(
+                &p.notices.reconsent.en,
+                &[
+                    ("app", p.operator.app.as_str()),
+                    ("operator", &p.operator.name.en),
+                    ("version", &version),
+                    ("published", &published),
+                ],
+            ),
+            kk: None,
+        };
+        let now = self.now();
+        let mut told = 0;
+        if !page.items.is_empty() {
+            let mut w = self.write().await?;
+            for item in &page.items {
+                let notice = derbes_store::NoticeRow {
+                    notice_id: uuid::Uuid::now_v7().to_string(),
+                    subject_id: item.subject_id,
+                    kind: "reconsent".into(),
+                    source_id: version.clone(),
+                    created_at: now,
+                    due_at: None,
+                    sent_at: None,
+                };
+                if w.add_notices(std::slice::from_ref(&notice)).await? != [true] {
+                    continue;
+                }
+                let about = crate::outbox::About {
+                    subject: Some(item.subject_id),
+                    request_id: None,
+                    gates: false,
+                    due_at: None,
+                };
+                let change = crate::outbox::Change::Notice {
+                    notice_id: notice.notice_id,
+                    kind: "reconsent",
+                    text: text.clone(),
+                };
+                self.follow_in(&mut w, &about, change).await?;
+                told += 1;
+            }
+            if told > 0 {
+                self.commit(
+                    w,
+                    [Record::new(&duties, "reconsent.notices")
+                        .details(serde_json::json!({"version": version, "notices": told}))],
+                )
+                .await?;
+            }
+        }
+        let mut walk = self
+            .reconsent_walk
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        walk.after = page.next_after;
+        walk.done = page.next_after.is_none();
+        Ok(told)
+    }
+}

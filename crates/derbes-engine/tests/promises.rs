@@ -34,10 +34,13 @@ enum Door {
     Collection,
     Desk,
     Job,
+    /// The connected systems: told in the change's own transaction, and a
+    /// request completes only once they confirm.
+    Systems,
 }
 
 impl Door {
-    const ALL: [Door; 8] = [
+    const ALL: [Door; 9] = [
         Door::Decision,
         Door::Read,
         Door::Disclosure,
@@ -46,6 +49,7 @@ impl Door {
         Door::Collection,
         Door::Desk,
         Door::Job,
+        Door::Systems,
     ];
 }
 
@@ -186,6 +190,7 @@ fn codes<T>(r: &Result<T, EngineError>) -> Vec<String> {
         Err(EngineError::Forbidden(_)) => vec!["forbidden".into()],
         Err(EngineError::Invalid(p)) => p.iter().map(|p| format!("invalid:{}", p.code)).collect(),
         Err(EngineError::Destroyed) => vec!["destroyed".into()],
+        Err(EngineError::AwaitingSystems(_)) => vec!["awaiting_systems".into()],
         Err(e) => vec![format!("{e:?}")],
     }
 }
@@ -258,8 +263,60 @@ impl World {
         World { db, dir, now, e }
     }
 
+    /// Connect one system that holds every category and sends the app's
+    /// notices (no relay runs here: its events stay pending until
+    /// confirmed by hand).
+    async fn connect_everything(&self) {
+        let admin = Actor::staff("admin", "administrator");
+        let categories = self
+            .e
+            .policy()
+            .policy()
+            .categories
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        self.e
+            .connect_system(
+                &admin,
+                &derbes_engine::NewSystem {
+                    name: "everything".into(),
+                    categories,
+                    sends_notices: true,
+                    webhook: Some("http://127.0.0.1:9/derbes".into()),
+                    nats_subject: None,
+                    confirm: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
     fn set(&self, t: &str) {
         *self.now.lock().unwrap() = at(t);
+    }
+}
+
+/// The events the connected system was told of `s`, by kind.
+async fn told(e: &Engine, s: SubjectId) -> Vec<derbes_engine::EventView> {
+    e.outbox(
+        &dpo(),
+        &derbes_engine::OutboxQuery {
+            subject_id: Some(s),
+            limit: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// The officer confirms by hand everything request `r` waits for.
+async fn confirm_awaited(e: &Engine, r: &str) {
+    for a in e.request(&dpo(), r).await.unwrap().awaiting {
+        e.confirm_event_manually(&dpo(), &a.event_id, "confirmed by the system's team")
+            .await
+            .unwrap();
     }
 }
 
@@ -400,6 +457,15 @@ async fn blocking(w: &World, t: &mut Table) {
     let p = t.promise("blocking from the request on", "4.2");
     // Received, not yet verified: already blocked.
     let b = file(e, &support(), s, "blocking", json!({})).await;
+    let ev = told(e, s).await;
+    t.cell(
+        p,
+        Door::Systems,
+        ev.len() == 1
+            && ev[0].kind == "subject.blocked"
+            && ev[0].request_id.as_deref() == Some(b.as_str()),
+        format!("told at intake, gating the request: {ev:?}"),
+    );
     denied_at_each_door(
         t,
         p,
@@ -490,14 +556,43 @@ async fn blocking(w: &World, t: &mut Table) {
         .await
         .is_ok();
     t.cell(p, Door::Desk, ok, "a refused blocking request unblocks");
-    // Unblocked, the waiting destruction goes ahead.
+    let kinds: Vec<String> = told(e, s).await.into_iter().map(|x| x.kind).collect();
+    t.cell(
+        p,
+        Door::Systems,
+        kinds == ["subject.blocked", "subject.unblocked"],
+        format!("{kinds:?}"),
+    );
+    // Unblocked, the waiting destruction goes ahead; the request completes
+    // once the connected system confirms, not before, whoever asks.
     let r = e.run_jobs().await.unwrap();
     let v = e.request(&dpo(), &d).await.unwrap();
     t.cell(
         p,
         Door::Job,
-        r.destroyed == 1 && v.state == derbes_engine::RequestState::Completed,
-        format!("{r:?}"),
+        r.destroyed == 1
+            && v.state == derbes_engine::RequestState::InProgress
+            && v.waiting == ["connected_systems"]
+            && v.awaiting.len() == 1,
+        format!("{r:?} {:?}", v.waiting),
+    );
+    let c = codes(
+        &e.act_on_request(&dpo(), &d, RequestAction::Complete, None)
+            .await,
+    );
+    t.cell(
+        p,
+        Door::Systems,
+        c == ["awaiting_systems"],
+        format!("{c:?}"),
+    );
+    confirm_awaited(e, &d).await;
+    let v = e.request(&dpo(), &d).await.unwrap();
+    t.cell(
+        p,
+        Door::Systems,
+        v.state == derbes_engine::RequestState::Completed && v.outcome.is_some(),
+        format!("{:?}", v.state),
     );
 }
 
@@ -581,6 +676,25 @@ async fn objections(w: &World, t: &mut Table) {
         Door::Export,
         x.objections.iter().any(|o| o.channel == "sms"),
         "the copy lists the objection",
+    );
+    let ev = told(e, s).await;
+    let v = e.request(&dpo(), &o).await.unwrap();
+    t.cell(
+        p,
+        Door::Systems,
+        ev.iter().any(|x| {
+            x.kind == "subject.objection" && x.payload["data"]["channels"] == json!(["sms"])
+        }) && v.state == derbes_engine::RequestState::InProgress
+            && v.awaiting.len() == 1,
+        format!("{ev:?} {:?}", v.state),
+    );
+    confirm_awaited(e, &o).await;
+    let v = e.request(&dpo(), &o).await.unwrap();
+    t.cell(
+        p,
+        Door::Systems,
+        v.state == derbes_engine::RequestState::Completed,
+        format!("{:?}", v.state),
     );
 }
 
@@ -684,6 +798,14 @@ async fn withdrawal(w: &World, t: &mut Table) {
         .await
         .unwrap();
     let mine = req.iter().find(|r| r.subject_id == Some(s)).unwrap();
+    let kinds: Vec<String> = told(e, s).await.into_iter().map(|x| x.kind).collect();
+    t.cell(
+        p,
+        Door::Systems,
+        kinds == ["consent.withdrawn", "subject.destroyed"] && mine.awaiting.len() == 1,
+        format!("{kinds:?}, awaiting {:?}", mine.awaiting),
+    );
+    confirm_awaited(e, &mine.request_id).await;
     let answer = e
         .request(&dpo(), &mine.request_id)
         .await
@@ -755,6 +877,25 @@ async fn versions(w: &World, t: &mut Table) {
             i.accepted_version == "1.0.0" && i.changes.iter().any(|c| c.contains("credit_scoring"))
         }),
         format!("{:?}", list.items),
+    );
+    // The scheduler tells them, once, through the app's sender.
+    let first = e2.tick(false).await.unwrap().reconsent_notices;
+    let again = e2.tick(false).await.unwrap().reconsent_notices;
+    let ev: Vec<derbes_engine::EventView> = told(&e2, s)
+        .await
+        .into_iter()
+        .filter(|x| x.payload["data"]["notice"] == "reconsent")
+        .collect();
+    t.cell(
+        p,
+        Door::Systems,
+        first >= 1
+            && again == 0
+            && ev.len() == 1
+            && ev[0].payload["data"]["text"]["ru"]
+                .as_str()
+                .is_some_and(|x| x.contains("1.1.0")),
+        format!("{first} {again} {ev:?}"),
     );
     // Consenting again covers the new purpose; the list forgets them.
     e2.add_consent(
@@ -1420,6 +1561,7 @@ async fn representation(w: &World, t: &mut Table) {
 
 async fn all_promises(db: TestDb) {
     let w = World::new(db);
+    w.connect_everything().await;
     let mut t = Table::default();
     purpose_and_need_to_know(&w, &mut t).await;
     blocking(&w, &mut t).await;

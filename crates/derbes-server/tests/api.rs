@@ -235,7 +235,9 @@ async fn desk_page_is_self_contained() {
     assert!(ctype.starts_with("text/javascript"));
     assert!(!js.contains("innerHTML") && !js.contains("eval("));
     assert!(js.contains("/api/v1/requests") && js.contains("sessionStorage"));
-    assert!(js.contains("/api/v1/breaches?overdue=true") && js.contains("/api/v1/notices?overdue=true"));
+    assert!(
+        js.contains("/api/v1/breaches?overdue=true") && js.contains("/api/v1/notices?overdue=true")
+    );
     // Every API path the page calls exists in the OpenAPI document.
     let (_, _, doc) = get(&st, "/api/v1/openapi.json").await;
     let doc = json(&doc);

@@ -571,12 +571,13 @@ impl Write {
         Store::unsettled_in(self.tx(), request_id).await
     }
 
-    /// Record notices (a notice already recorded for the same source and
-    /// subject is not recorded twice).
-    pub async fn add_notices(&mut self, notices: &[NoticeRow]) -> Result<(), StoreError> {
+    /// Record notices; a notice already recorded for the same kind, source
+    /// and subject is not recorded twice. Which were recorded now.
+    pub async fn add_notices(&mut self, notices: &[NoticeRow]) -> Result<Vec<bool>, StoreError> {
         let tx = self.tx();
+        let mut fresh = Vec::with_capacity(notices.len());
         for n in notices {
-            sqlx::query(&format!(
+            let done = sqlx::query(&format!(
                 "INSERT INTO notices ({NOTICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, source_id, subject_id) DO NOTHING"
             ))
             .bind(&n.notice_id)
@@ -587,9 +588,11 @@ impl Write {
             .bind(n.due_at.map(crate::us))
             .bind(n.sent_at.map(crate::us))
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
+            fresh.push(done > 0);
         }
-        Ok(())
+        Ok(fresh)
     }
 
     /// A notice's delivery was confirmed: it is sent (and a transfer
