@@ -80,6 +80,8 @@ pub(crate) struct Order {
     pub what: What,
     pub job_id: Option<String>,
     pub request_id: Option<String>,
+    /// The request's legal deadline, which the connected systems are told.
+    pub due_at: Option<DateTime<Utc>>,
     /// The subject's fields with their collection time, when the caller has
     /// read them already (the purge); loaded otherwise.
     pub fields: Option<Vec<(String, DateTime<Utc>)>>,
@@ -93,6 +95,7 @@ impl Order {
             what,
             job_id: None,
             request_id: None,
+            due_at: None,
             fields: None,
         }
     }
@@ -272,17 +275,13 @@ impl Engine {
             for (item, (o, (categories, certificate_id, _, kept))) in
                 items.iter_mut().zip(orders.iter().zip(&plans))
             {
-                let due = match &o.request_id {
-                    Some(r) => self.store.request(r).await?.map(|r| r.due_at),
-                    None => None,
-                };
                 item.events = self.events_for(
                     &systems,
                     &crate::outbox::About {
                         subject: Some(o.subject),
                         request_id: o.request_id.as_deref(),
                         gates: true,
-                        due_at: Some(due.unwrap_or(now)),
+                        due_at: Some(o.due_at.unwrap_or(now)),
                     },
                     &crate::outbox::Change::Destroyed {
                         categories: categories.clone(),

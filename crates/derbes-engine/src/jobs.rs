@@ -515,6 +515,7 @@ impl Engine {
             let mut order = Order::new(subject, ground, what);
             order.job_id = Some(job.job_id);
             order.request_id = job.request_id;
+            order.due_at = request.as_ref().map(|r| r.due_at);
             orders.push(order);
         }
         // One at a time: each destruction is its own transaction.
