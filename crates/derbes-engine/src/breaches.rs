@@ -173,19 +173,7 @@ impl Engine {
         let cause = text("cause", b.cause.as_deref(), 4000)?;
         let measures = text("measures", b.measures.as_deref(), 4000)?;
         let p = self.policy.policy();
-        let mut categories: Vec<String> = Vec::new();
-        for c in &b.categories {
-            if p.category(c).is_none() {
-                return Err(EngineError::invalid(
-                    "categories",
-                    "unknown_category",
-                    format!("`{c}` is not a category of the policy"),
-                ));
-            }
-            if !categories.contains(c) {
-                categories.push(c.clone());
-            }
-        }
+        let categories = crate::known_categories(p, &b.categories)?;
         if categories.is_empty() {
             return Err(EngineError::invalid(
                 "categories",
@@ -411,15 +399,7 @@ impl Engine {
                 .format("%Y-%m-%d %H:%M (Asia/Almaty)")
                 .to_string()
         };
-        let categories: Vec<String> = b
-            .categories
-            .iter()
-            .map(|c| {
-                p.category(c)
-                    .map(|x| t(&x.name))
-                    .unwrap_or_else(|| c.clone())
-            })
-            .collect();
+        let categories = crate::category_names(p, b.categories.iter().map(String::as_str), ru);
         let none = if ru {
             "не установлено"
         } else {
@@ -455,7 +435,7 @@ impl Engine {
             (
                 "Категории персональных данных",
                 "Categories of personal data",
-                categories.join(", "),
+                categories.clone(),
             ),
             ("Число субъектов", "Subjects affected", count),
             (
@@ -513,15 +493,7 @@ impl Engine {
             .to_string();
         let render = |ru: bool| {
             let t = |x: &derbes_policy::Text| if ru { x.ru.clone() } else { x.en.clone() };
-            let categories: Vec<String> = b
-                .categories
-                .iter()
-                .map(|c| {
-                    p.category(c)
-                        .map(|x| t(&x.name))
-                        .unwrap_or_else(|| c.clone())
-                })
-                .collect();
+            let categories = crate::category_names(p, b.categories.iter().map(String::as_str), ru);
             let template = if ru {
                 &p.notices.breach.ru
             } else {
@@ -532,7 +504,7 @@ impl Engine {
                 &[
                     ("app", p.operator.app.as_str()),
                     ("operator", &t(&p.operator.name)),
-                    ("categories", &categories.join(", ")),
+                    ("categories", &categories),
                     ("date", &date),
                     ("measures", b.measures.as_deref().unwrap_or("-")),
                 ],

@@ -135,6 +135,45 @@ pub(crate) fn field_categories<'a>(fields: impl Iterator<Item = &'a str>) -> Vec
 }
 
 /// `value` if it is one of `allowed`; otherwise `code` on `field`, naming them.
+/// The policy's categories named in `ids`, each once, in order; an
+/// unknown one refused (`unknown_category`).
+fn known_categories(
+    policy: &derbes_policy::Policy,
+    ids: &[String],
+) -> Result<Vec<String>, EngineError> {
+    let mut out: Vec<String> = Vec::new();
+    for c in ids {
+        if policy.category(c).is_none() {
+            return Err(EngineError::invalid(
+                "categories",
+                "unknown_category",
+                format!("`{c}` is not a category of the policy"),
+            ));
+        }
+        if !out.contains(c) {
+            out.push(c.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The names of categories in Russian (`ru`) or English, comma-separated,
+/// for a notice.
+fn category_names<'a>(
+    policy: &derbes_policy::Policy,
+    ids: impl IntoIterator<Item = &'a str>,
+    ru: bool,
+) -> String {
+    ids.into_iter()
+        .map(|c| match policy.category(c) {
+            Some(x) if ru => x.name.ru.clone(),
+            Some(x) => x.name.en.clone(),
+            None => c.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn one_of(
     field: &str,
     code: &'static str,

@@ -410,19 +410,7 @@ impl Engine {
             ));
         }
         let p = self.policy.policy();
-        let mut categories: Vec<String> = Vec::new();
-        for c in &s.categories {
-            if p.category(c).is_none() {
-                return Err(EngineError::invalid(
-                    "categories",
-                    "unknown_category",
-                    format!("`{c}` is not a category of the policy"),
-                ));
-            }
-            if !categories.contains(c) {
-                categories.push(c.clone());
-            }
-        }
+        let categories = crate::known_categories(p, &s.categories)?;
         if categories.is_empty() && !s.sends_notices {
             return Err(EngineError::invalid(
                 "categories",
@@ -1076,16 +1064,7 @@ pub(crate) fn transfer_text(
             .purpose(&d.purpose)
             .map(|x| name(&x.name))
             .unwrap_or_else(|| d.purpose.clone());
-        let categories = d
-            .categories
-            .split(',')
-            .map(|c| {
-                p.category(c)
-                    .map(|x| name(&x.name))
-                    .unwrap_or_else(|| c.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let categories = crate::category_names(p, d.categories.split(','), ru);
         let template = if ru {
             &p.notices.transfer.ru
         } else {

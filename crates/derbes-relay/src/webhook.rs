@@ -74,6 +74,18 @@ fn parse(url: &str) -> Result<Target, String> {
     })
 }
 
+/// An HTTP/1.1 connection over `io`, driven in its own task.
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("http: {e}"))?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
 /// Webhook deliveries, one connection per URL kept between them.
 pub struct Webhooks {
     tls: tokio_rustls::TlsConnector,
@@ -130,17 +142,9 @@ impl Webhooks {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("tls: {e}"))?;
-            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("http: {e}"))?;
-            tokio::spawn(conn);
-            Ok(send)
+            handshake(stream).await
         } else {
-            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| format!("http: {e}"))?;
-            tokio::spawn(conn);
-            Ok(send)
+            handshake(tcp).await
         }
     }
 

@@ -114,30 +114,14 @@ impl Store {
 
     /// Breaches matching `f`, the earliest notice due first.
     pub async fn breaches(&self, f: &BreachFilter) -> Result<Vec<BreachRow>, StoreError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM breaches WHERE 1 = 1");
-        let mut n = 0;
-        if f.state.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND state = ${n}"));
-        }
-        if f.overdue_at.is_some() {
-            n += 1;
-            sql.push_str(&format!(
-                " AND notified_at IS NULL AND closed_at IS NULL AND notice_due < ${n}"
-            ));
-        }
-        n += 1;
-        sql.push_str(&format!(" ORDER BY notice_due, breach_id LIMIT ${n}"));
-        let mut q = sqlx::query(&sql);
-        if let Some(s) = f.state {
-            q = q.bind(s.as_str());
-        }
-        if let Some(t) = f.overdue_at {
-            q = q.bind(crate::us(t));
-        }
-        let rows = q
-            .bind(f.limit.clamp(1, 10_000))
-            .fetch_all(&self.pool)
+        use crate::select::{text, time, Select};
+        let rows = Select::from("breaches", COLUMNS)
+            .and("state =", f.state.map(|s| text(s.as_str())))
+            .and(
+                "notified_at IS NULL AND closed_at IS NULL AND notice_due <",
+                f.overdue_at.map(time),
+            )
+            .fetch(&self.pool, "notice_due, breach_id", f.limit)
             .await?;
         rows.iter().map(breach_row).collect()
     }

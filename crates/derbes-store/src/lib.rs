@@ -34,6 +34,7 @@ mod outbox;
 mod policy_versions;
 mod requests;
 mod retention;
+mod select;
 mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;

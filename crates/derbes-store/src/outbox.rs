@@ -231,42 +231,13 @@ impl Store {
 
     /// Events matching `f`, in the order they were written.
     pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
-        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM outbox WHERE 1 = 1");
-        let mut n = 0;
-        let mut cond = |sql: &mut String, c: &str| {
-            n += 1;
-            sql.push_str(&format!(" AND {c} = ${n}"));
-        };
-        if f.state.is_some() {
-            cond(&mut sql, "state");
-        }
-        if f.system_id.is_some() {
-            cond(&mut sql, "system_id");
-        }
-        if f.subject_id.is_some() {
-            cond(&mut sql, "subject_id");
-        }
-        if f.request_id.is_some() {
-            cond(&mut sql, "request_id");
-        }
-        n += 1;
-        sql.push_str(&format!(" ORDER BY seq LIMIT ${n}"));
-        let mut q = sqlx::query(&sql);
-        if let Some(s) = f.state {
-            q = q.bind(s.as_str());
-        }
-        if let Some(s) = &f.system_id {
-            q = q.bind(s.clone());
-        }
-        if let Some(s) = f.subject_id {
-            q = q.bind(s.to_string());
-        }
-        if let Some(r) = &f.request_id {
-            q = q.bind(r.clone());
-        }
-        let rows = q
-            .bind(f.limit.clamp(1, 10_000))
-            .fetch_all(&self.pool)
+        use crate::select::{text, Select};
+        let rows = Select::from("outbox", EVENT_COLUMNS)
+            .and("state =", f.state.map(|s| text(s.as_str())))
+            .and("system_id =", f.system_id.as_ref().map(text))
+            .and("subject_id =", f.subject_id.map(text))
+            .and("request_id =", f.request_id.as_ref().map(text))
+            .fetch(&self.pool, "seq", f.limit)
             .await?;
         rows.iter().map(event_row).collect()
     }
@@ -328,40 +299,17 @@ impl Store {
 
     /// Notices matching `f`, the earliest due first.
     pub async fn notices(&self, f: &NoticeFilter) -> Result<Vec<NoticeRow>, StoreError> {
-        let mut sql = format!("SELECT {NOTICE_COLUMNS} FROM notices WHERE 1 = 1");
-        let mut n = 0;
-        if f.subject_id.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND subject_id = ${n}"));
-        }
-        if f.kind.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND kind = ${n}"));
-        }
-        if f.open || f.overdue_at.is_some() {
-            sql.push_str(" AND sent_at IS NULL");
-        }
-        if f.overdue_at.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND due_at < ${n}"));
-        }
-        n += 1;
-        sql.push_str(&format!(
-            " ORDER BY COALESCE(due_at, created_at), notice_id LIMIT ${n}"
-        ));
-        let mut q = sqlx::query(&sql);
-        if let Some(s) = f.subject_id {
-            q = q.bind(s.to_string());
-        }
-        if let Some(k) = &f.kind {
-            q = q.bind(k.clone());
-        }
-        if let Some(t) = f.overdue_at {
-            q = q.bind(crate::us(t));
-        }
-        let rows = q
-            .bind(f.limit.clamp(1, 10_000))
-            .fetch_all(&self.pool)
+        use crate::select::{text, time, Select};
+        let rows = Select::from("notices", NOTICE_COLUMNS)
+            .and("subject_id =", f.subject_id.map(text))
+            .and("kind =", f.kind.as_ref().map(text))
+            .and_if(f.open || f.overdue_at.is_some(), "sent_at IS NULL")
+            .and("due_at <", f.overdue_at.map(time))
+            .fetch(
+                &self.pool,
+                "COALESCE(due_at, created_at), notice_id",
+                f.limit,
+            )
             .await?;
         rows.iter().map(notice_row).collect()
     }

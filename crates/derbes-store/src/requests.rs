@@ -106,45 +106,16 @@ impl Store {
 
     /// Requests matching `f`, oldest due first.
     pub async fn requests(&self, f: &RequestFilter) -> Result<Vec<RequestRow>, StoreError> {
-        let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE 1 = 1");
-        let mut n = 0;
-        let mut cond = |sql: &mut String, c: &str| {
-            n += 1;
-            sql.push_str(&format!(" AND {c} ${n}"));
-        };
-        if f.state.is_some() {
-            cond(&mut sql, "state =");
-        }
-        if f.kind.is_some() {
-            cond(&mut sql, "kind =");
-        }
-        if f.subject_id.is_some() {
-            cond(&mut sql, "subject_id =");
-        }
-        if f.overdue_at.is_some() {
-            cond(
-                &mut sql,
+        use crate::select::{text, time, Select};
+        let rows = Select::from("requests", REQUEST_COLUMNS)
+            .and("state =", f.state.map(|s| text(s.as_str())))
+            .and("kind =", f.kind.as_ref().map(text))
+            .and("subject_id =", f.subject_id.map(text))
+            .and(
                 "state NOT IN ('completed', 'refused') AND due_at <",
-            );
-        }
-        n += 1;
-        sql.push_str(&format!(" ORDER BY due_at, request_id LIMIT ${n}"));
-        let mut q = sqlx::query(&sql);
-        if let Some(s) = f.state {
-            q = q.bind(s.as_str());
-        }
-        if let Some(k) = &f.kind {
-            q = q.bind(k.clone());
-        }
-        if let Some(s) = f.subject_id {
-            q = q.bind(s.to_string());
-        }
-        if let Some(t) = f.overdue_at {
-            q = q.bind(crate::us(t));
-        }
-        let rows = q
-            .bind(f.limit.clamp(1, 10_000))
-            .fetch_all(&self.pool)
+                f.overdue_at.map(time),
+            )
+            .fetch(&self.pool, "due_at, request_id", f.limit)
             .await?;
         rows.iter().map(request_row).collect()
     }
