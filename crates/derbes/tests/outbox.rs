@@ -996,3 +996,176 @@ fn breach_register_sqlite() {
 fn breach_register_postgres() {
     common::with_postgres(|url| breach_register(Some(url)));
 }
+
+/// `derbes` on the command line, on this data directory (and database).
+fn cli(dir: &std::path::Path, url: Option<&str>, args: &[&str]) -> (i32, Value, String) {
+    let mut c = common::derbes();
+    c.args(args).arg("--json").arg("--data-dir").arg(dir);
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    (
+        common::code(&o),
+        serde_json::from_str(&out).unwrap_or(Value::Null),
+        format!("{out}{}", String::from_utf8_lossy(&o.stderr)),
+    )
+}
+
+/// The officer's outbox and the register from the command line: a system
+/// connected with `systems add`, its refused event dead (`outbox dead` exits
+/// 1), retried once it is fixed, delivered by the running service; a
+/// breach reported, notified and its notice printed.
+fn cli_drives_outbox_and_register(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(0);
+    let server = Server::start_with(dir.path(), url, &["--outbox-retry-ms", "50"]);
+    let addr = server.addr.clone();
+    let backend = staff(dir.path(), url, "backend_service");
+    let dpo = staff(dir.path(), url, "data_protection_officer");
+    let d = dir.path();
+    let (code, added, said) = cli(
+        d,
+        url,
+        &[
+            "systems",
+            "add",
+            "--name",
+            "crm",
+            "--categories",
+            "contact,full_name",
+            "--webhook",
+            &hook.url(),
+        ],
+    );
+    assert_eq!(code, 0, "{said}");
+    let secret = added["secret"].as_str().unwrap().as_bytes().to_vec();
+    let (code, list, _) = cli(d, url, &["systems", "list"]);
+    assert_eq!((code, list[0]["name"].as_str()), (0, Some("crm")));
+    // The receiver does not know the secret yet: it refuses (401), which is final.
+    let subject = register(&addr, &backend, 21);
+    let (status, b) = call(&addr, "POST", "/api/v1/requests", &backend,
+        Some(&json!({"subject_id": subject, "kind": "blocking", "channel": "written", "requester": "subject"}))).unwrap();
+    assert_eq!(status, 201, "{b}");
+    let b = b["request_id"].as_str().unwrap().to_string();
+    verify_request(&addr, &dpo, &b);
+    let mut dead = Value::Null;
+    wait_for("the refused event dead", Duration::from_secs(30), || {
+        let (code, v, _) = cli(d, url, &["outbox", "dead"]);
+        dead = v;
+        code == 1
+    });
+    let event = dead[0]["event_id"].as_str().unwrap().to_string();
+    assert_eq!(dead[0]["last_error"], "http 401");
+    assert_eq!(request_state(&addr, &dpo, &b)["state"], "in_progress");
+    // Fixed, retried: the service delivers it and the request completes.
+    *hook.secret.lock().unwrap() = secret;
+    let (code, v, said) = cli(d, url, &["outbox", "retry", &event]);
+    assert_eq!(
+        (code, v[0]["state"].as_str()),
+        (0, Some("pending")),
+        "{said}"
+    );
+    wait_for(
+        "the retried event confirmed",
+        Duration::from_secs(30),
+        || request_state(&addr, &dpo, &b)["state"] == "completed",
+    );
+    let (code, v, _) = cli(d, url, &["outbox", "list", "--request", &b]);
+    assert_eq!(code, 0);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["state"] == "confirmed"),
+        "{v}"
+    );
+    let (code, _, said) = cli(d, url, &["outbox", "retry", &event]);
+    assert_eq!(code, 2, "only a dead event is retried: {said}");
+    let (code, v, said) = cli(d, url, &["outbox", "run", "--until-idle"]);
+    assert_eq!((code, v["pending"].as_u64()), (0, Some(0)), "{said}");
+
+    // The register.
+    let (code, br, said) = cli(
+        d,
+        url,
+        &[
+            "breaches",
+            "report",
+            "--description",
+            "a misdirected e-mail",
+            "--categories",
+            "contact",
+            "--affected-count",
+            "5",
+        ],
+    );
+    assert_eq!(code, 0, "{said}");
+    let id = br["breach_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (br["affected_count"].as_i64(), br["count_known"].as_bool()),
+        (Some(5), Some(false))
+    );
+    let (code, _, said) = cli(
+        d,
+        url,
+        &[
+            "breaches",
+            "report",
+            "--description",
+            "x",
+            "--categories",
+            "nope",
+            "--affected-count",
+            "1",
+        ],
+    );
+    assert!(code != 0 && said.contains("unknown_category"), "{said}");
+    let (code, v, said) = cli(
+        d,
+        url,
+        &[
+            "breaches",
+            "act",
+            &id,
+            "--action",
+            "notify",
+            "--reference",
+            "reg. 1",
+        ],
+    );
+    assert_eq!((code, v["state"].as_str()), (0, Some("notified")), "{said}");
+    let mut c = common::derbes();
+    c.args(["breaches", "notice", &id, "--lang", "en", "--data-dir"])
+        .arg(d);
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("Notice to the authorised body") && text.contains("about 5 (estimate)"),
+        "{text}"
+    );
+    let (code, _, _) = cli(d, url, &["breaches", "list", "--overdue"]);
+    assert_eq!(code, 0, "nothing late");
+    let (code, _, _) = cli(d, url, &["notices", "--overdue"]);
+    assert_eq!(code, 0);
+    let (code, _, said) = cli(d, url, &["systems", "remove", "crm"]);
+    assert_eq!(code, 0, "{said}");
+    let (code, v, _) = cli(d, url, &["systems", "list"]);
+    assert_eq!((code, v.as_array().map(Vec::len)), (0, Some(0)));
+    let (code, _) = server.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn cli_drives_outbox_and_register_sqlite() {
+    cli_drives_outbox_and_register(None);
+}
+
+#[test]
+fn cli_drives_outbox_and_register_postgres() {
+    common::with_postgres(|url| cli_drives_outbox_and_register(Some(url)));
+}
