@@ -29,6 +29,8 @@ struct Spec {
     maximum: Option<f64>,
     /// The allowed words, for an enumeration.
     words: Option<Vec<String>>,
+    /// The form a text must have (the document's `pattern`).
+    pattern: Option<regex::Regex>,
     /// The document constrains the value's form (a type other than text, a
     /// format, a pattern, words): an empty value is a value, and wrong.
     constrained: bool,
@@ -77,6 +79,9 @@ fn read_specs<T: IntoParams>() -> Vec<Spec> {
                     .iter()
                     .any(|k| schema.get(k).is_some());
             Spec {
+                pattern: schema["pattern"]
+                    .as_str()
+                    .and_then(|p| regex::Regex::new(p).ok()),
                 constrained,
                 name: p.name,
                 required,
@@ -152,9 +157,38 @@ fn typed(spec: &Spec, raw: &str) -> Result<Value, ApiError> {
                 name,
                 format!("one of: {}", words.join(", ")),
             )),
-            _ => Ok(Value::String(raw.to_string())),
+            _ => match &spec.pattern {
+                Some(p) if !p.is_match(raw) => Err(ApiError::invalid(
+                    name,
+                    match choices(p.as_str()) {
+                        // `^(ru|en)$`: say which words.
+                        Some(words) => {
+                            let words: Vec<String> =
+                                words.iter().map(|w| format!("`{w}`")).collect();
+                            match words.split_last() {
+                                Some((last, rest)) if !rest.is_empty() => {
+                                    format!("expected {} or {last}", rest.join(", "))
+                                }
+                                _ => format!("expected {}", words.concat()),
+                            }
+                        }
+                        None => "not of the form the API document gives (its pattern)".into(),
+                    },
+                )),
+                _ => Ok(Value::String(raw.to_string())),
+            },
         },
     }
+}
+
+/// The words of a pattern that is only a choice of words, `^(a|b|c)$`.
+fn choices(pattern: &str) -> Option<Vec<&str>> {
+    let inner = pattern.strip_prefix("^(")?.strip_suffix(")$")?;
+    let words: Vec<&str> = inner.split('|').collect();
+    words
+        .iter()
+        .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some(words)
 }
 
 /// Parses `query` for `T`; see the module's description.
@@ -236,6 +270,27 @@ mod tests {
         note: Option<String>,
         #[param(inline)]
         channel: Option<derbes_policy::Channel>,
+        #[param(pattern = "^[a-z][a-z0-9_]{0,63}$")]
+        system: Option<String>,
+    }
+
+    /// Every pattern the API document gives a query parameter compiles:
+    /// none is silently left unchecked.
+    #[test]
+    fn every_documented_pattern_compiles() {
+        let doc = serde_json::to_value(crate::routes::document()).unwrap();
+        let mut seen = 0;
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if let Some(pattern) = p["schema"]["pattern"].as_str() {
+                        assert!(regex::Regex::new(pattern).is_ok(), "{pattern}");
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        assert!(seen > 20, "{seen}");
     }
 
     fn field(e: ApiError) -> (String, String) {
@@ -269,6 +324,13 @@ mod tests {
         assert_eq!(f("by=a&limit=").0, "limit");
         assert_eq!(f("by=a&channel=").0, "channel");
         assert_eq!(f("by=a&channel=carrier_pigeon").0, "channel");
+        // A documented pattern is enforced, empty included.
+        assert_eq!(
+            parse::<Q>("by=a&system=crm_2").unwrap().system.as_deref(),
+            Some("crm_2")
+        );
+        assert_eq!(f("by=a&system=").0, "system");
+        assert_eq!(f("by=a&system=Crm").0, "system");
         let e = parse::<Q>("by=a&871008401427=1").unwrap_err();
         assert!(!format!("{:?}", e.body).contains("871008401427"));
     }
