@@ -10,12 +10,11 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use derbes_core::SubjectId;
 use derbes_policy::{Capability, Lang};
-use derbes_store::{BreachFilter, BreachRow, BreachState, NoticeRow};
+use derbes_store::{BreachFilter, BreachRow, BreachState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::Record;
-use crate::outbox::{About, Change};
 use crate::{Actor, Engine, EngineError};
 
 /// A breach as reported.
@@ -515,41 +514,11 @@ impl Engine {
             en: render(false),
             kk: None,
         };
-        let now = self.now();
         let mut w = self.write().await?;
-        let mut told = 0;
-        for s in &subjects {
-            let notice = NoticeRow {
-                notice_id: uuid::Uuid::now_v7().to_string(),
-                subject_id: *s,
-                kind: "breach".into(),
-                source_id: breach_id.to_string(),
-                created_at: now,
-                due_at: None,
-                sent_at: None,
-            };
-            // A subject already told of this breach is not told again.
-            if w.add_notices(std::slice::from_ref(&notice)).await? != [true] {
-                continue;
-            }
-            let about = About {
-                subject: Some(*s),
-                request_id: None,
-                gates: false,
-                due_at: None,
-            };
-            self.follow_in(
-                &mut w,
-                &about,
-                Change::Notice {
-                    notice_id: notice.notice_id,
-                    kind: "breach",
-                    text: text.clone(),
-                },
-            )
+        // A subject already told of this breach is not told again.
+        let told = self
+            .notices_in(&mut w, "breach", breach_id, None, &subjects, &text)
             .await?;
-            told += 1;
-        }
         self.commit(
             w,
             [Record::new(actor, "breach.subjects_notified")

@@ -755,7 +755,6 @@ impl Engine {
         if row.state == EventState::Confirmed {
             return Ok(());
         }
-        let completion = self.completion_steps(&row).await?;
         let now = self.now();
         let mut w = self.write().await?;
         let Some(confirmed) = w.confirm_event(event_id, now, by).await? else {
@@ -767,41 +766,12 @@ impl Engine {
                 .subject(confirmed.subject_id)
                 .details(json!({"event_id": event_id, "system": confirmed.system_id, "kind": confirmed.kind, "by": how, "request_id": confirmed.request_id})),
         )?];
-        records.extend(self.settled_in(&mut w, &confirmed, completion, now).await?);
+        records.extend(self.settled_in(&mut w, &confirmed, now).await?);
         for r in records {
             w.audit(r);
         }
         w.commit().await?;
         Ok(())
-    }
-
-    /// The steps that would complete the request an event gates, sealed
-    /// before the unit of work.
-    async fn completion_steps(
-        &self,
-        row: &EventRow,
-    ) -> Result<Option<(derbes_store::RequestRow, crate::workflow::Steps)>, EngineError> {
-        let Some(request_id) = &row.request_id else {
-            return Ok(None);
-        };
-        let Some(req) = self.store.request(request_id).await? else {
-            return Ok(None);
-        };
-        if req.state != RequestState::InProgress {
-            return Ok(None);
-        }
-        let system = Actor::system(crate::SystemJob::RightsDesk);
-        let steps = self
-            .steps(
-                request_id,
-                req.subject_id,
-                RequestState::InProgress,
-                &[RequestState::Completed],
-                None,
-                system.id(),
-            )
-            .await?;
-        Ok(Some((req, steps)))
     }
 
     /// What a confirmed event settles, in `w`: its notice sent, its request
@@ -810,27 +780,34 @@ impl Engine {
         &self,
         w: &mut Write,
         e: &EventRow,
-        completion: Option<(derbes_store::RequestRow, crate::workflow::Steps)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<derbes_store::NewAuditRecord>, EngineError> {
         let mut out = Vec::new();
         if let Some(n) = &e.notice_id {
             w.notice_sent(n, now).await?;
         }
-        if let Some((req, steps)) = completion {
-            if w.unsettled(&req.request_id).await? == 0 {
-                match steps.write(w, now).await {
-                    Ok(()) => {
-                        let system = Actor::system(crate::SystemJob::RightsDesk);
-                        out.push(self.audit_record(
-                            Record::new(&system, "request.completed")
-                                .subject(req.subject_id)
-                                .details(json!({"request_id": req.request_id, "kind": req.kind, "from": "in_progress", "note": false, "systems_confirmed": true})),
-                        )?);
-                    }
-                    Err(EngineError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
+        let Some(request_id) = &e.request_id else {
+            return Ok(out);
+        };
+        // Decided inside this unit, the request's row locked: a step
+        // running at once either sees this confirmation or is seen by it.
+        if let Some((req, 0)) = w.request_waiting(request_id).await? {
+            if req.state == RequestState::InProgress {
+                let system = Actor::system(crate::SystemJob::RightsDesk);
+                w.transition_request(
+                    request_id,
+                    RequestState::InProgress,
+                    RequestState::Completed,
+                    system.id(),
+                    now,
+                    &[],
+                )
+                .await?;
+                out.push(self.audit_record(
+                    Record::new(&system, "request.completed")
+                        .subject(req.subject_id)
+                        .details(json!({"request_id": req.request_id, "kind": req.kind, "from": "in_progress", "note": false, "systems_confirmed": true})),
+                )?);
             }
         }
         Ok(out)
@@ -868,20 +845,10 @@ impl Engine {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut completions = Vec::with_capacity(outcomes.len());
-        for (event, system, d) in outcomes {
-            completions.push(
-                if *d == Delivery::Delivered && system.confirm == "delivery" {
-                    self.completion_steps(event).await?
-                } else {
-                    None
-                },
-            );
-        }
         let now = self.now();
         let relay = Actor::system(crate::SystemJob::Relay);
         let mut w = self.write().await?;
-        for ((event, system, d), completion) in outcomes.iter().zip(completions) {
+        for (event, system, d) in outcomes {
             match d {
                 Delivery::Delivered => {
                     let by_delivery = system.confirm == "delivery";
@@ -895,7 +862,7 @@ impl Engine {
                                 .subject(row.subject_id)
                                 .details(json!({"event_id": row.event_id, "system": row.system_id, "kind": row.kind, "by": "delivery", "request_id": row.request_id})),
                         )?);
-                        for r in self.settled_in(&mut w, &row, completion, now).await? {
+                        for r in self.settled_in(&mut w, &row, now).await? {
                             w.audit(r);
                         }
                     }
@@ -1098,29 +1065,70 @@ impl Engine {
         d: &derbes_store::DisclosureRow,
         due: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        let notice = derbes_store::NoticeRow {
-            notice_id: uuid::Uuid::now_v7().to_string(),
-            subject_id: d.subject_id,
-            kind: "transfer".into(),
-            source_id: d.disclosure_id.clone(),
-            created_at: self.now(),
-            due_at: Some(due),
-            sent_at: None,
-        };
-        w.add_notices(std::slice::from_ref(&notice)).await?;
-        let about = About {
-            subject: Some(d.subject_id),
-            request_id: None,
-            gates: false,
-            due_at: Some(due),
-        };
-        let change = Change::Notice {
-            notice_id: notice.notice_id,
-            kind: "transfer",
-            text: transfer_text(self.policy.policy(), d),
-        };
-        self.follow_in(w, &about, change).await?;
+        let text = transfer_text(self.policy.policy(), d);
+        self.notices_in(
+            w,
+            "transfer",
+            &d.disclosure_id,
+            Some(due),
+            &[d.subject_id],
+            &text,
+        )
+        .await?;
         Ok(())
+    }
+
+    /// The one way a notice to subjects is made, for every kind: a work
+    /// item per subject (once per kind, source and subject) and, for each
+    /// new one, an event for the systems that send the app's notices — all
+    /// in `w`, the connected systems read once. How many were new.
+    pub(crate) async fn notices_in(
+        &self,
+        w: &mut Write,
+        kind: &'static str,
+        source_id: &str,
+        due: Option<DateTime<Utc>>,
+        subjects: &[SubjectId],
+        text: &derbes_policy::Text,
+    ) -> Result<usize, EngineError> {
+        let now = self.now();
+        let rows: Vec<derbes_store::NoticeRow> = subjects
+            .iter()
+            .map(|s| derbes_store::NoticeRow {
+                notice_id: uuid::Uuid::now_v7().to_string(),
+                subject_id: *s,
+                kind: kind.into(),
+                source_id: source_id.to_string(),
+                created_at: now,
+                due_at: due,
+                sent_at: None,
+                event_id: None,
+            })
+            .collect();
+        let fresh = w.add_notices(&rows).await?;
+        let systems = w.systems().await?;
+        let mut events = Vec::new();
+        let mut made = 0;
+        for (n, new) in rows.into_iter().zip(fresh) {
+            if !new {
+                continue;
+            }
+            made += 1;
+            let about = About {
+                subject: Some(n.subject_id),
+                request_id: None,
+                gates: false,
+                due_at: due,
+            };
+            let change = Change::Notice {
+                notice_id: n.notice_id,
+                kind,
+                text: text.clone(),
+            };
+            events.extend(self.events_for(&systems, &about, &change));
+        }
+        w.enqueue(&events, now).await?;
+        Ok(made)
     }
 
     /// Notices to subjects, the earliest due first: sent or not, and overdue.
@@ -1144,28 +1152,17 @@ impl Engine {
                 limit,
             })
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for n in rows {
-            let events = self
-                .store
-                .events(&EventFilter {
-                    subject_id: Some(n.subject_id),
-                    limit: 10_000,
-                    ..EventFilter::default()
-                })
-                .await?;
-            let event = events
-                .into_iter()
-                .find(|e| e.notice_id.as_deref() == Some(n.notice_id.as_str()));
-            let state = match (&n.sent_at, &event) {
-                (Some(_), _) => "sent",
-                (None, None) => "undeliverable",
-                (None, Some(_)) => "pending",
-            };
-            out.push(NoticeView {
+        Ok(rows
+            .into_iter()
+            .map(|n| NoticeView {
                 overdue: n.sent_at.is_none() && n.due_at.is_some_and(|d| d < now),
-                state: state.into(),
-                event_id: event.map(|e| e.event_id),
+                state: match (&n.sent_at, &n.event_id) {
+                    (Some(_), _) => "sent",
+                    (None, None) => "undeliverable",
+                    (None, Some(_)) => "pending",
+                }
+                .into(),
+                event_id: n.event_id,
                 notice_id: n.notice_id,
                 subject_id: n.subject_id.to_string(),
                 kind: n.kind,
@@ -1173,9 +1170,8 @@ impl Engine {
                 created_at: n.created_at,
                 due_at: n.due_at,
                 sent_at: n.sent_at,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 }
 

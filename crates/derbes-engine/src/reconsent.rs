@@ -166,37 +166,13 @@ impl Engine {
             ),
             kk: None,
         };
-        let now = self.now();
+        let subjects: Vec<SubjectId> = page.items.iter().map(|i| i.subject_id).collect();
         let mut told = 0;
-        if !page.items.is_empty() {
+        if !subjects.is_empty() {
             let mut w = self.write().await?;
-            for item in &page.items {
-                let notice = derbes_store::NoticeRow {
-                    notice_id: uuid::Uuid::now_v7().to_string(),
-                    subject_id: item.subject_id,
-                    kind: "reconsent".into(),
-                    source_id: version.clone(),
-                    created_at: now,
-                    due_at: None,
-                    sent_at: None,
-                };
-                if w.add_notices(std::slice::from_ref(&notice)).await? != [true] {
-                    continue;
-                }
-                let about = crate::outbox::About {
-                    subject: Some(item.subject_id),
-                    request_id: None,
-                    gates: false,
-                    due_at: None,
-                };
-                let change = crate::outbox::Change::Notice {
-                    notice_id: notice.notice_id,
-                    kind: "reconsent",
-                    text: text.clone(),
-                };
-                self.follow_in(&mut w, &about, change).await?;
-                told += 1;
-            }
+            told = self
+                .notices_in(&mut w, "reconsent", &version, None, &subjects, &text)
+                .await?;
             if told > 0 {
                 self.commit(
                     w,

@@ -440,7 +440,11 @@ impl Engine {
         )
         .await?;
         // Completed now, or once the connected systems confirm.
-        let steps = if w.unsettled(request_id).await? > 0 {
+        let steps = if w
+            .request_waiting(request_id)
+            .await?
+            .is_some_and(|(_, n)| n > 0)
+        {
             started
         } else {
             both
@@ -559,7 +563,10 @@ impl Engine {
         }
         // Completed now, or once the connected systems confirm (those told
         // now, or at intake).
-        let waiting = w.unsettled(request_id).await? > 0;
+        let waiting = w
+            .request_waiting(request_id)
+            .await?
+            .is_some_and(|(_, n)| n > 0);
         let steps = match (changed, waiting) {
             (true, false) => if_changed,
             (false, false) => if_unchanged,

@@ -126,6 +126,9 @@ pub struct NoticeRow {
     pub created_at: DateTime<Utc>,
     pub due_at: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// Its event for the app's sender, if a system sends notices (read
+    /// only; not written).
+    pub event_id: Option<String>,
 }
 
 /// Which notices to list.
@@ -144,6 +147,9 @@ const SYSTEM_COLUMNS: &str =
     "system_id, categories, sends_notices, transport, target, confirm, created_at, removed_at";
 const EVENT_COLUMNS: &str = "seq, event_id, system_id, subject_id, kind, request_id, notice_id, payload, created_at, due_at, state, attempts, next_at, last_error, delivered_at, confirmed_at, confirmed_by";
 const NOTICE_COLUMNS: &str = "notice_id, subject_id, kind, source_id, created_at, due_at, sent_at";
+/// The columns of a listed notice, with its event.
+const NOTICE_LISTED: &str = "notice_id, subject_id, kind, source_id, created_at, due_at, sent_at, \
+     (SELECT MIN(o.event_id) FROM outbox o WHERE o.notice_id = notices.notice_id) AS event_id";
 
 fn system_row(r: &AnyRow) -> Result<SystemRow, StoreError> {
     Ok(SystemRow {
@@ -191,6 +197,12 @@ fn notice_row(r: &AnyRow) -> Result<NoticeRow, StoreError> {
         created_at: crate::time(r, "created_at")?,
         due_at: crate::time_opt(r, "due_at")?,
         sent_at: crate::time_opt(r, "sent_at")?,
+        event_id: match r.try_get::<Option<String>, _>("event_id") {
+            Ok(e) => e,
+            // Read without its event (inside a unit of work).
+            Err(sqlx::Error::ColumnNotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
     })
 }
 
@@ -300,7 +312,7 @@ impl Store {
     /// Notices matching `f`, the earliest due first.
     pub async fn notices(&self, f: &NoticeFilter) -> Result<Vec<NoticeRow>, StoreError> {
         use crate::select::{text, time, Select};
-        let rows = Select::from("notices", NOTICE_COLUMNS)
+        let rows = Select::from("notices", NOTICE_LISTED)
             .and("subject_id =", f.subject_id.map(text))
             .and("kind =", f.kind.as_ref().map(text))
             .and_if(f.open || f.overdue_at.is_some(), "sent_at IS NULL")
@@ -514,9 +526,26 @@ impl Write {
             > 0)
     }
 
-    /// How many events `request_id` still waits for.
-    pub async fn unsettled(&mut self, request_id: &str) -> Result<i64, StoreError> {
-        Store::unsettled_in(self.tx(), request_id).await
+    /// A request as it is now and how many events it still waits for, its
+    /// row locked until this unit of work ends (PostgreSQL; SQLite's write
+    /// lock covers it). Whoever decides whether a request completes — the
+    /// step that would complete it, the confirmation of its last event —
+    /// asks this first, so that of two running at once the second sees the
+    /// first's outcome and neither leaves it waiting for nothing.
+    pub async fn request_waiting(
+        &mut self,
+        request_id: &str,
+    ) -> Result<Option<(crate::RequestRow, i64)>, StoreError> {
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
+        let tx = self.tx();
+        let Some(row) = Store::request_in(tx, request_id, lock).await? else {
+            return Ok(None);
+        };
+        let waiting = Store::unsettled_in(tx, request_id).await?;
+        Ok(Some((row, waiting)))
     }
 
     /// Record notices; a notice already recorded for the same kind, source

@@ -70,6 +70,21 @@ fn request_row(r: &AnyRow) -> Result<RequestRow, StoreError> {
 }
 
 impl Store {
+    /// A request read inside `tx`, with `lock` (` FOR UPDATE` or nothing).
+    pub(crate) async fn request_in(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        request_id: &str,
+        lock: &str,
+    ) -> Result<Option<RequestRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE request_id = $1{lock}"
+        ))
+        .bind(request_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.as_ref().map(request_row).transpose()
+    }
+
     pub async fn request(&self, request_id: &str) -> Result<Option<RequestRow>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM requests WHERE request_id = $1"

@@ -38,6 +38,7 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (state, next_at, seq);
 CREATE INDEX outbox_order ON outbox (system_id, subject_id, seq);
 CREATE INDEX outbox_request ON outbox (request_id);
+CREATE INDEX outbox_notice ON outbox (notice_id);
 
 -- Notices to subjects as work items: sent when their delivery is confirmed.
 CREATE TABLE notices (
