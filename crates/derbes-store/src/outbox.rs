@@ -151,6 +151,16 @@ const NOTICE_COLUMNS: &str = "notice_id, subject_id, kind, source_id, created_at
 const NOTICE_LISTED: &str = "notice_id, subject_id, kind, source_id, created_at, due_at, sent_at, \
      (SELECT MIN(o.event_id) FROM outbox o WHERE o.notice_id = notices.notice_id) AS event_id";
 
+/// The connected systems (removed ones too when `removed`), by name.
+fn systems_sql(removed: bool) -> String {
+    let only_connected = if removed {
+        ""
+    } else {
+        " WHERE removed_at IS NULL"
+    };
+    format!("SELECT {SYSTEM_COLUMNS} FROM systems{only_connected} ORDER BY system_id")
+}
+
 fn system_row(r: &AnyRow) -> Result<SystemRow, StoreError> {
     Ok(SystemRow {
         system_id: r.try_get("system_id")?,
@@ -209,26 +219,10 @@ fn notice_row(r: &AnyRow) -> Result<NoticeRow, StoreError> {
 impl Store {
     /// The connected systems, removed ones too when `removed`.
     pub async fn systems(&self, removed: bool) -> Result<Vec<SystemRow>, StoreError> {
-        let sql = format!(
-            "SELECT {SYSTEM_COLUMNS} FROM systems {} ORDER BY system_id",
-            if removed {
-                ""
-            } else {
-                "WHERE removed_at IS NULL"
-            }
-        );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&systems_sql(removed))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(system_row).collect()
-    }
-
-    pub async fn system(&self, system_id: &str) -> Result<Option<SystemRow>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {SYSTEM_COLUMNS} FROM systems WHERE system_id = $1"
-        ))
-        .bind(system_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(system_row).transpose()
     }
 
     pub async fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError> {
@@ -330,11 +324,9 @@ impl Store {
 impl Write {
     /// The connected systems, read inside this unit of work.
     pub async fn systems(&mut self) -> Result<Vec<SystemRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SYSTEM_COLUMNS} FROM systems WHERE removed_at IS NULL ORDER BY system_id"
-        ))
-        .fetch_all(self.conn())
-        .await?;
+        let rows = sqlx::query(&systems_sql(false))
+            .fetch_all(self.conn())
+            .await?;
         rows.iter().map(system_row).collect()
     }
 
