@@ -56,6 +56,33 @@ for _ in $(seq 1 100); do
 done
 [ -n "$addr" ] || { cat "$work/serve.log" >&2; echo "FAIL: derbes did not start" >&2; exit 1; }
 
+# The subject's own door: a session the backend opens for a registered user.
+token[data_subject]=$(python3 - "http://$addr" "${token[backend_service]}" <<'PY'
+import json, sys, urllib.request, urllib.error
+base, staff = sys.argv[1], sys.argv[2]
+def call(method, path, body=None):
+    req = urllib.request.Request(base + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "Bearer " + staff, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+status, v = call("POST", "/api/v1/subjects", {
+    "fields": {"identity.iin": "871008401427", "identity.rk_citizen": True,
+               "full_name.surname": "Тестова", "full_name.first_name": "Мадина",
+               "contact.phone": "+77019990000"},
+    "consents": [{"kind": "policy"}, {"kind": "marketing", "channel": "sms"}]})
+if status == 409:
+    status, v = call("GET", "/api/v1/subjects/lookup?iin=871008401427")
+subject = v["subject_id"]
+status, v = call("POST", f"/api/v1/subjects/{subject}/sessions", {"minutes": 60})
+print(v["token"])
+PY
+)
+roles="$roles data_subject"
+
 storage=$(python3 -c 'import json,sys,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]))["storage"])' "http://$addr/readyz")
 echo "derbes on $storage at $addr; schemathesis $VERSION, $EXAMPLES examples per operation and phase, seed $SEED"
 status=0

@@ -227,7 +227,7 @@ impl Compiled {
                 retention: (pu.retention.months, pu.retention.after),
             })
             .collect();
-        let roles = p
+        let mut roles: HashMap<String, Vec<u64>> = p
             .roles
             .iter()
             .map(|r| {
@@ -240,6 +240,18 @@ impl Compiled {
                 (r.id.clone(), per)
             })
             .collect();
+        // The subject's own door: everything a purpose answering their
+        // requests uses, nothing else (which subject is the session's).
+        roles.insert(
+            derbes_policy::SUBJECT_ROLE.to_string(),
+            p.purposes
+                .iter()
+                .map(|pu| match pu.kind {
+                    PurposeKind::Rights => mask(&pu.categories),
+                    _ => 0,
+                })
+                .collect(),
+        );
         let recipients = p
             .recipients
             .iter()

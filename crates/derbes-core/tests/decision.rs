@@ -835,3 +835,46 @@ fn holds_stop_destruction_and_statutory_data_outlives_a_withdrawal() {
     );
     denied_with(&decide(&c, &other, &w), "subject_withdrawn");
 }
+
+/// The subject's own door: every category, for the purposes that answer
+/// their requests, and nothing for any other purpose.
+#[test]
+fn the_subject_needs_to_know_only_to_answer_their_own_requests() {
+    let p = policy();
+    let c = compiled();
+    let s = active();
+    let role = derbes_policy::SUBJECT_ROLE;
+    for purpose in &p.policy().purposes {
+        let mut granted = c.role_categories(role, &purpose.id);
+        granted.sort();
+        if purpose.kind == derbes_policy::PurposeKind::Rights {
+            let mut all = purpose.categories.clone();
+            all.sort();
+            assert_eq!(granted, all, "{}", purpose.id);
+            let cats: Vec<&str> = purpose.categories.iter().map(String::as_str).collect();
+            let d = decide(
+                &c,
+                &ask(role, Operation::Extraction, &purpose.id, &cats),
+                &s,
+            );
+            assert!(d.permit, "{}: {:?}", purpose.id, d.codes());
+        } else {
+            assert!(granted.is_empty(), "{}: {granted:?}", purpose.id);
+        }
+    }
+    denied_with(
+        &decide(
+            &c,
+            &ask(role, Operation::Use, "marketing", &["contact"]),
+            &s,
+        ),
+        "no_need_to_know",
+    );
+    // No policy may name a staff role so.
+    let text = include_str!("../../../policy/ibusiness.toml").replace(
+        "id = \"marketing\"\nname = { ru = \"Маркетинг\"",
+        "id = \"data_subject\"\nname = { ru = \"Маркетинг\"",
+    );
+    let err = LoadedPolicy::from_text(text).unwrap_err().to_string();
+    assert!(err.contains("reserved"), "{err}");
+}

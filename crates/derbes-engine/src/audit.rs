@@ -65,9 +65,11 @@ impl SystemJob {
     }
 }
 
-/// Who acts: a staff member (by token id and role) or one of derbes' own
-/// jobs. Built only by [`Actor::staff`] (from an authenticated token, or in
-/// tests) and [`Actor::system`].
+/// Who acts: a staff member (by token id and role), one of derbes' own
+/// jobs, or a data subject through their own door. Built only by
+/// [`Actor::staff`] (from an authenticated token, or in tests),
+/// [`Actor::system`] and, for a subject, by the engine from a live
+/// session (`me.rs`), never by a caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
@@ -77,7 +79,22 @@ pub struct Actor {
     /// never read personal data.
     #[serde(skip)]
     job: Option<SystemJob>,
+    /// A data subject acting on themselves: only [`SUBJECT_CAPABILITIES`],
+    /// and the decision point permits nothing about anyone else.
+    #[serde(skip)]
+    scope: Option<SubjectId>,
 }
+
+/// What a data subject may do through their own door, on themselves only:
+/// file and follow their requests (those filed in the app are verified by
+/// the session), give and withdraw their consents, see who received their
+/// data.
+pub(crate) const SUBJECT_CAPABILITIES: [Capability; 4] = [
+    Capability::WorkRequests,
+    Capability::InAppRequests,
+    Capability::RecordConsents,
+    Capability::ReadDisclosures,
+];
 
 impl Actor {
     pub fn staff(id: impl Into<String>, role: impl Into<String>) -> Actor {
@@ -85,6 +102,7 @@ impl Actor {
             id: id.into(),
             role: role.into(),
             job: None,
+            scope: None,
         }
     }
 
@@ -93,7 +111,23 @@ impl Actor {
             id: format!("system:{}", job.as_str()),
             role: "system".into(),
             job: Some(job),
+            scope: None,
         }
+    }
+
+    /// A data subject through a live session of theirs: `subject:<session id>`.
+    pub(crate) fn subject(session_id: &str, subject: SubjectId) -> Actor {
+        Actor {
+            id: format!("subject:{session_id}"),
+            role: derbes_policy::SUBJECT_ROLE.into(),
+            job: None,
+            scope: Some(subject),
+        }
+    }
+
+    /// The one subject a subject's actor may act on.
+    pub(crate) fn scope(&self) -> Option<SubjectId> {
+        self.scope
     }
 
     /// A connected system confirming an event it followed (by its
@@ -103,6 +137,7 @@ impl Actor {
             id: format!("connected:{name}"),
             role: "connected_system".into(),
             job: None,
+            scope: None,
         }
     }
 
@@ -218,6 +253,13 @@ impl Engine {
     pub fn require(&self, actor: &Actor, capability: Capability) -> Result<(), EngineError> {
         if actor.is_system() {
             return Ok(());
+        }
+        if actor.scope.is_some() {
+            return if SUBJECT_CAPABILITIES.contains(&capability) {
+                Ok(())
+            } else {
+                Err(EngineError::Forbidden(capability.as_str()))
+            };
         }
         match self.policy.policy().role(actor.role()) {
             Some(r) if r.can(capability) => Ok(()),

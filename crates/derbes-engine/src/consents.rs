@@ -250,6 +250,7 @@ impl Engine {
                             consent: Some(kind),
                             ..RequestDetails::default()
                         },
+                        values: None,
                         text: None,
                     },
                 )

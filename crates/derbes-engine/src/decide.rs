@@ -282,7 +282,15 @@ impl Engine {
         action: &str,
         details: serde_json::Value,
     ) -> Result<Permit, EngineError> {
-        let d = self.decide_facts(actor, question, facts);
+        let mut d = self.decide_facts(actor, question, facts);
+        if actor.scope().is_some_and(|s| s != question.subject_id) {
+            // A subject's session reaches that subject and nobody else.
+            d.permit = false;
+            d.reasons.push(derbes_core::Reason {
+                code: "outside_session".into(),
+                message: "a subject's session answers for that subject only".into(),
+            });
+        }
         let audit_id = self
             .audit(decision_record(actor, question, &d, action, details))
             .await?;

@@ -54,7 +54,7 @@ impl Engine {
     /// The fields in `values` that may be written here, checked; technical
     /// data only when `technical`, and never a category whose own consent
     /// the subject has not given (3.5, 7.4).
-    async fn checked_fields(
+    pub(crate) async fn checked_fields(
         &self,
         subject: SubjectId,
         values: &BTreeMap<String, Value>,

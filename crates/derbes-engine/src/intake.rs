@@ -70,6 +70,43 @@ impl Engine {
         Ok(d.clone())
     }
 
+    /// A rectification's corrected values, checked as a correction of the
+    /// subject's fields would be (nothing is written yet) and named in its
+    /// details' `fields`; as the JSON to seal. Other kinds take none.
+    async fn proposed_values(
+        &self,
+        subject: Option<SubjectId>,
+        kind: Right,
+        values: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+        details: &mut RequestDetails,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(values) = values else {
+            return Ok(None);
+        };
+        let unexpected =
+            |reason: &str| EngineError::invalid("values", "unexpected_field", reason.to_string());
+        if kind != Right::Rectification {
+            return Err(unexpected(
+                "only a rectification request gives corrected values",
+            ));
+        }
+        let Some(s) = subject else {
+            return Err(unexpected("corrected values are of a subject derbes holds"));
+        };
+        let mut problems = Vec::new();
+        self.checked_fields(s, values, false, &mut problems).await?;
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        let fields = details.fields.get_or_insert_with(Vec::new);
+        for name in values.keys() {
+            if !fields.contains(name) {
+                fields.push(name.clone());
+            }
+        }
+        Ok(Some(serde_json::to_string(values)?))
+    }
+
     /// Receive a request: find the subject, compute the due date from the
     /// policy's deadline for the kind, record it (audited). A blocking
     /// request blocks at once (4.2: from the moment of the request); a
@@ -101,7 +138,7 @@ impl Engine {
                 "the operator's own reports have their own endpoints (a minor: POST /subjects/{id}/minor)",
             ));
         }
-        let details = self.checked_details(req.kind, &req.details)?;
+        let mut details = self.checked_details(req.kind, &req.details)?;
         let text = req
             .text
             .as_deref()
@@ -168,6 +205,9 @@ impl Engine {
             }
             _ => None,
         };
+        let values = self
+            .proposed_values(subject, req.kind, req.values.as_ref(), &mut details)
+            .await?;
         let in_app = req.channel == RequestChannel::InApp
             && req.requester == Requester::Subject
             && self.require(actor, Capability::InAppRequests).is_ok();
@@ -185,6 +225,15 @@ impl Engine {
             )
             .await?;
         let request_id = receipt.row.request_id.clone();
+        if let (Some(s), Some(values)) = (subject, values) {
+            receipt.notes.extend(
+                self.seal_notes(
+                    Some(s),
+                    &[(format!("request:{request_id}"), "values", Some(&values))],
+                )
+                .await?,
+            );
+        }
         // A blocking request blocks as it is received: one unit of work.
         let block = match (req.kind, subject) {
             (Right::Blocking, Some(s)) => Some((

@@ -18,6 +18,7 @@ mod intake;
 mod jobs;
 mod keys;
 mod lifecycle;
+mod me;
 mod notes;
 mod organizations;
 mod outbox;
@@ -62,6 +63,10 @@ pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use lifecycle::{
     migrate, published_versions, Backend, EngineConfig, Migrated, Opened, PolicyVersionView,
     StoreConfig, TickReport,
+};
+pub use me::{
+    ChannelView, MeView, MyRequest, SessionView, SubjectSession, SESSION_MINUTES_DEFAULT,
+    SESSION_MINUTES_MAX,
 };
 pub use organizations::OrganizationRequest;
 pub use outbox::{

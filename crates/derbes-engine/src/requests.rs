@@ -86,6 +86,11 @@ pub struct NewRequest {
     /// What the kind needs, as codes (never personal data).
     #[serde(default)]
     pub details: RequestDetails,
+    /// Rectification: the corrected values the requester gives
+    /// (`category.field` → value), checked as they are received and kept
+    /// sealed under the subject's key until the desk applies them.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub values: Option<std::collections::BTreeMap<String, Value>>,
     /// Free text — the complaint in the requester's words, a letter's
     /// reference. Sealed under the subject's key (destroyed with them) and
     /// never copied into the audit log.
@@ -213,6 +218,11 @@ pub struct RequestView {
     /// The request's free text (only where a single request is shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// A rectification's corrected values as the requester gave them (only
+    /// where a single request is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub values: Option<std::collections::BTreeMap<String, Value>>,
     /// A completed destruction or withdrawal: what went and what a law
     /// keeps, until when (only where a single request is shown).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -354,6 +364,7 @@ impl Engine {
             waiting: Vec::new(),
             awaiting: Vec::new(),
             text: None,
+            values: None,
             outcome: None,
             steps: events
                 .into_iter()
@@ -477,6 +488,10 @@ impl Engine {
             .open_notes(actor, subject, std::slice::from_ref(&owner))
             .await?;
         v.text = notes.remove(&(owner.clone(), "text".into()));
+        v.values = match notes.remove(&(owner.clone(), "values".into())) {
+            Some(json) => Some(serde_json::from_str(&json)?),
+            None => None,
+        };
         for step in &mut v.steps {
             step.reason = notes
                 .get(&(owner.clone(), format!("reason:{}", step.to.as_str())))

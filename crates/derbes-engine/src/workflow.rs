@@ -334,7 +334,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Work a verified rectification request: the corrected values go
+    /// Work a verified rectification request: the corrected values (those
+    /// given here, or else those the requester gave with the request) go
     /// through the vault with the request as their reason (the previous
     /// values are kept sealed), and the request is completed.
     pub async fn rectify_for_request(
@@ -354,6 +355,20 @@ impl Engine {
             )
             .await?;
         let reason = format!("rectification request {request_id}");
+        let proposed;
+        let values = if values.is_empty() {
+            let owner = format!("request:{request_id}");
+            let mut notes = self
+                .open_notes(actor, Some(subject), std::slice::from_ref(&owner))
+                .await?;
+            proposed = match notes.remove(&(owner, "values".to_string())) {
+                Some(json) => serde_json::from_str(&json)?,
+                None => std::collections::BTreeMap::new(),
+            };
+            &proposed
+        } else {
+            values
+        };
         let fields = self
             .rectify(actor, subject, values, source, &reason)
             .await?;

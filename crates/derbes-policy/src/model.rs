@@ -388,6 +388,12 @@ pub struct Access {
     pub categories: Vec<String>,
 }
 
+/// The role a data subject acts in through their own door (`/me`): not a
+/// staff role, so no policy may name a role so and no staff token can hold
+/// it. Its need-to-know is every category, for the purposes that answer
+/// the subject's own requests only; which subject is the session's.
+pub const SUBJECT_ROLE: &str = "data_subject";
+
 /// A staff role: what it may do and which data it needs for which purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

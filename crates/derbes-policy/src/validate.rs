@@ -634,6 +634,12 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
     let mut roles = Vec::new();
     for r in raw.roles {
         let id = cx.id(&r.id, "role", &mut role_ids);
+        if id == crate::SUBJECT_ROLE {
+            cx.at(
+                r.id.span(),
+                format!("role id `{id}` is reserved for the data subjects' own door"),
+            );
+        }
         let name = cx.text(r.name);
         let capabilities: Vec<Capability> = r
             .capabilities

@@ -93,6 +93,15 @@ impl ApiError {
         )
     }
 
+    /// The subject's own door: no live session.
+    pub fn no_session() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a live subject session is required (Authorization: Bearer dbm_...): the app opens one",
+        )
+    }
+
     pub fn not_found(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

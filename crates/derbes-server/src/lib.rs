@@ -19,6 +19,7 @@ mod error;
 mod headers;
 mod listen;
 mod log;
+mod me;
 mod openapi;
 mod outbox;
 mod path;

@@ -26,6 +26,7 @@ use utoipa::OpenApi;
         (name = "retention", description = "Retention: relationship end, legal holds, the purge, destruction certificates"),
         (name = "breaches", description = "The breach register: detected, assessed, notified to the authorised body within 1 working day, closed"),
         (name = "outbox", description = "Connected systems and the transactional outbox of what they must follow"),
+        (name = "me", description = "The data subject's own door: a session the app opens for its signed-in user, and everything of 7.11 through it"),
     )
 )]
 pub struct ApiDoc;
@@ -39,7 +40,23 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A staff token (`dbs_…`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "subject",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A subject session (`dbm_…`), opened by the app's backend at POST /api/v1/subjects/{id}/sessions",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -126,7 +143,11 @@ pub(crate) fn complete_responses(doc: &mut utoipa::openapi::OpenApi) {
                 add(op, "413", "`body_too_large`");
             }
             if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                add(op, "401", "`unauthorized`: no valid staff token");
+                add(
+                    op,
+                    "401",
+                    "`unauthorized`: no valid staff token (for /api/v1/me: no live subject session)",
+                );
                 add(
                     op,
                     "403",

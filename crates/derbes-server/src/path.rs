@@ -125,3 +125,25 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
         Ok(IdPath(nth_issued(&all, 0)?.to_string()))
     }
 }
+
+/// `{channel}`: a channel of the policy's vocabulary.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelPath(pub derbes_policy::Channel);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChannelPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let all = segments(parts, state).await?;
+        let text = nth(&all, 0)?;
+        derbes_policy::Channel::parse(text)
+            .map(ChannelPath)
+            .ok_or_else(|| {
+                let names: Vec<&str> = derbes_policy::Channel::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect();
+                ApiError::invalid("channel", format!("one of: {}", names.join(", ")))
+            })
+    }
+}

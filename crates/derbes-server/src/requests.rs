@@ -238,11 +238,7 @@ pub(crate) async fn export(
         Some("html") => true,
         Some(_) => return Err(ApiError::invalid("format", "expected `json` or `html`")),
     };
-    let lang = match q.lang.as_deref() {
-        None => derbes_policy::Lang::Ru,
-        Some(l) => derbes_policy::Lang::parse(l)
-            .ok_or_else(|| ApiError::invalid("lang", "expected `ru` or `en`"))?,
-    };
+    let lang = crate::routes::lang(q.lang.as_deref())?;
     let export = state.engine().export(&actor, &id).await?;
     // No-store, nosniff and the page's CSP: `headers::security_headers`.
     Ok(if html {

@@ -22,6 +22,7 @@ use derbes_engine::PolicyVersionView;
 pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use crate::breaches as b;
     use crate::decisions as d;
+    use crate::me as m;
     use crate::outbox as o;
     use crate::promises as p;
     use crate::requests as r;
@@ -77,16 +78,33 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(b::show))
         .routes(routes!(b::act))
         .routes(routes!(b::notice))
-        .routes(routes!(b::notify_subjects));
-    let protected = match state {
-        Some(state) => protected.route_layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::auth::require_staff,
-        )),
-        None => protected,
+        .routes(routes!(b::notify_subjects))
+        .routes(routes!(m::open_session))
+        .routes(routes!(m::revoke_session));
+    // The subject's own door: a subject session, never a staff token.
+    let own = OpenApiRouter::new()
+        .routes(routes!(m::me))
+        .routes(routes!(m::sign_out))
+        .routes(routes!(m::copy))
+        .routes(routes!(m::requests, m::file))
+        .routes(routes!(m::request))
+        .routes(routes!(m::channel));
+    let (protected, own) = match state {
+        Some(state) => (
+            protected.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::require_staff,
+            )),
+            own.route_layer(axum::middleware::from_fn_with_state(
+                state,
+                crate::me::require_session,
+            )),
+        ),
+        None => (protected, own),
     };
     let (router, api) = OpenApiRouter::with_openapi(<crate::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(protected)
+        .merge(own)
         // A system's confirmation carries its own signature, not a token.
         .routes(routes!(o::confirm))
         .routes(routes!(healthz))
@@ -102,6 +120,8 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .route("/", get(index))
         .route("/desk", get(desk_page))
         .route("/desk.js", get(desk_script))
+        .route("/me", get(center_page))
+        .route("/me.js", get(center_script))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     (router, api)
@@ -229,12 +249,7 @@ pub(crate) async fn policy_document(
     State(state): State<AppState>,
     Params(q): Params<DocumentQuery>,
 ) -> Result<Response, ApiError> {
-    let lang = match q.lang.as_deref() {
-        None => Lang::Ru,
-        Some(l) => {
-            Lang::parse(l).ok_or_else(|| ApiError::invalid("lang", "expected `ru` or `en`"))?
-        }
-    };
+    let lang = lang(q.lang.as_deref())?;
     let format = match q.format.as_deref() {
         None => Format::Html,
         Some(f) => Format::parse(f)
@@ -252,6 +267,14 @@ pub(crate) async fn policy_document(
         )
             .into_response(),
     })
+}
+
+/// A page's or document's language, `ru` (the original) by default.
+pub(crate) fn lang(lang: Option<&str>) -> Result<Lang, ApiError> {
+    match lang {
+        None => Ok(Lang::Ru),
+        Some(l) => Lang::parse(l).ok_or_else(|| ApiError::invalid("lang", "expected `ru` or `en`")),
+    }
 }
 
 /// Every policy version published through this derbes, oldest first.
@@ -275,6 +298,7 @@ pub(crate) async fn index(State(state): State<AppState>) -> Html<String> {
          <li><a href=\"/api/v1/policy/document?lang=ru\">Политика конфиденциальности (русский)</a></li>\
          <li><a href=\"/api/v1/policy/document?lang=en\">Privacy policy (English)</a></li>\
          <li><a href=\"/desk\">Rights desk (data-protection officer)</a></li>\
+         <li><a href=\"/me\">Privacy center (a user's own page, opened from the app)</a></li>\
          <li><a href=\"/api/v1/openapi.json\">OpenAPI document</a></li>\
          <li><a href=\"/readyz\">Readiness</a></li></ul></body></html>",
         app = p.operator.app,
@@ -301,12 +325,34 @@ pub(crate) async fn desk_page() -> Response {
 }
 
 pub(crate) async fn desk_script() -> Response {
+    script(include_str!("desk/desk.js"))
+}
+
+/// The privacy center: a data subject's own page, opened by the app in a
+/// web view with the session in the fragment (`/me#token=dbm_…`), in
+/// Kazakh, Russian and English (a thin client of `/api/v1/me`).
+pub(crate) async fn center_page() -> Response {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DESK_CSP),
+        )],
+        Html(include_str!("center/center.html")),
+    )
+        .into_response()
+}
+
+pub(crate) async fn center_script() -> Response {
+    script(include_str!("center/center.js"))
+}
+
+fn script(text: &'static str) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/javascript; charset=utf-8"),
         )],
-        include_str!("desk/desk.js"),
+        text,
     )
         .into_response()
 }

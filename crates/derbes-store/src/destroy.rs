@@ -203,6 +203,7 @@ impl Store {
                 "contact_optouts",
                 "notes",
                 "representatives",
+                "subject_sessions",
             ] {
                 let sql = format!("DELETE FROM {table} WHERE subject_id IN ({list})");
                 let mut delete = sqlx::query(&sql);

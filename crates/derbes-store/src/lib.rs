@@ -35,6 +35,7 @@ mod policy_versions;
 mod requests;
 mod retention;
 mod select;
+mod sessions;
 mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -70,6 +71,7 @@ pub use outbox::{EventFilter, EventRow, EventState, NewEvent, NoticeFilter, Noti
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{Filing, RequestEvent, RequestFilter, RequestRow};
 pub use retention::{HistoryKey, HistoryRow, LegalHold, PurgeCandidate};
+pub use sessions::SessionRow;
 pub use subjects::{
     FieldHistoryRow, FieldRow, NewSubject, OptoutRow, Rectification, SubjectCounts,
     SubjectFactsRows, SubjectRow, WrappedKey,

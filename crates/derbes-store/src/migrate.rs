@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_promises"),
     migration!(11, "0011_key_state"),
     migration!(12, "0012_outbox"),
+    migration!(13, "0013_subject_sessions"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -414,14 +414,10 @@ pub enum AuditCommand {
 pub struct EngineArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// The policy file in force.
-    #[arg(
-        long,
-        env = "DERBES_POLICY",
-        default_value = "policy/ibusiness.toml",
-        value_name = "FILE"
-    )]
-    pub policy: PathBuf,
+    /// The policy file in force; by default the policy built into the
+    /// binary (`policy/ibusiness.toml` as it was built).
+    #[arg(long, env = "DERBES_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// The administrative fee for a copy of one's data, in tenge (7.11
     /// allows one; by default access is free, as the Law has it).
     #[arg(
@@ -575,19 +571,21 @@ pub struct ServeArgs {
 pub enum PolicyCommand {
     /// Validate a policy file; print each problem as file:line:column: message.
     Check {
-        /// The policy file.
-        #[arg(default_value = "policy/ibusiness.toml", env = "DERBES_POLICY")]
-        file: PathBuf,
+        /// The policy file (default: the policy built into the binary).
+        #[arg(env = "DERBES_POLICY")]
+        file: Option<PathBuf>,
     },
     /// Show the policy model (use --json for all of it).
     Show {
-        #[arg(default_value = "policy/ibusiness.toml", env = "DERBES_POLICY")]
-        file: PathBuf,
+        /// The policy file (default: the policy built into the binary).
+        #[arg(env = "DERBES_POLICY")]
+        file: Option<PathBuf>,
     },
     /// Render the readable policy document.
     Render {
-        #[arg(default_value = "policy/ibusiness.toml", env = "DERBES_POLICY")]
-        file: PathBuf,
+        /// The policy file (default: the policy built into the binary).
+        #[arg(env = "DERBES_POLICY")]
+        file: Option<PathBuf>,
         /// Language: ru (the original) or en.
         #[arg(long, value_enum, default_value_t = LangArg::Ru)]
         lang: LangArg,

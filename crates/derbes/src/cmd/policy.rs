@@ -3,26 +3,47 @@
 use std::path::Path;
 
 use derbes_policy::{diff, render, Format, Lang, LoadError, LoadedPolicy};
+
+/// The policy the binary carries (`policy/ibusiness.toml` as built): what
+/// every command uses unless `--policy FILE` (or `DERBES_POLICY`) names
+/// another, so `derbes serve` works from any directory.
+pub(crate) const BUILT_IN: &str = include_str!("../../../../policy/ibusiness.toml");
+
+/// How the built-in policy is named where a file's name would be.
+pub(crate) const BUILT_IN_NAME: &str = "(built-in policy/ibusiness.toml)";
+
+/// A policy file, or the built-in policy when none is named.
+pub(crate) fn read(path: Option<&Path>) -> Result<LoadedPolicy, LoadError> {
+    match path {
+        Some(p) => LoadedPolicy::load(p),
+        None => {
+            LoadedPolicy::from_text(BUILT_IN.to_string()).map_err(|problems| LoadError::Invalid {
+                path: BUILT_IN_NAME.into(),
+                problems,
+            })
+        }
+    }
+}
 use serde_json::json;
 
 use crate::cli::{FormatArg, LangArg, PolicyCommand};
 use crate::out::{self, CliError, Outcome};
 
-fn load(path: &Path) -> Result<LoadedPolicy, CliError> {
-    LoadedPolicy::load(path).map_err(|e| CliError(e.to_string()))
+fn load(path: Option<&Path>) -> Result<LoadedPolicy, CliError> {
+    read(path).map_err(|e| CliError(e.to_string()))
 }
 
 pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
     match cmd {
-        PolicyCommand::Check { file } => check(&file, json),
-        PolicyCommand::Show { file } => show(&file, json),
+        PolicyCommand::Check { file } => check(file.as_deref(), json),
+        PolicyCommand::Show { file } => show(file.as_deref(), json),
         PolicyCommand::Render {
             file,
             lang,
             format,
             out,
         } => {
-            let p = load(&file)?;
+            let p = load(file.as_deref())?;
             let lang = match lang {
                 LangArg::Ru => Lang::Ru,
                 LangArg::En => Lang::En,
@@ -44,7 +65,7 @@ pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
             new,
             exit_code,
         } => {
-            let (a, b) = (load(&old)?, load(&new)?);
+            let (a, b) = (load(Some(&old))?, load(Some(&new))?);
             let changes = diff(a.policy(), b.policy());
             if json {
                 out::json(&json!({
@@ -90,8 +111,9 @@ pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
     }
 }
 
-fn check(file: &Path, json: bool) -> Result<Outcome, CliError> {
-    match LoadedPolicy::load(file) {
+fn check(file: Option<&Path>, json: bool) -> Result<Outcome, CliError> {
+    let shown = file.map_or(BUILT_IN_NAME.to_string(), |f| f.display().to_string());
+    match read(file) {
         Ok(p) => {
             if json {
                 out::json(&json!({
@@ -103,7 +125,7 @@ fn check(file: &Path, json: bool) -> Result<Outcome, CliError> {
                 crate::outln!(
                     "{} {}: version {}, {} purposes, {} categories, {} recipients",
                     out::verdict(true, "valid"),
-                    file.display(),
+                    shown,
                     p.policy().version,
                     p.policy().purposes.len(),
                     p.policy().categories.len(),
@@ -129,7 +151,7 @@ fn check(file: &Path, json: bool) -> Result<Outcome, CliError> {
     }
 }
 
-fn show(file: &Path, json: bool) -> Result<Outcome, CliError> {
+fn show(file: Option<&Path>, json: bool) -> Result<Outcome, CliError> {
     let p = load(file)?;
     if json {
         out::json(&json!({ "sha256": p.sha256(), "policy": p.policy() }))?;

@@ -40,7 +40,7 @@ fn store_config(args: &StorageArgs) -> Result<StoreConfig, CliError> {
 /// Open the engine: storage, the policy in force published (or refused),
 /// the keyring.
 pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfig), CliError> {
-    let policy = load_policy(&args.policy)?;
+    let policy = load_policy(args.policy.as_deref())?;
     let storage = store_config(&args.storage)?;
     let keys = KeyEnv::from_process().map_err(|e| CliError(format!("keys: {e}")))?;
     let (engine, opened) = Engine::open(EngineConfig {
@@ -195,8 +195,8 @@ fn connection_limit(asked: u64) -> usize {
     usize::try_from(asked.min(fit)).unwrap_or(usize::MAX)
 }
 
-fn load_policy(path: &Path) -> Result<LoadedPolicy, CliError> {
-    LoadedPolicy::load(path).map_err(|e| CliError(format!("the policy cannot be loaded:\n{e}")))
+fn load_policy(path: Option<&Path>) -> Result<LoadedPolicy, CliError> {
+    super::policy::read(path).map_err(|e| CliError(format!("the policy cannot be loaded:\n{e}")))
 }
 
 /// Ctrl-C or SIGTERM, registered at once so that a signal arriving right
