@@ -9,6 +9,7 @@ mod audit;
 mod breaches;
 mod consents;
 mod decide;
+mod desk;
 mod destruction;
 mod error;
 mod export;
@@ -50,6 +51,7 @@ pub use decide::{DecisionOutcome, DecisionRequest, DisclosureRequest, Disclosure
 pub use derbes_store::{AuditQuery, Verification, WeblogPosition};
 pub use derbes_store::{EventRow, SystemRow};
 pub use derbes_weblog::pseudonym::DEFAULT_WINDOW_DAYS as DEFAULT_KEY_WINDOW_DAYS;
+pub use desk::{OnTime, RequestSummary, SubjectOverview, WeekCount, Whoami};
 pub use destruction::{DestructionAnswer, Kept};
 pub use error::EngineError;
 pub use export::{
@@ -77,7 +79,7 @@ pub use reads::{DataRead, FieldView};
 pub use reconsent::{ReconsentItem, ReconsentPage};
 pub use representatives::{NewRepresentative, RepresentationBasis, RepresentativeView};
 pub use requests::{
-    ContactAnswer, Identification, NewRequest, ObjectionKind, RequestAction, RequestChannel,
+    ContactAnswer, Identification, NewRequest, ObjectionKind, Queue, RequestAction, RequestChannel,
     RequestDetails, RequestState, RequestStep, RequestView, Requester,
 };
 pub use retention::{HoldView, NewHold, PurgeItem, PurgeReport};

@@ -230,53 +230,23 @@ impl Engine {
 
     /// The subject's own page.
     pub async fn me(&self, s: &SubjectSession) -> Result<MeView, EngineError> {
-        let subject = s.subject;
-        let row = self
-            .store
-            .subject(subject)
-            .await?
-            .ok_or(EngineError::NotFound("subject"))?;
-        let filter = derbes_store::RequestFilter {
-            subject_id: Some(subject),
-            limit: 1000,
-            ..Default::default()
-        };
-        let (fields, rows, optouts) = tokio::try_join!(
-            self.store.subject_fields(subject),
-            self.store.requests(&filter),
-            self.store.optouts(subject),
-        )?;
-        let p = self.policy.policy();
-        let mut categories = crate::field_categories(fields.iter().map(|f| f.field.as_str()));
-        categories.retain(|c| p.category(c).is_some_and(|c| c.personal));
-        let consents = self.consent_views(subject).await?;
-        let channels = channel_views(&consents, &optouts);
-        let mut requests = Vec::with_capacity(rows.len());
-        for r in rows {
-            let mut v = self.view_request(r, Vec::new())?;
-            v.state_reason = None;
-            self.waiting(&mut v).await?;
-            requests.push(v);
-        }
-        let disclosures = self.disclosures(&s.actor, subject).await?;
+        let st = self.standing(&s.actor, s.subject).await?;
         self.audit(
             Record::new(&s.actor, "me.read")
-                .subject(subject)
-                .categories(&categories)
-                .details(
-                    serde_json::json!({"requests": requests.len(), "consents": consents.len()}),
-                ),
+                .subject(s.subject)
+                .categories(&st.categories)
+                .details(serde_json::json!({"requests": st.requests.len(), "consents": st.consents.len()})),
         )
         .await?;
         Ok(MeView {
-            subject_id: subject,
-            status: row.status,
+            subject_id: s.subject,
+            status: st.row.status,
             session_expires_at: s.expires_at,
-            categories,
-            consents,
-            channels,
-            requests,
-            disclosures,
+            categories: st.categories,
+            consents: st.consents,
+            channels: st.channels,
+            requests: st.requests,
+            disclosures: st.disclosures,
         })
     }
 
@@ -435,7 +405,7 @@ impl Engine {
 }
 
 /// Every channel with its marketing consent and objections.
-fn channel_views(
+pub(crate) fn channel_views(
     consents: &[ConsentView],
     optouts: &[derbes_store::OptoutRow],
 ) -> Vec<ChannelView> {
@@ -478,23 +448,19 @@ mod tests {
             None,
         );
         let backend = Actor::staff("backend", "backend_service");
+        let today = derbes_core::almaty_date(e.now());
         let mut ids = Vec::new();
-        let born = chrono::NaiveDate::from_ymd_opt(1990, 3, 15).unwrap();
-        let other = (0..100u16)
-            .find_map(|n| derbes_kz::Iin::from_parts(born, derbes_kz::Sex::Male, n).ok())
-            .unwrap()
-            .to_string();
-        for (iin, phone) in [
-            ("871008401427", "+77011230000"),
-            (other.as_str(), "+77011230001"),
-        ] {
-            let reg: derbes_core::RegistrationRequest = serde_json::from_value(serde_json::json!({
-                "fields": {"identity.iin": iin, "identity.rk_citizen": true, "contact.phone": phone,
-                           "full_name.surname": "Тестова", "full_name.first_name": "Ая"},
-                "consents": [{"kind": "policy"}]
-            }))
-            .unwrap();
+        for i in 0..40 {
+            let synthetic = derbes_core::synthetic::subject(7, i, today);
+            if synthetic.minor {
+                continue;
+            }
+            let reg: derbes_core::RegistrationRequest =
+                serde_json::from_value(synthetic.registration).unwrap();
             ids.push(e.register(&backend, &reg).await.unwrap().subject_id);
+            if ids.len() == 2 {
+                break;
+            }
         }
         let me = Actor::subject("s1", ids[0]);
         let question = |s| crate::DecisionRequest {

@@ -178,12 +178,34 @@ pub struct ContactAnswer {
     pub reason: String,
 }
 
+/// Which requests the queue shows.
+#[derive(Debug, Clone, Default)]
+pub struct Queue {
+    pub state: Option<RequestState>,
+    pub kind: Option<Right>,
+    pub subject_id: Option<SubjectId>,
+    /// Only those neither completed nor refused.
+    pub open: bool,
+    /// Only open ones past their due date.
+    pub overdue: bool,
+    /// Only those due before this instant.
+    pub due_before: Option<DateTime<Utc>>,
+    /// At most this many (1 to 10,000).
+    pub limit: i64,
+}
+
 /// One step of a request.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestStep {
     pub at: DateTime<Utc>,
+    /// A staff token's id, `system:<job>`, or `subject:<session>` (the
+    /// user, through their own door).
     pub actor: String,
+    /// The staff member's name, where a staff token acted (one request
+    /// shown at a time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_name: Option<String>,
     pub from: Option<RequestState>,
     pub to: RequestState,
     pub reason: Option<String>,
@@ -371,6 +393,7 @@ impl Engine {
                 .map(|e| RequestStep {
                     at: e.at,
                     actor: e.actor,
+                    actor_name: None,
                     from: e.from_state,
                     to: e.to_state,
                     reason: e.reason,
@@ -432,6 +455,18 @@ impl Engine {
         let subject = row.subject_id;
         let mut v = self.view_request(row, events)?;
         self.open_request_notes(actor, subject, &mut v).await?;
+        if v.steps.iter().any(|s| !s.actor.contains(':')) {
+            let names: std::collections::HashMap<String, String> = self
+                .store
+                .tokens()
+                .await?
+                .into_iter()
+                .map(|t| (t.token_id, t.name))
+                .collect();
+            for step in &mut v.steps {
+                step.actor_name = names.get(&step.actor).cloned();
+            }
+        }
         self.waiting(&mut v).await?;
         if v.state == RequestState::Completed
             && matches!(v.kind.as_str(), "destruction" | "withdrawal")
@@ -445,25 +480,25 @@ impl Engine {
         Ok(v)
     }
 
-    /// The queue: by state, kind, subject; `overdue` for open requests past due.
+    /// The queue, soonest due first: by state, kind, subject; only the open
+    /// ones; only those past due (`overdue`) or due before an instant.
     /// Free text is shown one request at a time, not in the queue.
     pub async fn requests(
         &self,
         actor: &Actor,
-        state: Option<RequestState>,
-        kind: Option<Right>,
-        overdue: bool,
-        limit: i64,
+        q: &Queue,
     ) -> Result<Vec<RequestView>, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
         let rows = self
             .store
             .requests(&RequestFilter {
-                state,
-                kind: kind.map(|k| k.as_str().to_string()),
-                subject_id: None,
-                overdue_at: overdue.then(|| self.now()),
-                limit,
+                state: q.state,
+                kind: q.kind.map(|k| k.as_str().to_string()),
+                subject_id: q.subject_id,
+                overdue_at: q.overdue.then(|| self.now()),
+                open: q.open,
+                due_before: q.due_before,
+                limit: q.limit,
             })
             .await?;
         let mut out = Vec::with_capacity(rows.len());

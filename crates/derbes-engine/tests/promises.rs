@@ -790,10 +790,11 @@ async fn withdrawal(w: &World, t: &mut Table) {
     let req = e
         .requests(
             &dpo(),
-            None,
-            Some(derbes_policy::Right::Withdrawal),
-            false,
-            100,
+            &derbes_engine::Queue {
+                kind: Some(derbes_policy::Right::Withdrawal),
+                limit: 100,
+                ..Default::default()
+            },
         )
         .await
         .unwrap();

@@ -94,7 +94,17 @@ async fn desk(db: TestDb) {
 
     // Overdue: on 15 May both the blocking and the access request are past due.
     *now.lock().unwrap() = at("2024-05-15T00:00:01+05:00");
-    let overdue = e.requests(&dpo(), None, None, true, 100).await.unwrap();
+    let overdue = e
+        .requests(
+            &dpo(),
+            &derbes_engine::Queue {
+                overdue: true,
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let ids: Vec<&str> = overdue.iter().map(|r| r.request_id.as_str()).collect();
     assert!(
         ids.contains(&blocking.request_id.as_str()) && ids.contains(&access.request_id.as_str())
@@ -144,7 +154,17 @@ async fn desk(db: TestDb) {
         (r.state, r.state_reason.as_deref()),
         (RequestState::Refused, Some("not about this operator"))
     );
-    let open = e.requests(&dpo(), None, None, true, 100).await.unwrap();
+    let open = e
+        .requests(
+            &dpo(),
+            &derbes_engine::Queue {
+                overdue: true,
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         open.len(),
         1,

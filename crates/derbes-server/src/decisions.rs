@@ -232,3 +232,14 @@ pub(crate) async fn revoke_staff(
     state.engine().revoke_token(&actor, &token_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Who holds this token: name, role and the role's capabilities.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "staff",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The token's holder", body = derbes_engine::Whoami)))]
+pub(crate) async fn whoami(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<derbes_engine::Whoami>, ApiError> {
+    Ok(Json(state.engine().whoami(&actor).await?))
+}

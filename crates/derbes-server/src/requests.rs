@@ -43,6 +43,11 @@ pub struct RequestQuery {
     pub kind: Option<derbes_policy::Right>,
     /// Only open requests past their due date.
     pub overdue: Option<bool>,
+    /// Only open requests (neither completed nor refused).
+    pub open: Option<bool>,
+    /// Only requests due before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub due_before: Option<chrono::DateTime<chrono::FixedOffset>>,
     /// At most this many requests (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
@@ -57,14 +62,29 @@ pub(crate) async fn list(
     Extension(actor): Extension<Actor>,
     Params(q): Params<RequestQuery>,
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
-    let (st, kind) = (q.state, q.kind);
-    let limit = q.limit.unwrap_or(100);
-    Ok(Json(
-        state
-            .engine()
-            .requests(&actor, st, kind, q.overdue.unwrap_or(false), limit)
-            .await?,
-    ))
+    let queue = derbes_engine::Queue {
+        state: q.state,
+        kind: q.kind,
+        subject_id: None,
+        open: q.open.unwrap_or(false),
+        overdue: q.overdue.unwrap_or(false),
+        due_before: q.due_before.map(|t| t.with_timezone(&chrono::Utc)),
+        limit: q.limit.unwrap_or(100),
+    };
+    Ok(Json(state.engine().requests(&actor, &queue).await?))
+}
+
+/// The desk's dashboard: open, overdue, due this week, answered on time in
+/// the last 30 and 90 days, and the last 12 weeks received and answered.
+#[utoipa::path(get, path = "/api/v1/requests/summary", tag = "requests",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The figures", body = derbes_engine::RequestSummary),
+        (status = 403, description = "`forbidden` (work_requests)", body = ErrorResponse)))]
+pub(crate) async fn summary(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<derbes_engine::RequestSummary>, ApiError> {
+    Ok(Json(state.engine().request_summary(&actor).await?))
 }
 
 /// One request with every step.

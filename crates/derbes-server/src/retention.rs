@@ -134,8 +134,10 @@ pub(crate) async fn certificate(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRectificationBody {
-    /// `category.field` → corrected value.
+    /// `category.field` → corrected value; empty or absent: the values the
+    /// requester gave with the request.
     #[schema(value_type = Object)]
+    #[serde(default)]
     pub fields: BTreeMap<String, Value>,
     /// Where the corrected values come from (a source id of the policy); default `subject`.
     pub source: Option<String>,

@@ -384,3 +384,21 @@ pub(crate) async fn organization(
         representatives,
     }))
 }
+
+/// A subject's page on the desk (`work_requests`): status, the categories
+/// held (names, never values), consents and channels, requests,
+/// disclosures, legal holds, obligations. Audited.
+#[utoipa::path(get, path = "/api/v1/subjects/{id}/overview", tag = "subjects",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The subject", body = derbes_engine::SubjectOverview),
+        (status = 403, description = "`forbidden` (work_requests)", body = ErrorResponse),
+        (status = 404, description = "No such subject", body = ErrorResponse)))]
+pub(crate) async fn overview(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    crate::path::SubjectPath(id): crate::path::SubjectPath,
+) -> Result<Json<derbes_engine::SubjectOverview>, ApiError> {
+    Ok(Json(state.engine().subject_overview(&actor, id).await?))
+}

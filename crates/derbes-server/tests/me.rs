@@ -198,6 +198,67 @@ async fn own_door(store: &Store) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["values"]["full_name.first_name"], "Гүлнар");
 
+    // The desk's views of the same: the subject's page (no values), the
+    // open queue, the dashboard, who is signed in.
+    let (status, v, text) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/subjects/{a}/overview"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(
+        !text.contains("871008401427"),
+        "a value on the desk's subject page"
+    );
+    assert!(v["categories"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("identity")));
+    assert!(v["requests"].as_array().unwrap().len() >= 3);
+    let (status, v, _) = api
+        .call(Method::GET, "/api/v1/requests?open=true", None, Some(&dpo))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let queue = v.as_array().unwrap();
+    assert!(queue.iter().any(|r| r["request_id"] == rect.as_str()));
+    assert!(queue
+        .iter()
+        .all(|r| r["state"] != "completed" && r["state"] != "refused"));
+    let (status, v, _) = api
+        .call(Method::GET, "/api/v1/requests/summary", None, Some(&dpo))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["open"].as_u64().unwrap() >= 1);
+    assert!(v["last_30_days"]["answered"].as_u64().unwrap() >= 2);
+    assert_eq!(v["weeks"].as_array().unwrap().len(), 12);
+    let (status, v, _) = api
+        .call(Method::GET, "/api/v1/whoami", None, Some(&dpo))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["role"], "data_protection_officer");
+    assert_eq!(v["name"], "test data_protection_officer");
+    let (status, v, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{rect}/rectification"),
+            Some(json!({"fields": {}})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the requester's values applied: {v}"
+    );
+    let steps = v["steps"].as_array().unwrap();
+    assert!(steps
+        .iter()
+        .any(|s| s["actor_name"] == "test data_protection_officer"));
+    assert!(steps[0]["actor"].as_str().unwrap().starts_with("subject:"));
+
     // Another subject's request is not found through my session.
     let (_, token_b) = open(&api, &b).await;
     let (status, v, _) = api

@@ -40,6 +40,10 @@ pub struct RequestFilter {
     pub subject_id: Option<SubjectId>,
     /// Only open requests due before this instant.
     pub overdue_at: Option<DateTime<Utc>>,
+    /// Only open requests (neither completed nor refused).
+    pub open: bool,
+    /// Only requests due before this instant.
+    pub due_before: Option<DateTime<Utc>>,
     pub limit: i64,
 }
 
@@ -130,9 +134,37 @@ impl Store {
                 "state NOT IN ('completed', 'refused') AND due_at <",
                 f.overdue_at.map(time),
             )
+            .and_if(f.open, "state NOT IN ('completed', 'refused')")
+            .and("due_at <", f.due_before.map(time))
             .fetch(&self.pool, "due_at, request_id", f.limit)
             .await?;
         rows.iter().map(request_row).collect()
+    }
+
+    /// What the dashboard counts: every open request, and every request
+    /// received or finished since `since` — `(state, received, due,
+    /// last change)`.
+    pub async fn request_times(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(RequestState, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, received_at, due_at, updated_at FROM requests \
+             WHERE state NOT IN ('completed', 'refused') OR received_at >= $1 OR updated_at >= $1",
+        )
+        .bind(crate::us(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    crate::request_state(r, "state")?,
+                    crate::time(r, "received_at")?,
+                    crate::time(r, "due_at")?,
+                    crate::time(r, "updated_at")?,
+                ))
+            })
+            .collect()
     }
 
     /// Who filed a request (the actor of its first step), and the

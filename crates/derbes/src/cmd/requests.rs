@@ -32,7 +32,7 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
                     ),
                 };
                 let (engine, _) = super::serve::open_engine(&args).await?;
-                let list = engine.requests(&actor, state, None, overdue, 1000).await.map_err(super::staff::engine_error)?;
+                let list = engine.requests(&actor, &derbes_engine::Queue { state, overdue, limit: 1000, ..Default::default() }).await.map_err(super::staff::engine_error)?;
                 // The DPO's other duties with deadlines: a breach notice to the
                 // authorised body, a notice to a user — late ones with the requests.
                 let (breaches, notices) = if overdue {
