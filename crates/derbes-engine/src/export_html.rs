@@ -155,10 +155,66 @@ const EN: Words = Words {
     audit: "audit record",
 };
 
+/// Almaty time with its offset, as a person reads it.
 fn date(t: &DateTime<Utc>) -> String {
     t.with_timezone(&derbes_kz::ALMATY)
-        .format("%Y-%m-%d %H:%M")
+        .format("%Y-%m-%d %H:%M (UTC%:z)")
         .to_string()
+}
+
+/// A due date as derbes gives it (RFC 3339 with the Almaty offset), read.
+fn due(text: &str) -> String {
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => date(&t.with_timezone(&Utc)),
+        Err(_) => esc(text),
+    }
+}
+
+/// The words for the codes an answer carries (kinds, states, channels),
+/// in the page's language; a code it does not know is shown as it is.
+fn word(code: &str, lang: Lang) -> String {
+    let (ru, en) = match code {
+        "access" => ("копия данных", "a copy of data"),
+        "information" => ("сведения об обработке", "information on processing"),
+        "rectification" => ("исправление", "rectification"),
+        "blocking" => ("блокирование", "blocking"),
+        "unblocking" => ("разблокирование", "unblocking"),
+        "objection" => ("возражение", "objection"),
+        "withdrawal" => ("отзыв согласия", "withdrawal of consent"),
+        "destruction" => ("уничтожение", "destruction"),
+        "complaint" => ("жалоба", "complaint"),
+        "received" => ("получено", "received"),
+        "identity_verified" => ("личность подтверждена", "identity verified"),
+        "in_progress" => ("в работе", "in progress"),
+        "completed" => ("выполнено", "completed"),
+        "refused" => ("отказано", "refused"),
+        "active" => ("действует", "active"),
+        "blocked" => ("заблокированы", "blocked"),
+        "withdrawn" => ("отозвано", "withdrawn"),
+        "expired" => ("истекло", "expired"),
+        "barred_minor" => ("обработка остановлена", "processing stopped"),
+        "destroyed" => ("уничтожены", "destroyed"),
+        "policy" => ("Политика конфиденциальности", "privacy policy"),
+        "marketing" => ("реклама", "advertising"),
+        "cookies" => ("cookies", "cookies"),
+        "entrepreneur" => (
+            "данные индивидуального предпринимателя",
+            "entrepreneur's data",
+        ),
+        "service" => ("служебные сообщения", "service messages"),
+        "all" => ("все сообщения", "all messages"),
+        "sms" => ("SMS", "SMS"),
+        "whatsapp" => ("WhatsApp", "WhatsApp"),
+        "telegram" => ("Telegram", "Telegram"),
+        "push" => ("push-уведомления", "push notifications"),
+        "email" => ("электронная почта", "e-mail"),
+        "phone_call" => ("телефонный звонок", "phone call"),
+        other => return esc(other),
+    };
+    match lang {
+        Lang::Ru => ru.to_string(),
+        Lang::En => en.to_string(),
+    }
 }
 
 fn until(u: &Until, lang: Lang) -> String {
@@ -175,10 +231,14 @@ fn until(u: &Until, lang: Lang) -> String {
     }
 }
 
-fn value(v: &Value) -> String {
-    match v {
-        Value::String(s) => esc(s),
-        other => esc(&other.to_string()),
+fn value(v: &Value, lang: Lang) -> String {
+    match (v, lang) {
+        (Value::String(s), _) => esc(s),
+        (Value::Bool(true), Lang::Ru) => "да".into(),
+        (Value::Bool(false), Lang::Ru) => "нет".into(),
+        (Value::Bool(true), Lang::En) => "yes".into(),
+        (Value::Bool(false), Lang::En) => "no".into(),
+        (other, _) => esc(&other.to_string()),
     }
 }
 
@@ -202,7 +262,8 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
          <title>{}</title><style>body{{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}}\
          table{{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}}th,td{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #dde;vertical-align:top}}\
          th{{background:#f3f4f8}}h2{{margin-top:2rem;border-bottom:2px solid #2a5bd7;padding-bottom:.2rem}}code{{font-size:.85em;word-break:break-all}}\
-         .muted{{color:#667}}</style></head><body>\n<h1>{}</h1>\n",
+         .muted{{color:#667}}\
+         @media print{{body{{margin:0;max-width:none;font-size:11pt}}h2{{break-after:avoid}}tr{{break-inside:avoid}}th{{background:none}}}}</style></head><body>\n<h1>{}</h1>\n",
         match lang {
             Lang::Ru => "ru",
             Lang::En => "en",
@@ -212,9 +273,13 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
     );
     let _ = writeln!(
         h,
-        "<p>{}: <b>{}</b>, BIN {}, {}<br>{}: {} · {} {} · {} <code>{}</code></p>",
+        "<p>{}: <b>{}</b>, {} {}, {}<br>{}: {} · {} {} · {} <code>{}</code></p>",
         w.operator,
         esc(x.operator.name.get(lang)),
+        match lang {
+            Lang::Ru => "БИН",
+            Lang::En => "BIN",
+        },
         esc(&x.operator.bin),
         esc(x.operator.address.get(lang)),
         w.generated,
@@ -229,15 +294,15 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
         "<p>{}: <code>{}</code> ({}) — {} {}, {} {}<br>{}: <code>{}</code> — {} {}, {} {}{}<br>{}: {}</p>",
         w.request,
         esc(&x.request.request_id),
-        esc(&x.request.kind),
+        word(&x.request.kind, lang),
         w.received,
         date(&x.request.received_at),
         w.due,
-        esc(&x.request.due),
+        due(&x.request.due),
         w.subject,
         esc(&x.subject.subject_id),
         w.status,
-        esc(&x.subject.status),
+        word(&x.subject.status, lang),
         w.registered,
         date(&x.subject.registered_at),
         x.subject
@@ -276,7 +341,7 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
                 let _ = write!(
                     h,
                     "<td>{}</td>",
-                    f.value.as_ref().map(value).unwrap_or_default()
+                    f.value.as_ref().map(|v| value(v, lang)).unwrap_or_default()
                 );
             }
             let _ = writeln!(
@@ -305,7 +370,7 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
                 let _ = write!(
                     h,
                     "<td>{}</td><td>{}</td>",
-                    p.value.as_ref().map(value).unwrap_or_default(),
+                    p.value.as_ref().map(|v| value(v, lang)).unwrap_or_default(),
                     esc(p.reason.as_deref().unwrap_or(""))
                 );
             }
@@ -403,17 +468,20 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
             vec![
                 format!(
                     "{}{}",
-                    esc(c.record.kind.as_str()),
+                    word(c.record.kind.as_str(), lang),
                     c.record
                         .channel
-                        .map(|ch| format!(" ({})", ch.as_str()))
+                        .map(|ch| format!(" ({})", word(ch.as_str(), lang)))
                         .unwrap_or_default()
                 ),
                 date(&c.record.given_at),
-                esc(&serde_json::to_value(c.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()),
+                word(
+                    &serde_json::to_value(c.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    lang,
+                ),
                 format!("<code>{}</code>", esc(&c.record.receipt_sha256)),
             ]
         }),
@@ -425,7 +493,7 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
         &[w.channel, w.kind, w.when],
         x.objections
             .iter()
-            .map(|o| vec![esc(&o.channel), esc(&o.kind), date(&o.at)]),
+            .map(|o| vec![word(&o.channel, lang), word(&o.kind, lang), date(&o.at)]),
     );
     if !x.obligations.is_empty() {
         let _ = writeln!(h, "<h2>{}</h2>\n<ul>", w.obligations);
@@ -450,10 +518,10 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
         &[w.kind, w.received, w.due, w.state],
         x.requests.iter().map(|r| {
             vec![
-                esc(&r.kind),
+                word(&r.kind, lang),
                 date(&r.received_at),
-                esc(&r.due),
-                esc(r.state.as_str()),
+                due(&r.due),
+                word(r.state.as_str(), lang),
             ]
         }),
     );

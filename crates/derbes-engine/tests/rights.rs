@@ -164,6 +164,20 @@ async fn access_and_information(db: TestDb) {
     assert!(ru.contains("Копия ваших персональных данных"));
     assert!(ru.contains("Касымова&lt;b&gt;") && !ru.contains(SURNAME));
     assert!(ru.contains("бесплатно"));
+    // Russian throughout: codes in words, times in Almaty time with the offset, a print style.
+    for code in [
+        ">active<",
+        ">access<",
+        ">policy",
+        ">true<",
+        "BIN ",
+        ">in_progress<",
+    ] {
+        assert!(!ru.contains(code), "`{code}` on the Russian page");
+    }
+    assert!(ru.contains("БИН") && ru.contains("(UTC+05:00)") && ru.contains("@media print"));
+    let iso = regex_lite_iso(&ru);
+    assert!(iso.is_none(), "a raw time on the page: {iso:?}");
     let en = export_html(&x, Lang::En);
     assert!(en.contains("A copy of your personal data") && en.contains(IIN));
     assert!(!en.contains("<script"));
@@ -453,3 +467,21 @@ derbes_store::both_databases!(purge_pages_never_split_a_subject);
 derbes_store::both_databases!(access_and_information);
 derbes_store::both_databases!(rectification_and_complaints);
 derbes_store::both_databases!(retention_purge);
+
+/// A raw RFC 3339 time (`2026-12-03T10:15:00+05:00`) in `text`, if any.
+fn regex_lite_iso(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(19)).find_map(|i| {
+        let w = &b[i..i + 19];
+        let digits = |r: std::ops::Range<usize>| w[r].iter().all(u8::is_ascii_digit);
+        (digits(0..4)
+            && w[4] == b'-'
+            && digits(5..7)
+            && w[7] == b'-'
+            && digits(8..10)
+            && w[10] == b'T'
+            && digits(11..13)
+            && w[13] == b':')
+            .then(|| String::from_utf8_lossy(w).into_owned())
+    })
+}

@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// derbes — the personal-data engine behind the iBusiness privacy policy.
 ///
-/// Exit codes: 0 ok, 1 a negative result (invalid input, problems found),
-/// 2 a usage or runtime error.
+/// Exit codes: 0 ok, 1 a negative result (not found, invalid input,
+/// problems found), 2 a usage or runtime error. With --json an error is
+/// {"error": {"code", "message"}}.
 #[derive(Debug, Parser)]
 #[command(
     name = "derbes",
@@ -110,6 +111,13 @@ pub enum Command {
 pub struct IngestArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Days a statistics day key lives (1: today only; default 2); lines of
+    /// older days cannot be counted. Recorded with the keys: `serve`,
+    /// `ingest` and `ingest --follow` then all keep that window until told
+    /// another.
+    #[arg(long, env = "DERBES_KEY_WINDOW_DAYS", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub key_window_days: Option<u32>,
     /// Log files (plain or gzip); `-` or none: standard input.
     pub files: Vec<PathBuf>,
     /// combined (nginx/Apache default), common, or json (JSON lines: nginx escape=json, app events).
@@ -181,6 +189,7 @@ pub enum RequestsCommand {
     Show {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The request's id (from `requests list`).
         request_id: String,
     },
 }
@@ -250,6 +259,7 @@ pub enum SystemsCommand {
     Remove {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The system's name (from `systems list`).
         name: String,
     },
 }
@@ -275,8 +285,10 @@ pub enum BreachesCommand {
         /// When it was detected (RFC 3339); now when absent.
         #[arg(long)]
         detected_at: Option<String>,
+        /// What caused it, as far as known (sealed).
         #[arg(long)]
         cause: Option<String>,
+        /// What was done about it (sealed).
         #[arg(long)]
         measures: Option<String>,
     },
@@ -295,18 +307,22 @@ pub enum BreachesCommand {
     Show {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The breach's id (from `breaches list`).
         breach_id: String,
     },
     /// assess, notify (the authorised body was notified) or close.
     Act {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The breach's id (from `breaches list`).
         breach_id: String,
         /// assess, notify or close.
         #[arg(long)]
         action: String,
+        /// What caused it, as far as known (sealed).
         #[arg(long)]
         cause: Option<String>,
+        /// What was done about it (sealed).
         #[arg(long)]
         measures: Option<String>,
         /// The authorised body's registration number or letter.
@@ -317,7 +333,9 @@ pub enum BreachesCommand {
     Notice {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The breach's id (from `breaches list`).
         breach_id: String,
+        /// Language: ru (the default) or en.
         #[arg(long, value_enum, default_value_t = LangArg::Ru)]
         lang: LangArg,
         /// Write to this file instead of standard output.
@@ -328,6 +346,7 @@ pub enum BreachesCommand {
     NotifySubjects {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The breach's id (from `breaches list`).
         breach_id: String,
     },
 }
@@ -363,6 +382,7 @@ pub enum OutboxCommand {
     Retry {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The event's id (from `outbox list` or `outbox dead`).
         event_id: String,
     },
     /// The dead events (exit 1 when there are any).
@@ -371,7 +391,9 @@ pub enum OutboxCommand {
     Confirm {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The event's id (from `outbox list` or `outbox dead`).
         event_id: String,
+        /// How it was established that the system followed (sealed, audited).
         #[arg(long)]
         reason: String,
     },
@@ -396,6 +418,7 @@ pub enum StaffCommand {
     Revoke {
         #[command(flatten)]
         engine: EngineArgs,
+        /// The token's id (from `staff list`), never its secret.
         token_id: String,
     },
 }
@@ -418,22 +441,6 @@ pub struct EngineArgs {
     /// binary (`policy/ibusiness.toml` as it was built).
     #[arg(long, env = "DERBES_POLICY", value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// The administrative fee for a copy of one's data, in tenge (7.11
-    /// allows one; by default access is free, as the Law has it).
-    #[arg(
-        long,
-        env = "DERBES_ACCESS_FEE_KZT",
-        default_value_t = 0,
-        value_name = "KZT"
-    )]
-    pub access_fee_kzt: u64,
-    /// Days a statistics day key lives (1: today only; default 2); lines of
-    /// older days cannot be counted. Recorded with the keys: `serve`,
-    /// `ingest` and `ingest --follow` then all keep that window until told
-    /// another.
-    #[arg(long, env = "DERBES_KEY_WINDOW_DAYS", value_name = "DAYS",
-          value_parser = clap::value_parser!(u32).range(1..=3660))]
-    pub key_window_days: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -504,6 +511,22 @@ pub struct StorageArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// The administrative fee for a copy of one's data, in tenge (7.11
+    /// allows one; by default access is free, as the Law has it).
+    #[arg(
+        long,
+        env = "DERBES_ACCESS_FEE_KZT",
+        default_value_t = 0,
+        value_name = "KZT"
+    )]
+    pub access_fee_kzt: u64,
+    /// Days a statistics day key lives (1: today only; default 2); lines of
+    /// older days cannot be counted. Recorded with the keys: `serve`,
+    /// `ingest` and `ingest --follow` then all keep that window until told
+    /// another.
+    #[arg(long, env = "DERBES_KEY_WINDOW_DAYS", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub key_window_days: Option<u32>,
     /// Address to listen on.
     #[arg(
         long,
@@ -598,7 +621,9 @@ pub enum PolicyCommand {
     },
     /// What changed between two policy files that matters to users.
     Diff {
+        /// The earlier policy file.
         old: PathBuf,
+        /// The later policy file.
         new: PathBuf,
         /// Exit 1 when there are changes (like `git diff --exit-code`).
         #[arg(long)]
@@ -623,13 +648,25 @@ pub enum FormatArg {
 #[derive(Debug, Subcommand)]
 pub enum KzCommand {
     /// Validate an IIN; show birth date and sex.
-    Iin { iin: String },
+    Iin {
+        /// 12 digits.
+        iin: String,
+    },
     /// Validate a BIN; show registration month, entity type and attribute.
-    Bin { bin: String },
+    Bin {
+        /// 12 digits.
+        bin: String,
+    },
     /// Validate a Kazakhstan IBAN.
-    Iban { iban: String },
+    Iban {
+        /// KZ and 18 characters, spaces allowed.
+        iban: String,
+    },
     /// Validate and normalise a Kazakhstan phone number to E.164.
-    Phone { phone: String },
+    Phone {
+        /// In any common form: +7 701 123 45 67, 8 (701) 1234567, ...
+        phone: String,
+    },
     /// Every non-working day of a year, weekends included.
     Calendar {
         /// The year (2000-2100).
@@ -644,4 +681,35 @@ pub enum KzCommand {
         #[arg(long, value_name = "N")]
         working_days: u32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every argument says what it is.
+    #[test]
+    fn every_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(here.clone());
+            }
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{here} <{id}>"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undescribed: {missing:#?}");
+    }
 }

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             out::error(json, &e);
-            ExitCode::from(2)
+            e.exit_code()
         }
     }
 }

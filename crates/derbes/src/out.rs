@@ -23,13 +23,71 @@ impl Outcome {
     }
 }
 
-/// A runtime or usage error: printed, exit 2.
+/// A command that could not answer: printed (with `--json`, as
+/// `{"error": {"code", "message"}}`), exit 1 when the answer is "not
+/// found" or the input is invalid, 2 for a usage or runtime error.
 #[derive(Debug)]
-pub struct CliError(pub String);
+pub struct CliError {
+    pub code: &'static str,
+    pub message: String,
+    negative: bool,
+}
+
+impl CliError {
+    /// The command could not run (storage, files, keys): exit 2.
+    pub fn failed(message: impl Into<String>) -> CliError {
+        CliError {
+            code: "failed",
+            message: message.into(),
+            negative: false,
+        }
+    }
+
+    /// The command line itself is wrong (beyond what clap checks): exit 2.
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            code: "usage",
+            message: message.into(),
+            negative: false,
+        }
+    }
+
+    /// What was asked for does not exist: exit 1.
+    pub fn not_found(message: impl Into<String>) -> CliError {
+        CliError {
+            code: "not_found",
+            message: message.into(),
+            negative: true,
+        }
+    }
+
+    /// The input was refused, naming the field: exit 1.
+    pub fn invalid(message: impl Into<String>) -> CliError {
+        CliError {
+            code: "invalid",
+            message: message.into(),
+            negative: true,
+        }
+    }
+
+    /// Another answer of the engine, by its code (`forbidden`, `conflict`,
+    /// `destroyed`, ...): exit 1 for a refusal, 2 otherwise.
+    pub fn refused(code: &'static str, message: impl Into<String>, negative: bool) -> CliError {
+        CliError {
+            code,
+            message: message.into(),
+            negative,
+        }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(if self.negative { 1 } else { 2 })
+    }
+}
 
 impl<E: std::fmt::Display> From<E> for CliError {
     fn from(e: E) -> Self {
-        CliError(e.to_string())
+        CliError::failed(e.to_string())
     }
 }
 
@@ -82,12 +140,12 @@ pub fn verdict(good: bool, text: &str) -> String {
 
 pub fn error(json: bool, e: &CliError) {
     if json {
-        let v = serde_json::json!({ "error": { "message": e.0 } });
+        let v = serde_json::json!({ "error": { "code": e.code, "message": e.message } });
         crate::outln!("{v}");
     } else if colour_on(std::io::stderr().is_terminal()) {
-        eprintln!("\x1b[1;31merror:\x1b[0m {}", e.0);
+        eprintln!("\x1b[1;31merror:\x1b[0m {}", e.message);
     } else {
-        eprintln!("error: {}", e.0);
+        eprintln!("error: {}", e.message);
     }
 }
 
@@ -97,4 +155,12 @@ pub fn warn(text: &str) {
     } else {
         eprintln!("warning: {text}");
     }
+}
+
+/// A time as a person in Kazakhstan reads it: Almaty time, with its offset
+/// (`2026-12-03 18:18 +05:00`).
+pub fn almaty(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&derbes_kz::ALMATY)
+        .format("%Y-%m-%d %H:%M %:z")
+        .to_string()
 }

@@ -543,7 +543,7 @@ fn staff_and_audit_verify_detect_tampering() {
         "--data-dir",
         d,
     ]);
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 1, "invalid input is a negative answer");
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown_role"));
     let list = String::from_utf8(run(&["staff", "list", "--data-dir", d]).stdout).unwrap();
     assert!(
@@ -656,10 +656,35 @@ fn requests_queue_from_the_cli() {
         text.contains("OVERDUE") && text.contains("received"),
         "{text}"
     );
-    assert_eq!(
-        code(&run(&["requests", "show", "nope", "--data-dir", d])),
-        2
-    );
+    // Not found: exit 1, and with --json the error carries its code.
+    let o = run(&["requests", "show", "nope", "--data-dir", d, "--json"]);
+    assert_eq!(code(&o), 1);
+    let v = json_of(&o);
+    assert_eq!(v["error"]["code"], "not_found", "{v}");
+    // A usage error: exit 2, with its code.
+    let o = run(&[
+        "requests",
+        "list",
+        "--state",
+        "lost",
+        "--data-dir",
+        d,
+        "--json",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert_eq!(json_of(&o)["error"]["code"], "usage");
+    // Options only where they apply: the access fee is the service's.
+    let o = run(&[
+        "requests",
+        "list",
+        "--access-fee-kzt",
+        "500",
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(code(&o), 2, "the fee is not an option of the queue");
+    let help = String::from_utf8(run(&["serve", "--help"]).stdout).unwrap();
+    assert!(help.contains("--access-fee-kzt"), "{help}");
 }
 
 #[test]

@@ -55,8 +55,8 @@ pub fn run(cmd: BreachesCommand, json: bool) -> Result<Outcome, CliError> {
                 let detected_at = detected_at
                     .map(|t| {
                         chrono::DateTime::parse_from_rfc3339(&t).map_err(|_| {
-                            CliError(
-                                "--detected-at: RFC 3339, e.g. 2026-12-03T10:15:00+05:00".into(),
+                            CliError::usage(
+                                "--detected-at: RFC 3339, e.g. 2026-12-03T10:15:00+05:00",
                             )
                         })
                     })
@@ -64,8 +64,9 @@ pub fn run(cmd: BreachesCommand, json: bool) -> Result<Outcome, CliError> {
                 let subjects = subjects
                     .iter()
                     .map(|s| {
-                        derbes_core::SubjectId::parse(s)
-                            .map_err(|_| CliError(format!("--subjects: `{s}` is not a subject id")))
+                        derbes_core::SubjectId::parse(s).map_err(|_| {
+                            CliError::usage(format!("--subjects: `{s}` is not a subject id"))
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let (engine, _) = super::serve::open_engine(&args).await?;
@@ -157,7 +158,7 @@ pub fn run(cmd: BreachesCommand, json: bool) -> Result<Outcome, CliError> {
                 reference,
             } => {
                 let action = serde_json::from_value(serde_json::Value::String(action))
-                    .map_err(|_| CliError("--action: assess, notify or close".into()))?;
+                    .map_err(|_| CliError::usage("--action: assess, notify or close"))?;
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let b = engine
                     .act_on_breach(
@@ -198,7 +199,7 @@ pub fn run(cmd: BreachesCommand, json: bool) -> Result<Outcome, CliError> {
                 engine.close().await;
                 match file {
                     Some(f) => std::fs::write(&f, text)
-                        .map_err(|e| CliError(format!("{}: {e}", f.display())))?,
+                        .map_err(|e| CliError::failed(format!("{}: {e}", f.display())))?,
                     None => crate::outln!("{text}"),
                 }
                 Ok(Outcome::Ok)

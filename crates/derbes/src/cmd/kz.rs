@@ -143,7 +143,7 @@ fn calendar(year: i32, json: bool) -> Result<Outcome, CliError> {
 
 fn deadline(received: &str, n: u32, json: bool) -> Result<Outcome, CliError> {
     let at = DateTime::parse_from_rfc3339(received.trim()).map_err(|e| {
-        CliError(format!(
+        CliError::failed(format!(
             "--received must be an RFC 3339 time such as 2024-05-03T17:30:00+05:00 ({e})"
         ))
     })?;

@@ -100,7 +100,7 @@ pub fn systems(cmd: SystemsCommand, json: bool) -> Result<Outcome, CliError> {
                     for s in &list {
                         let gone = s
                             .removed_at
-                            .map(|t| format!("  removed {}", t.format("%Y-%m-%d")))
+                            .map(|t| format!("  removed {}", crate::out::almaty(t)))
                             .unwrap_or_default();
                         crate::outln!(
                             "{:<16} {:<8} {:<40} {:<9} {}{}{gone}",

@@ -30,7 +30,7 @@ use crate::cli::{FormatArg, LangArg, PolicyCommand};
 use crate::out::{self, CliError, Outcome};
 
 fn load(path: Option<&Path>) -> Result<LoadedPolicy, CliError> {
-    read(path).map_err(|e| CliError(e.to_string()))
+    read(path).map_err(|e| CliError::failed(e.to_string()))
 }
 
 pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
@@ -54,8 +54,9 @@ pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
             };
             let text = render(p.policy(), lang, format);
             match out {
-                Some(path) => std::fs::write(&path, text)
-                    .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?,
+                Some(path) => std::fs::write(&path, text).map_err(|e| {
+                    CliError::failed(format!("cannot write {}: {e}", path.display()))
+                })?,
                 None => crate::out!("{text}"),
             }
             Ok(Outcome::Ok)
@@ -147,7 +148,7 @@ fn check(file: Option<&Path>, json: bool) -> Result<Outcome, CliError> {
             }
             Ok(Outcome::Negative)
         }
-        Err(e @ LoadError::Io { .. }) => Err(CliError(e.to_string())),
+        Err(e @ LoadError::Io { .. }) => Err(CliError::failed(e.to_string())),
     }
 }
 

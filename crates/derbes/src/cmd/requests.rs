@@ -28,7 +28,7 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
                     None => None,
                     Some(s) => Some(
                         serde_json::from_value::<RequestState>(serde_json::Value::String(s.to_string()))
-                            .map_err(|_| CliError("--state: received, identity_verified, in_progress, completed or refused".into()))?,
+                            .map_err(|_| CliError::usage("--state: received, identity_verified, in_progress, completed or refused"))?,
                     ),
                 };
                 let (engine, _) = super::serve::open_engine(&args).await?;
@@ -48,14 +48,14 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
                 if json {
                     let mut items: Vec<serde_json::Value> = Vec::with_capacity(late);
                     for r in &list {
-                        items.push(serde_json::to_value(r).map_err(|e| CliError(e.to_string()))?);
+                        items.push(serde_json::to_value(r).map_err(|e| CliError::failed(e.to_string()))?);
                     }
                     for (duty, v) in breaches
                         .iter()
                         .map(|b| ("breach_notice", serde_json::to_value(b)))
                         .chain(notices.iter().map(|n| ("subject_notice", serde_json::to_value(n))))
                     {
-                        let mut v = v.map_err(|e| CliError(e.to_string()))?;
+                        let mut v = v.map_err(|e| CliError::failed(e.to_string()))?;
                         v["duty"] = duty.into();
                         items.push(v);
                     }
@@ -83,10 +83,11 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
                     out::json(&r)?;
                 } else {
                     crate::outln!("{}", line(&r));
-                    crate::outln!("received {} via {} from {}", r.received_at.format("%Y-%m-%d %H:%M UTC"), r.channel, r.requester);
+                    crate::outln!("received {} via {} from {}", out::almaty(r.received_at), r.channel, r.requester);
                     for s in &r.steps {
                         let reason = s.reason.as_deref().map(|x| format!(" — {x}")).unwrap_or_default();
-                        crate::outln!("  {}  {:<18} by {}{reason}", s.at.format("%Y-%m-%d %H:%M"), s.to, s.actor);
+                        let by = s.actor_name.as_deref().unwrap_or(&s.actor);
+                        crate::outln!("  {}  {:<18} by {by}{reason}", out::almaty(s.at), s.to);
                     }
                 }
                 Ok(Outcome::Ok)
@@ -104,7 +105,7 @@ pub fn reconsent(
 ) -> Result<Outcome, CliError> {
     let after = after
         .map(|a| {
-            derbes_core::SubjectId::parse(&a).map_err(|_| CliError("--after: a subject id".into()))
+            derbes_core::SubjectId::parse(&a).map_err(|_| CliError::usage("--after: a subject id"))
         })
         .transpose()?;
     super::runtime()?.block_on(async move {

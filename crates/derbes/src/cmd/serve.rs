@@ -40,20 +40,30 @@ fn store_config(args: &StorageArgs) -> Result<StoreConfig, CliError> {
 /// Open the engine: storage, the policy in force published (or refused),
 /// the keyring.
 pub(crate) async fn open_engine(args: &EngineArgs) -> Result<(Engine, StoreConfig), CliError> {
+    open_engine_with(args, 0, None).await
+}
+
+/// [`open_engine`] with the access fee (`serve`) and a new window for the
+/// statistics' day keys (`serve`, `ingest`).
+pub(crate) async fn open_engine_with(
+    args: &EngineArgs,
+    access_fee_kzt: u64,
+    key_window_days: Option<u32>,
+) -> Result<(Engine, StoreConfig), CliError> {
     let policy = load_policy(args.policy.as_deref())?;
     let storage = store_config(&args.storage)?;
-    let keys = KeyEnv::from_process().map_err(|e| CliError(format!("keys: {e}")))?;
+    let keys = KeyEnv::from_process().map_err(|e| CliError::failed(format!("keys: {e}")))?;
     let (engine, opened) = Engine::open(EngineConfig {
         storage: storage.clone(),
         policy,
         data_dir: args.storage.data_dir.clone(),
         keys,
-        access_fee_kzt: args.access_fee_kzt,
-        key_window_days: args.key_window_days,
+        access_fee_kzt,
+        key_window_days,
     })
     .await
     .map_err(|e| {
-        CliError(format!(
+        CliError::failed(format!(
             "{} ({}): {e}",
             "cannot open derbes",
             storage.redacted()
@@ -76,7 +86,8 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     init_logging();
     let started = Instant::now();
     super::runtime()?.block_on(async move {
-        let (engine, config) = open_engine(&args.engine).await?;
+        let (engine, config) =
+            open_engine_with(&args.engine, args.access_fee_kzt, args.key_window_days).await?;
         let version = engine.policy().policy().version.clone();
         if let Some(token) = engine.bootstrap_admin().await? {
             // Shown once, on standard output, never in the log.
@@ -141,7 +152,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
         )?;
         let shutdown = shutdown_signal()?;
         let tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key).map_err(CliError)?),
+            (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key).map_err(CliError::failed)?),
             _ => None,
         };
         let limits = Limits {
@@ -151,7 +162,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
         };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
+            .map_err(|e| CliError::failed(format!("cannot listen on {}: {e}", args.listen)))?;
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(
@@ -196,7 +207,8 @@ fn connection_limit(asked: u64) -> usize {
 }
 
 fn load_policy(path: Option<&Path>) -> Result<LoadedPolicy, CliError> {
-    super::policy::read(path).map_err(|e| CliError(format!("the policy cannot be loaded:\n{e}")))
+    super::policy::read(path)
+        .map_err(|e| CliError::failed(format!("the policy cannot be loaded:\n{e}")))
 }
 
 /// Ctrl-C or SIGTERM, registered at once so that a signal arriving right
@@ -205,7 +217,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> 
     #[cfg(unix)]
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| CliError(format!("cannot install the SIGTERM handler: {e}")))?;
+            .map_err(|e| CliError::failed(format!("cannot install the SIGTERM handler: {e}")))?;
     let ctrl_c = tokio::spawn(tokio::signal::ctrl_c());
     Ok(async move {
         #[cfg(unix)]

@@ -30,7 +30,7 @@ pub fn run(cmd: StaffCommand, json: bool) -> Result<Outcome, CliError> {
                 } else {
                     for s in &list {
                         let state = match s.revoked_at {
-                            Some(t) => format!("revoked {}", t.format("%Y-%m-%d %H:%M")),
+                            Some(t) => format!("revoked {}", crate::out::almaty(t)),
                             None => "active".into(),
                         };
                         crate::outln!("{}  {:<26} {:<24} {state}", s.token_id, s.role, s.name);
@@ -57,14 +57,19 @@ pub fn run(cmd: StaffCommand, json: bool) -> Result<Outcome, CliError> {
 
 /// Engine refusals as one readable line (field: reason).
 pub(crate) fn engine_error(e: derbes_engine::EngineError) -> CliError {
+    use derbes_engine::EngineError as E;
     match e {
-        derbes_engine::EngineError::Invalid(problems) => CliError(
+        E::Invalid(problems) => CliError::invalid(
             problems
                 .iter()
                 .map(|p| format!("{}: {} ({})", p.field, p.reason, p.code))
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        other => CliError(other.to_string()),
+        e @ E::NotFound(_) => CliError::not_found(e.to_string()),
+        e @ E::Forbidden(_) => CliError::refused("forbidden", e.to_string(), true),
+        e @ E::Destroyed => CliError::refused("destroyed", e.to_string(), true),
+        e @ E::Denied { .. } => CliError::refused("denied", e.to_string(), true),
+        other => CliError::failed(other.to_string()),
     }
 }

@@ -59,7 +59,7 @@ struct IngestReport {
 }
 
 fn format_of(s: &str) -> Result<Format, CliError> {
-    Format::parse(s).ok_or_else(|| CliError("--format: combined, common or json".into()))
+    Format::parse(s).ok_or_else(|| CliError::usage("--format: combined, common or json"))
 }
 
 fn print_summary(name: &str, s: &Summary) {
@@ -100,10 +100,11 @@ fn print_summary(name: &str, s: &Summary) {
 pub fn ingest(args: IngestArgs, json: bool) -> Result<Outcome, CliError> {
     let format = format_of(&args.format)?;
     if !(0.0..=1.0).contains(&args.max_malformed) {
-        return Err(CliError("--max-malformed: a ratio from 0 to 1".into()));
+        return Err(CliError::usage("--max-malformed: a ratio from 0 to 1"));
     }
     super::runtime()?.block_on(async move {
-        let (engine, _) = super::serve::open_engine(&args.engine).await?;
+        let (engine, _) =
+            super::serve::open_engine_with(&args.engine, 0, args.key_window_days).await?;
         let result = if args.follow {
             follow(&engine, &args, format, json).await
         } else {
@@ -131,9 +132,10 @@ fn open_input(
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "-".into());
     let raw: Box<dyn Read> = match input {
-        Some(p) => {
-            Box::new(std::fs::File::open(p).map_err(|e| CliError(format!("{}: {e}", p.display())))?)
-        }
+        Some(p) => Box::new(
+            std::fs::File::open(p)
+                .map_err(|e| CliError::failed(format!("{}: {e}", p.display())))?,
+        ),
         None => Box::new(std::io::stdin()),
     };
     let counted = Counted {
@@ -141,13 +143,13 @@ fn open_input(
         bar: bar.clone(),
     };
     let reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(256 * 1024, counted));
-    let mut reader = maybe_gunzip(reader).map_err(|e| CliError(format!("{name}: {e}")))?;
+    let mut reader = maybe_gunzip(reader).map_err(|e| CliError::failed(format!("{name}: {e}")))?;
     // Standard input cannot be read again if its start only looks familiar.
     let key = match input {
         Some(_) => first_line_key(
             reader
                 .fill_buf()
-                .map_err(|e| CliError(format!("{name}: {e}")))?,
+                .map_err(|e| CliError::failed(format!("{name}: {e}")))?,
         ),
         None => None,
     };
@@ -214,7 +216,7 @@ async fn batch(
             let want = position.max(0) as u64;
             let skipped = fp
                 .skip(want)
-                .map_err(|e| CliError(format!("{name}: {e}")))?;
+                .map_err(|e| CliError::failed(format!("{name}: {e}")))?;
             if skipped == want && fp.digest() == digest {
                 already_counted = want;
             } else {
@@ -235,7 +237,7 @@ async fn batch(
                 s.malformed_total()
             ))
         })
-        .map_err(|e| CliError(format!("{name}: {e}; nothing was counted")))?;
+        .map_err(|e| CliError::failed(format!("{name}: {e}; nothing was counted")))?;
         let (position, digest) = reader.get_ref().complete_lines();
         if let Some(key) = opened.key.filter(|_| position > 0) {
             checkpoints.push((key, digest, position as i64));
@@ -338,10 +340,10 @@ async fn follow(
     json: bool,
 ) -> Result<Outcome, CliError> {
     let [path] = args.files.as_slice() else {
-        return Err(CliError("--follow reads exactly one file".into()));
+        return Err(CliError::usage("--follow reads exactly one file"));
     };
     let follower =
-        derbes_weblog::follow::Follower::new(path).map_err(|e| CliError(e.to_string()))?;
+        derbes_weblog::follow::Follower::new(path).map_err(|e| CliError::failed(e.to_string()))?;
     let source = follower.source().to_string();
     let mut ing = engine
         .weblog_ingester(format)
@@ -352,7 +354,7 @@ async fn follow(
     loop {
         // A follow can run for days: move to today, destroying closed days' keys.
         ing.advance(engine.today())
-            .map_err(|e| CliError(e.to_string()))?;
+            .map_err(|e| CliError::failed(e.to_string()))?;
         let committed = engine
             .weblog_checkpoint(&source)
             .await
@@ -360,7 +362,7 @@ async fn follow(
             .map(|p| (p.identity, p.position.max(0) as u64));
         let commits = follower
             .step(&mut ing, committed)
-            .map_err(|e| CliError(e.to_string()))?;
+            .map_err(|e| CliError::failed(e.to_string()))?;
         let read = commits.iter().any(|c| c.position > 0);
         for c in commits {
             engine
@@ -393,7 +395,7 @@ async fn follow(
 
 pub fn stats(args: StatsArgs, json: bool) -> Result<Outcome, CliError> {
     let by = Report::parse(&args.by).ok_or_else(|| {
-        CliError("--by: route, status, browser, os, device, referrer, social, hour or day".into())
+        CliError::usage("--by: route, status, browser, os, device, referrer, social, hour or day")
     })?;
     super::runtime()?.block_on(async move {
         let (engine, _) = super::serve::open_engine(&args.engine).await?;
@@ -412,7 +414,7 @@ pub fn stats(args: StatsArgs, json: bool) -> Result<Outcome, CliError> {
                 let page =
                     derbes_weblog::report::report_html(&sections, args.from, args.to, args.k);
                 std::fs::write(out, page)
-                    .map_err(|e| CliError(format!("{}: {e}", out.display())))?;
+                    .map_err(|e| CliError::failed(format!("{}: {e}", out.display())))?;
                 if json {
                     out::json(&serde_json::json!({"out": out.display().to_string()}))?;
                 } else {
