@@ -37,10 +37,12 @@ enum Door {
     /// The connected systems: told in the change's own transaction, and a
     /// request completes only once they confirm.
     Systems,
+    /// The subject's own door: a session the app opens, `/me`.
+    Own,
 }
 
 impl Door {
-    const ALL: [Door; 9] = [
+    const ALL: [Door; 10] = [
         Door::Decision,
         Door::Read,
         Door::Disclosure,
@@ -50,6 +52,7 @@ impl Door {
         Door::Desk,
         Door::Job,
         Door::Systems,
+        Door::Own,
     ];
 }
 
@@ -64,6 +67,14 @@ impl Table {
     fn promise(&mut self, name: &'static str, clause: &'static str) -> usize {
         self.rows.push((name, clause));
         self.rows.len() - 1
+    }
+
+    /// The row of a promise already listed.
+    fn row(&self, name: &str) -> usize {
+        self.rows
+            .iter()
+            .position(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no promise `{name}`"))
     }
 
     fn cell(&mut self, row: usize, door: Door, holds: bool, what: impl Into<String>) {
@@ -190,6 +201,7 @@ fn codes<T>(r: &Result<T, EngineError>) -> Vec<String> {
         Err(EngineError::Forbidden(_)) => vec!["forbidden".into()],
         Err(EngineError::Invalid(p)) => p.iter().map(|p| format!("invalid:{}", p.code)).collect(),
         Err(EngineError::Destroyed) => vec!["destroyed".into()],
+        Err(EngineError::NotFound(_)) => vec!["not_found".into()],
         Err(EngineError::AwaitingSystems(_)) => vec!["awaiting_systems".into()],
         Err(e) => vec![format!("{e:?}")],
     }
@@ -1560,6 +1572,105 @@ async fn representation(w: &World, t: &mut Table) {
     );
 }
 
+/// The subject's own door keeps the promises the other doors keep, and
+/// reaches its own subject only.
+async fn own_door(w: &World, t: &mut Table) {
+    let e = &w.e;
+    let open = |s: SubjectId| async move {
+        let (_, token) = e.open_session(&backend(), s, None).await.unwrap();
+        e.subject_session(&token).await.unwrap().unwrap()
+    };
+    let ask_me = |v: Value| -> derbes_engine::MyRequest { serde_json::from_value(v).unwrap() };
+
+    let only = t.promise("a session reaches its subject only", "Law; 7.11");
+    let a = register(e, 60, everything()).await;
+    let b = register(e, 61, everything()).await;
+    let (sa, sb) = (open(a).await, open(b).await);
+    let copy = e.my_copy(&sa, derbes_policy::Right::Access).await.unwrap();
+    t.cell(
+        only,
+        Door::Export,
+        copy.subject.subject_id == a.to_string() && copy.request.channel == "in_app",
+        "a session's copy is of its own subject, an in-app request",
+    );
+    let theirs = e
+        .my_copy(&sb, derbes_policy::Right::Information)
+        .await
+        .unwrap();
+    let c = codes(&e.my_request(&sa, &theirs.request.request_id).await);
+    t.cell(
+        only,
+        Door::Own,
+        has(&c, "not_found"),
+        format!("another's request: {c:?}"),
+    );
+    let mine = e.my_requests(&sa).await.unwrap();
+    t.cell(
+        only,
+        Door::Own,
+        mine.iter().all(|r| r.subject_id == Some(a)),
+        "my requests are mine",
+    );
+
+    // Blocking from the request on, through the subject's own door.
+    let blocking = t.row("blocking from the request on");
+    e.file_my_request(&sa, &ask_me(json!({"kind": "blocking"})))
+        .await
+        .unwrap();
+    let c = decided(
+        e,
+        &backend(),
+        &ask(a, Operation::Use, "identification", &["identity"], None),
+    )
+    .await;
+    t.cell(
+        blocking,
+        Door::Own,
+        has(&c, "subject_blocked"),
+        format!("blocked as the request is filed: {c:?}"),
+    );
+
+    // An objection through the subject's own door stops every sender.
+    let objection = t.row("objection to communications");
+    e.file_my_request(
+        &sb,
+        &ask_me(json!({"kind": "objection", "details": {"channels": ["sms"], "kind": "all"}})),
+    )
+    .await
+    .unwrap();
+    let c = e
+        .can_contact(&backend(), b, Channel::Sms, "service")
+        .await
+        .unwrap();
+    t.cell(
+        objection,
+        Door::Own,
+        !c.allowed && c.reason == "objected",
+        format!("{c:?}"),
+    );
+
+    // Gone with the subject: a destroyed subject's session opens nothing.
+    let gone = t.row("free text sealed, gone with the subject");
+    let c = register(e, 62, everything()).await;
+    let (_, token) = e.open_session(&backend(), c, None).await.unwrap();
+    let sc = e.subject_session(&token).await.unwrap().unwrap();
+    e.file_my_request(
+        &sc,
+        &ask_me(json!({"kind": "complaint", "text": "Дана62 complains"})),
+    )
+    .await
+    .unwrap();
+    common::shred(e, c).await;
+    let dead = e.subject_session(&token).await.unwrap().is_none();
+    let reopened = codes(&e.open_session(&backend(), c, None).await);
+    t.cell(
+        gone,
+        Door::Own,
+        dead && has(&reopened, "destroyed"),
+        format!("session dead: {dead}; reopened: {reopened:?}"),
+    );
+}
+
 async fn all_promises(db: TestDb) {
     let w = World::new(db);
     w.connect_everything().await;
@@ -1576,6 +1687,7 @@ async fn all_promises(db: TestDb) {
     sealed_text(&w, &mut t).await;
     representation(&w, &mut t).await;
     retention(&w, &mut t).await;
+    own_door(&w, &mut t).await;
     t.check();
     // The audit chain holds after all of it.
     assert!(w.e.verify_audit().await.unwrap().first_bad.is_none());
