@@ -41,8 +41,9 @@ Harness.run(async (h) => {
     await page.waitForSelector("#who:not([hidden])");
     const who = await page.textContent("#who");
     check(who.includes("Test data_protection_officer") && who.includes("Data-protection officer"), `signed in as: ${who}`);
-    await page.waitForFunction(() => document.querySelectorAll("#figures li").length === 5);
-    check((await page.textContent("#figures")).includes("open"), "the dashboard's figures");
+    await page.waitForFunction(() => document.querySelectorAll("#figures li").length === 7);
+    const figures = await page.textContent("#figures");
+    check(figures.includes("open") && figures.includes("breaches being handled") && figures.includes("pending / dead"), `the dashboard's figures: ${figures}`);
     check((await page.locator("#queue tr.row").count()) === 1, "the open queue holds the user's correction");
   });
 

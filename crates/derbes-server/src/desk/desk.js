@@ -11,6 +11,7 @@ const T = {
     dashboard: "Сводка", received: "получено", answered: "отвечено", weeks12: "— за 12 недель",
     g_open: "открыто", g_overdue: "просрочено", g_week: "срок на этой неделе",
     g_30: "в срок за 30 дней", g_90: "в срок за 90 дней",
+    g_outbox: "события систем: ждут / не доставлены", g_breaches: "нарушения в работе",
     search: "Найти пользователя", by: "По", iin: "ИИН", phone: "телефону", subjectId: "идентификатору", find: "Найти",
     queue: "Очередь", state: "Состояние", kind: "Вид", due: "Срок", channel: "Канал",
     f_open: "открытые", f_all: "все", overdueOnly: "только просроченные", dueWeek: "срок в течение 7 дней",
@@ -51,6 +52,7 @@ const T = {
     dashboard: "Жиынтық", received: "қабылданды", answered: "жауап берілді", weeks12: "— 12 аптада",
     g_open: "ашық", g_overdue: "мерзімі өткен", g_week: "осы аптада мерзімі бітеді",
     g_30: "30 күнде мерзімінде", g_90: "90 күнде мерзімінде",
+    g_outbox: "жүйелер оқиғалары: күтуде / жеткізілмеген", g_breaches: "қаралып жатқан бұзушылықтар",
     search: "Пайдаланушыны табу", by: "Бойынша", iin: "ЖСН", phone: "телефон", subjectId: "идентификатор", find: "Табу",
     queue: "Кезек", state: "Күйі", kind: "Түрі", due: "Мерзімі", channel: "Арна",
     f_open: "ашық", f_all: "барлығы", overdueOnly: "тек мерзімі өткендер", dueWeek: "мерзімі 7 күн ішінде",
@@ -91,6 +93,7 @@ const T = {
     dashboard: "Dashboard", received: "received", answered: "answered", weeks12: "— last 12 weeks",
     g_open: "open", g_overdue: "overdue", g_week: "due this week",
     g_30: "on time, 30 days", g_90: "on time, 90 days",
+    g_outbox: "systems' events: pending / dead", g_breaches: "breaches being handled",
     search: "Find a user", by: "By", iin: "IIN", phone: "phone", subjectId: "subject id", find: "Find",
     queue: "Queue", state: "State", kind: "Kind", due: "Due", channel: "Channel",
     f_open: "open", f_all: "all", overdueOnly: "overdue only", dueWeek: "due within 7 days",
@@ -285,6 +288,18 @@ async function loadDashboard() {
     [t("g_30"), pct(s.last_30_days)],
     [t("g_90"), pct(s.last_90_days)],
   ];
+  // The connected systems' dead events and the open breaches, where the role sees them.
+  try {
+    const dead = await api("GET", "/api/v1/outbox?state=dead&limit=10000");
+    const pending = await api("GET", "/api/v1/outbox?state=pending&limit=10000");
+    figures.push([t("g_outbox"), pending.length + " / " + dead.length]);
+  } catch (e) {
+    /* not this role's */
+  }
+  if (can("manage_breaches")) {
+    const open = (await api("GET", "/api/v1/breaches?limit=10000")).filter((b) => b.state !== "closed");
+    figures.push([t("g_breaches"), open.length]);
+  }
   $("figures").replaceChildren(
     ...figures.map(([label, v]) => {
       const li = el("li");
