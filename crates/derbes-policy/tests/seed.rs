@@ -316,3 +316,42 @@ fn responsible_person_and_notice_templates_are_checked() {
     );
     assert!(!text.contains('{'), "{text}");
 }
+
+/// Every name a person reads on a page (categories and their fields,
+/// purposes, recipients, channels, rights, roles, notices, ...) is given in
+/// Kazakh beside Russian and English.
+#[test]
+fn every_name_is_in_kazakh_too() {
+    let raw: toml::Value = toml::from_str(SEED).unwrap();
+    fn walk(v: &toml::Value, path: &str, missing: &mut Vec<String>, seen: &mut usize) {
+        match v {
+            toml::Value::Table(t) if t.contains_key("ru") && t.contains_key("en") => {
+                *seen += 1;
+                match t.get("kk").and_then(|k| k.as_str()) {
+                    Some(k) if !k.trim().is_empty() => {}
+                    _ => missing.push(path.to_string()),
+                }
+            }
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    if k != "document" {
+                        walk(v, &format!("{path}.{k}"), missing, seen);
+                    }
+                }
+            }
+            toml::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"), missing, seen);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (mut missing, mut seen) = (Vec::new(), 0);
+    walk(&raw, "", &mut missing, &mut seen);
+    assert!(seen > 150, "the names were read: {seen}");
+    assert!(missing.is_empty(), "no Kazakh for: {missing:?}");
+    // And the model keeps it.
+    let p = seed();
+    assert!(p.categories.iter().all(|c| c.name.kk.is_some()));
+}
