@@ -1,4 +1,4 @@
-//! The readable page of an export, in Russian or English: one
+//! The readable page of an export, in Russian, Kazakh or English: one
 //! self-contained HTML document (inline style, no scripts, nothing fetched).
 
 use std::fmt::Write;
@@ -107,6 +107,54 @@ const RU: Words = Words {
     audit: "запись журнала аудита",
 };
 
+const KK: Words = Words {
+    title_access: "Дербес деректеріңіздің көшірмесі",
+    title_information: "Дербес деректеріңізді өңдеу туралы мәліметтер",
+    operator: "Оператор",
+    generated: "Қалыптастырылды",
+    request: "Өтініш",
+    received: "қабылданды",
+    due: "жауап беру мерзімі",
+    subject: "Субъект",
+    status: "мәртебесі",
+    registered: "тіркелген",
+    relationship_ended: "қатынастар тоқтатылды",
+    fee: "Төлем",
+    free: "тегін",
+    data: "Деректер",
+    field: "Өріс",
+    value: "Мәні",
+    source: "Көзі",
+    collected: "Жиналды",
+    kept: "Сақталу мерзімі",
+    previous: "Бұрынғы мәндер",
+    replaced: "Ауыстырылды",
+    reason: "Себебі",
+    purposes: "Өңдеу мақсаттары",
+    categories: "Санаттар",
+    retention: "Сақтау мерзімі",
+    sources: "Көздер",
+    recipients: "Деректер кімге берілуі мүмкін",
+    third_party: "үшінші тұлға",
+    abroad: "шетелде",
+    disclosures: "Деректер кімге берілді",
+    recipient: "Алушы",
+    purpose: "Мақсат",
+    when: "Қашан",
+    basis: "Негіз",
+    consents: "Келісімдер",
+    kind: "Түрі",
+    state: "Күйі",
+    receipt: "Түбіртек (SHA-256)",
+    objections: "Хабарламалардан бас тарту",
+    channel: "Арна",
+    obligations: "Міндеттемелер",
+    requests: "Өтініштер",
+    none: "жоқ",
+    policy: "Саясат",
+    audit: "аудит журналының жазбасы",
+};
+
 const EN: Words = Words {
     title_access: "A copy of your personal data",
     title_information: "How your personal data is processed",
@@ -173,48 +221,74 @@ fn due(text: &str) -> String {
 /// The words for the codes an answer carries (kinds, states, channels),
 /// in the page's language; a code it does not know is shown as it is.
 fn word(code: &str, lang: Lang) -> String {
-    let (ru, en) = match code {
-        "access" => ("копия данных", "a copy of data"),
-        "information" => ("сведения об обработке", "information on processing"),
-        "rectification" => ("исправление", "rectification"),
-        "blocking" => ("блокирование", "blocking"),
-        "unblocking" => ("разблокирование", "unblocking"),
-        "objection" => ("возражение", "objection"),
-        "withdrawal" => ("отзыв согласия", "withdrawal of consent"),
-        "destruction" => ("уничтожение", "destruction"),
-        "complaint" => ("жалоба", "complaint"),
-        "received" => ("получено", "received"),
-        "identity_verified" => ("личность подтверждена", "identity verified"),
-        "in_progress" => ("в работе", "in progress"),
-        "completed" => ("выполнено", "completed"),
-        "refused" => ("отказано", "refused"),
-        "active" => ("действует", "active"),
-        "blocked" => ("заблокированы", "blocked"),
-        "withdrawn" => ("отозвано", "withdrawn"),
-        "expired" => ("истекло", "expired"),
-        "barred_minor" => ("обработка остановлена", "processing stopped"),
-        "destroyed" => ("уничтожены", "destroyed"),
-        "policy" => ("Политика конфиденциальности", "privacy policy"),
-        "marketing" => ("реклама", "advertising"),
-        "cookies" => ("cookies", "cookies"),
+    let (ru, kk, en) = match code {
+        "access" => ("копия данных", "деректер көшірмесі", "a copy of data"),
+        "information" => (
+            "сведения об обработке",
+            "өңдеу туралы мәліметтер",
+            "information on processing",
+        ),
+        "rectification" => ("исправление", "түзету", "rectification"),
+        "blocking" => ("блокирование", "бұғаттау", "blocking"),
+        "unblocking" => ("разблокирование", "бұғаттаудан шығару", "unblocking"),
+        "objection" => ("возражение", "қарсылық", "objection"),
+        "withdrawal" => (
+            "отзыв согласия",
+            "келісімді кері қайтару",
+            "withdrawal of consent",
+        ),
+        "destruction" => ("уничтожение", "жою", "destruction"),
+        "complaint" => ("жалоба", "шағым", "complaint"),
+        "received" => ("получено", "қабылданды", "received"),
+        "identity_verified" => (
+            "личность подтверждена",
+            "жеке басы расталды",
+            "identity verified",
+        ),
+        "in_progress" => ("в работе", "орындалуда", "in progress"),
+        "completed" => ("выполнено", "орындалды", "completed"),
+        "refused" => ("отказано", "бас тартылды", "refused"),
+        "active" => ("действует", "белсенді", "active"),
+        "blocked" => ("заблокированы", "бұғатталған", "blocked"),
+        "withdrawn" => ("отозвано", "кері қайтарылды", "withdrawn"),
+        "expired" => ("истекло", "мерзімі өтті", "expired"),
+        "barred_minor" => (
+            "обработка остановлена",
+            "өңдеу тоқтатылды",
+            "processing stopped",
+        ),
+        "destroyed" => ("уничтожены", "жойылды", "destroyed"),
+        "policy" => (
+            "Политика конфиденциальности",
+            "Құпиялылық саясаты",
+            "privacy policy",
+        ),
+        "marketing" => ("реклама", "жарнама", "advertising"),
+        "cookies" => ("cookies", "cookies", "cookies"),
         "entrepreneur" => (
             "данные индивидуального предпринимателя",
+            "жеке кәсіпкердің деректері",
             "entrepreneur's data",
         ),
-        "service" => ("служебные сообщения", "service messages"),
-        "all" => ("все сообщения", "all messages"),
-        "sms" => ("SMS", "SMS"),
-        "whatsapp" => ("WhatsApp", "WhatsApp"),
-        "telegram" => ("Telegram", "Telegram"),
-        "push" => ("push-уведомления", "push notifications"),
-        "email" => ("электронная почта", "e-mail"),
-        "phone_call" => ("телефонный звонок", "phone call"),
+        "service" => (
+            "служебные сообщения",
+            "қызметтік хабарламалар",
+            "service messages",
+        ),
+        "all" => ("все сообщения", "барлық хабарламалар", "all messages"),
+        "sms" => ("SMS", "SMS", "SMS"),
+        "whatsapp" => ("WhatsApp", "WhatsApp", "WhatsApp"),
+        "telegram" => ("Telegram", "Telegram", "Telegram"),
+        "push" => (
+            "push-уведомления",
+            "push-хабарламалар",
+            "push notifications",
+        ),
+        "email" => ("электронная почта", "электрондық пошта", "e-mail"),
+        "phone_call" => ("телефонный звонок", "телефон қоңырауы", "phone call"),
         other => return esc(other),
     };
-    match lang {
-        Lang::Ru => ru.to_string(),
-        Lang::En => en.to_string(),
-    }
+    lang.pick(ru, kk, en).to_string()
 }
 
 fn until(u: &Until, lang: Lang) -> String {
@@ -223,10 +297,14 @@ fn until(u: &Until, lang: Lang) -> String {
         (Until::RelationshipThen { months }, Lang::Ru) => {
             format!("пока длятся отношения, затем {months} мес.")
         }
+        (Until::RelationshipThen { months }, Lang::Kk) => {
+            format!("қатынастар жалғасқанша, содан кейін {months} ай")
+        }
         (Until::RelationshipThen { months }, Lang::En) => {
             format!("while the relationship lasts, then {months} months")
         }
         (Until::NoPurpose, Lang::Ru) => "не нужно ни одной цели: подлежит уничтожению".into(),
+        (Until::NoPurpose, Lang::Kk) => "ешбір мақсатқа қажет емес: жойылуға тиіс".into(),
         (Until::NoPurpose, Lang::En) => "no purpose needs it: due for destruction".into(),
     }
 }
@@ -236,6 +314,8 @@ fn value(v: &Value, lang: Lang) -> String {
         (Value::String(s), _) => esc(s),
         (Value::Bool(true), Lang::Ru) => "да".into(),
         (Value::Bool(false), Lang::Ru) => "нет".into(),
+        (Value::Bool(true), Lang::Kk) => "иә".into(),
+        (Value::Bool(false), Lang::Kk) => "жоқ".into(),
         (Value::Bool(true), Lang::En) => "yes".into(),
         (Value::Bool(false), Lang::En) => "no".into(),
         (other, _) => esc(&other.to_string()),
@@ -244,10 +324,7 @@ fn value(v: &Value, lang: Lang) -> String {
 
 /// Render an export as a page in `lang`.
 pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
-    let w = match lang {
-        Lang::Ru => &RU,
-        Lang::En => &EN,
-    };
+    let w = lang.pick(&RU, &KK, &EN);
     let with_values = x.kind == "access";
     let mut h = String::with_capacity(16_384 + x.fields.len() * 256);
     let title = if with_values {
@@ -264,10 +341,7 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
          th{{background:#f3f4f8}}h2{{margin-top:2rem;border-bottom:2px solid #2a5bd7;padding-bottom:.2rem}}code{{font-size:.85em;word-break:break-all}}\
          .muted{{color:#667}}\
          @media print{{body{{margin:0;max-width:none;font-size:11pt}}h2{{break-after:avoid}}tr{{break-inside:avoid}}th{{background:none}}}}</style></head><body>\n<h1>{}</h1>\n",
-        match lang {
-            Lang::Ru => "ru",
-            Lang::En => "en",
-        },
+        lang.code(),
         esc(title),
         esc(title)
     );
@@ -276,10 +350,7 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
         "<p>{}: <b>{}</b>, {} {}, {}<br>{}: {} · {} {} · {} <code>{}</code></p>",
         w.operator,
         esc(x.operator.name.get(lang)),
-        match lang {
-            Lang::Ru => "БИН",
-            Lang::En => "BIN",
-        },
+        lang.pick("БИН", "БСН", "BIN"),
         esc(&x.operator.bin),
         esc(x.operator.address.get(lang)),
         w.generated,

@@ -18,10 +18,12 @@ pub struct Text {
     pub kk: Option<String>,
 }
 
-/// A language a text can be rendered in.
+/// A language a text can be rendered in: Russian (the original), Kazakh,
+/// English.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     Ru,
+    Kk,
     En,
 }
 
@@ -29,16 +31,38 @@ impl Lang {
     pub fn parse(s: &str) -> Option<Lang> {
         match s {
             "ru" => Some(Lang::Ru),
+            "kk" => Some(Lang::Kk),
             "en" => Some(Lang::En),
             _ => None,
+        }
+    }
+
+    /// Its code: `ru`, `kk`, `en`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ru => "ru",
+            Lang::Kk => "kk",
+            Lang::En => "en",
+        }
+    }
+
+    /// One of three wordings, by this language.
+    pub fn pick<T>(self, ru: T, kk: T, en: T) -> T {
+        match self {
+            Lang::Ru => ru,
+            Lang::Kk => kk,
+            Lang::En => en,
         }
     }
 }
 
 impl Text {
+    /// The text in `lang`; a text the file gives no Kazakh for is shown in
+    /// Russian, the original (the seed policy gives every one: tested).
     pub fn get(&self, lang: Lang) -> &str {
         match lang {
             Lang::Ru => &self.ru,
+            Lang::Kk => self.kk.as_deref().unwrap_or(&self.ru),
             Lang::En => &self.en,
         }
     }

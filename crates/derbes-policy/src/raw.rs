@@ -273,6 +273,9 @@ pub struct RawBlock {
     pub header: bool,
     pub ru: S,
     pub en: S,
+    /// The block in Kazakh.
+    #[serde(default)]
+    pub kk: Option<String>,
     #[serde(default)]
     pub purposes: Vec<S>,
     #[serde(default)]

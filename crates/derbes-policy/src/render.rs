@@ -1,4 +1,4 @@
-//! The readable policy document, in Russian or English, as Markdown or HTML.
+//! The readable policy document, in Russian, Kazakh or English, as Markdown or HTML.
 
 use crate::model::{Lang, Policy};
 use crate::vocab::BlockKind;
@@ -32,11 +32,8 @@ enum El {
     Table(Vec<(String, String)>),
 }
 
-fn label(lang: Lang, ru: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Ru => ru,
-        Lang::En => en,
-    }
+fn label(lang: Lang, ru: &'static str, kk: &'static str, en: &'static str) -> &'static str {
+    lang.pick(ru, kk, en)
 }
 
 fn elements(p: &Policy, lang: Lang) -> Vec<El> {
@@ -52,12 +49,12 @@ fn elements(p: &Policy, lang: Lang) -> Vec<El> {
                 out.push(El::Title(text));
                 out.push(El::Meta(format!(
                     "{} {} · {} {} · {} ({} {})",
-                    label(lang, "Редакция", "Version"),
+                    label(lang, "Редакция", "Редакциясы", "Version"),
                     p.version,
-                    label(lang, "опубликована", "published"),
+                    label(lang, "опубликована", "жарияланды", "published"),
                     p.published,
                     p.operator.name.get(lang),
-                    label(lang, "БИН", "BIN"),
+                    label(lang, "БИН", "БСН", "BIN"),
                     p.operator.bin,
                 )));
             }
@@ -88,6 +85,7 @@ fn appendix(p: &Policy, lang: Lang, out: &mut Vec<El>) {
         label(
             lang,
             "Приложение. Цели, получатели и сроки",
+            "Қосымша. Мақсаттар, алушылар және мерзімдер",
             "Appendix. Purposes, recipients and deadlines",
         )
         .into(),
@@ -98,8 +96,14 @@ fn appendix(p: &Policy, lang: Lang, out: &mut Vec<El>) {
             .unwrap_or_default()
     };
     let mut rows = vec![(
-        label(lang, "Цель", "Purpose").to_string(),
-        label(lang, "Данные и срок хранения", "Data and retention").to_string(),
+        label(lang, "Цель", "Мақсат", "Purpose").to_string(),
+        label(
+            lang,
+            "Данные и срок хранения",
+            "Деректер және сақтау мерзімі",
+            "Data and retention",
+        )
+        .to_string(),
     )];
     for pu in &p.purposes {
         let cats: Vec<String> = pu.categories.iter().map(|c| cat(c)).collect();
@@ -110,8 +114,8 @@ fn appendix(p: &Policy, lang: Lang, out: &mut Vec<El>) {
     }
     out.push(El::Table(rows));
     let mut rows = vec![(
-        label(lang, "Получатель", "Recipient").to_string(),
-        label(lang, "Цели", "Purposes").to_string(),
+        label(lang, "Получатель", "Алушы", "Recipient").to_string(),
+        label(lang, "Цели", "Мақсаттар", "Purposes").to_string(),
     )];
     for r in &p.recipients {
         let purposes: Vec<String> = r
@@ -120,7 +124,12 @@ fn appendix(p: &Policy, lang: Lang, out: &mut Vec<El>) {
             .filter_map(|id| p.purpose(id).map(|x| x.name.get(lang).to_string()))
             .collect();
         let abroad = if r.cross_border {
-            label(lang, " (трансграничная передача)", " (cross-border)")
+            label(
+                lang,
+                " (трансграничная передача)",
+                " (трансшекаралық беру)",
+                " (cross-border)",
+            )
         } else {
             ""
         };
@@ -128,10 +137,11 @@ fn appendix(p: &Policy, lang: Lang, out: &mut Vec<El>) {
     }
     out.push(El::Table(rows));
     let mut rows = vec![(
-        label(lang, "Право", "Right").to_string(),
+        label(lang, "Право", "Құқық", "Right").to_string(),
         label(
             lang,
             "Срок ответа, рабочих дней",
+            "Жауап беру мерзімі, жұмыс күндері",
             "Answered within, working days",
         )
         .to_string(),
@@ -204,10 +214,7 @@ pub fn esc(s: &str) -> String {
 }
 
 fn html(p: &Policy, lang: Lang, els: &[El]) -> String {
-    let code = match lang {
-        Lang::Ru => "ru",
-        Lang::En => "en",
-    };
+    let code = lang.code();
     let mut s = format!(
         "<!doctype html>\n<html lang=\"{code}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#1b1b1b}}table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:.4rem;vertical-align:top;text-align:left}}.meta{{color:#555}}</style>\n</head>\n<body>\n",
         esc(p.title.get(lang))

@@ -738,7 +738,7 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
                 text: Text {
                     ru: b.ru.into_inner(),
                     en: b.en.into_inner(),
-                    kk: None,
+                    kk: b.kk,
                 },
                 refs,
                 means: b.means,

@@ -97,6 +97,33 @@ fn english_render_has_every_block() {
     assert!(out.starts_with("# PRIVACY POLICY"));
 }
 
+/// Every block is in all three languages, and the Kazakh document renders
+/// each block's own Kazakh text (the terms' names too), never a fallback.
+#[test]
+fn kazakh_render_has_every_block() {
+    let p = seed();
+    let out = norm(&render(&p, Lang::Kk, Format::Markdown));
+    for (i, b) in p.document.iter().enumerate() {
+        let kk = b
+            .text
+            .kk
+            .as_deref()
+            .unwrap_or_else(|| panic!("block {i} has no Kazakh"));
+        assert!(!kk.trim().is_empty() && kk != b.text.ru, "block {i}");
+        assert!(
+            out.contains(&norm(kk)),
+            "block {i} is not in the Kazakh document"
+        );
+        if let Some(t) = &b.term {
+            assert!(t.kk.is_some(), "the term of block {i} has no Kazakh");
+        }
+    }
+    assert!(out.starts_with("# ҚҰПИЯЛЫЛЫҚ САЯСАТЫ"));
+    assert!(out.contains("Қосымша. Мақсаттар, алушылар және мерзімдер"));
+    let html = render(&p, Lang::Kk, Format::Html);
+    assert!(html.contains("<html lang=\"kk\">"));
+}
+
 #[test]
 fn html_is_a_page_and_escapes() {
     let mut p = seed();

@@ -158,8 +158,8 @@ pub struct CopyQuery {
     /// `json` (default) or `html` (a printable page).
     #[param(pattern = "^(json|html)$")]
     pub format: Option<String>,
-    /// The page's language: `ru` (default) or `en`.
-    #[param(pattern = "^(ru|en)$")]
+    /// The page's language: `ru` (default), `kk` or `en`.
+    #[param(pattern = "^(ru|kk|en)$")]
     pub lang: Option<String>,
 }
 

@@ -228,8 +228,8 @@ pub struct ExportQuery {
     /// `json` (default; the `SubjectExport` schema) or `html` (a readable page).
     #[param(pattern = "^(json|html)$")]
     pub format: Option<String>,
-    /// The page's language: `ru` (default) or `en`.
-    #[param(pattern = "^(ru|en)$")]
+    /// The page's language: `ru` (default), `kk` or `en`.
+    #[param(pattern = "^(ru|kk|en)$")]
     pub lang: Option<String>,
 }
 

@@ -234,8 +234,8 @@ pub(crate) async fn policy(State(state): State<AppState>) -> Response {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DocumentQuery {
-    /// `ru` (default, the original) or `en`.
-    #[param(pattern = "^(ru|en)$")]
+    /// `ru` (default, the original), `kk` or `en`.
+    #[param(pattern = "^(ru|kk|en)$")]
     pub lang: Option<String>,
     /// `html` (default) or `md`.
     #[param(pattern = "^(html|md)$")]
@@ -276,7 +276,9 @@ pub(crate) async fn policy_document(
 pub(crate) fn lang(lang: Option<&str>) -> Result<Lang, ApiError> {
     match lang {
         None => Ok(Lang::Ru),
-        Some(l) => Lang::parse(l).ok_or_else(|| ApiError::invalid("lang", "expected `ru` or `en`")),
+        Some(l) => {
+            Lang::parse(l).ok_or_else(|| ApiError::invalid("lang", "expected `ru`, `kk` or `en`"))
+        }
     }
 }
 
@@ -299,6 +301,7 @@ pub(crate) async fn index(State(state): State<AppState>) -> Html<String> {
          <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}}</style></head>\
          <body><h1>derbes</h1><p>Personal-data engine for «{app}». Policy version {version} ({published}).</p><ul>\
          <li><a href=\"/api/v1/policy/document?lang=ru\">Политика конфиденциальности (русский)</a></li>\
+         <li><a href=\"/api/v1/policy/document?lang=kk\">Құпиялылық саясаты (қазақша)</a></li>\
          <li><a href=\"/api/v1/policy/document?lang=en\">Privacy policy (English)</a></li>\
          <li><a href=\"/desk\">Rights desk (data-protection officer)</a></li>\
          <li><a href=\"/me\">Privacy center (a user's own page, opened from the app)</a></li>\

@@ -110,7 +110,7 @@ async fn errors_are_json_and_name_the_field() {
     assert!(v["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("`ru` or `en`"));
+        .contains("`ru`, `kk` or `en`"));
     let (status, _, body) = get(&st, "/api/v1/no/such/thing?iin=871008401427").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let v = json(&body);

@@ -158,6 +158,22 @@ async fn own_door(store: &Store) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("<html"));
+    // In Kazakh too: the answer page and the policy it points to.
+    let (status, _, page) = api
+        .call(
+            Method::POST,
+            "/api/v1/me/copy?format=html&lang=kk",
+            Some(json!({"kind": "access"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("lang=\"kk\"") && page.contains("Дербес деректеріңіздің көшірмесі"));
+    let (status, _, doc) = api
+        .call(Method::GET, "/api/v1/policy/document?lang=kk", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc.contains("ҚҰПИЯЛЫЛЫҚ САЯСАТЫ") && doc.contains("Пайдаланушы"));
 
     // A rectification with the new values.
     let (status, v, _) = api

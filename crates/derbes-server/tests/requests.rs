@@ -413,7 +413,7 @@ async fn exports_and_retention(store: &Store) {
                 && page.contains("Нурланова")
         );
     }
-    for bad in ["format=pdf", "lang=kk"] {
+    for bad in ["format=pdf", "lang=de"] {
         let (status, v, _) = api
             .call(
                 Method::GET,

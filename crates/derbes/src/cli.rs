@@ -609,7 +609,7 @@ pub enum PolicyCommand {
         /// The policy file (default: the policy built into the binary).
         #[arg(env = "DERBES_POLICY")]
         file: Option<PathBuf>,
-        /// Language: ru (the original) or en.
+        /// Language: ru (the original), kk or en.
         #[arg(long, value_enum, default_value_t = LangArg::Ru)]
         lang: LangArg,
         /// Output format.
@@ -635,7 +635,11 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LangArg {
+    /// Russian, the original.
     Ru,
+    /// Kazakh.
+    Kk,
+    /// English.
     En,
 }
 

@@ -186,7 +186,7 @@ function translate() {
     b.setAttribute("aria-pressed", b.dataset.lang === lang ? "true" : "false");
   }
   // The policy document in the reader's language (Russian is the original).
-  $("policy-link").href = "/api/v1/policy/document?lang=" + (lang === "en" ? "en" : "ru");
+  $("policy-link").href = "/api/v1/policy/document?lang=" + lang;
 }
 
 function setLang(l) {

@@ -29,7 +29,7 @@ const T = {
     values: "Исправленные значения", steps: "Шаги", when: "Когда", step: "Шаг", who: "Кто", note: "Примечание",
     subject: "Пользователь", destroyed: "Уничтожено", keptByLaw: "Хранится по закону",
     verify: "Личность подтверждена", start: "Начать работу", complete: "Выполнить", refuse: "Отказать",
-    apply: "Применить исправление", answerRu: "Ответ (рус.)", answerEn: "Ответ (англ.)", certificate: "Справка об уничтожении",
+    apply: "Применить исправление", answerRu: "Ответ (рус.)", answerKk: "Ответ (каз.)", answerEn: "Ответ (англ.)", certificate: "Справка об уничтожении",
     noteOptional: "Примечание (необязательно)", reasonRequired: "Причина отказа (сообщается заявителю)",
     answerRequired: "Данный ответ (кратко)", confirm: "Подтвердить", cancel: "Отмена",
     status: "Статус", registered: "Зарегистрирован", policyVersion: "Версия политики", relationshipEnded: "Отношения прекращены",
@@ -70,7 +70,7 @@ const T = {
     values: "Түзетілген мәндер", steps: "Қадамдар", when: "Қашан", step: "Қадам", who: "Кім", note: "Ескертпе",
     subject: "Пайдаланушы", destroyed: "Жойылды", keptByLaw: "Заң бойынша сақталады",
     verify: "Жеке басы расталды", start: "Жұмысты бастау", complete: "Орындау", refuse: "Бас тарту",
-    apply: "Түзетуді қолдану", answerRu: "Жауап (орыс.)", answerEn: "Жауап (ағылш.)", certificate: "Жою туралы анықтама",
+    apply: "Түзетуді қолдану", answerRu: "Жауап (орыс.)", answerKk: "Жауап (қаз.)", answerEn: "Жауап (ағылш.)", certificate: "Жою туралы анықтама",
     noteOptional: "Ескертпе (міндетті емес)", reasonRequired: "Бас тарту себебі (өтініш берушіге хабарланады)",
     answerRequired: "Берілген жауап (қысқаша)", confirm: "Растау", cancel: "Болдырмау",
     status: "Күйі", registered: "Тіркелген", policyVersion: "Саясат нұсқасы", relationshipEnded: "Қатынастар тоқтатылды",
@@ -111,7 +111,7 @@ const T = {
     values: "Corrected values", steps: "Steps", when: "When", step: "Step", who: "By", note: "Note",
     subject: "User", destroyed: "Destroyed", keptByLaw: "Kept by law",
     verify: "Identity verified", start: "Start", complete: "Complete", refuse: "Refuse",
-    apply: "Apply the correction", answerRu: "Answer (Russian)", answerEn: "Answer (English)", certificate: "Destruction certificate",
+    apply: "Apply the correction", answerRu: "Answer (Russian)", answerKk: "Answer (Kazakh)", answerEn: "Answer (English)", certificate: "Destruction certificate",
     noteOptional: "Note (optional)", reasonRequired: "The reason for refusing (told to the requester)",
     answerRequired: "The answer given (in short)", confirm: "Confirm", cancel: "Cancel",
     status: "Status", registered: "Registered", policyVersion: "Policy version", relationshipEnded: "Relationship ended",
@@ -482,7 +482,11 @@ async function showRequest(id) {
   }
   if (open) actions.append(button(t("refuse"), () => show(stepForm(t("reasonRequired"), true, (x) => act(id, "refuse", x))), "danger"));
   if (["access", "information"].includes(r.kind) && ["identity_verified", "in_progress", "completed"].includes(r.state)) {
-    actions.append(button(t("answerRu"), () => openExport(id, "ru")), button(t("answerEn"), () => openExport(id, "en")));
+    actions.append(
+      button(t("answerRu"), () => openExport(id, "ru")),
+      button(t("answerKk"), () => openExport(id, "kk")),
+      button(t("answerEn"), () => openExport(id, "en")),
+    );
   }
   if (["withdrawal", "destruction"].includes(r.kind) && r.state === "completed") {
     actions.append(

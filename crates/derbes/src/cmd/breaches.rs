@@ -190,6 +190,11 @@ pub fn run(cmd: BreachesCommand, json: bool) -> Result<Outcome, CliError> {
                 let lang = match lang {
                     LangArg::Ru => Lang::Ru,
                     LangArg::En => Lang::En,
+                    LangArg::Kk => {
+                        return Err(CliError::usage(
+                            "--lang: the notice to the authorised body is in ru or en",
+                        ))
+                    }
                 };
                 let (engine, _) = super::serve::open_engine(&args).await?;
                 let text = engine

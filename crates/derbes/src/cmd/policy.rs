@@ -46,6 +46,7 @@ pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
             let p = load(file.as_deref())?;
             let lang = match lang {
                 LangArg::Ru => Lang::Ru,
+                LangArg::Kk => Lang::Kk,
                 LangArg::En => Lang::En,
             };
             let format = match format {
