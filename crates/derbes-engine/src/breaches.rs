@@ -398,7 +398,7 @@ impl Engine {
                 .format("%Y-%m-%d %H:%M (Asia/Almaty)")
                 .to_string()
         };
-        let categories = crate::category_names(p, b.categories.iter().map(String::as_str), ru);
+        let categories = crate::category_names(p, b.categories.iter().map(String::as_str), lang);
         let none = if ru {
             "не установлено"
         } else {
@@ -490,30 +490,20 @@ impl Engine {
         let date = derbes_core::almaty_date(b.detected_at)
             .format("%d.%m.%Y")
             .to_string();
-        let render = |ru: bool| {
-            let t = |x: &derbes_policy::Text| if ru { x.ru.clone() } else { x.en.clone() };
-            let categories = crate::category_names(p, b.categories.iter().map(String::as_str), ru);
-            let template = if ru {
-                &p.notices.breach.ru
-            } else {
-                &p.notices.breach.en
-            };
+        let text = crate::in_every_language(|lang| {
+            let categories =
+                crate::category_names(p, b.categories.iter().map(String::as_str), lang);
             derbes_policy::NoticeTemplates::render(
-                template,
+                p.notices.breach.get(lang),
                 &[
                     ("app", p.operator.app.as_str()),
-                    ("operator", &t(&p.operator.name)),
+                    ("operator", p.operator.name.get(lang)),
                     ("categories", &categories),
                     ("date", &date),
                     ("measures", b.measures.as_deref().unwrap_or("-")),
                 ],
             )
-        };
-        let text = derbes_policy::Text {
-            ru: render(true),
-            en: render(false),
-            kk: None,
-        };
+        });
         let mut w = self.write().await?;
         // A subject already told of this breach is not told again.
         let told = self

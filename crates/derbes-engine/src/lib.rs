@@ -164,21 +164,29 @@ fn known_categories(
     Ok(out)
 }
 
-/// The names of categories in Russian (`ru`) or English, comma-separated,
-/// for a notice.
+/// The names of categories in `lang`, comma-separated, for a notice.
 fn category_names<'a>(
     policy: &derbes_policy::Policy,
     ids: impl IntoIterator<Item = &'a str>,
-    ru: bool,
+    lang: derbes_policy::Lang,
 ) -> String {
     ids.into_iter()
         .map(|c| match policy.category(c) {
-            Some(x) if ru => x.name.ru.clone(),
-            Some(x) => x.name.en.clone(),
+            Some(x) => x.name.get(lang).to_string(),
             None => c.to_string(),
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A text a person reads, made in each of the policy's languages.
+fn in_every_language(make: impl Fn(derbes_policy::Lang) -> String) -> derbes_policy::Text {
+    use derbes_policy::Lang;
+    derbes_policy::Text {
+        ru: make(Lang::Ru),
+        en: make(Lang::En),
+        kk: Some(make(Lang::Kk)),
+    }
 }
 
 fn one_of(

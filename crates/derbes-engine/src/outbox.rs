@@ -1019,8 +1019,8 @@ pub(crate) fn transfer_text(
     let date = derbes_core::almaty_date(d.at)
         .format("%d.%m.%Y")
         .to_string();
-    let pick = |ru: bool| {
-        let name = |t: &derbes_policy::Text| if ru { t.ru.clone() } else { t.en.clone() };
+    crate::in_every_language(|lang| {
+        let name = |t: &derbes_policy::Text| t.get(lang).to_string();
         let recipient = p
             .recipients
             .iter()
@@ -1031,14 +1031,9 @@ pub(crate) fn transfer_text(
             .purpose(&d.purpose)
             .map(|x| name(&x.name))
             .unwrap_or_else(|| d.purpose.clone());
-        let categories = crate::category_names(p, d.categories.split(','), ru);
-        let template = if ru {
-            &p.notices.transfer.ru
-        } else {
-            &p.notices.transfer.en
-        };
+        let categories = crate::category_names(p, d.categories.split(','), lang);
         T::render(
-            template,
+            p.notices.transfer.get(lang),
             &[
                 ("app", p.operator.app.as_str()),
                 ("operator", &name(&p.operator.name)),
@@ -1048,12 +1043,7 @@ pub(crate) fn transfer_text(
                 ("date", &date),
             ],
         )
-    };
-    derbes_policy::Text {
-        ru: pick(true),
-        en: pick(false),
-        kk: None,
-    }
+    })
 }
 
 impl Engine {

@@ -145,27 +145,17 @@ impl Engine {
         let p = self.policy.policy();
         let version = p.version.clone();
         let published = p.published.format("%d.%m.%Y").to_string();
-        let text = derbes_policy::Text {
-            ru: derbes_policy::NoticeTemplates::render(
-                &p.notices.reconsent.ru,
+        let text = crate::in_every_language(|lang| {
+            derbes_policy::NoticeTemplates::render(
+                p.notices.reconsent.get(lang),
                 &[
                     ("app", p.operator.app.as_str()),
-                    ("operator", &p.operator.name.ru),
+                    ("operator", p.operator.name.get(lang)),
                     ("version", &version),
                     ("published", &published),
                 ],
-            ),
-            en: derbes_policy::NoticeTemplates::render(
-                &p.notices.reconsent.en,
-                &[
-                    ("app", p.operator.app.as_str()),
-                    ("operator", &p.operator.name.en),
-                    ("version", &version),
-                    ("published", &published),
-                ],
-            ),
-            kk: None,
-        };
+            )
+        });
         let subjects: Vec<SubjectId> = page.items.iter().map(|i| i.subject_id).collect();
         let mut told = 0;
         if !subjects.is_empty() {

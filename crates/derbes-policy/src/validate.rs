@@ -240,11 +240,17 @@ pub(crate) fn validate(source: &str, raw: RawPolicyFile) -> Result<Policy, Probl
             .find(|(k, _)| *k == which)
             .map(|(_, v)| *v)
             .unwrap_or(&[]);
-        for s in [&t.ru, &t.en] {
-            for used in NoticeTemplates::used(s.get_ref()) {
+        // Kazakh has no position of its own: a problem in it is shown at its table.
+        let texts = [
+            (t.ru.get_ref().as_str(), t.ru.span()),
+            (t.en.get_ref().as_str(), t.en.span()),
+            (t.kk.as_deref().unwrap_or(""), t.ru.span()),
+        ];
+        for (text, span) in texts {
+            for used in NoticeTemplates::used(text) {
                 if !allowed.contains(&used) {
                     cx.at(
-                        s.span(),
+                        span.clone(),
                         format!(
                             "notice `{which}` uses `{{{used}}}`; it may use {}",
                             allowed

@@ -534,6 +534,12 @@ fn end_to_end(url: Option<&str>) {
     assert_eq!(notice["subject_id"], told.as_str());
     let ru = notice["data"]["text"]["ru"].as_str().unwrap();
     assert!(ru.contains("iBusiness") && !ru.contains('{'), "{ru}");
+    // The user's notice in each of the policy's languages.
+    let kk = notice["data"]["text"]["kk"].as_str().unwrap();
+    assert!(
+        kk.contains("iBusiness") && kk != ru && !kk.contains('{'),
+        "{kk}"
+    );
     for (f, value) in p3["fields"].as_object().unwrap() {
         let value = value.as_str().unwrap_or_default();
         assert!(
