@@ -4,7 +4,6 @@
 //! session's bearer, about that one subject — no route here names a subject.
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
@@ -19,7 +18,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::JsonBody;
 use crate::path::{ChannelPath, IdPath, SubjectItemPath, SubjectPath};
 use crate::query::Params;
-use crate::throttle::{client_address, guard, Limit, Scope};
 use crate::{ApiError, AppState, ErrorResponse};
 
 /// `/api/v1/me`: a live subject session, or 401 (failed attempts counted
@@ -29,24 +27,14 @@ pub(crate) async fn require_session(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let address: Vec<Scope> = client_address(request.extensions())
-        .map(Scope::Address)
-        .into_iter()
-        .collect();
-    guard(&state, None, Limit::FailedAuthentication, &address, false).await?;
-    let token = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let session = match token {
-        Some(t) => state.engine().subject_session(t).await?,
+    let address = crate::auth::client(&request);
+    crate::auth::before_sign_in(&state, &address).await?;
+    let session = match crate::auth::bearer(&request) {
+        Some(t) => state.engine().subject_session(&t).await?,
         None => None,
     };
     let Some(session) = session else {
-        guard(&state, None, Limit::FailedAuthentication, &address, true).await?;
-        return Err(ApiError::no_session());
+        return Err(crate::auth::failed_sign_in(&state, &address, ApiError::no_session()).await);
     };
     request.extensions_mut().insert(session);
     Ok(next.run(request).await)

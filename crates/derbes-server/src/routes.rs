@@ -125,6 +125,7 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .route("/desk.js", get(desk_script))
         .route("/me", get(center_page))
         .route("/me.js", get(center_script))
+        .route("/ui.js", get(ui_script))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     (router, api)
@@ -350,6 +351,11 @@ pub(crate) async fn center_page() -> Response {
 
 pub(crate) async fn center_script() -> Response {
     script(include_str!("center/center.js"))
+}
+
+/// What the pages share (`el`, `almaty`, `callApi`).
+pub(crate) async fn ui_script() -> Response {
+    script(include_str!("ui.js"))
 }
 
 fn script(text: &'static str) -> Response {

@@ -134,22 +134,6 @@ function name(text) {
   return text[lang] || text.ru || "";
 }
 
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
-
-/** A time in Almaty, with its offset. */
-function almaty(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  if (isNaN(d)) return String(iso);
-  const local = new Date(d.getTime() + 5 * 3600 * 1000).toISOString();
-  return local.slice(0, 10) + " " + local.slice(11, 16) + " (UTC+05:00)";
-}
-
 function say(message, error) {
   const s = $("status");
   s.textContent = message || "";
@@ -159,23 +143,16 @@ function say(message, error) {
 const token = () => sessionStorage.getItem("derbes-me") || "";
 
 async function api(method, path, body) {
-  const headers = { Authorization: "Bearer " + token() };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (res.status === 204) return null;
-  const type = res.headers.get("content-type") || "";
-  const data = type.includes("json") ? await res.json() : await res.text();
-  if (res.status === 401) {
-    sessionStorage.removeItem("derbes-me");
-    showSignin();
-    throw new Error(t("expired"));
+  try {
+    return await callApi(token(), method, path, body);
+  } catch (e) {
+    if (e.status === 401) {
+      sessionStorage.removeItem("derbes-me");
+      showSignin();
+      throw new Error(t("expired"));
+    }
+    throw e;
   }
-  if (!res.ok) {
-    const e = (data && data.error) || { message: res.statusText };
-    const details = (e.details || []).map((d) => d.field + ": " + d.reason).join("; ");
-    throw new Error(e.message + (details ? " — " + details : ""));
-  }
-  return data;
 }
 
 function translate() {

@@ -149,41 +149,12 @@ function name(text) {
   return text ? text[lang] || text.ru || "" : "";
 }
 
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
-
-/** A time in Almaty, with its offset: 2026-12-03 17:05 (UTC+05:00). */
-function almaty(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  if (isNaN(d)) return String(iso);
-  const local = new Date(d.getTime() + 5 * 3600 * 1000).toISOString();
-  return local.slice(0, 10) + " " + local.slice(11, 16) + " (UTC+05:00)";
-}
-
 function showError(err) {
   $("error").textContent = err ? err : "";
 }
 
-async function api(method, path, body) {
-  const headers = { Authorization: "Bearer " + token() };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const type = res.headers.get("content-type") || "";
-  const data = type.includes("json") ? await res.json() : await res.text();
-  if (!res.ok) {
-    const e = data && data.error ? data.error : { code: res.status, message: res.statusText };
-    const details = (e.details || []).map((d) => `  ${d.field}: ${d.reason}`).join("\n");
-    const reasons = (e.reasons || []).map((r) => `  ${r.code}: ${r.message}`).join("\n");
-    const err = new Error(`${e.code}: ${e.message}${details ? "\n" + details : ""}${reasons ? "\n" + reasons : ""}`);
-    err.status = res.status;
-    throw err;
-  }
-  return data;
+function api(method, path, body) {
+  return callApi(token(), method, path, body);
 }
 
 function can(capability) {
