@@ -227,9 +227,30 @@ async fn desk_page_is_self_contained() {
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let page = String::from_utf8(body.to_vec()).unwrap();
-    assert!(page.contains("<script src=\"/desk.js\"></script>"));
+    assert!(page.contains("<script src=\"/ui.js\"></script>\n<script src=\"/desk.js\"></script>"));
     assert!(!page.contains("http://") && !page.contains("https://"));
-    assert_eq!(page.matches("<script").count(), 1, "no inline script");
+    assert_eq!(
+        page.matches("<script").count(),
+        page.matches("<script src=\"/").count(),
+        "no inline script, nothing from elsewhere"
+    );
+    // The privacy center is the same kind of page, and the shared script too.
+    let (status, _, center) = get(&st, "/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(center.contains("<script src=\"/ui.js\"></script>\n<script src=\"/me.js\"></script>"));
+    assert_eq!(
+        center.matches("<script").count(),
+        center.matches("<script src=\"/").count()
+    );
+    for script in ["/ui.js", "/me.js"] {
+        let (status, ctype, js) = get(&st, script).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ctype.starts_with("text/javascript"));
+        assert!(
+            !js.contains("innerHTML") && !js.contains("eval("),
+            "{script}"
+        );
+    }
     let (status, ctype, js) = get(&st, "/desk.js").await;
     assert_eq!(status, StatusCode::OK);
     assert!(ctype.starts_with("text/javascript"));
