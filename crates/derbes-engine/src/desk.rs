@@ -121,13 +121,7 @@ impl Engine {
         categories.retain(|c| p.category(c).is_some_and(|c| c.personal));
         let consents = self.consent_views(subject).await?;
         let channels = crate::me::channel_views(&consents, &optouts);
-        let mut requests = Vec::with_capacity(rows.len());
-        for r in rows {
-            let mut v = self.view_request(r, Vec::new())?;
-            v.state_reason = None;
-            self.waiting(&mut v).await?;
-            requests.push(v);
-        }
+        let mut requests = self.listed(rows).await?;
         requests.reverse();
         let disclosures = self.disclosures(actor, subject).await?;
         Ok(Standing {

@@ -330,7 +330,14 @@ impl Engine {
 
     /// One's requests, newest first.
     pub async fn my_requests(&self, s: &SubjectSession) -> Result<Vec<RequestView>, EngineError> {
-        Ok(self.me(s).await?.requests)
+        let queue = crate::Queue {
+            subject_id: Some(s.subject),
+            limit: 1000,
+            ..crate::Queue::default()
+        };
+        let mut requests = self.requests(&s.actor, &queue).await?;
+        requests.reverse();
+        Ok(requests)
     }
 
     /// One of one's requests, with its steps; another's is not found.

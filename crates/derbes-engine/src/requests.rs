@@ -501,6 +501,14 @@ impl Engine {
                 limit: q.limit,
             })
             .await?;
+        self.listed(rows).await
+    }
+
+    /// Requests as a list shows them: no free text, why each waits.
+    pub(crate) async fn listed(
+        &self,
+        rows: Vec<RequestRow>,
+    ) -> Result<Vec<RequestView>, EngineError> {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let mut v = self.view_request(r, Vec::new())?;
