@@ -9,6 +9,8 @@
 
 import { Harness, check } from "./harness.mjs";
 
+const RECTIFICATION = { kk: "түзету", ru: "исправление" };
+const CORRECTED = { kk: "түзетілді: full_name.first_name", ru: "исправлено: full_name.first_name" };
 const TITLES = { kk: "derbes · өтініштер үстелі", ru: "derbes · стол обращений", en: "derbes · rights desk" };
 
 Harness.run(async (h) => {
@@ -90,6 +92,8 @@ Harness.run(async (h) => {
     await page.click("#detail .panel button:has-text('Confirm')");
     await page.waitForFunction(() => /State\s*completed/.test(document.getElementById("detail").textContent));
     await page.waitForFunction(() => document.querySelectorAll("#queue tr.row").length === 0);
+    check((await detail()).includes("identity verified by the app's sign-in"), "derbes' own step, worded");
+    check((await detail()).includes("corrected: full_name.first_name"), "the fields corrected, named");
   });
 
   for (const lang of ["kk", "ru"]) {
@@ -99,8 +103,9 @@ Harness.run(async (h) => {
       check((await page.getAttribute("html", "lang")) === lang, `<html lang="${lang}">`);
       await page.selectOption("#state", "");
       await page.waitForSelector("#queue tr.row");
-      await page.click("#queue tr.row");
-      await page.waitForSelector("#detail h3");
+      await page.click(`#queue tr.row:has-text('${RECTIFICATION[lang]}')`);
+      await page.waitForFunction((w) => document.getElementById("detail").textContent.includes(w), CORRECTED[lang]);
+      check(!(await detail()).includes("sign-in"), `derbes' own steps in ${lang}, not in English`);
       await h.accessible(`desk ${lang}`);
       await h.screenshot(`desk-${lang}`);
     });

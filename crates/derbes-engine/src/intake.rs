@@ -242,8 +242,8 @@ impl Engine {
                     Some(s),
                     &[(
                         format!("request:{request_id}"),
-                        "reason:received",
-                        Some("data blocked from the moment of the request (4.2)"),
+                        "said:received",
+                        Some(&serde_json::to_string(&crate::Said::BlockedAtIntake)?),
                     )],
                 )
                 .await?,
@@ -261,12 +261,8 @@ impl Engine {
             self.facts.forget(&s);
         }
         if in_app {
-            self.verify(
-                actor,
-                &request_id,
-                "identity verified by the app's sign-in (in-app request)",
-            )
-            .await?;
+            self.verify(actor, &request_id, "", Some(&crate::Said::VerifiedInApp))
+                .await?;
         }
         self.request(actor, &request_id).await
     }

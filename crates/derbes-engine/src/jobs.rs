@@ -207,9 +207,10 @@ impl Engine {
                         format!("{} {}", v.kind, v.reference)
                     })
                     .collect();
-                let reason = format!("outstanding obligations: {}", list.join("; "));
+                let count = list.len();
+                let said = crate::Said::OutstandingObligations { obligations: list };
                 let steps = self
-                    .system_steps(request_id, &[RequestState::Refused], Some(&reason))
+                    .system_steps(request_id, &[RequestState::Refused], Some(&said))
                     .await?;
                 let mut w = self.write().await?;
                 steps.write(&mut w, now).await?;
@@ -217,9 +218,7 @@ impl Engine {
                     w,
                     [Record::new(&system, "request.refused")
                         .subject(subject)
-                        .details(
-                            json!({"request_id": request_id, "open_obligations": list.len()}),
-                        )],
+                        .details(json!({"request_id": request_id, "open_obligations": count}))],
                 )
                 .await?;
                 return Ok(());

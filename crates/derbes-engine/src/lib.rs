@@ -80,7 +80,7 @@ pub use reconsent::{ReconsentItem, ReconsentPage};
 pub use representatives::{NewRepresentative, RepresentationBasis, RepresentativeView};
 pub use requests::{
     ContactAnswer, Identification, NewRequest, ObjectionKind, Queue, RequestAction, RequestChannel,
-    RequestDetails, RequestState, RequestStep, RequestView, Requester,
+    RequestDetails, RequestState, RequestStep, RequestView, Requester, Said,
 };
 pub use retention::{HoldView, NewHold, PurgeItem, PurgeReport};
 pub use seed::SeedReport;

@@ -269,11 +269,12 @@ impl Engine {
             .file_in_app(s, kind, RequestDetails::default(), None, None)
             .await?;
         let export = self.export(&s.actor, &filed.request_id).await?;
-        self.act_on_request(
+        self.act_saying(
             &s.actor,
             &filed.request_id,
             RequestAction::Complete,
-            Some("answered in the app"),
+            None,
+            Some(crate::Said::AnsweredInApp),
         )
         .await?;
         Ok(export)

@@ -208,7 +208,68 @@ pub struct RequestStep {
     pub actor_name: Option<String>,
     pub from: Option<RequestState>,
     pub to: RequestState,
+    /// What the person who took the step wrote (only where a single
+    /// request is shown).
     pub reason: Option<String>,
+    /// What derbes itself says of the step: a code with its particulars,
+    /// which each page words in its own language (only where a single
+    /// request is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub said: Option<Said>,
+}
+
+/// What derbes itself says of a request's step: never prose in one
+/// language, a code the desk, the privacy center and the CLI word in theirs.
+/// Sealed with the step like a person's note (`said:<state>`), so a staff
+/// member's note can never pass for one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Said {
+    /// A blocking request blocked the data as it was received (4.2).
+    BlockedAtIntake,
+    /// Filed in the app: the app's sign-in verified who asked.
+    VerifiedInApp,
+    /// Answered at once in the app (a copy, information on processing).
+    AnsweredInApp,
+    /// The fields corrected (names, never values).
+    Corrected { fields: Vec<String> },
+    /// Refused: the data blocked since the request was received is unblocked.
+    UnblockedOnRefusal,
+    /// A blocking request: the data was already blocked since it was received.
+    AlreadyBlocked,
+    /// Nothing to change: the subject was not in the status the request
+    /// changes (`active` for blocking, `blocked` for unblocking).
+    NothingToChange { status: String },
+    /// Refused: obligations the person has not met stand (each its kind and
+    /// reference).
+    OutstandingObligations { obligations: Vec<String> },
+}
+
+impl std::fmt::Display for Said {
+    /// The English words (the CLI's text output).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Said::BlockedAtIntake => {
+                f.write_str("data blocked from the moment of the request (4.2)")
+            }
+            Said::VerifiedInApp => {
+                f.write_str("identity verified by the app's sign-in (in-app request)")
+            }
+            Said::AnsweredInApp => f.write_str("answered in the app"),
+            Said::Corrected { fields } => write!(f, "corrected: {}", fields.join(", ")),
+            Said::UnblockedOnRefusal => {
+                f.write_str("the data blocked since the request was received is unblocked")
+            }
+            Said::AlreadyBlocked => f.write_str("blocked since the request was received (4.2)"),
+            Said::NothingToChange { status } => {
+                write!(f, "the subject was not {status}; nothing to change")
+            }
+            Said::OutstandingObligations { obligations } => {
+                write!(f, "outstanding obligations: {}", obligations.join("; "))
+            }
+        }
+    }
 }
 
 /// A request as the desk sees it.
@@ -224,7 +285,12 @@ pub struct RequestView {
     /// The deadline: the end of the last working day, Asia/Almaty (RFC 3339 with offset).
     pub due: String,
     pub state: RequestState,
+    /// What the person who took the last step wrote (only where a single
+    /// request is shown).
     pub state_reason: Option<String>,
+    /// What derbes says of the last step (only where a single request is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_said: Option<Said>,
     pub overdue: bool,
     pub details: RequestDetails,
     /// `minor` for a minor's report (7.7).
@@ -381,6 +447,7 @@ impl Engine {
             due,
             state,
             state_reason: r.state_reason,
+            state_said: None,
             details,
             ground: internal.minor.map(|_| "minor".to_string()),
             waiting: Vec::new(),
@@ -397,6 +464,7 @@ impl Engine {
                     from: e.from_state,
                     to: e.to_state,
                     reason: e.reason,
+                    said: None,
                 })
                 .collect(),
         })
@@ -535,11 +603,19 @@ impl Engine {
             Some(json) => Some(serde_json::from_str(&json)?),
             None => None,
         };
+        let said = |state: RequestState| -> Result<Option<Said>, EngineError> {
+            match notes.get(&(owner.clone(), format!("said:{}", state.as_str()))) {
+                Some(json) => Ok(Some(serde_json::from_str(json)?)),
+                None => Ok(None),
+            }
+        };
         for step in &mut v.steps {
             step.reason = notes
                 .get(&(owner.clone(), format!("reason:{}", step.to.as_str())))
                 .cloned();
+            step.said = said(step.to)?;
         }
+        v.state_said = said(v.state)?;
         v.state_reason = notes.remove(&(owner, format!("reason:{}", v.state.as_str())));
         Ok(())
     }

@@ -11,7 +11,7 @@ use derbes_store::{NoteRow, RequestRow, Write};
 use serde_json::Value;
 
 use crate::audit::Record;
-use crate::requests::{read_details, Internal};
+use crate::requests::{read_details, Internal, Said};
 use crate::{
     Actor, ContactAnswer, Engine, EngineError, ObjectionKind, RequestAction, RequestDetails,
     RequestState, RequestView,
@@ -92,6 +92,19 @@ impl Engine {
         action: RequestAction,
         reason: Option<&str>,
     ) -> Result<RequestView, EngineError> {
+        self.act_saying(actor, request_id, action, reason, None)
+            .await
+    }
+
+    /// [`Engine::act_on_request`], with what derbes itself says of the step.
+    pub(crate) async fn act_saying(
+        &self,
+        actor: &Actor,
+        request_id: &str,
+        action: RequestAction,
+        reason: Option<&str>,
+        said: Option<Said>,
+    ) -> Result<RequestView, EngineError> {
         self.require(actor, Capability::WorkRequests)?;
         let row = self.request_row(request_id).await?;
         let from = row.state;
@@ -163,25 +176,28 @@ impl Engine {
             .await?;
         }
         if to == S::IdentityVerified {
-            self.verify(actor, request_id, reason.as_deref().unwrap_or(""))
-                .await?;
+            self.verify(
+                actor,
+                request_id,
+                reason.as_deref().unwrap_or(""),
+                said.as_ref(),
+            )
+            .await?;
             return self.request(actor, request_id).await;
         }
-        let reason = match (to, internal.blocked_at_intake, &reason) {
-            (S::Refused, true, Some(r)) => Some(format!(
-                "{r} — the data blocked since the request was received is unblocked"
-            )),
-            _ => reason,
+        let said = match (to, internal.blocked_at_intake) {
+            (S::Refused, true) => Some(Said::UnblockedOnRefusal),
+            _ => said,
         };
         // The step, and for a refusal the undoing of what intake did, in one
         // unit of work.
         let steps = self
             .steps(
-                request_id,
-                subject,
+                &row,
                 from,
                 &[to],
                 reason.as_deref(),
+                said.as_ref(),
                 actor.id(),
             )
             .await?;
@@ -208,17 +224,9 @@ impl Engine {
         from: RequestState,
         to: RequestState,
         note: Option<&str>,
+        said: Option<&Said>,
     ) -> Result<(), EngineError> {
-        let steps = self
-            .steps(
-                &row.request_id,
-                row.subject_id,
-                from,
-                &[to],
-                note,
-                actor.id(),
-            )
-            .await?;
+        let steps = self.steps(row, from, &[to], note, said, actor.id()).await?;
         let mut w = self.write().await?;
         steps.write(&mut w, self.now()).await?;
         w.audit(self.step_record(actor, row, from, to, note.is_some())?);
@@ -248,6 +256,7 @@ impl Engine {
         actor: &Actor,
         request_id: &str,
         note: &str,
+        said: Option<&Said>,
     ) -> Result<(), EngineError> {
         let row = self.request_row(request_id).await?;
         let note = Some(note).filter(|n| !n.is_empty());
@@ -257,6 +266,7 @@ impl Engine {
             RequestState::Received,
             RequestState::IdentityVerified,
             note,
+            said,
         )
         .await?;
         let Some(s) = row.subject_id else {
@@ -372,11 +382,12 @@ impl Engine {
         let fields = self
             .rectify(actor, subject, values, source, &reason)
             .await?;
-        self.act_on_request(
+        self.act_saying(
             actor,
             request_id,
             RequestAction::Complete,
-            Some(&format!("corrected: {}", fields.join(", "))),
+            None,
+            Some(Said::Corrected { fields }),
         )
         .await
     }
@@ -542,10 +553,10 @@ impl Engine {
             .ok_or(EngineError::NotFound("subject"))?
             .status;
         let unchanged = match kind {
-            Right::Blocking if status == SubjectStatus::Blocked => {
-                "blocked since the request was received (4.2)".to_string()
-            }
-            _ => format!("the subject was not {}; nothing to change", from.as_str()),
+            Right::Blocking if status == SubjectStatus::Blocked => Said::AlreadyBlocked,
+            _ => Said::NothingToChange {
+                status: from.as_str().to_string(),
+            },
         };
         let both = [RequestState::InProgress, RequestState::Completed];
         let started = [RequestState::InProgress];
@@ -604,26 +615,39 @@ impl Engine {
     /// nobody), ready to go into a unit of work.
     pub(crate) async fn steps(
         &self,
-        request_id: &str,
-        subject: Option<SubjectId>,
+        row: &RequestRow,
         from: RequestState,
         steps: &[RequestState],
         note: Option<&str>,
+        said: Option<&Said>,
         actor_id: &str,
     ) -> Result<Steps, EngineError> {
         let mut moves = Vec::with_capacity(steps.len());
         let mut from = from;
+        let owner = format!("request:{}", row.request_id);
+        let said = said.map(serde_json::to_string).transpose()?;
         for (i, to) in steps.iter().enumerate() {
-            let note = if i + 1 == steps.len() { note } else { None };
-            let name = format!("reason:{}", to.as_str());
+            let last = i + 1 == steps.len();
+            let (note, said) = match last {
+                true => (note, said.as_deref()),
+                false => (None, None),
+            };
+            let reason = format!("reason:{}", to.as_str());
+            let said_name = format!("said:{}", to.as_str());
             let notes = self
-                .seal_notes(subject, &[(format!("request:{request_id}"), &name, note)])
+                .seal_notes(
+                    row.subject_id,
+                    &[
+                        (owner.clone(), &reason, note),
+                        (owner.clone(), &said_name, said),
+                    ],
+                )
                 .await?;
             moves.push((from, *to, notes));
             from = *to;
         }
         Ok(Steps {
-            request_id: request_id.to_string(),
+            request_id: row.request_id.clone(),
             actor_id: actor_id.to_string(),
             moves,
         })
@@ -634,16 +658,16 @@ impl Engine {
         &self,
         request_id: &str,
         steps: &[RequestState],
-        note: Option<&str>,
+        said: Option<&Said>,
     ) -> Result<Steps, EngineError> {
         let row = self.request_row(request_id).await?;
         let system = Actor::system(crate::SystemJob::RightsDesk);
         self.steps(
-            request_id,
-            row.subject_id,
+            &row,
             RequestState::IdentityVerified,
             steps,
-            note,
+            None,
+            said,
             system.id(),
         )
         .await

@@ -77,7 +77,12 @@ async fn withdrawal_flow(db: TestDb) {
     let r = request(&e, s, "withdrawal").await;
     let v = e.request(&dpo(), &r).await.unwrap();
     assert_eq!(v.state, RequestState::Refused);
-    assert!(v.state_reason.unwrap().contains("contract C-2026-0042"));
+    assert_eq!(
+        v.state_said,
+        Some(derbes_engine::Said::OutstandingObligations {
+            obligations: vec!["contract C-2026-0042".into()]
+        })
+    );
     assert!(
         e.data_for_purpose(&backend, s, "identification", None)
             .await

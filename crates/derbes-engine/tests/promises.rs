@@ -538,11 +538,7 @@ async fn blocking(w: &World, t: &mut Table) {
     t.cell(
         p,
         Door::Desk,
-        steps.len() == 1
-            && steps[0]
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("blocked from the moment")),
+        steps.len() == 1 && steps[0].said == Some(derbes_engine::Said::BlockedAtIntake),
         format!("received, blocked at intake: {steps:?}"),
     );
     let v = e
@@ -557,11 +553,11 @@ async fn blocking(w: &World, t: &mut Table) {
     t.cell(
         p,
         Door::Desk,
-        v.steps
-            .last()
-            .and_then(|s| s.reason.as_deref())
-            .is_some_and(|r| r.contains("unblocked")),
-        "the refusal says the data is unblocked",
+        v.steps.last().is_some_and(|s| {
+            s.said == Some(derbes_engine::Said::UnblockedOnRefusal)
+                && s.reason.as_deref() == Some("identity could not be confirmed")
+        }),
+        "the refusal says the data is unblocked, beside the officer's reason",
     );
     let ok = e
         .data_for_purpose(&backend(), s, "identification", None)

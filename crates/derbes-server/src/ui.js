@@ -41,3 +41,53 @@ async function callApi(token, method, path, body) {
   }
   return data;
 }
+
+/** What derbes itself says of a request's step (`said`: a code and its
+ * particulars), in `lang` (ru, kk or en); empty when it says nothing. */
+function said(s, lang) {
+  if (!s) return "";
+  const W = {
+    ru: {
+      blocked_at_intake: "данные заблокированы с момента обращения (4.2)",
+      verified_in_app: "личность подтверждена входом в приложение (обращение из приложения)",
+      answered_in_app: "ответ дан в приложении",
+      corrected: "исправлено: ",
+      unblocked_on_refusal: "данные, заблокированные с момента обращения, разблокированы",
+      already_blocked: "данные заблокированы с момента обращения (4.2)",
+      nothing_to_change: "менять нечего: статус пользователя был не «{}»",
+      outstanding_obligations: "есть неисполненные обязательства: ",
+      active: "действует", blocked: "заблокированы",
+    },
+    kk: {
+      blocked_at_intake: "деректер өтініш түскен сәттен бастап бұғатталды (4.2)",
+      verified_in_app: "жеке басы қосымшаға кіру арқылы расталды (қосымшадан өтініш)",
+      answered_in_app: "жауап қосымшада берілді",
+      corrected: "түзетілді: ",
+      unblocked_on_refusal: "өтініш түскен сәттен бастап бұғатталған деректер бұғаттаудан шығарылды",
+      already_blocked: "деректер өтініш түскен сәттен бастап бұғатталған (4.2)",
+      nothing_to_change: "өзгертетін ештеңе жоқ: пайдаланушының мәртебесі «{}» емес еді",
+      outstanding_obligations: "орындалмаған міндеттемелер бар: ",
+      active: "белсенді", blocked: "бұғатталған",
+    },
+    en: {
+      blocked_at_intake: "data blocked from the moment of the request (4.2)",
+      verified_in_app: "identity verified by the app's sign-in (in-app request)",
+      answered_in_app: "answered in the app",
+      corrected: "corrected: ",
+      unblocked_on_refusal: "the data blocked since the request was received is unblocked",
+      already_blocked: "blocked since the request was received (4.2)",
+      nothing_to_change: "nothing to change: the user was not {}",
+      outstanding_obligations: "outstanding obligations: ",
+      active: "active", blocked: "blocked",
+    },
+  };
+  const w = W[lang] || W.ru;
+  const text = w[s.code];
+  if (text === undefined) return s.code;
+  switch (s.code) {
+    case "corrected": return text + (s.fields || []).join(", ");
+    case "outstanding_obligations": return text + (s.obligations || []).join("; ");
+    case "nothing_to_change": return text.replace("{}", w[s.status] || s.status);
+    default: return text;
+  }
+}

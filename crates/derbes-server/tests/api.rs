@@ -141,6 +141,30 @@ async fn openapi_document_describes_every_route() {
     }
     assert!(v["components"]["schemas"]["ErrorResponse"].is_object());
     assert!(v["components"]["schemas"]["Policy"].is_object());
+    // Every schema the document refers to is in it (what derbes says of a
+    // step among them).
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_string());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&v, &mut all);
+    assert!(all.iter().any(|r| r == "#/components/schemas/Said"));
+    for r in &all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+        assert!(
+            v["components"]["schemas"][name].is_object(),
+            "{r} does not resolve"
+        );
+    }
     // Routes and document come from one list: every documented path and
     // method is routed (never the fallback's "no such endpoint" or a 405).
     let paths = v["paths"].as_object().unwrap();

@@ -29,10 +29,8 @@ async fn queue(store: &Store) {
     assert_eq!(status, StatusCode::CREATED, "{v}");
     // The app signed its user in: the request is verified by that, at once.
     assert_eq!(v["state"], "identity_verified");
-    assert_eq!(
-        v["steps"][1]["reason"],
-        "identity verified by the app's sign-in (in-app request)"
-    );
+    assert_eq!(v["steps"][1]["said"], json!({"code": "verified_in_app"}));
+    assert_eq!(v["steps"][1]["reason"], serde_json::Value::Null);
     assert!(v["due"].as_str().unwrap().ends_with("T23:59:59+05:00"));
     let received = (chrono::Utc::now() - chrono::Duration::days(20)).to_rfc3339();
     // A legal representative acts on a recorded authority, valid when the letter came.
@@ -281,7 +279,11 @@ async fn withdrawal_over_http(store: &Store) {
     };
     let (_, r) = withdraw().await;
     assert_eq!(r["state"], "refused");
-    assert!(r["state_reason"].as_str().unwrap().contains("debt INV-7"));
+    assert_eq!(r["state_said"]["code"], "outstanding_obligations");
+    assert!(r["state_said"]["obligations"][0]
+        .as_str()
+        .unwrap()
+        .contains("debt INV-7"));
     let oid = o["obligation_id"].as_str().unwrap();
     let (status, _, _) = api
         .send(

@@ -414,7 +414,7 @@ async function showRequest(id) {
   const subj = r.subject_id ? button(r.subject_id, () => showSubject(r.subject_id)) : el("span", "—");
   const tb = el("table");
   const pairs = [
-    [t("state"), t("s_" + r.state) + (r.state_reason ? " — " + r.state_reason : "")],
+    [t("state"), [t("s_" + r.state), r.state_reason, said(r.state_said, lang)].filter(Boolean).join(" — ")],
     [t("due"), almaty(r.due) + (r.overdue ? " — " + t("overdue") : "")],
     [t("receivedOn"), almaty(r.received_at)],
     [t("channel"), t("c_" + r.channel)],
@@ -468,7 +468,7 @@ async function showRequest(id) {
     );
   }
   d.append(actions, forms);
-  const steps = (r.steps || []).map((s) => row([almaty(s.at), t("s_" + s.to), actorName(s), s.reason || ""]));
+  const steps = (r.steps || []).map((s) => row([almaty(s.at), t("s_" + s.to), actorName(s), [s.reason, said(s.said, lang)].filter(Boolean).join(" — ")]));
   d.append(el("h3", t("steps")), table([t("when"), t("step"), t("who"), t("note")], steps));
 }
 

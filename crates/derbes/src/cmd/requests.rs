@@ -85,7 +85,9 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
                     crate::outln!("{}", line(&r));
                     crate::outln!("received {} via {} from {}", out::almaty(r.received_at), r.channel, r.requester);
                     for s in &r.steps {
-                        let reason = s.reason.as_deref().map(|x| format!(" — {x}")).unwrap_or_default();
+                        let said = s.said.as_ref().map(|x| x.to_string());
+                        let reason: String =
+                            s.reason.iter().chain(said.iter()).map(|x| format!(" — {x}")).collect();
                         let by = s.actor_name.as_deref().unwrap_or(&s.actor);
                         crate::outln!("  {}  {:<18} by {by}{reason}", out::almaty(s.at), s.to);
                     }
