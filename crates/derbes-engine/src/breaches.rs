@@ -377,97 +377,99 @@ impl Engine {
         self.breach(actor, breach_id).await
     }
 
-    /// The notice to the authorised body (Markdown), in Russian or
-    /// English: the operator and its responsible person, when the breach
-    /// was detected, what it affects and how many, what happened and what
-    /// was done. No personal data but what the officer wrote.
+    /// The notice to the authorised body, in Russian, Kazakh or English:
+    /// the operator and its responsible person, when the breach was
+    /// detected, what it affects and how many, what happened and what was
+    /// done. No personal data but what the officer wrote.
     pub async fn breach_notice(
         &self,
         actor: &Actor,
         breach_id: &str,
         lang: Lang,
-    ) -> Result<String, EngineError> {
+    ) -> Result<crate::Document, EngineError> {
         let b = self.breach(actor, breach_id).await?;
         let p = self.policy.policy();
-        let ru = lang == Lang::Ru;
-        let t = |x: &derbes_policy::Text| if ru { x.ru.clone() } else { x.en.clone() };
         let o = &p.operator;
         let r = &o.responsible_person;
-        let at = |d: DateTime<Utc>| {
-            d.with_timezone(&derbes_kz::ALMATY)
-                .format("%Y-%m-%d %H:%M (Asia/Almaty)")
-                .to_string()
-        };
-        let categories = crate::category_names(p, b.categories.iter().map(String::as_str), lang);
-        let none = if ru {
-            "не установлено"
-        } else {
-            "not yet established"
-        };
+        let w = |ru: &'static str, kk: &'static str, en: &'static str| lang.pick(ru, kk, en);
+        let none = w("не установлено", "әлі анықталмаған", "not yet established");
         let count = if b.count_known {
             b.affected_count.to_string()
-        } else if ru {
-            format!("около {} (оценка)", b.affected_count)
         } else {
-            format!("about {} (estimate)", b.affected_count)
+            format!(
+                "{} {} {}",
+                w("около", "шамамен", "about"),
+                b.affected_count,
+                w("(оценка)", "(бағалау)", "(estimate)")
+            )
         };
-        let lines: Vec<(&str, &str, String)> = vec![
-            (
-                "Оператор",
-                "Operator",
-                format!("{}, БИН/BIN {}, {}", t(&o.name), o.bin, t(&o.address)),
+        let title = w(
+            "Уведомление уполномоченного органа о нарушении защиты персональных данных",
+            "Дербес деректерді қорғаудың бұзылғаны туралы уәкілетті органға хабарлама",
+            "Notice to the authorised body of a breach of personal-data protection",
+        );
+        let mut d = crate::Document::new(lang, title).lead(format!(
+            "{}, {}",
+            p.law.get(lang),
+            w("ст. 25", "25-бап", "art. 25")
+        ));
+        d.item(
+            w("Оператор", "Оператор", "Operator"),
+            format!(
+                "{}, {} {}, {}",
+                o.name.get(lang),
+                w("БИН", "БСН", "BIN"),
+                o.bin,
+                o.address.get(lang)
             ),
-            (
-                "Ответственное лицо",
-                "Responsible person",
-                format!(
-                    "{}, {}; {}, {}",
-                    t(&r.name),
-                    t(&r.position),
-                    r.email,
-                    r.phone
-                ),
+        );
+        d.item(
+            w("Ответственное лицо", "Жауапты тұлға", "Responsible person"),
+            format!(
+                "{}, {}; {}, {}",
+                r.name.get(lang),
+                r.position.get(lang),
+                r.email,
+                r.phone
             ),
-            ("Номер в реестре", "Register number", b.breach_id.clone()),
-            ("Выявлено", "Detected", at(b.detected_at)),
-            ("Срок уведомления", "Notice due", b.notice_due.clone()),
-            (
+        );
+        d.item(
+            w("Номер в реестре", "Тізілімдегі нөмірі", "Register number"),
+            b.breach_id.clone(),
+        );
+        d.item(
+            w("Выявлено", "Анықталды", "Detected"),
+            crate::export_html::date(&b.detected_at),
+        );
+        d.item(
+            w("Срок уведомления", "Хабарлау мерзімі", "Notice due"),
+            crate::export_html::due_text(&b.notice_due),
+        );
+        d.item(
+            w(
                 "Категории персональных данных",
+                "Дербес деректер санаттары",
                 "Categories of personal data",
-                categories.clone(),
             ),
-            ("Число субъектов", "Subjects affected", count),
-            (
-                "Описание",
-                "Description",
-                b.description.clone().unwrap_or_default(),
-            ),
-            (
-                "Причина",
-                "Cause",
-                b.cause.clone().unwrap_or_else(|| none.into()),
-            ),
-            (
-                "Принятые меры",
-                "Measures taken",
-                b.measures.clone().unwrap_or_else(|| none.into()),
-            ),
-        ];
-        let title = if ru {
-            "Уведомление уполномоченного органа о нарушении защиты персональных данных"
-        } else {
-            "Notice to the authorised body of a breach of personal-data protection"
-        };
-        let law = t(&p.law);
-        let mut out = format!("# {title}\n\n{law}, ст. 25 / art. 25\n\n");
-        for (k_ru, k_en, v) in lines {
-            out.push_str(&format!(
-                "- **{}**: {}\n",
-                if ru { k_ru } else { k_en },
-                v.replace('\n', " ")
-            ));
-        }
-        Ok(out)
+            crate::category_names(p, b.categories.iter().map(String::as_str), lang),
+        );
+        d.item(
+            w("Число субъектов", "Субъектілер саны", "Subjects affected"),
+            count,
+        );
+        d.item(
+            w("Описание", "Сипаттамасы", "Description"),
+            b.description.clone().unwrap_or_default(),
+        );
+        d.item(
+            w("Причина", "Себебі", "Cause"),
+            b.cause.clone().unwrap_or_else(|| none.into()),
+        );
+        d.item(
+            w("Принятые меры", "Қабылданған шаралар", "Measures taken"),
+            b.measures.clone().unwrap_or_else(|| none.into()),
+        );
+        Ok(d)
     }
 
     /// Tell the subjects a breach lists, through the app's sender (notices

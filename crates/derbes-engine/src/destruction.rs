@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use derbes_core::{RetentionRules, SubjectId, SubjectStatus, Until};
-use derbes_policy::ConsentKind;
+use derbes_policy::{ConsentKind, Lang};
 use derbes_store::{DestroyOutcome, Destruction, Scope};
 use serde::Serialize;
 use serde_json::json;
@@ -34,22 +34,72 @@ pub(crate) enum Ground {
 }
 
 impl Ground {
-    pub(crate) fn text(self) -> &'static str {
+    /// The code a certificate records (`consent:<kind>` for a consent).
+    pub(crate) fn code(self) -> String {
         match self {
-            Ground::Withdrawal => "withdrawal of consent (policy clause 7.11)",
-            Ground::Request => {
-                "the subject's request for destruction (policy clause 7.11; Law «О персональных данных и их защите»)"
-            }
-            Ground::Minor => "the subject is under 18 (policy clause 7.7)",
-            Ground::Retention => "end of the purposes' retention (policy clause 7.1)",
-            Ground::Consent(ConsentKind::Entrepreneur) => {
-                "withdrawal of the entrepreneur's consent (policy clause 3.5)"
-            }
-            Ground::Consent(ConsentKind::Cookies) => {
-                "withdrawal of the cookie consent (policy clauses 7.4-7.5)"
-            }
-            Ground::Consent(_) => "withdrawal of the consent these categories need",
+            Ground::Withdrawal => "withdrawal".into(),
+            Ground::Request => "request".into(),
+            Ground::Minor => "minor".into(),
+            Ground::Retention => "retention".into(),
+            Ground::Consent(k) => format!("consent:{}", k.as_str()),
         }
+    }
+
+    /// The ground a certificate's code names.
+    fn parse(code: &str) -> Option<Ground> {
+        Some(match code {
+            "withdrawal" => Ground::Withdrawal,
+            "request" => Ground::Request,
+            "minor" => Ground::Minor,
+            "retention" => Ground::Retention,
+            _ => Ground::Consent(ConsentKind::parse(code.strip_prefix("consent:")?)?),
+        })
+    }
+
+    /// The ground in a person's words, in `lang`.
+    fn words(self, lang: Lang) -> &'static str {
+        match self {
+            Ground::Withdrawal => lang.pick(
+                "отзыв согласия (пункт 7.11 Политики)",
+                "келісімді кері қайтару (Саясаттың 7.11-тармағы)",
+                "withdrawal of consent (policy clause 7.11)",
+            ),
+            Ground::Request => lang.pick(
+                "требование субъекта об уничтожении (пункт 7.11 Политики; Закон «О персональных данных и их защите»)",
+                "субъектінің жою туралы талабы (Саясаттың 7.11-тармағы; «Дербес деректер және оларды қорғау туралы» Заң)",
+                "the subject's request for destruction (policy clause 7.11; Law «О персональных данных и их защите»)",
+            ),
+            Ground::Minor => lang.pick(
+                "субъект не достиг 18 лет (пункт 7.7 Политики)",
+                "субъект 18 жасқа толмаған (Саясаттың 7.7-тармағы)",
+                "the subject is under 18 (policy clause 7.7)",
+            ),
+            Ground::Retention => lang.pick(
+                "истёк срок хранения для всех целей (пункт 7.1 Политики)",
+                "барлық мақсаттар үшін сақтау мерзімі аяқталды (Саясаттың 7.1-тармағы)",
+                "end of the purposes' retention (policy clause 7.1)",
+            ),
+            Ground::Consent(ConsentKind::Entrepreneur) => lang.pick(
+                "отзыв согласия индивидуального предпринимателя (пункт 3.5 Политики)",
+                "жеке кәсіпкердің келісімін кері қайтару (Саясаттың 3.5-тармағы)",
+                "withdrawal of the entrepreneur's consent (policy clause 3.5)",
+            ),
+            Ground::Consent(ConsentKind::Cookies) => lang.pick(
+                "отзыв согласия на cookies (пункты 7.4–7.5 Политики)",
+                "cookies келісімін кері қайтару (Саясаттың 7.4–7.5-тармақтары)",
+                "withdrawal of the cookie consent (policy clauses 7.4-7.5)",
+            ),
+            Ground::Consent(_) => lang.pick(
+                "отзыв согласия, необходимого этим категориям",
+                "осы санаттарға қажетті келісімді кері қайтару",
+                "withdrawal of the consent these categories need",
+            ),
+        }
+    }
+
+    /// The ground in English (the certificate's `legal_ground`, the audit).
+    pub(crate) fn text(self) -> &'static str {
+        self.words(Lang::En)
     }
 
     /// What a law obliges the operator to keep survives this ground.
@@ -236,12 +286,14 @@ impl Engine {
             let categories = field_categories(destroyed.iter().map(String::as_str));
             let certificate_id = uuid::Uuid::now_v7().to_string();
             let certificate = json!({
-                "title": {"ru": "Акт об уничтожении персональных данных", "en": "Certificate of destruction of personal data"},
+                "title": {"ru": "Акт об уничтожении персональных данных", "kk": "Дербес деректерді жою туралы акт", "en": "Certificate of destruction of personal data"},
                 "certificate_id": certificate_id,
                 "operator": {"name": p.operator.name.ru, "bin": p.operator.bin.to_string()},
                 "subject_id": o.subject,
                 "request_id": o.request_id,
                 "legal_ground": o.ground.text(),
+                "ground": o.ground.code(),
+                "scope": match scope { Scope::Whole => "whole", Scope::Fields { .. } => "fields" },
                 "destroyed_at": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 "categories": categories,
                 "method": match scope {
@@ -331,5 +383,185 @@ impl Engine {
             self.expunge().await?;
         }
         Ok(out)
+    }
+}
+
+impl Engine {
+    /// A certificate as a person reads and prints it, in `lang`: on what
+    /// ground, when and how the data was destroyed, the categories, what a
+    /// law keeps and until when, and how the audit log confirms it. The
+    /// policy's names in `lang`; a certificate issued before it recorded its
+    /// ground's and scope's codes is read from its English words.
+    pub fn certificate_document(&self, c: &crate::CertificateView, lang: Lang) -> crate::Document {
+        let p = self.policy.policy();
+        let x = &c.certificate;
+        let text = |k: &str| x.get(k).and_then(serde_json::Value::as_str);
+        let w = |ru: &'static str, kk: &'static str, en: &'static str| lang.pick(ru, kk, en);
+        let when = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| crate::export_html::date(&t.with_timezone(&Utc)))
+                .unwrap_or_else(|_| t.to_string())
+        };
+        let mut d = crate::Document::new(
+            lang,
+            w(
+                "Акт об уничтожении персональных данных",
+                "Дербес деректерді жою туралы акт",
+                "Certificate of destruction of personal data",
+            ),
+        )
+        .lead(p.law.get(lang));
+        d.item(
+            w("Номер акта", "Акт нөмірі", "Certificate number"),
+            text("certificate_id").unwrap_or(""),
+        );
+        d.item(
+            w("Оператор", "Оператор", "Operator"),
+            format!(
+                "{}, {} {}",
+                p.operator.name.get(lang),
+                w("БИН", "БСН", "BIN"),
+                x.pointer("/operator/bin")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+            ),
+        );
+        d.item(
+            w(
+                "Субъект (идентификатор)",
+                "Субъект (сәйкестендіргіш)",
+                "Subject (identifier)",
+            ),
+            text("subject_id").unwrap_or(""),
+        );
+        d.item(
+            w("Обращение", "Өтініш", "Request"),
+            text("request_id").unwrap_or("—"),
+        );
+        d.item(
+            w("Основание", "Негіз", "Ground"),
+            match text("ground").and_then(Ground::parse) {
+                Some(g) => g.words(lang).to_string(),
+                None => text("legal_ground").unwrap_or_default().to_string(),
+            },
+        );
+        d.item(
+            w("Уничтожено", "Жойылды", "Destroyed"),
+            when(text("destroyed_at").unwrap_or_default()),
+        );
+        let whole = match text("scope") {
+            Some(scope) => scope == "whole",
+            None => text("method").is_some_and(|m| m.starts_with("crypto-shredding")),
+        };
+        d.item(
+            w("Способ", "Тәсілі", "Method"),
+            match whole {
+                true => w(
+                    "криптографическое уничтожение: удалены ключ данных субъекта, все зашифрованные поля и прежние значения, записи слепого индекса и отказы от рассылок; никакую копию зашифрованных данных больше нельзя открыть",
+                    "криптографиялық жою: субъект деректерінің кілті, барлық шифрланған өрістер мен бұрынғы мәндер, соқыр индекс жазбалары және хабарламалардан бас тартулар жойылды; шифрланған деректердің ешбір көшірмесін енді ашу мүмкін емес",
+                    "crypto-shredding: the subject's data key, every sealed field and previous value, the blind-index entries and the opt-outs were deleted; any copy of the sealed data can no longer be opened",
+                ),
+                false => w(
+                    "удаление: удалены зашифрованные поля этих категорий, их прежние значения и записи слепого индекса; ключ данных субъекта остаётся только для того, что хранится, и уходит вместе с ним",
+                    "жою: осы санаттардың шифрланған өрістері, олардың бұрынғы мәндері және соқыр индекс жазбалары жойылды; субъект деректерінің кілті тек сақталатын деректер үшін қалады және олармен бірге жойылады",
+                    "deletion: the sealed fields of these categories, their previous values and blind-index entries were deleted; the subject's data key remains only for what is kept, and goes with it",
+                ),
+            },
+        );
+        d.item(
+            w("Что остаётся", "Не қалады", "What remains"),
+            w(
+                "журнал согласий и записи аудита, в которых нет персональных данных",
+                "келісімдер журналы және аудит жазбалары, оларда дербес деректер жоқ",
+                "consent ledger and audit records, which hold no personal data",
+            ),
+        );
+        let categories: Vec<String> = x
+            .get("categories")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(|c| crate::category_names(p, [c], lang))
+                    .collect()
+            })
+            .unwrap_or_default();
+        d.list(
+            w(
+                "Уничтоженные категории",
+                "Жойылған санаттар",
+                "Categories destroyed",
+            ),
+            categories,
+        );
+        let kept: Vec<Kept> = x
+            .get("kept_by_law")
+            .and_then(|k| serde_json::from_value(k.clone()).ok())
+            .unwrap_or_default();
+        d.list(
+            w(
+                "Хранится, потому что этого требует закон (только для этой цели)",
+                "Заң талап ететіндіктен сақталады (тек осы мақсат үшін)",
+                "Kept because a law obliges it (for that purpose only)",
+            ),
+            kept.iter()
+                .map(|k| {
+                    let purpose = p.purpose(&k.purpose);
+                    let until = crate::export_html::date(&k.until);
+                    format!(
+                        "{} — {} ({}) — {}",
+                        crate::category_names(p, [k.category.as_str()], lang),
+                        purpose.map_or(k.purpose.as_str(), |x| x.name.get(lang)),
+                        purpose.map_or(k.basis.as_str(), |x| x.retention.basis.get(lang)),
+                        match lang {
+                            Lang::Ru => format!("до {until}"),
+                            Lang::Kk => format!("{until} дейін"),
+                            Lang::En => format!("until {until}"),
+                        }
+                    )
+                })
+                .collect(),
+        );
+        let yes_no = |b: bool| match b {
+            true => w("да", "иә", "yes"),
+            false => w("нет", "жоқ", "no"),
+        };
+        d.list(
+            w(
+                "Подтверждение журналом аудита",
+                "Аудит журналымен растау",
+                "Confirmation by the audit log",
+            ),
+            vec![
+                format!("SHA-256: {}", c.sha256),
+                format!(
+                    "{}: {}",
+                    w("Запись аудита", "Аудит жазбасы", "Audit record"),
+                    c.audit_id.map_or("—".into(), |a| a.to_string())
+                ),
+                format!(
+                    "{}: {}",
+                    w(
+                        "Запись содержит этот хеш и не изменена",
+                        "Жазбада осы хеш бар және ол өзгертілмеген",
+                        "The record holds this hash and is unchanged",
+                    ),
+                    yes_no(c.confirmed_by_audit)
+                ),
+                format!(
+                    "{}: {}",
+                    w(
+                        "Подписанная контрольная точка",
+                        "Қол қойылған бақылау нүктесі",
+                        "Signed checkpoint",
+                    ),
+                    c.signed_checkpoint.map_or_else(
+                        || w("ещё нет", "әлі жоқ", "not yet").to_string(),
+                        |s| s.to_string()
+                    )
+                ),
+            ],
+        );
+        d
     }
 }

@@ -204,18 +204,43 @@ const EN: Words = Words {
 };
 
 /// Almaty time with its offset, as a person reads it.
-fn date(t: &DateTime<Utc>) -> String {
+/// The start of a page derbes writes for a person to read and print (an
+/// export, a certificate, a notice): its language, title, one inline style
+/// with print rules, and the title as its heading.
+pub(crate) fn page_start(h: &mut String, lang: Lang, title: &str) {
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>body{{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}}\
+         table{{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}}th,td{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #dde;vertical-align:top}}\
+         th{{background:#f3f4f8}}h2{{margin-top:2rem;border-bottom:2px solid #2a5bd7;padding-bottom:.2rem}}code{{font-size:.85em;word-break:break-all}}\
+         .muted{{color:#667}}\
+         @media print{{body{{margin:0;max-width:none;font-size:11pt}}h2{{break-after:avoid}}tr{{break-inside:avoid}}th{{background:none}}}}</style></head><body>\n<h1>{}</h1>\n",
+        lang.code(),
+        esc(title),
+        esc(title)
+    );
+}
+
+/// A time as a person reads it: Almaty time with its offset.
+pub(crate) fn date(t: &DateTime<Utc>) -> String {
     t.with_timezone(&derbes_kz::ALMATY)
         .format("%Y-%m-%d %H:%M (UTC%:z)")
         .to_string()
 }
 
 /// A due date as derbes gives it (RFC 3339 with the Almaty offset), read.
-fn due(text: &str) -> String {
+pub(crate) fn due_text(text: &str) -> String {
     match DateTime::parse_from_rfc3339(text) {
         Ok(t) => date(&t.with_timezone(&Utc)),
-        Err(_) => esc(text),
+        Err(_) => text.to_string(),
     }
+}
+
+/// [`due_text`] on a page.
+fn due(text: &str) -> String {
+    esc(&due_text(text))
 }
 
 /// The words for the codes an answer carries (kinds, states, channels),
@@ -332,19 +357,7 @@ pub fn export_html(x: &SubjectExport, lang: Lang) -> String {
     } else {
         w.title_information
     };
-    let _ = write!(
-        h,
-        "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>body{{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}}\
-         table{{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}}th,td{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #dde;vertical-align:top}}\
-         th{{background:#f3f4f8}}h2{{margin-top:2rem;border-bottom:2px solid #2a5bd7;padding-bottom:.2rem}}code{{font-size:.85em;word-break:break-all}}\
-         .muted{{color:#667}}\
-         @media print{{body{{margin:0;max-width:none;font-size:11pt}}h2{{break-after:avoid}}tr{{break-inside:avoid}}th{{background:none}}}}</style></head><body>\n<h1>{}</h1>\n",
-        lang.code(),
-        esc(title),
-        esc(title)
-    );
+    page_start(&mut h, lang, title);
     let _ = writeln!(
         h,
         "<p>{}: <b>{}</b>, {} {}, {}<br>{}: {} · {} {} · {} <code>{}</code></p>",

@@ -11,6 +11,7 @@ mod consents;
 mod decide;
 mod desk;
 mod destruction;
+mod document;
 mod error;
 mod export;
 mod export_html;
@@ -53,6 +54,7 @@ pub use derbes_store::{EventRow, SystemRow};
 pub use derbes_weblog::pseudonym::DEFAULT_WINDOW_DAYS as DEFAULT_KEY_WINDOW_DAYS;
 pub use desk::{OnTime, RequestSummary, SubjectOverview, WeekCount, Whoami};
 pub use destruction::{DestructionAnswer, Kept};
+pub use document::Document;
 pub use error::EngineError;
 pub use export::{
     ExportFee, ExportField, ExportNamed, ExportObjection, ExportOperator, ExportPolicy,

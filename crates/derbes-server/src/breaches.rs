@@ -6,7 +6,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use derbes_engine::{Actor, BreachStep, BreachView, NewBreach};
-use derbes_policy::Lang;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -106,16 +105,16 @@ pub(crate) async fn act(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct NoticeQuery {
-    /// `ru` (default) or `en`.
-    #[param(pattern = "^(ru|en)$")]
+    /// `ru` (default), `kk` or `en`.
+    #[param(pattern = "^(ru|kk|en)$")]
     pub lang: Option<String>,
-    /// `md` (default) or `html`.
+    /// `md` (default) or `html` (a page to print).
     #[param(pattern = "^(md|html)$")]
     pub format: Option<String>,
 }
 
 /// The notice to the authorised body: the operator, the responsible
-/// person, the breach; Markdown, or a page to print.
+/// person, the breach; Markdown, or a page to print; in ru, kk or en.
 #[utoipa::path(get, path = "/api/v1/breaches/{id}/notice", tag = "breaches",
     params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Breach id"), NoticeQuery),
     security(("bearer" = [])),
@@ -128,37 +127,24 @@ pub(crate) async fn notice(
     IdPath(id): IdPath,
     Params(q): Params<NoticeQuery>,
 ) -> Result<Response, ApiError> {
-    let lang = match q.lang.as_deref() {
-        Some("en") => Lang::En,
-        _ => Lang::Ru,
+    let lang = crate::routes::lang(q.lang.as_deref())?;
+    let html = match q.format.as_deref() {
+        None | Some("md") => false,
+        Some("html") => true,
+        Some(_) => return Err(ApiError::invalid("format", "expected `md` or `html`")),
     };
-    let md = state.engine().breach_notice(&actor, &id, lang).await?;
-    Ok(match q.format.as_deref() {
-        Some("html") => {
-            let mut body = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>derbes</title></head><body>");
-            for line in md.lines() {
-                if let Some(h) = line.strip_prefix("# ") {
-                    body.push_str(&format!("<h1>{}</h1>", derbes_policy::html_escape(h)));
-                } else if let Some(item) = line.strip_prefix("- ") {
-                    body.push_str(&format!(
-                        "<p>{}</p>",
-                        derbes_policy::html_escape(&item.replace("**", ""))
-                    ));
-                } else if !line.is_empty() {
-                    body.push_str(&format!("<p>{}</p>", derbes_policy::html_escape(line)));
-                }
-            }
-            body.push_str("</body></html>");
-            Html(body).into_response()
-        }
-        _ => (
+    let notice = state.engine().breach_notice(&actor, &id, lang).await?;
+    Ok(if html {
+        Html(notice.html()).into_response()
+    } else {
+        (
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/markdown; charset=utf-8"),
             )],
-            md,
+            notice.markdown(),
         )
-            .into_response(),
+            .into_response()
     })
 }
 

@@ -6,14 +6,14 @@
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use derbes_engine::{
     Actor, ChannelView, MeView, MyRequest, RequestView, SessionView, SubjectExport, SubjectSession,
 };
 use derbes_policy::Right;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::body::JsonBody;
 use crate::path::{ChannelPath, IdPath, SubjectItemPath, SubjectPath};
@@ -140,21 +140,10 @@ pub struct CopyBody {
     pub kind: Right,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CopyQuery {
-    /// `json` (default) or `html` (a printable page).
-    #[param(pattern = "^(json|html)$")]
-    pub format: Option<String>,
-    /// The page's language: `ru` (default), `kk` or `en`.
-    #[param(pattern = "^(ru|kk|en)$")]
-    pub lang: Option<String>,
-}
-
 /// A copy of my data, or what is done with it (7.11): an in-app request,
 /// verified by the session, answered through the decision point at once
 /// and completed; as JSON, or a printable page.
-#[utoipa::path(post, path = "/api/v1/me/copy", tag = "me", params(CopyQuery), request_body = CopyBody,
+#[utoipa::path(post, path = "/api/v1/me/copy", tag = "me", params(crate::routes::PageQuery), request_body = CopyBody,
     security(("subject" = [])),
     responses(
         (status = 200, description = "The answer", body = SubjectExport,
@@ -163,21 +152,12 @@ pub struct CopyQuery {
 pub(crate) async fn copy(
     State(state): State<AppState>,
     Extension(session): Extension<SubjectSession>,
-    Params(q): Params<CopyQuery>,
+    Params(q): Params<crate::routes::PageQuery>,
     JsonBody(body): JsonBody<CopyBody>,
 ) -> Result<Response, ApiError> {
-    let html = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("html") => true,
-        Some(_) => return Err(ApiError::invalid("format", "expected `json` or `html`")),
-    };
-    let lang = crate::routes::lang(q.lang.as_deref())?;
+    let page = q.checked()?;
     let export = state.engine().my_copy(&session, body.kind).await?;
-    Ok(if html {
-        Html(derbes_engine::export_html(&export, lang)).into_response()
-    } else {
-        Json(export).into_response()
-    })
+    Ok(page.respond(export, derbes_engine::export_html))
 }
 
 /// My requests, newest first, with their due dates.

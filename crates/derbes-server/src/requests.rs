@@ -207,30 +207,25 @@ pub(crate) async fn close_obligation(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The destruction certificate of a request, with its confirmation by the audit log.
+/// The destruction certificate of a request, with its confirmation by the
+/// audit log: JSON as issued, or a page to read and print in ru/kk/en.
 #[utoipa::path(get, path = "/api/v1/requests/{id}/certificate", tag = "requests",
-    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id")),
+    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id"), crate::routes::PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The certificate", body = derbes_engine::CertificateView),
+        (status = 200, description = "The certificate (JSON, or HTML with `format=html`)", body = derbes_engine::CertificateView,
+            content((derbes_engine::CertificateView = "application/json"), (String = "text/html"))),
         (status = 404, description = "No certificate (yet)", body = ErrorResponse)))]
 pub(crate) async fn certificate(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
-) -> Result<Json<derbes_engine::CertificateView>, ApiError> {
-    Ok(Json(state.engine().certificate(&actor, &id).await?))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ExportQuery {
-    /// `json` (default; the `SubjectExport` schema) or `html` (a readable page).
-    #[param(pattern = "^(json|html)$")]
-    pub format: Option<String>,
-    /// The page's language: `ru` (default), `kk` or `en`.
-    #[param(pattern = "^(ru|kk|en)$")]
-    pub lang: Option<String>,
+    Params(q): Params<crate::routes::PageQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    let page = q.checked()?;
+    let engine = state.engine();
+    let c = engine.certificate(&actor, &id).await?;
+    Ok(page.respond(c, |c, lang| engine.certificate_document(c, lang).html()))
 }
 
 /// The answer to a verified `access` request (a copy of everything held,
@@ -238,7 +233,7 @@ pub struct ExportQuery {
 /// values): decided by the decision point and audited before anything is
 /// opened. Never cached.
 #[utoipa::path(get, path = "/api/v1/requests/{id}/export", tag = "requests",
-    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id"), ExportQuery),
+    params(("id" = String, Path, pattern = "^[0-9A-Za-z._:-]{1,128}$", description = "Request id"), crate::routes::PageQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The export (JSON, or HTML with `format=html`)", body = derbes_engine::SubjectExport),
@@ -250,22 +245,12 @@ pub(crate) async fn export(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
-    Params(q): Params<ExportQuery>,
+    Params(q): Params<crate::routes::PageQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
-    let html = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("html") => true,
-        Some(_) => return Err(ApiError::invalid("format", "expected `json` or `html`")),
-    };
-    let lang = crate::routes::lang(q.lang.as_deref())?;
+    let page = q.checked()?;
     let export = state.engine().export(&actor, &id).await?;
     // No-store, nosniff and the page's CSP: `headers::security_headers`.
-    Ok(if html {
-        axum::response::Html(derbes_engine::export_html(&export, lang)).into_response()
-    } else {
-        Json(export).into_response()
-    })
+    Ok(page.respond(export, derbes_engine::export_html))
 }
 
 /// Clause 7.7: report that the subject is under 18, with the minor's own

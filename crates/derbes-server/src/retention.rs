@@ -116,19 +116,22 @@ pub(crate) async fn due(
 /// The destruction certificate of a destroyed subject (on request, as a
 /// minor, or at the end of retention), checked against the audit log.
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/certificate", tag = "retention",
-    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Subject id"), crate::routes::PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The certificate", body = CertificateView),
+        (status = 200, description = "The certificate (JSON, or HTML with `format=html`)", body = CertificateView,
+            content((CertificateView = "application/json"), (String = "text/html"))),
         (status = 404, description = "No certificate", body = ErrorResponse)))]
 pub(crate) async fn certificate(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     SubjectPath(subject): SubjectPath,
-) -> Result<Json<CertificateView>, ApiError> {
-    Ok(Json(
-        state.engine().subject_certificate(&actor, subject).await?,
-    ))
+    crate::query::Params(q): crate::query::Params<crate::routes::PageQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    let page = q.checked()?;
+    let engine = state.engine();
+    let c = engine.subject_certificate(&actor, subject).await?;
+    Ok(page.respond(c, |c, lang| engine.certificate_document(c, lang).html()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -273,6 +273,48 @@ pub(crate) async fn policy_document(
     })
 }
 
+/// How an answer that a person may read is given: JSON, or a page in a
+/// language (an export, a copy, a certificate).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// `json` (default) or `html` (a page to read and print).
+    #[param(pattern = "^(json|html)$")]
+    pub format: Option<String>,
+    /// The page's language: `ru` (default), `kk` or `en`.
+    #[param(pattern = "^(ru|kk|en)$")]
+    pub lang: Option<String>,
+}
+
+/// A [`PageQuery`] checked: the page's language, or `None` for JSON.
+pub(crate) struct AsPage(Option<Lang>);
+
+impl PageQuery {
+    /// Checked before anything is done, so a bad query changes nothing.
+    pub(crate) fn checked(&self) -> Result<AsPage, ApiError> {
+        let lang = lang(self.lang.as_deref())?;
+        match self.format.as_deref() {
+            None | Some("json") => Ok(AsPage(None)),
+            Some("html") => Ok(AsPage(Some(lang))),
+            Some(_) => Err(ApiError::invalid("format", "expected `json` or `html`")),
+        }
+    }
+}
+
+impl AsPage {
+    /// `value` as JSON, or as the page `render` writes in the language.
+    pub(crate) fn respond<T: Serialize>(
+        self,
+        value: T,
+        render: impl FnOnce(&T, Lang) -> String,
+    ) -> Response {
+        match self.0 {
+            Some(lang) => Html(render(&value, lang)).into_response(),
+            None => Json(value).into_response(),
+        }
+    }
+}
+
 /// A page's or document's language, `ru` (the original) by default.
 pub(crate) fn lang(lang: Option<&str>) -> Result<Lang, ApiError> {
     match lang {

@@ -319,6 +319,56 @@ async fn withdrawal_over_http(store: &Store) {
         .await;
     assert_eq!(status, StatusCode::OK, "{c}");
     assert_eq!(c["confirmed_by_audit"], true);
+    assert_eq!(c["certificate"]["ground"], "withdrawal");
+    // The same certificate as a page to print, in each language.
+    let id = c["certificate"]["certificate_id"].as_str().unwrap();
+    for (lang, title, confirmed) in [
+        (
+            "kk",
+            "Дербес деректерді жою туралы акт",
+            "өзгертілмеген: иә",
+        ),
+        (
+            "ru",
+            "Акт об уничтожении персональных данных",
+            "не изменена: да",
+        ),
+        (
+            "en",
+            "Certificate of destruction of personal data",
+            "unchanged: yes",
+        ),
+    ] {
+        let (status, _, page) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/requests/{rid}/certificate?format=html&lang={lang}"),
+                None,
+                Some(&dpo),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(&format!("<html lang=\"{lang}\">")), "{page}");
+        for text in [title, id, confirmed] {
+            assert!(page.contains(text), "{lang}: {text} missing from {page}");
+        }
+        if lang != "en" {
+            assert!(
+                !page.contains("withdrawal of consent") && !page.contains("deleted"),
+                "{lang}: English on the page: {page}"
+            );
+        }
+    }
+    let (status, e, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests/{rid}/certificate?format=pdf"),
+            None,
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["details"][0]["field"], "format");
     let (_, r, _) = api
         .call(
             Method::GET,

@@ -192,6 +192,17 @@ pub enum RequestsCommand {
         /// The request's id (from `requests list`).
         request_id: String,
     },
+    /// The destruction certificate of a completed destruction or withdrawal,
+    /// checked against the audit log: a document to read and print (with
+    /// --json, the certificate as issued and its confirmation).
+    Certificate {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// The request's id (from `requests list`).
+        request_id: String,
+        #[command(flatten)]
+        document: DocumentArgs,
+    },
 }
 
 /// How the outbox relay delivers.
@@ -329,18 +340,14 @@ pub enum BreachesCommand {
         #[arg(long)]
         reference: Option<String>,
     },
-    /// The notice to the authorised body (Markdown).
+    /// The notice to the authorised body (Markdown, or a page to print).
     Notice {
         #[command(flatten)]
         engine: EngineArgs,
         /// The breach's id (from `breaches list`).
         breach_id: String,
-        /// Language: ru (the default) or en.
-        #[arg(long, value_enum, default_value_t = LangArg::Ru)]
-        lang: LangArg,
-        /// Write to this file instead of standard output.
-        #[arg(long, short, value_name = "FILE")]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        document: DocumentArgs,
     },
     /// Tell the subjects it lists, through the system that sends the app's notices.
     NotifySubjects {
@@ -609,15 +616,8 @@ pub enum PolicyCommand {
         /// The policy file (default: the policy built into the binary).
         #[arg(env = "DERBES_POLICY")]
         file: Option<PathBuf>,
-        /// Language: ru (the original), kk or en.
-        #[arg(long, value_enum, default_value_t = LangArg::Ru)]
-        lang: LangArg,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = FormatArg::Md)]
-        format: FormatArg,
-        /// Write to this file instead of standard output.
-        #[arg(long, short, value_name = "FILE")]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        document: DocumentArgs,
     },
     /// What changed between two policy files that matters to users.
     Diff {
@@ -633,6 +633,21 @@ pub enum PolicyCommand {
     Versions(StorageArgs),
 }
 
+/// How a document for a person (the policy, a certificate, a notice) is
+/// written.
+#[derive(Debug, Args)]
+pub struct DocumentArgs {
+    /// Language: ru (the original, the default), kk or en.
+    #[arg(long, value_enum, default_value_t = LangArg::Ru)]
+    pub lang: LangArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Md)]
+    pub format: FormatArg,
+    /// Write to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LangArg {
     /// Russian, the original.
@@ -641,6 +656,16 @@ pub enum LangArg {
     Kk,
     /// English.
     En,
+}
+
+impl From<LangArg> for derbes_policy::Lang {
+    fn from(l: LangArg) -> Self {
+        match l {
+            LangArg::Ru => derbes_policy::Lang::Ru,
+            LangArg::Kk => derbes_policy::Lang::Kk,
+            LangArg::En => derbes_policy::Lang::En,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

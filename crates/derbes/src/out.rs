@@ -164,3 +164,31 @@ pub fn almaty(t: chrono::DateTime<chrono::Utc>) -> String {
         .format("%Y-%m-%d %H:%M %:z")
         .to_string()
 }
+
+/// A document for a person (the policy, a certificate, a notice), written
+/// by `make` in the language and format asked for, to the file asked for or
+/// standard output.
+pub fn document(
+    args: &crate::cli::DocumentArgs,
+    make: impl FnOnce(derbes_policy::Lang, crate::cli::FormatArg) -> String,
+) -> Result<(), CliError> {
+    let text = make(args.lang.into(), args.format);
+    match &args.out {
+        Some(f) => std::fs::write(f, text)
+            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", f.display()))),
+        None => {
+            crate::out!("{text}");
+            Ok(())
+        }
+    }
+}
+
+impl crate::cli::FormatArg {
+    /// An engine's document in this format.
+    pub fn write(self, d: &derbes_engine::Document) -> String {
+        match self {
+            crate::cli::FormatArg::Md => d.markdown(),
+            crate::cli::FormatArg::Html => d.html(),
+        }
+    }
+}

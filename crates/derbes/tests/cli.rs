@@ -573,10 +573,7 @@ fn staff_and_audit_verify_detect_tampering() {
     assert_eq!(code(&run(&["audit", "checkpoint", "--data-dir", d])), 0);
 
     // Change one record behind derbes' back.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let store = derbes_store::Store::open(&derbes_store::StoreConfig::sqlite_in(dir.path()))
             .await
@@ -623,20 +620,40 @@ fn audit_verify_on_postgres() {
     drop(db);
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The data directory's store and an engine over it: the desk's side of a
+/// test that then drives the binary.
+async fn engine_in(dir: &std::path::Path) -> (derbes_store::Store, derbes_engine::Engine) {
+    let store = derbes_store::Store::open_and_migrate(&derbes_store::StoreConfig::sqlite_in(dir))
+        .await
+        .unwrap();
+    let policy =
+        derbes_policy::LoadedPolicy::load(&repo_root().join("policy/ibusiness.toml")).unwrap();
+    let engine = derbes_engine::Engine::over_store(
+        store.clone(),
+        policy,
+        dir.to_path_buf(),
+        &derbes_vault::KeyEnv::default(),
+    )
+    .unwrap();
+    (store, engine)
+}
+
 #[test]
 fn requests_queue_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     assert_eq!(code(&run(&["migrate", "--data-dir", d])), 0);
     // A request received ten days ago, entered through the engine as the desk would.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let request_id = rt.block_on(async {
-        let store = derbes_store::Store::open_and_migrate(&derbes_store::StoreConfig::sqlite_in(dir.path())).await.unwrap();
-        let policy = derbes_policy::LoadedPolicy::load(&repo_root().join("policy/ibusiness.toml")).unwrap();
-        let engine = derbes_engine::Engine::over_store(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default()).unwrap();
+        let (store, engine) = engine_in(dir.path()).await;
         let actor = derbes_engine::Actor::system(derbes_engine::SystemJob::Cli);
         let received = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
         let req: derbes_engine::NewRequest = serde_json::from_value(serde_json::json!({
@@ -693,25 +710,120 @@ fn requests_queue_from_the_cli() {
 }
 
 #[test]
+fn a_destruction_certificate_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert_eq!(code(&run(&["migrate", "--data-dir", d])), 0);
+    // A synthetic user asks in writing for destruction; support files it,
+    // the officer verifies it, the job destroys.
+    let rt = runtime();
+    let request_id = rt.block_on(async {
+        let (store, engine) = engine_in(dir.path()).await;
+        let cli = derbes_engine::Actor::system(derbes_engine::SystemJob::Cli);
+        let reg: derbes_core::RegistrationRequest = serde_json::from_value(serde_json::json!({
+            "fields": {"identity.iin": "871008401427", "identity.rk_citizen": true, "contact.phone": "+77015550078",
+                       "full_name.surname": "Тестова", "full_name.first_name": "Айгерим"},
+            "consents": [{"kind": "policy"}]
+        }))
+        .unwrap();
+        let s = engine.register(&cli, &reg).await.unwrap().subject_id;
+        let req: derbes_engine::NewRequest = serde_json::from_value(serde_json::json!({
+            "subject_id": s, "kind": "destruction", "channel": "written", "requester": "subject"
+        }))
+        .unwrap();
+        let support = derbes_engine::Actor::staff("s", "support_agent");
+        let officer = derbes_engine::Actor::staff("o", "data_protection_officer");
+        let r = engine.create_request(&support, &req).await.unwrap();
+        engine
+            .act_on_request(
+                &officer,
+                &r.request_id,
+                derbes_engine::RequestAction::Verify,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(engine.run_jobs().await.unwrap().destroyed, 1);
+        store.close().await;
+        r.request_id
+    });
+    let o = run(&[
+        "requests",
+        "certificate",
+        &request_id,
+        "--data-dir",
+        d,
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0);
+    let v = json_of(&o);
+    assert_eq!(v["confirmed_by_audit"], true, "{v}");
+    let id = v["certificate"]["certificate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = run(&[
+        "requests",
+        "certificate",
+        &request_id,
+        "--lang",
+        "kk",
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(code(&o), 0);
+    let text = String::from_utf8(o.stdout).unwrap();
+    for want in [
+        "# Дербес деректерді жою туралы акт",
+        &id,
+        "Тәсілі**: жою:",
+        "2031-",
+        "дейін",
+    ] {
+        assert!(text.contains(want), "{want} missing from {text}");
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let page = elsewhere.path().join("act.html");
+    let o = run(&[
+        "requests",
+        "certificate",
+        &request_id,
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(code(&o), 0);
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(
+        page.contains("<html lang=\"ru\">") && page.contains("Акт об уничтожении"),
+        "{page}"
+    );
+    let o = run(&["requests", "certificate", "nope", "--data-dir", d, "--json"]);
+    let v = json_of(&o);
+    assert_eq!(
+        (code(&o), v["error"]["code"].as_str()),
+        (1, Some("not_found")),
+        "{v}"
+    );
+}
+
+#[test]
 fn purge_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     assert_eq!(code(&run(&["migrate", "--data-dir", d])), 0);
     // Three users registered in 2014; two relationships ended in 2015 (long
     // past every retention, including the 36 months support keeps contacts).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let ended: Vec<String> = rt.block_on(async {
-        let store = derbes_store::Store::open_and_migrate(&derbes_store::StoreConfig::sqlite_in(dir.path())).await.unwrap();
-        let policy = derbes_policy::LoadedPolicy::load(&repo_root().join("policy/ibusiness.toml")).unwrap();
+        let (store, engine) = engine_in(dir.path()).await;
         let then = chrono::DateTime::parse_from_rfc3339("2014-03-01T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
         let clock = std::sync::Arc::new(std::sync::Mutex::new(then));
         let c2 = clock.clone();
-        let engine = derbes_engine::Engine::over_store(store.clone(), policy, dir.path().to_path_buf(), &derbes_vault::KeyEnv::default())
-            .unwrap()
-            .with_clock(std::sync::Arc::new(move || *c2.lock().unwrap()));
+        let engine = engine.with_clock(std::sync::Arc::new(move || *c2.lock().unwrap()));
         let actor = derbes_engine::Actor::system(derbes_engine::SystemJob::Cli);
         let mut ended = Vec::new();
         for (i, iin) in ["871008401427", "900101300017", "950505400019"].into_iter().enumerate() {

@@ -1155,6 +1155,33 @@ fn cli_drives_outbox_and_register(url: Option<&str>) {
         text.contains("Notice to the authorised body") && text.contains("about 5 (estimate)"),
         "{text}"
     );
+    // In Kazakh, as a page to print.
+    let mut c = common::derbes();
+    c.args([
+        "breaches",
+        "notice",
+        &id,
+        "--lang",
+        "kk",
+        "--format",
+        "html",
+        "--data-dir",
+    ])
+    .arg(d);
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{page}");
+    for text in [
+        "<html lang=\"kk\">",
+        "уәкілетті органға хабарлама",
+        "шамамен 5 (бағалау)",
+        "25-бап",
+    ] {
+        assert!(page.contains(text), "{text} missing from {page}");
+    }
     let (code, _, _) = cli(d, url, &["breaches", "list", "--overdue"]);
     assert_eq!(code, 0, "nothing late");
     let (code, _, _) = cli(d, url, &["notices", "--overdue"]);

@@ -29,7 +29,7 @@ const T = {
     values: "Исправленные значения", steps: "Шаги", when: "Когда", step: "Шаг", who: "Кто", note: "Примечание",
     subject: "Пользователь", destroyed: "Уничтожено", keptByLaw: "Хранится по закону",
     verify: "Личность подтверждена", start: "Начать работу", complete: "Выполнить", refuse: "Отказать",
-    apply: "Применить исправление", answerRu: "Ответ (рус.)", answerKk: "Ответ (каз.)", answerEn: "Ответ (англ.)", certificate: "Справка об уничтожении",
+    apply: "Применить исправление", answerRu: "Ответ (рус.)", answerKk: "Ответ (каз.)", answerEn: "Ответ (англ.)", certificate: "Акт об уничтожении",
     noteOptional: "Примечание (необязательно)", reasonRequired: "Причина отказа (сообщается заявителю)",
     answerRequired: "Данный ответ (кратко)", confirm: "Подтвердить", cancel: "Отмена",
     status: "Статус", registered: "Зарегистрирован", policyVersion: "Версия политики", relationshipEnded: "Отношения прекращены",
@@ -70,7 +70,7 @@ const T = {
     values: "Түзетілген мәндер", steps: "Қадамдар", when: "Қашан", step: "Қадам", who: "Кім", note: "Ескертпе",
     subject: "Пайдаланушы", destroyed: "Жойылды", keptByLaw: "Заң бойынша сақталады",
     verify: "Жеке басы расталды", start: "Жұмысты бастау", complete: "Орындау", refuse: "Бас тарту",
-    apply: "Түзетуді қолдану", answerRu: "Жауап (орыс.)", answerKk: "Жауап (қаз.)", answerEn: "Жауап (ағылш.)", certificate: "Жою туралы анықтама",
+    apply: "Түзетуді қолдану", answerRu: "Жауап (орыс.)", answerKk: "Жауап (қаз.)", answerEn: "Жауап (ағылш.)", certificate: "Жою туралы акт",
     noteOptional: "Ескертпе (міндетті емес)", reasonRequired: "Бас тарту себебі (өтініш берушіге хабарланады)",
     answerRequired: "Берілген жауап (қысқаша)", confirm: "Растау", cancel: "Болдырмау",
     status: "Күйі", registered: "Тіркелген", policyVersion: "Саясат нұсқасы", relationshipEnded: "Қатынастар тоқтатылды",
@@ -387,8 +387,9 @@ async function act(id, action, text) {
   await refreshAll();
 }
 
-async function openExport(id, l) {
-  const res = await fetch(`/api/v1/requests/${encodeURIComponent(id)}/export?format=html&lang=${l}`, { headers: { Authorization: "Bearer " + token() } });
+/** A page the API writes (an answer, a certificate) opened in a new tab. */
+async function openPage(id, what, l) {
+  const res = await fetch(`/api/v1/requests/${encodeURIComponent(id)}/${what}?format=html&lang=${l}`, { headers: { Authorization: "Bearer " + token() } });
   if (!res.ok) {
     const e = await res.json();
     throw new Error(`${e.error.code}: ${e.error.message}`);
@@ -454,17 +455,16 @@ async function showRequest(id) {
   if (open) actions.append(button(t("refuse"), () => show(stepForm(t("reasonRequired"), true, (x) => act(id, "refuse", x))), "danger"));
   if (["access", "information"].includes(r.kind) && ["identity_verified", "in_progress", "completed"].includes(r.state)) {
     actions.append(
-      button(t("answerRu"), () => openExport(id, "ru")),
-      button(t("answerKk"), () => openExport(id, "kk")),
-      button(t("answerEn"), () => openExport(id, "en")),
+      button(t("answerRu"), () => openPage(id, "export", "ru")),
+      button(t("answerKk"), () => openPage(id, "export", "kk")),
+      button(t("answerEn"), () => openPage(id, "export", "en")),
     );
   }
   if (["withdrawal", "destruction"].includes(r.kind) && r.state === "completed") {
     actions.append(
-      button(t("certificate"), async () => {
-        const c = await api("GET", `/api/v1/requests/${encodeURIComponent(id)}/certificate`);
-        show(el("pre", JSON.stringify(c, null, 2)));
-      }),
+      button(t("certificate") + " (ru)", () => openPage(id, "certificate", "ru")),
+      button(t("certificate") + " (kk)", () => openPage(id, "certificate", "kk")),
+      button(t("certificate") + " (en)", () => openPage(id, "certificate", "en")),
     );
   }
   d.append(actions, forms);

@@ -3,10 +3,9 @@
 //! server (audited as `system:cli`).
 
 use derbes_engine::{Actor, BreachStep, BreachView, NewBreach, NoticeView};
-use derbes_policy::Lang;
 
 use super::staff::engine_error;
-use crate::cli::{BreachesCommand, EngineArgs, LangArg};
+use crate::cli::{BreachesCommand, EngineArgs};
 use crate::out::{self, CliError, Outcome};
 
 pub(crate) fn breach_line(b: &BreachView) -> String {
@@ -184,29 +183,15 @@ pub fn run(cmd: BreachesCommand, json: bool) -> Result<Outcome, CliError> {
             BreachesCommand::Notice {
                 engine: args,
                 breach_id,
-                lang,
-                out: file,
+                document,
             } => {
-                let lang = match lang {
-                    LangArg::Ru => Lang::Ru,
-                    LangArg::En => Lang::En,
-                    LangArg::Kk => {
-                        return Err(CliError::usage(
-                            "--lang: the notice to the authorised body is in ru or en",
-                        ))
-                    }
-                };
                 let (engine, _) = super::serve::open_engine(&args).await?;
-                let text = engine
-                    .breach_notice(&actor, &breach_id, lang)
+                let notice = engine
+                    .breach_notice(&actor, &breach_id, document.lang.into())
                     .await
                     .map_err(engine_error)?;
                 engine.close().await;
-                match file {
-                    Some(f) => std::fs::write(&f, text)
-                        .map_err(|e| CliError::failed(format!("{}: {e}", f.display())))?,
-                    None => crate::outln!("{text}"),
-                }
+                out::document(&document, |_, format| format.write(&notice))?;
                 Ok(Outcome::Ok)
             }
             BreachesCommand::NotifySubjects {

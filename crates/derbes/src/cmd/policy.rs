@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use derbes_policy::{diff, render, Format, Lang, LoadError, LoadedPolicy};
+use derbes_policy::{diff, render, Format, LoadError, LoadedPolicy};
 
 /// The policy the binary carries (`policy/ibusiness.toml` as built): what
 /// every command uses unless `--policy FILE` (or `DERBES_POLICY`) names
@@ -26,7 +26,7 @@ pub(crate) fn read(path: Option<&Path>) -> Result<LoadedPolicy, LoadError> {
 }
 use serde_json::json;
 
-use crate::cli::{FormatArg, LangArg, PolicyCommand};
+use crate::cli::{FormatArg, PolicyCommand};
 use crate::out::{self, CliError, Outcome};
 
 fn load(path: Option<&Path>) -> Result<LoadedPolicy, CliError> {
@@ -37,29 +37,15 @@ pub fn run(cmd: PolicyCommand, json: bool) -> Result<Outcome, CliError> {
     match cmd {
         PolicyCommand::Check { file } => check(file.as_deref(), json),
         PolicyCommand::Show { file } => show(file.as_deref(), json),
-        PolicyCommand::Render {
-            file,
-            lang,
-            format,
-            out,
-        } => {
+        PolicyCommand::Render { file, document } => {
             let p = load(file.as_deref())?;
-            let lang = match lang {
-                LangArg::Ru => Lang::Ru,
-                LangArg::Kk => Lang::Kk,
-                LangArg::En => Lang::En,
-            };
-            let format = match format {
-                FormatArg::Md => Format::Markdown,
-                FormatArg::Html => Format::Html,
-            };
-            let text = render(p.policy(), lang, format);
-            match out {
-                Some(path) => std::fs::write(&path, text).map_err(|e| {
-                    CliError::failed(format!("cannot write {}: {e}", path.display()))
-                })?,
-                None => crate::out!("{text}"),
-            }
+            out::document(&document, |lang, format| {
+                let format = match format {
+                    FormatArg::Md => Format::Markdown,
+                    FormatArg::Html => Format::Html,
+                };
+                render(p.policy(), lang, format)
+            })?;
             Ok(Outcome::Ok)
         }
         PolicyCommand::Diff {

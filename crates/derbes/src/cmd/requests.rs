@@ -94,6 +94,17 @@ pub fn run(cmd: RequestsCommand, json: bool) -> Result<Outcome, CliError> {
                 }
                 Ok(Outcome::Ok)
             }
+            RequestsCommand::Certificate { engine: args, request_id, document } => {
+                let (engine, _) = super::serve::open_engine(&args).await?;
+                let c = engine.certificate(&actor, &request_id).await.map_err(super::staff::engine_error)?;
+                engine.close().await;
+                if json {
+                    out::json(&c)?;
+                } else {
+                    out::document(&document, |lang, format| format.write(&engine.certificate_document(&c, lang)))?;
+                }
+                Ok(Outcome::Ok)
+            }
         }
     })
 }
