@@ -110,4 +110,18 @@ Harness.run(async (h) => {
       await h.screenshot(`desk-${lang}`);
     });
   }
+
+  await h.step("the officer's language is kept with them, not with the tab", async () => {
+    // A new browser (nothing in its storage), asked for English: the officer
+    // last chose Russian, and the desk speaks it once they sign in.
+    const other = await (await h.browser.newContext()).newPage();
+    await other.goto(`${base}/desk?lang=en`);
+    check((await other.textContent("h1")) === "derbes · rights desk", "signed out: the page's own choice");
+    await other.fill("#token", dpo);
+    await other.click("#connect");
+    await other.waitForSelector("#who:not([hidden])");
+    check((await other.textContent("h1")) === TITLES.ru, "signed in: the officer's language");
+    check((await other.getAttribute("html", "lang")) === "ru", '<html lang="ru">');
+    await other.close();
+  });
 });

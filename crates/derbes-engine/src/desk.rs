@@ -85,6 +85,11 @@ pub struct Whoami {
     pub token_id: String,
     pub name: String,
     pub role: String,
+    /// The language they chose for their pages (`ru`, `kk` or `en`);
+    /// absent until they choose (the pages then speak Russian, or what the
+    /// page was asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
     pub capabilities: Vec<String>,
 }
 
@@ -240,13 +245,12 @@ impl Engine {
 
     /// Who holds this token, with their role's capabilities.
     pub async fn whoami(&self, actor: &Actor) -> Result<Whoami, EngineError> {
-        let name = self
+        let token = self
             .store
             .tokens()
             .await?
             .into_iter()
-            .find(|t| t.token_id == actor.id())
-            .map(|t| t.name)
+            .find(|t| t.token_id == actor.id() && t.revoked_at.is_none())
             .ok_or(EngineError::NotFound("staff token"))?;
         let capabilities = self
             .policy
@@ -261,10 +265,29 @@ impl Engine {
             .unwrap_or_default();
         Ok(Whoami {
             token_id: actor.id().to_string(),
-            name,
+            name: token.name,
             role: actor.role().to_string(),
+            lang: token.lang,
             capabilities,
         })
+    }
+
+    /// The language the token's holder wants their pages in, kept with
+    /// their token (audited: `staff.lang`).
+    pub async fn set_my_lang(
+        &self,
+        actor: &Actor,
+        lang: derbes_policy::Lang,
+    ) -> Result<Whoami, EngineError> {
+        let mut w = self.write().await?;
+        w.set_token_lang(actor.id(), lang.code()).await?;
+        self.commit(
+            w,
+            [crate::audit::Record::new(actor, "staff.lang")
+                .details(serde_json::json!({"lang": lang.code()}))],
+        )
+        .await?;
+        self.whoami(actor).await
     }
 }
 

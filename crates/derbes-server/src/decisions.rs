@@ -243,3 +243,27 @@ pub(crate) async fn whoami(
 ) -> Result<Json<derbes_engine::Whoami>, ApiError> {
     Ok(Json(state.engine().whoami(&actor).await?))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LangBody {
+    /// `ru`, `kk` or `en`.
+    #[schema(pattern = "^(ru|kk|en)$")]
+    pub lang: String,
+}
+
+/// The language the token's holder wants their pages (the desk) in, kept
+/// with their token so every browser they sign in from speaks it.
+#[utoipa::path(put, path = "/api/v1/whoami/lang", tag = "staff", request_body = LangBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token's holder, with the language kept", body = derbes_engine::Whoami),
+        (status = 400, description = "`lang` is not `ru`, `kk` or `en`", body = ErrorResponse)))]
+pub(crate) async fn set_lang(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(body): JsonBody<LangBody>,
+) -> Result<Json<derbes_engine::Whoami>, ApiError> {
+    let lang = crate::routes::lang(Some(&body.lang))?;
+    Ok(Json(state.engine().set_my_lang(&actor, lang).await?))
+}

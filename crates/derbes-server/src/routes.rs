@@ -48,6 +48,7 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(r::summary))
         .routes(routes!(s::overview))
         .routes(routes!(d::whoami))
+        .routes(routes!(d::set_lang))
         .routes(routes!(r::show))
         .routes(routes!(r::act))
         .routes(routes!(r::can_contact))

@@ -256,6 +256,52 @@ async fn own_door(store: &Store) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["role"], "data_protection_officer");
     assert_eq!(v["name"], "test data_protection_officer");
+    assert!(v.get("lang").is_none(), "no language chosen yet: {v}");
+    // The officer's language, kept with their token (not with a browser).
+    let (status, v, _) = api
+        .call(
+            Method::PUT,
+            "/api/v1/whoami/lang",
+            Some(json!({"lang": "kk"})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(
+        (status, v["lang"].as_str()),
+        (StatusCode::OK, Some("kk")),
+        "{v}"
+    );
+    let (_, v, _) = api
+        .call(Method::GET, "/api/v1/whoami", None, Some(&dpo))
+        .await;
+    assert_eq!(v["lang"], "kk");
+    let (_, v, _) = api
+        .call(Method::GET, "/api/v1/whoami", None, Some(&support))
+        .await;
+    assert!(v.get("lang").is_none(), "another's is their own: {v}");
+    let (status, v, _) = api
+        .call(
+            Method::PUT,
+            "/api/v1/whoami/lang",
+            Some(json!({"lang": "fr"})),
+            Some(&dpo),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "lang");
+    let (status, _, _) = api
+        .call(
+            Method::PUT,
+            "/api/v1/whoami/lang",
+            Some(json!({"lang": "ru"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a subject's session has no desk"
+    );
     let (status, v, _) = api
         .call(
             Method::POST,

@@ -39,6 +39,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_key_state"),
     migration!(12, "0012_outbox"),
     migration!(13, "0013_subject_sessions"),
+    migration!(14, "0014_staff_lang"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

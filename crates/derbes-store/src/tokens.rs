@@ -10,48 +10,42 @@ pub struct TokenRow {
     pub token_id: String,
     pub name: String,
     pub role: String,
+    /// The language they chose for their pages (`ru`, `kk`, `en`), if any.
+    pub lang: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+fn token_row(r: &sqlx::any::AnyRow) -> Result<TokenRow, StoreError> {
+    Ok(TokenRow {
+        token_id: r.try_get("token_id")?,
+        name: r.try_get("name")?,
+        role: r.try_get("role")?,
+        lang: r.try_get("lang")?,
+        created_at: crate::time(r, "created_at")?,
+        revoked_at: crate::time_opt(r, "revoked_at")?,
+    })
 }
 
 impl Store {
     /// The live (not revoked) token with this hash.
     pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT token_id, name, role, created_at, revoked_at FROM staff_tokens \
+            "SELECT token_id, name, role, lang, created_at, revoked_at FROM staff_tokens \
              WHERE token_sha256 = $1 AND revoked_at IS NULL",
         )
         .bind(sha256)
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => Ok(Some(TokenRow {
-                token_id: r.try_get("token_id")?,
-                name: r.try_get("name")?,
-                role: r.try_get("role")?,
-                created_at: crate::time(&r, "created_at")?,
-                revoked_at: crate::time_opt(&r, "revoked_at")?,
-            })),
-        }
+        row.as_ref().map(token_row).transpose()
     }
 
     /// Every token, oldest first.
     pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        let rows = sqlx::query("SELECT token_id, name, role, created_at, revoked_at FROM staff_tokens ORDER BY created_at, token_id")
+        let rows = sqlx::query("SELECT token_id, name, role, lang, created_at, revoked_at FROM staff_tokens ORDER BY created_at, token_id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TokenRow {
-                    token_id: r.try_get("token_id")?,
-                    name: r.try_get("name")?,
-                    role: r.try_get("role")?,
-                    created_at: crate::time(r, "created_at")?,
-                    revoked_at: crate::time_opt(r, "revoked_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(token_row).collect()
     }
 
     pub async fn token_count(&self) -> Result<i64, StoreError> {
@@ -104,6 +98,24 @@ impl Write {
         }
         let rows = q.fetch_all(self.conn()).await?;
         rows.iter().map(|r| Ok(r.try_get("token_id")?)).collect()
+    }
+
+    /// The language a live token's holder chose for their pages (`ru`,
+    /// `kk` or `en`; the table refuses any other); NotFound if no live
+    /// token has this id.
+    pub async fn set_token_lang(&mut self, token_id: &str, lang: &str) -> Result<(), StoreError> {
+        let n = sqlx::query(
+            "UPDATE staff_tokens SET lang = $2 WHERE token_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_id)
+        .bind(lang)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        match n {
+            0 => Err(StoreError::NotFound("staff token")),
+            _ => Ok(()),
+        }
     }
 
     /// Revoke a token; `Ok(false)` if it was already revoked, NotFound if unknown.

@@ -628,6 +628,12 @@ async function signIn() {
       fillPolicyControls();
     }
     me = await api("GET", "/api/v1/whoami");
+    // The language the officer chose, kept with their token, wins over this tab's.
+    if (me.lang && T[me.lang]) {
+      lang = me.lang;
+      sessionStorage.setItem("derbes-desk-lang", lang);
+      fillPolicyControls();
+    }
   } catch (e) {
     sessionStorage.removeItem("derbes-token");
     showError(e.message);
@@ -640,13 +646,20 @@ async function signIn() {
   await refreshAll();
 }
 
-function setLang(l) {
+async function setLang(l) {
   if (!T[l]) return;
   lang = l;
   sessionStorage.setItem("derbes-desk-lang", l);
   translate();
   if (policy) fillPolicyControls();
   if (me) {
+    // Kept with the officer's token: the next sign-in, from any browser, speaks it.
+    try {
+      me = await api("PUT", "/api/v1/whoami/lang", { lang: l });
+    } catch (e) {
+      showError(e.message);
+    }
+    translate();
     refreshAll();
     if (current) current().catch((e) => showError(e.message));
   }
