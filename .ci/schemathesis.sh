@@ -46,7 +46,7 @@ done
 
 # The limits would answer 429 to a fuzzer sending thousands of lookups.
 "$BIN" serve --data-dir "$data" --listen 127.0.0.1:0 \
-  --lookup-limit 1000000 --auth-failure-limit 1000000 --purge-every 0 2>"$work/serve.log" &
+  --lookup-limit 1000000 --auth-failure-limit 1000000 --session-call-limit 1000000 --purge-every 0 2>"$work/serve.log" &
 server=$!
 addr=""
 for _ in $(seq 1 100); do

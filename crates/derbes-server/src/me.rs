@@ -21,7 +21,8 @@ use crate::query::Params;
 use crate::{ApiError, AppState, ErrorResponse};
 
 /// `/api/v1/me`: a live subject session, or 401 (failed attempts counted
-/// per client address, as for staff tokens).
+/// per client address, as for staff tokens); each session's calls limited
+/// per minute (429 after, audited).
 pub(crate) async fn require_session(
     State(state): State<AppState>,
     mut request: Request,
@@ -36,6 +37,15 @@ pub(crate) async fn require_session(
     let Some(session) = session else {
         return Err(crate::auth::failed_sign_in(&state, &address, ApiError::no_session()).await);
     };
+    let scope = crate::throttle::Scope::Session(session.session_id().to_string());
+    crate::throttle::guard(
+        &state,
+        None,
+        crate::throttle::Limit::SessionCall,
+        &[scope],
+        true,
+    )
+    .await?;
     request.extensions_mut().insert(session);
     Ok(next.run(request).await)
 }

@@ -1,5 +1,7 @@
 //! Rate limits against guessing and enumeration: failed sign-ins per client
-//! address, lookups by identifier per token and per client address. Over a
+//! address, lookups by identifier per token and per client address, and
+//! every call of a subject's session (the app's web view: a copy files a
+//! request each time). Over a
 //! limit the answer is 429 with `Retry-After`; the first refusal of each
 //! window is audited (which limit, which scope — never the address, which
 //! is personal data). Counts are fixed one-minute windows kept in this
@@ -23,6 +25,8 @@ pub struct RateLimits {
     pub auth_failures_per_minute: u32,
     /// Subject lookups (by IIN or phone) per token and per client address.
     pub lookups_per_minute: u32,
+    /// Calls of `/api/v1/me` per subject session.
+    pub session_calls_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -30,6 +34,7 @@ impl Default for RateLimits {
         RateLimits {
             auth_failures_per_minute: 20,
             lookups_per_minute: 120,
+            session_calls_per_minute: 60,
         }
     }
 }
@@ -39,6 +44,7 @@ impl Default for RateLimits {
 pub(crate) enum Limit {
     FailedAuthentication,
     Lookup,
+    SessionCall,
 }
 
 impl Limit {
@@ -46,6 +52,7 @@ impl Limit {
         match self {
             Limit::FailedAuthentication => "failed_authentication",
             Limit::Lookup => "lookup",
+            Limit::SessionCall => "session_call",
         }
     }
 }
@@ -55,6 +62,7 @@ impl Limit {
 pub(crate) enum Scope {
     Address(IpAddr),
     Token(String),
+    Session(String),
 }
 
 impl Scope {
@@ -62,6 +70,7 @@ impl Scope {
         match self {
             Scope::Address(_) => "address",
             Scope::Token(_) => "token",
+            Scope::Session(_) => "session",
         }
     }
 }
@@ -101,6 +110,7 @@ impl Throttle {
         match limit {
             Limit::FailedAuthentication => self.limits.auth_failures_per_minute,
             Limit::Lookup => self.limits.lookups_per_minute,
+            Limit::SessionCall => self.limits.session_calls_per_minute,
         }
     }
 
@@ -159,6 +169,7 @@ pub(crate) fn too_many(limit: Limit, refused: Refused) -> ApiError {
             match limit {
                 Limit::FailedAuthentication => "failed sign-ins",
                 Limit::Lookup => "lookups",
+                Limit::SessionCall => "calls in this session",
             }
         ),
     );
@@ -240,6 +251,7 @@ mod tests {
         let t = Throttle::new(RateLimits {
             auth_failures_per_minute: 3,
             lookups_per_minute: 2,
+            session_calls_per_minute: 1,
         });
         let a = Scope::Address("192.0.2.1".parse().unwrap());
         let b = Scope::Address("192.0.2.2".parse().unwrap());

@@ -576,6 +576,12 @@ pub struct ServeArgs {
     #[arg(long, env = "DERBES_LOOKUP_LIMIT", default_value_t = 120, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub lookup_limit: u32,
+    /// Calls a user's session (the privacy center in the app's web view)
+    /// may make per minute (429 after, audited): every copy asked for is a
+    /// request on the desk's record.
+    #[arg(long, env = "DERBES_SESSION_CALL_LIMIT", default_value_t = 60, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub session_call_limit: u32,
     /// Serve HTTPS with this certificate chain (PEM), for a backend on another
     /// host; needs --tls-key.
     #[arg(

@@ -191,10 +191,18 @@ fn guessing_and_enumeration_are_throttled() {
     let support = staff(dir.path(), None, "support_agent");
     let other = staff(dir.path(), None, "support_agent");
     let admin = staff(dir.path(), None, "administrator");
+    let backend = staff(dir.path(), None, "backend_service");
     let server = Server::start_with(
         dir.path(),
         None,
-        &["--lookup-limit", "30", "--auth-failure-limit", "5"],
+        &[
+            "--lookup-limit",
+            "30",
+            "--auth-failure-limit",
+            "5",
+            "--session-call-limit",
+            "3",
+        ],
     );
     let addr = server.addr.clone();
     let lookup = |token: &str, i: u32| {
@@ -222,6 +230,49 @@ fn guessing_and_enumeration_are_throttled() {
     // Other work goes on.
     let (status, _, _) = exchange(&addr, "GET", "/api/v1/staff", &admin, None).unwrap();
     assert_eq!(status, 200);
+
+    // A user's own session: so many calls a minute, then 429; another
+    // user's session is counted on its own.
+    let session = |iin: &str, phone: &str| {
+        let (status, _, v) = exchange(
+            &addr,
+            "POST",
+            "/api/v1/subjects",
+            &backend,
+            Some(&serde_json::json!({
+                "fields": {"identity.iin": iin, "identity.rk_citizen": true, "contact.phone": phone,
+                           "full_name.surname": "Тестова", "full_name.first_name": "Сессия"},
+                "consents": [{"kind": "policy"}]})),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{v}");
+        let id = v["subject_id"].as_str().unwrap().to_string();
+        let (status, _, v) = exchange(
+            &addr,
+            "POST",
+            &format!("/api/v1/subjects/{id}/sessions"),
+            &backend,
+            Some(&serde_json::json!({})),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{v}");
+        v["token"].as_str().unwrap().to_string()
+    };
+    let mine = session("871008401427", "+77015550091");
+    for _ in 0..3 {
+        let (status, _, v) = exchange(&addr, "GET", "/api/v1/me", &mine, None).unwrap();
+        assert_eq!(status, 200, "{v}");
+    }
+    let (status, head, v) = exchange(&addr, "GET", "/api/v1/me", &mine, None).unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{v}"
+    );
+    assert!(retry_after(&head).is_some(), "{head}");
+    let theirs = session("900101300017", "+77015550092");
+    let (status, _, v) = exchange(&addr, "GET", "/api/v1/me", &theirs, None).unwrap();
+    assert_eq!(status, 200, "{v}");
 
     // Failed sign-ins: 401 up to the limit, then 429 for the address, before
     // any token is looked at.
@@ -273,6 +324,10 @@ fn guessing_and_enumeration_are_throttled() {
     );
     assert!(
         seen.contains(&("failed_authentication".into(), "address".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("session_call".into(), "session".into())),
         "{seen:?}"
     );
     assert!(

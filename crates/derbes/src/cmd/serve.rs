@@ -148,6 +148,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             RateLimits {
                 auth_failures_per_minute: args.auth_failure_limit,
                 lookups_per_minute: args.lookup_limit,
+                session_calls_per_minute: args.session_call_limit,
             },
         )?;
         let shutdown = shutdown_signal()?;
