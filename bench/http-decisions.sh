@@ -1,33 +1,54 @@
 #!/usr/bin/env bash
-# HTTP decisions per second with every decision durably audited, on SQLite
-# and then on PostgreSQL, with wrk on loopback. Prints both figures.
-# Usage: bench/http-decisions.sh [seconds]   (needs wrk; release build)
+# Decisions over HTTP against the server's own ceiling, in one run on one
+# server: wrk on loopback against GET /healthz (the HTTP stack alone), then
+# against POST /api/v1/decisions (authentication, the subject's facts, the
+# decision, its audit record durably committed, the answer) — on SQLite and
+# then on PostgreSQL. Prints both rates, their ratio and the decisions' p99,
+# then verifies the audit chain the run wrote.
+# Usage: bench/http-decisions.sh [seconds] [connections]   (needs wrk; release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
+CONNS="${2:-64}"
 PGURL="${DERBES_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 cargo build --release -q -p derbes
 BIN=target/release/derbes
 PORT=18990
 
+field() { python3 -c "import json,sys;print(json.load(sys.stdin)[\"$1\"])"; }
+
 run() {
   local label="$1" url="$2"
+  # The data directory holds only derbes' own files (it refuses others).
   local dir; dir=$(mktemp -d)
-  local env=(DERBES_DATA_DIR="$dir" DERBES_LOG=warn)
+  mkdir -m 700 "$dir/data"
+  local env=(DERBES_DATA_DIR="$dir/data" DERBES_LOG=warn)
   [ -n "$url" ] && env+=(DATABASE_URL="$url")
   local token
-  token=$(env "${env[@]}" $BIN staff add --name bench --role backend_service --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["token"])')
+  token=$(env "${env[@]}" $BIN staff add --name bench --role backend_service --json | field token)
   env "${env[@]}" $BIN serve --listen 127.0.0.1:$PORT >/dev/null 2>"$dir/serve.log" &
   local pid=$!
   for _ in $(seq 1 100); do curl -sf localhost:$PORT/healthz >/dev/null && break; sleep 0.1; done
   local subject
-  subject=$(curl -sf -X POST localhost:$PORT/api/v1/subjects -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+  subject=$(curl -s -X POST localhost:$PORT/api/v1/subjects -H "Authorization: Bearer $token" -H 'content-type: application/json' \
     -d '{"fields":{"identity.iin":"871008401427","identity.rk_citizen":true,"full_name.surname":"Бенчмаркова","full_name.first_name":"Тест","contact.phone":"+77010000001"},"consents":[{"kind":"policy"}]}' \
-    | python3 -c 'import json,sys;print(json.load(sys.stdin)["subject_id"])')
-  echo "== $label: $SECS s, 2 threads, 64 connections"
-  DERBES_TOKEN=$token DERBES_SUBJECT=$subject wrk -t2 -c64 -d"${SECS}s" -s bench/decisions.lua http://127.0.0.1:$PORT/api/v1/decisions | grep -E "Requests/sec|requests|Latency"
+    | tee "$dir/subject.json" | field subject_id) || { cat "$dir/subject.json" "$dir/serve.log" >&2; exit 1; }
+  echo "== $label: $SECS s each, wrk 2 threads, $CONNS connections, one server"
+  local ceiling decisions
+  ceiling=$(DERBES_SUBJECT="" wrk -t2 -c"$CONNS" -d"${SECS}s" -s bench/decisions.lua http://127.0.0.1:$PORT/healthz | grep '^rate')
+  decisions=$(DERBES_TOKEN=$token DERBES_SUBJECT=$subject wrk -t2 -c"$CONNS" -d"${SECS}s" -s bench/decisions.lua http://127.0.0.1:$PORT/api/v1/decisions | grep '^rate')
   kill -TERM $pid; wait $pid || true
+  python3 - "$ceiling" "$decisions" <<'PY'
+import sys
+def parse(line):
+    w = line.split()
+    return {w[i]: float(w[i + 1]) for i in range(0, len(w), 2)}
+c, d = parse(sys.argv[1]), parse(sys.argv[2])
+print(f"   GET /healthz (the peer: the HTTP stack alone) {c['rate']:>9,.0f} req/s   p99 {c['p99'] / 1000:6.2f} ms")
+print(f"   POST /api/v1/decisions (audited, durable)     {d['rate']:>9,.0f} req/s   p99 {d['p99'] / 1000:6.2f} ms   p50 {d['p50'] / 1000:.2f} ms   non-2xx {d['non2xx']:.0f}")
+print(f"   ratio decisions / healthz: {100 * d['rate'] / c['rate']:.1f} %")
+PY
   env "${env[@]}" $BIN audit verify | sed "s/^/   audit: /"
   rm -rf "$dir"
 }

@@ -296,11 +296,11 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            let records: Vec<NewAuditRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
+            let (records, replies): (Vec<NewAuditRecord>, Vec<_>) = batch.into_iter().unzip();
             match self.store.append_audit(&records).await {
                 Ok(seqs) => {
                     let last = seqs.last().copied().unwrap_or(0);
-                    for ((_, reply), seq) in batch.into_iter().zip(seqs) {
+                    for (reply, seq) in replies.into_iter().zip(seqs) {
                         let _ = reply.send(Ok(seq));
                     }
                     if last - last_checkpoint >= CHECKPOINT_EVERY {
@@ -313,7 +313,7 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "audit append failed; the operations waiting for it are refused");
-                    for (_, reply) in batch {
+                    for reply in replies {
                         let _ = reply.send(Err(e.to_string()));
                     }
                 }
