@@ -179,6 +179,17 @@ impl Engine {
             .subject_facts(subject)
             .await?
             .ok_or(EngineError::NotFound("subject"))?;
+        let f = std::sync::Arc::new(self.facts_of(&rows, now).await?);
+        self.facts.put(subject, f.clone(), now);
+        Ok(f)
+    }
+
+    /// A subject's decision facts from what the store read of them.
+    pub(crate) async fn facts_of(
+        &self,
+        rows: &derbes_store::SubjectFactsRows,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SubjectFacts, EngineError> {
         let consents = crate::records_of(&rows.consents)?;
         let consents = match self.compiled.as_ref() {
             Ok(c) => c.consent_facts(&consents, now),
@@ -199,16 +210,14 @@ impl Engine {
                 ))
             })
             .fold(0, |m, b| m | b);
-        let f = std::sync::Arc::new(SubjectFacts {
+        Ok(SubjectFacts {
             status: rows.subject.status,
             relationship_ended_at: rows.subject.relationship_ended_at,
             consents,
             objections,
             held: rows.held,
             accepted,
-        });
-        self.facts.put(subject, f.clone(), now);
-        Ok(f)
+        })
     }
 
     /// The published policy version with this SHA-256, from the store,
@@ -309,7 +318,12 @@ impl Engine {
     }
 
     /// Decide without side effects (callers audit: see `decide_and_audit`).
-    fn decide_facts(&self, actor: &Actor, req: &DecisionRequest, facts: &SubjectFacts) -> Decision {
+    pub(crate) fn decide_facts(
+        &self,
+        actor: &Actor,
+        req: &DecisionRequest,
+        facts: &SubjectFacts,
+    ) -> Decision {
         match self.compiled.as_ref() {
             Err(e) => derbes_core::decision::deny_uncompiled(e),
             Ok(c) => c.decide(

@@ -5,6 +5,7 @@
 //! Personal data is in plaintext only inside these methods and in what they
 //! return to the caller; it is never logged.
 
+mod audience;
 mod audit;
 mod breaches;
 mod consents;
@@ -44,6 +45,7 @@ use derbes_policy::LoadedPolicy;
 use derbes_store::Store;
 use derbes_vault::{KeyEnv, Keyring};
 
+pub use audience::{Audience, AudienceRequest, MAX_AUDIENCE};
 pub use audit::{Actor, AuditView, SystemJob};
 pub use breaches::{BreachAction, BreachStep, BreachView, NewBreach};
 pub(crate) use consents::records_of;

@@ -319,7 +319,7 @@ pub fn confirmation_message(event_id: &str) -> Vec<u8> {
     format!("confirm.{event_id}").into_bytes()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

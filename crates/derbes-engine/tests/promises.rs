@@ -18,7 +18,8 @@ use chrono::{DateTime, Utc};
 use common::{at, backend, dpo, dpo2, support};
 use derbes_core::SubjectId;
 use derbes_engine::{
-    Actor, DecisionRequest, DisclosureRequest, Engine, EngineError, NewRequest, RequestAction,
+    Actor, AudienceRequest, DecisionRequest, DisclosureRequest, Engine, EngineError, NewRequest,
+    RequestAction,
 };
 use derbes_policy::{Channel, LoadedPolicy, Operation};
 use derbes_store::testing::{contains_text, TestDb};
@@ -39,10 +40,14 @@ enum Door {
     Systems,
     /// The subject's own door: a session the app opens, `/me`.
     Own,
+    /// The same question for an audience (`POST /audiences`): every cell at
+    /// the decision door is asked again as a one-subject audience, and
+    /// holds only where the audience answers exactly as the decision did.
+    Audience,
 }
 
 impl Door {
-    const ALL: [Door; 10] = [
+    const ALL: [Door; 11] = [
         Door::Decision,
         Door::Read,
         Door::Disclosure,
@@ -53,6 +58,7 @@ impl Door {
         Door::Job,
         Door::Systems,
         Door::Own,
+        Door::Audience,
     ];
 }
 
@@ -78,6 +84,15 @@ impl Table {
     }
 
     fn cell(&mut self, row: usize, door: Door, holds: bool, what: impl Into<String>) {
+        if door == Door::Decision {
+            // The audience's twin of the decision `decided` just asked.
+            if let Some((same, audience)) = AUDIENCE.with(|a| a.borrow_mut().take()) {
+                self.cells
+                    .entry((row, Door::Audience))
+                    .or_default()
+                    .push((holds && same, audience));
+            }
+        }
         self.cells
             .entry((row, door))
             .or_default()
@@ -182,11 +197,39 @@ fn disclosure(s: SubjectId, recipient: &str, purpose: &str, cats: &[&str]) -> Di
     .unwrap()
 }
 
-/// The codes of a decision, or of a refusal.
+thread_local! {
+    /// Whether the audience answered as the last decision did, and what it said.
+    static AUDIENCE: std::cell::RefCell<Option<(bool, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The codes of a decision, or of a refusal. The same question is asked as
+/// a one-subject audience (but for transfers, which an audience does not
+/// ask); whether it answered the same is kept for the Audience door.
 async fn decided(e: &Engine, actor: &Actor, q: &DecisionRequest) -> Vec<String> {
-    match e.decide(actor, q).await {
+    let c = match e.decide(actor, q).await {
         Ok(d) if d.decision == "permit" => vec!["permit".into()],
         Ok(d) => d.reasons.into_iter().map(|r| r.code).collect(),
+        Err(e) => codes::<()>(&Err(e)),
+    };
+    if q.recipient.is_none() {
+        let a = audienced(e, actor, q).await;
+        let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+        let same = set(&a) == set(&c);
+        AUDIENCE.with(|x| *x.borrow_mut() = Some((same, format!("audience {a:?}"))));
+    }
+    c
+}
+
+/// The codes of a one-subject audience: `permit`, or its denials' codes.
+async fn audienced(e: &Engine, actor: &Actor, q: &DecisionRequest) -> Vec<String> {
+    let req: AudienceRequest = serde_json::from_value(json!({
+        "operation": q.operation, "purpose": q.purpose, "categories": q.categories,
+        "channel": q.channel, "subject_ids": [q.subject_id], "count_denials": true}))
+    .unwrap();
+    match e.audience(actor, &req).await {
+        Ok(a) if a.subject_ids == [q.subject_id] => vec!["permit".into()],
+        Ok(a) if a.unknown == 1 => vec!["not_found".into()],
+        Ok(a) => a.denials.unwrap_or_default().into_keys().collect(),
         Err(e) => codes::<()>(&Err(e)),
     }
 }
@@ -235,6 +278,22 @@ async fn denied_at_each_door(
     let d = disclosure(s, "financial_institutions", disclosed_for, &["full_name"]);
     let c = codes(&e.disclose(&backend(), &d).await);
     t.cell(row, Door::Disclosure, has(&c, code), format!("{c:?}"));
+}
+
+/// The id of a subject's consent of `kind`.
+async fn consent_of(
+    e: &Engine,
+    s: SubjectId,
+    kind: derbes_policy::ConsentKind,
+) -> derbes_core::ConsentId {
+    e.consents(&backend(), s)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.record.kind == kind)
+        .unwrap()
+        .record
+        .consent_id
 }
 
 async fn file(e: &Engine, actor: &Actor, s: SubjectId, kind: &str, details: Value) -> String {
@@ -722,15 +781,7 @@ async fn withdrawal(w: &World, t: &mut Table) {
         "withdrawal stops processing, law keeps its part",
         "7.11, 7.1",
     );
-    let policy_consent = e
-        .consents(&backend(), s)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.record.kind == derbes_policy::ConsentKind::Policy)
-        .unwrap()
-        .record
-        .consent_id;
+    let policy_consent = consent_of(e, s, derbes_policy::ConsentKind::Policy).await;
     // Support may not withdraw it behind the desk's back.
     let c = codes(
         &e.withdraw_consent(&support(), s, policy_consent, &json!({}))
@@ -1211,15 +1262,7 @@ async fn category_consents(w: &World, t: &mut Table) {
             .any(|f| f.field.starts_with("entrepreneur.")),
         "with consent",
     );
-    let consent = e
-        .consents(&backend(), s)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.record.kind == derbes_policy::ConsentKind::Entrepreneur)
-        .unwrap()
-        .record
-        .consent_id;
+    let consent = consent_of(e, s, derbes_policy::ConsentKind::Entrepreneur).await;
     e.withdraw_consent(&backend(), s, consent, &json!({}))
         .await
         .unwrap();
@@ -1745,3 +1788,130 @@ async fn legacy_plaintext_is_sealed(db: TestDb) {
 }
 
 derbes_store::both_databases!(legacy_plaintext_is_sealed);
+
+/// An audience of objected, blocked, held, withdrawn and plain subjects and
+/// an unknown id: each answered exactly as its single decision, each
+/// decision its own audit record naming the audience, the audience one
+/// record more, the chain intact.
+async fn audience_answers_as_decisions(db: TestDb) {
+    let w = World::new(db);
+    let e = &w.e;
+    let plain = register(e, 40, everything()).await;
+    let objected = register(e, 41, everything()).await;
+    let o = file(
+        e,
+        &support(),
+        objected,
+        "objection",
+        json!({"channels": ["sms"], "kind": "all"}),
+    )
+    .await;
+    verify(e, &dpo(), &o).await.unwrap();
+    let blocked = register(e, 42, everything()).await;
+    file(e, &support(), blocked, "blocking", json!({})).await;
+    let held = register(e, 43, everything()).await;
+    e.place_hold(
+        &dpo(),
+        held,
+        &serde_json::from_value(json!({"reason": "litigation", "reference": "case 2-77/2026"}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let withdrawn = register(e, 44, everything()).await;
+    let policy_consent = consent_of(e, withdrawn, derbes_policy::ConsentKind::Policy).await;
+    e.withdraw_consent(&backend(), withdrawn, policy_consent, &json!({}))
+        .await
+        .unwrap();
+    let unknown = SubjectId::new();
+    let marketing = Actor::staff("m", "marketing");
+    let everyone = [plain, objected, blocked, held, withdrawn];
+    let mut expected = Vec::new();
+    let mut denials = BTreeMap::<String, u64>::new();
+    for s in everyone {
+        let q = ask(
+            s,
+            Operation::Use,
+            "marketing",
+            &["contact"],
+            Some(Channel::Sms),
+        );
+        let d = e.decide(&marketing, &q).await.unwrap();
+        if d.decision == "permit" {
+            expected.push(s);
+        } else {
+            for r in d.reasons {
+                *denials.entry(r.code).or_default() += 1;
+            }
+        }
+    }
+    assert!(expected.contains(&plain) && expected.contains(&held));
+    for code in ["objected", "subject_blocked", "subject_withdrawn"] {
+        assert!(denials.contains_key(code), "{code}: {denials:?}");
+    }
+    let mut ids = everyone.to_vec();
+    ids.extend([unknown, plain]);
+    let req: AudienceRequest = serde_json::from_value(json!({
+        "operation": "use", "purpose": "marketing", "categories": ["contact"], "channel": "sms",
+        "subject_ids": ids, "count_denials": true}))
+    .unwrap();
+    let a = e.audience(&marketing, &req).await.unwrap();
+    assert_eq!(a.subject_ids, expected);
+    assert_eq!((a.asked, a.unknown), (6, 1));
+    assert_eq!(a.permitted + a.denied + a.unknown, a.asked);
+    assert_eq!(a.denials.as_ref(), Some(&denials));
+    // Each subject's decision is in their own trail, naming the audience.
+    for s in everyone {
+        let q = derbes_engine::AuditQuery {
+            subject_id: Some(s),
+            limit: 1000,
+            ..Default::default()
+        };
+        let trail = e.audit_records(&dpo(), &q).await.unwrap();
+        let theirs = trail
+            .iter()
+            .filter(|r| r.details["audience"] == json!(a.audience_id))
+            .collect::<Vec<_>>();
+        assert_eq!(theirs.len(), 1, "{s}");
+        assert_eq!(theirs[0].action, "decision");
+        let permitted = expected.contains(&s);
+        assert_eq!(
+            theirs[0].decision,
+            if permitted { "permit" } else { "deny" }
+        );
+    }
+    // Every active subject: the withdrawn one is no longer among them.
+    let all: AudienceRequest = serde_json::from_value(json!({
+        "operation": "use", "purpose": "marketing", "categories": ["contact"], "channel": "sms",
+        "every_active_subject": true}))
+    .unwrap();
+    let b = e.audience(&marketing, &all).await.unwrap();
+    assert!(b.denials.is_none());
+    let mut sorted = expected.clone();
+    sorted.sort_by_key(|s| s.to_string());
+    assert_eq!(b.subject_ids, sorted);
+    // Blocked and withdrawn subjects are not active: plain, objected, held.
+    assert_eq!(b.asked, 3);
+    // Refused before anything is decided: neither, both, a subject's session, a role without `decide`.
+    for body in [
+        json!({"operation": "use", "purpose": "marketing", "categories": ["contact"]}),
+        json!({"operation": "use", "purpose": "marketing", "categories": ["contact"],
+               "subject_ids": [plain], "every_active_subject": true}),
+    ] {
+        let r: AudienceRequest = serde_json::from_value(body).unwrap();
+        let c = codes(&e.audience(&marketing, &r).await);
+        assert!(c.iter().all(|c| c.starts_with("invalid:")), "{c:?}");
+    }
+    assert_eq!(codes(&e.audience(&support(), &req).await), ["forbidden"]);
+    let too_many = AudienceRequest {
+        subject_ids: Some(vec![plain; derbes_engine::MAX_AUDIENCE + 1]),
+        ..req.clone()
+    };
+    assert_eq!(
+        codes(&e.audience(&marketing, &too_many).await),
+        ["invalid:too_many"]
+    );
+    assert!(e.verify_audit().await.unwrap().first_bad.is_none());
+}
+
+derbes_store::both_databases!(audience_answers_as_decisions);

@@ -7,8 +7,8 @@ use axum::{Extension, Json};
 use derbes_core::SubjectId;
 use derbes_engine::AuditQuery;
 use derbes_engine::{
-    Actor, AuditView, DecisionOutcome, DecisionRequest, DisclosureRequest, DisclosureView,
-    StaffView,
+    Actor, Audience, AudienceRequest, AuditView, DecisionOutcome, DecisionRequest,
+    DisclosureRequest, DisclosureView, StaffView,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -31,6 +31,67 @@ pub(crate) async fn decide(
     JsonBody(req): JsonBody<DecisionRequest>,
 ) -> Result<Json<DecisionOutcome>, ApiError> {
     Ok(Json(state.engine().decide(&actor, &req).await?))
+}
+
+/// The largest audience body: 100,000 ids with room for the question.
+pub(crate) const AUDIENCE_BODY_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Ask the decision point about many subjects at once (up to 100,000 ids,
+/// or every active subject): each subject is decided by the same rules as a
+/// single decision and audited as one `decision` record, the audience as one
+/// `audience` record with the counts and the answered ids' digest. Every
+/// record is durable before the answer starts; the permitted ids then
+/// stream out in the order asked.
+#[utoipa::path(post, path = "/api/v1/audiences", tag = "decisions", request_body = AudienceRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The permitted subjects and the counts", body = Audience),
+        (status = 403, description = "The role may not ask (`forbidden`)", body = ErrorResponse),
+        (status = 413, description = "Over 6 MiB (`body_too_large`)", body = ErrorResponse),
+        (status = 422, description = "Neither or both of `subject_ids` and `every_active_subject`, or over 100,000 ids", body = ErrorResponse)))]
+pub(crate) async fn audience(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(req): JsonBody<AudienceRequest>,
+) -> Result<axum::response::Response, ApiError> {
+    let answer = state.engine().audience(&actor, &req).await?;
+    Ok(stream_audience(answer))
+}
+
+/// The answer as JSON, the counts first and the ids in chunks, so a large
+/// audience is never one string in memory.
+fn stream_audience(mut answer: Audience) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let ids = std::mem::take(&mut answer.subject_ids);
+    // The counts, as the schema has them, and the start of the id list.
+    let mut head = serde_json::to_string(&answer).unwrap_or_else(|_| "{}".into());
+    if head.ends_with("[]}") {
+        head.truncate(head.len() - 2);
+    }
+    const CHUNK: usize = 4096;
+    let chunks = ids.len().div_ceil(CHUNK);
+    let id_chunks = (0..chunks).map(move |i| {
+        let chunk = &ids[i * CHUNK..((i + 1) * CHUNK).min(ids.len())];
+        let mut s = String::with_capacity(chunk.len() * 39);
+        for (j, id) in chunk.iter().enumerate() {
+            if i > 0 || j > 0 {
+                s.push(',');
+            }
+            s.push('"');
+            s.push_str(&id.to_string());
+            s.push('"');
+        }
+        s
+    });
+    let body = std::iter::once(head)
+        .chain(id_chunks)
+        .chain(std::iter::once("]}".to_string()))
+        .map(|s| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(s)));
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(futures_util::stream::iter(body)),
+    )
+        .into_response()
 }
 
 /// Disclose data to a recipient of the policy: decided, audited, recorded.

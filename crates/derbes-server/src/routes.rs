@@ -41,6 +41,12 @@ pub(crate) fn api(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(s::register_organization))
         .routes(routes!(s::organization))
         .routes(routes!(d::decide))
+        // An audience lists up to 100,000 ids: a larger body than any other.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(d::audience))
+                .layer(axum::extract::DefaultBodyLimit::max(d::AUDIENCE_BODY_LIMIT)),
+        )
         .routes(routes!(d::disclose))
         .routes(routes!(d::disclosures))
         .routes(routes!(d::audit))

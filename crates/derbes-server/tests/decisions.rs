@@ -377,3 +377,123 @@ async fn decisions_disclosures_and_audit(store: &Store) {
 
 both_backends!(roles, roles_and_need_to_know);
 both_backends!(decisions, decisions_disclosures_and_audit);
+
+/// `POST /audiences` over HTTP: the streamed answer is one JSON document
+/// of the schema's shape, refusals name their field, a role without
+/// `decide` is refused, a body over the route's limit is a 413, and the
+/// chain verifies after.
+async fn audiences(store: &Store) {
+    let api = Api::new(store).await;
+    let backend = api.token_for("backend_service").await;
+    let marketing = api.token_for("marketing").await;
+    let support = api.token_for("support_agent").await;
+    let id = subject(&api, &backend).await;
+    let unknown = "01900000-0000-7000-8000-000000000000";
+    let ask = json!({"operation": "use", "purpose": "marketing", "categories": ["contact"],
+                     "channel": "sms", "subject_ids": [id, unknown, id], "count_denials": true});
+    let (status, v) = call(
+        &api,
+        Method::POST,
+        "/api/v1/audiences",
+        Some(ask.clone()),
+        &marketing,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["subject_ids"], json!([id]));
+    assert_eq!(
+        (
+            v["asked"].as_u64(),
+            v["permitted"].as_u64(),
+            v["unknown"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(v["denials"], json!({}));
+    assert!(v["audit_id"].as_i64().unwrap() > 0 && v["audience_id"].is_string());
+    // Every active subject, nobody permitted for a purpose marketing may not use.
+    let (status, v) = call(
+        &api,
+        Method::POST,
+        "/api/v1/audiences",
+        Some(
+            json!({"operation": "use", "purpose": "identification", "categories": ["identity"],
+                    "every_active_subject": true, "count_denials": true}),
+        ),
+        &marketing,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["subject_ids"], json!([]));
+    assert_eq!(v["denied"], 1);
+    assert!(!v["denials"].as_object().unwrap().is_empty(), "{v}");
+    // Refusals name their field.
+    let (status, v) = call(
+        &api,
+        Method::POST,
+        "/api/v1/audiences",
+        Some(json!({"operation": "use", "purpose": "marketing", "categories": ["contact"]})),
+        &marketing,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["details"][0]["field"], "subject_ids", "{v}");
+    let (status, v) = call(
+        &api,
+        Method::POST,
+        "/api/v1/audiences",
+        Some(
+            json!({"operation": "use", "purpose": "marketing", "categories": ["contact"],
+                    "subject_ids": ["not-an-id"]}),
+        ),
+        &marketing,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(!v.to_string().contains("not-an-id"), "{v}");
+    let (status, v) = call(&api, Method::POST, "/api/v1/audiences", Some(ask), &support).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    // 100,000 ids fit; far more do not.
+    let many: Vec<String> = (0..170_000)
+        .map(|i| format!("01900000-0000-7000-8000-{i:012}"))
+        .collect();
+    let (status, v) = call(
+        &api,
+        Method::POST,
+        "/api/v1/audiences",
+        Some(
+            json!({"operation": "use", "purpose": "marketing", "categories": ["contact"],
+                    "subject_ids": many}),
+        ),
+        &marketing,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    let (status, v) = call(
+        &api,
+        Method::POST,
+        "/api/v1/audiences",
+        Some(
+            json!({"operation": "use", "purpose": "marketing", "categories": ["contact"],
+                    "subject_ids": &many[..100_000]}),
+        ),
+        &marketing,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (v["asked"].as_u64(), v["unknown"].as_u64()),
+        (Some(100_000), Some(100_000))
+    );
+    assert!(store
+        .verify_audit(None, &|_, _, _| true)
+        .await
+        .unwrap()
+        .first_bad
+        .is_none());
+}
+
+both_backends!(audience, audiences);

@@ -157,23 +157,15 @@ impl Store {
     }
 
     pub async fn subject(&self, subject_id: SubjectId) -> Result<Option<SubjectRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT subject_id, status, created_at, policy_version, destroyed_at, relationship_ended_at FROM subjects \
-             WHERE subject_id = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_id = $1"
+        ))
         .bind(subject_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some(SubjectRow {
-                subject_id: crate::subject_id(&r, "subject_id")?,
-                status: crate::subject_status(&r, "status")?,
-                created_at: crate::time(&r, "created_at")?,
-                policy_version: r.try_get("policy_version")?,
-                destroyed_at: crate::time_opt(&r, "destroyed_at")?,
-                relationship_ended_at: crate::time_opt(&r, "relationship_ended_at")?,
-            })),
+            Some(r) => Ok(Some(subject_row(&r)?)),
         }
     }
 
@@ -232,6 +224,97 @@ impl Store {
             }
         }
         Ok(Some(out))
+    }
+
+    /// What decisions read of many subjects at once (an audience), in four
+    /// queries per 500 ids; ids that name no subject are left out.
+    pub async fn subjects_facts(
+        &self,
+        ids: &[SubjectId],
+    ) -> Result<Vec<SubjectFactsRows>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list = crate::placeholders(1, chunk.len());
+            fn bind_all<'q>(
+                sql: &'q str,
+                chunk: &[SubjectId],
+            ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+                let mut q = sqlx::query(sql);
+                for id in chunk {
+                    q = q.bind(id.to_string());
+                }
+                q
+            }
+            let sql =
+                format!("SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_id IN ({list})");
+            let mut found: std::collections::HashMap<SubjectId, SubjectFactsRows> =
+                std::collections::HashMap::with_capacity(chunk.len());
+            for r in bind_all(&sql, chunk).fetch_all(&self.pool).await? {
+                let subject = subject_row(&r)?;
+                found.insert(
+                    subject.subject_id,
+                    SubjectFactsRows {
+                        subject,
+                        consents: Vec::new(),
+                        objections: Vec::new(),
+                        held: false,
+                    },
+                );
+            }
+            let sql = format!(
+                "SELECT c.subject_id, c.consent_id, c.record, w.withdrawn_at FROM consents c \
+                 LEFT JOIN consent_withdrawals w ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id \
+                 WHERE c.subject_id IN ({list}) ORDER BY c.subject_id, c.given_at, c.consent_id"
+            );
+            for r in bind_all(&sql, chunk).fetch_all(&self.pool).await? {
+                let id = crate::subject_id(&r, "subject_id")?;
+                if let Some(f) = found.get_mut(&id) {
+                    f.consents.push(ConsentRow {
+                        subject_id: id,
+                        consent_id: r.try_get("consent_id")?,
+                        record_json: r.try_get("record")?,
+                        withdrawn_at: crate::time_opt(&r, "withdrawn_at")?,
+                    });
+                }
+            }
+            let sql = format!(
+                "SELECT subject_id, channel, kind FROM contact_optouts WHERE subject_id IN ({list}) ORDER BY subject_id, channel, kind"
+            );
+            for r in bind_all(&sql, chunk).fetch_all(&self.pool).await? {
+                if let Some(f) = found.get_mut(&crate::subject_id(&r, "subject_id")?) {
+                    f.objections
+                        .push((r.try_get("channel")?, r.try_get("kind")?));
+                }
+            }
+            let sql = format!(
+                "SELECT DISTINCT subject_id FROM legal_holds WHERE released_at IS NULL AND subject_id IN ({list})"
+            );
+            for r in bind_all(&sql, chunk).fetch_all(&self.pool).await? {
+                if let Some(f) = found.get_mut(&crate::subject_id(&r, "subject_id")?) {
+                    f.held = true;
+                }
+            }
+            out.extend(chunk.iter().filter_map(|id| found.remove(id)));
+        }
+        Ok(out)
+    }
+
+    /// Active subjects' ids after `after` (in id order), at most `limit`.
+    pub async fn active_subject_ids(
+        &self,
+        after: Option<SubjectId>,
+        limit: i64,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject_id FROM subjects WHERE status = 'active' AND subject_id > $1 ORDER BY subject_id LIMIT $2",
+        )
+        .bind(after.map(|s| s.to_string()).unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| crate::subject_id(r, "subject_id"))
+            .collect()
     }
 
     /// A subject's objections.
@@ -322,6 +405,20 @@ impl Store {
 }
 
 /// `prefix (($1, ..., $cols), ($cols+1, ...), ...)` for `rows` rows.
+const SUBJECT_COLUMNS: &str =
+    "subject_id, status, created_at, policy_version, destroyed_at, relationship_ended_at";
+
+fn subject_row(r: &AnyRow) -> Result<SubjectRow, StoreError> {
+    Ok(SubjectRow {
+        subject_id: crate::subject_id(r, "subject_id")?,
+        status: crate::subject_status(r, "status")?,
+        created_at: crate::time(r, "created_at")?,
+        policy_version: r.try_get("policy_version")?,
+        destroyed_at: crate::time_opt(r, "destroyed_at")?,
+        relationship_ended_at: crate::time_opt(r, "relationship_ended_at")?,
+    })
+}
+
 pub(crate) fn multi_row_insert(prefix: &str, cols: usize, rows: usize) -> String {
     let mut sql = String::with_capacity(prefix.len() + rows * cols * 5);
     sql.push_str(prefix);

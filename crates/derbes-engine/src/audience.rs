@@ -1,0 +1,252 @@
+//! An audience at once: the same decision asked for many subjects ("which
+//! of these users may I message by SMS today?"), each subject decided by the
+//! same rules as a single decision and each decision audited as one.
+//!
+//! Audit design: one `decision` record per subject, exactly as a single
+//! decision writes it (its details name the audience), so a subject's own
+//! trail, exports and `audit verify` see every use with no second format;
+//! then one `audience` record with the counts and the SHA-256 of the
+//! answered ids, so the run as a whole is one record too. Every record is
+//! durable before the first permitted id is returned.
+
+use std::collections::{BTreeMap, HashSet};
+
+use derbes_core::SubjectId;
+use derbes_policy::{Capability, Channel, Operation};
+use derbes_store::NewAuditRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Record;
+use crate::{Actor, DecisionRequest, Engine, EngineError};
+
+/// The most ids one audience may list.
+pub const MAX_AUDIENCE: usize = 100_000;
+
+/// Subjects decided and audited per transaction.
+const CHUNK: usize = 4096;
+
+/// A question for many subjects at once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AudienceRequest {
+    pub operation: Operation,
+    pub purpose: String,
+    pub categories: Vec<String>,
+    /// The channel, for communications.
+    pub channel: Option<Channel>,
+    /// The subjects asked about (at most 100,000; repeated ids are answered once).
+    pub subject_ids: Option<Vec<SubjectId>>,
+    /// Ask about every active subject instead of a list.
+    #[serde(default)]
+    pub every_active_subject: bool,
+    /// Count the denials by reason code.
+    #[serde(default)]
+    pub count_denials: bool,
+}
+
+/// The answer: who is permitted, and how many were not.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Audience {
+    pub audience_id: String,
+    /// Distinct subjects asked about.
+    pub asked: u64,
+    pub permitted: u64,
+    pub denied: u64,
+    /// Listed ids that name no subject (nothing to decide, nothing audited per id).
+    pub unknown: u64,
+    /// Denials by reason code (a denial may have several), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denials: Option<BTreeMap<String, u64>>,
+    /// The audience's own audit record (counts and the ids' digest); each
+    /// subject's decision is a `decision` record of its own.
+    pub audit_id: i64,
+    /// The permitted subjects, in the order asked (id order for every active subject).
+    pub subject_ids: Vec<SubjectId>,
+}
+
+impl AudienceRequest {
+    fn check(&self) -> Result<(), EngineError> {
+        match (&self.subject_ids, self.every_active_subject) {
+            (Some(_), true) => Err(EngineError::invalid(
+                "every_active_subject",
+                "conflicting_fields",
+                "give either subject_ids or every_active_subject, not both",
+            )),
+            (None, false) => Err(EngineError::invalid(
+                "subject_ids",
+                "missing_field",
+                "list the subjects (up to 100,000) or set every_active_subject",
+            )),
+            (Some(ids), _) if ids.len() > MAX_AUDIENCE => Err(EngineError::invalid(
+                "subject_ids",
+                "too_many",
+                "at most 100,000 subjects per audience",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a chunk of subjects came to.
+#[derive(Default)]
+struct Tally {
+    asked: u64,
+    permitted: Vec<SubjectId>,
+    denied: u64,
+    unknown: u64,
+    denials: BTreeMap<String, u64>,
+    digest: Option<ring::digest::Context>,
+}
+
+impl Engine {
+    /// `POST /audiences`: decide for every subject of the audience, audit
+    /// each decision and the audience, then answer with the permitted ids.
+    pub async fn audience(
+        &self,
+        actor: &Actor,
+        req: &AudienceRequest,
+    ) -> Result<Audience, EngineError> {
+        self.require(actor, Capability::Decide)?;
+        if actor.scope().is_some() {
+            return Err(EngineError::Forbidden(Capability::Decide.as_str()));
+        }
+        req.check()?;
+        let audience_id = uuid::Uuid::now_v7().to_string();
+        let details = serde_json::to_string(&serde_json::json!({
+            "operation": req.operation,
+            "recipient": null,
+            "channel": req.channel,
+            "legal_basis_given": false,
+            "reference_given": false,
+            "audience": audience_id,
+        }))?;
+        let mut tally = Tally {
+            digest: Some(ring::digest::Context::new(&ring::digest::SHA256)),
+            ..Tally::default()
+        };
+        match &req.subject_ids {
+            Some(ids) => {
+                let mut seen = HashSet::with_capacity(ids.len());
+                let ids: Vec<SubjectId> = ids.iter().copied().filter(|s| seen.insert(*s)).collect();
+                for chunk in ids.chunks(CHUNK) {
+                    self.audience_chunk(actor, req, &details, chunk, &mut tally)
+                        .await?;
+                }
+            }
+            None => {
+                let mut after = None;
+                loop {
+                    let chunk = self.store.active_subject_ids(after, CHUNK as i64).await?;
+                    let Some(last) = chunk.last().copied() else {
+                        break;
+                    };
+                    self.audience_chunk(actor, req, &details, &chunk, &mut tally)
+                        .await?;
+                    after = Some(last);
+                }
+            }
+        }
+        let digest = tally.digest.take().map(|d| d.finish());
+        let ids_sha256 = digest
+            .map(|d| crate::outbox::hex(d.as_ref()))
+            .unwrap_or_default();
+        let audit_id = self
+            .audit(
+                Record::new(actor, "audience")
+                    .purpose(&req.purpose)
+                    .categories(&req.categories)
+                    .details(serde_json::json!({
+                        "audience": audience_id,
+                        "operation": req.operation,
+                        "channel": req.channel,
+                        "every_active_subject": req.every_active_subject,
+                        "asked": tally.asked,
+                        "permitted": tally.permitted.len(),
+                        "denied": tally.denied,
+                        "unknown": tally.unknown,
+                        "denials": tally.denials,
+                        "decisions_sha256": ids_sha256,
+                    })),
+            )
+            .await?;
+        Ok(Audience {
+            audience_id,
+            asked: tally.asked,
+            permitted: tally.permitted.len() as u64,
+            denied: tally.denied,
+            unknown: tally.unknown,
+            denials: req.count_denials.then_some(tally.denials),
+            audit_id,
+            subject_ids: tally.permitted,
+        })
+    }
+
+    /// Decide and durably audit one chunk of the audience.
+    async fn audience_chunk(
+        &self,
+        actor: &Actor,
+        req: &AudienceRequest,
+        details: &str,
+        ids: &[SubjectId],
+        tally: &mut Tally,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let rows = self.store.subjects_facts(ids).await?;
+        tally.asked += ids.len() as u64;
+        tally.unknown += (ids.len() - rows.len()) as u64;
+        let (role, categories) = (actor.role().to_string(), req.categories.join(","));
+        let mut records = Vec::with_capacity(rows.len());
+        let mut permitted = Vec::new();
+        for row in &rows {
+            let subject = row.subject.subject_id;
+            let facts = self.facts_of(row, now).await?;
+            let question = DecisionRequest {
+                subject_id: subject,
+                operation: req.operation,
+                purpose: req.purpose.clone(),
+                categories: req.categories.clone(),
+                recipient: None,
+                channel: req.channel,
+                legal_basis: None,
+                reference: None,
+            };
+            let d = self.decide_facts(actor, &question, &facts);
+            if d.permit {
+                permitted.push(subject);
+            } else {
+                tally.denied += 1;
+                for r in &d.reasons {
+                    *tally.denials.entry(r.code.clone()).or_default() += 1;
+                }
+            }
+            let outcome = if d.permit { "permit" } else { "deny" };
+            if let Some(c) = tally.digest.as_mut() {
+                c.update(subject.to_string().as_bytes());
+                c.update(b" ");
+                c.update(outcome.as_bytes());
+                c.update(b"\n");
+            }
+            records.push(NewAuditRecord {
+                at: now,
+                actor: actor.id().to_string(),
+                role: role.clone(),
+                action: "decision".into(),
+                subject_id: Some(subject.to_string()),
+                purpose: Some(req.purpose.clone()),
+                categories: categories.clone(),
+                decision: outcome.into(),
+                reasons: serde_json::to_string(&d.reasons)?,
+                details: details.to_string(),
+            });
+        }
+        let mut w = self.write().await?;
+        for r in records {
+            w.audit(r);
+        }
+        w.commit().await?;
+        tally.permitted.extend(permitted);
+        Ok(())
+    }
+}
