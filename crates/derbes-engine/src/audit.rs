@@ -37,6 +37,8 @@ pub enum SystemJob {
     RightsDesk,
     /// Synthetic data (`derbes dev seed`).
     Seed,
+    /// An existing user base brought in (`derbes import`).
+    Import,
     /// Sealing what an earlier version stored in plaintext.
     Upgrade,
     /// The service's guard: rate limits on failed sign-ins and lookups.
@@ -57,6 +59,7 @@ impl SystemJob {
             SystemJob::Purge => "purge",
             SystemJob::RightsDesk => "rights-desk",
             SystemJob::Seed => "dev-seed",
+            SystemJob::Import => "import",
             SystemJob::Upgrade => "upgrade",
             SystemJob::Guard => "guard",
             SystemJob::Relay => "relay",

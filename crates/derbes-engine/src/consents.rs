@@ -62,14 +62,21 @@ impl Engine {
         req: &ConsentRequest,
         prefix: &str,
     ) -> Result<(NewConsent, SignedReceipt), Vec<Problem>> {
-        let (record, signed) = build_consent(
-            &self.policy,
-            subject,
-            req,
-            self.pseudonym(req),
-            self.now(),
-            prefix,
-        )?;
+        self.new_consent_to(&self.policy, subject, req, prefix, self.now())
+    }
+
+    /// A consent to `policy` (the version in force, or for an import the
+    /// published version the person accepted) given at `at`.
+    pub(crate) fn new_consent_to(
+        &self,
+        policy: &derbes_policy::LoadedPolicy,
+        subject: SubjectId,
+        req: &ConsentRequest,
+        prefix: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(NewConsent, SignedReceipt), Vec<Problem>> {
+        let (record, signed) =
+            build_consent(policy, subject, req, self.pseudonym(req), at, prefix)?;
         let row = NewConsent {
             consent_id: record.consent_id.to_string(),
             kind: record.kind.as_str().to_string(),

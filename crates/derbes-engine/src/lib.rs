@@ -17,6 +17,7 @@ mod error;
 mod export;
 mod export_html;
 mod fields;
+mod import;
 mod intake;
 mod jobs;
 mod keys;
@@ -64,6 +65,7 @@ pub use export::{
 };
 pub use export_html::export_html;
 pub use fields::Collected;
+pub use import::{CsvColumns, ImportLine, ImportReport, Importer, LineProblem, RefusedLine};
 pub use jobs::{CertificateView, JobsReport, MinorReport, NewObligation, ObligationView};
 pub use keys::{KekUse, KeyStatus, RotationReport};
 pub use lifecycle::{

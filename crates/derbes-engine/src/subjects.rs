@@ -3,10 +3,10 @@
 
 use derbes_core::{
     almaty_date, validate_registration, RegistrationRequest, SignedReceipt, SubjectId,
-    SubjectStatus,
+    SubjectStatus, ValidRegistration,
 };
 use derbes_policy::{Capability, FieldType};
-use derbes_store::{FieldRow, NewSubject};
+use derbes_store::{FieldRow, NewConsent, NewSubject};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -39,6 +39,45 @@ impl LookupKind {
     }
 }
 
+/// A registration sealed and ready to write (see `Engine::prepare_subject`).
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) new: NewSubject,
+    wrapped: derbes_vault::WrappedKey,
+    categories: Vec<String>,
+    source: String,
+    pub(crate) receipts: Vec<SignedReceipt>,
+}
+
+impl Prepared {
+    /// The IIN's blind-index digest.
+    pub(crate) fn iin_digest(&self) -> Option<&Vec<u8>> {
+        self.new
+            .index
+            .iter()
+            .find(|(k, _)| k == FieldType::Iin.as_str())
+            .map(|(_, d)| d)
+    }
+
+    /// The registration's audit record (`import`: the import it came with).
+    pub(crate) fn record<'a>(&'a self, actor: &'a Actor, import: Option<&str>) -> Record<'a> {
+        let consents: Vec<&str> = self
+            .new
+            .consents
+            .iter()
+            .map(|c| c.consent_id.as_str())
+            .collect();
+        let mut details = serde_json::json!({"source": self.source, "consents": consents});
+        if let Some(i) = import {
+            details["import"] = Value::from(i);
+        }
+        Record::new(actor, "register")
+            .subject(self.new.subject_id)
+            .categories(&self.categories)
+            .details(details)
+    }
+}
+
 impl Engine {
     /// Register a user as the registration form describes (7.10): all fields
     /// sealed under a new data key, IIN and phone blind-indexed, the consents
@@ -52,24 +91,55 @@ impl Engine {
         let now = self.now();
         let valid = validate_registration(self.policy.policy(), req, almaty_date(now))
             .map_err(EngineError::Invalid)?;
-        let subject = SubjectId::new();
-        let sid = subject.to_string();
         let mut consents = Vec::new();
-        let mut receipts = Vec::new();
         let mut problems = Vec::new();
+        let subject = SubjectId::new();
         for (i, c) in req.consents.iter().enumerate() {
             match self.new_consent(subject, c, &format!("consents[{i}].")) {
-                Ok((row, signed)) => {
-                    consents.push(row);
-                    receipts.push(signed);
-                }
+                Ok(pair) => consents.push(pair),
                 Err(p) => problems.extend(p),
             }
         }
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
-        let (key, mut wrapped) = self.new_data_key(&sid).await?;
+        let mut p = self.prepare_subject(subject, &valid, consents, now).await?;
+        // Clause 7.7: a person found to be a minor is refused until 18.
+        if let Some(digest) = p.iin_digest() {
+            if self.store.is_barred(digest, now).await? {
+                return Err(self.barred());
+            }
+        }
+        let w = loop {
+            let mut w = self.write().await?;
+            match w.insert_subject(&p.new).await {
+                Ok(()) => break w,
+                // Another process rotated the KEK meanwhile: wrap under the new one.
+                Err(derbes_store::StoreError::KekChanged { .. }) => {
+                    drop(w);
+                    self.rewrap(std::slice::from_mut(&mut p)).await?;
+                }
+                Err(e) => return Err(self.duplicate(e)),
+            }
+        };
+        self.commit(w, [p.record(actor, None)]).await?;
+        Ok(Registered {
+            subject_id: subject,
+            consent_receipts: p.receipts,
+        })
+    }
+
+    /// A registration ready to be written: every field sealed under a new
+    /// data key, the lookup fields blind-indexed, the consents built.
+    pub(crate) async fn prepare_subject(
+        &self,
+        subject: SubjectId,
+        valid: &ValidRegistration,
+        consents: Vec<(NewConsent, SignedReceipt)>,
+        collected_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Prepared, EngineError> {
+        let sid = subject.to_string();
+        let (key, wrapped) = self.new_data_key(&sid).await?;
         let keys = self.keyring();
         let mut fields = Vec::with_capacity(valid.fields().len());
         for f in valid.fields() {
@@ -78,7 +148,7 @@ impl Engine {
                 sealed: key.seal(&sid, &name, f.value.as_bytes())?,
                 field: name,
                 source: valid.source().to_string(),
-                collected_at: now,
+                collected_at,
                 purposes: purposes_for(&self.policy, &f.field.category).join(","),
                 version: 1,
             });
@@ -92,55 +162,50 @@ impl Engine {
                 Some((kind.to_string(), keys.blind_index(kind, &f.value).to_vec()))
             })
             .collect();
-        // Clause 7.7: a person found to be a minor is refused until 18.
-        for (kind, digest) in &index {
-            if kind == FieldType::Iin.as_str() && self.store.is_barred(digest, now).await? {
-                let field = self.policy.policy().lookup_field(FieldType::Iin);
-                return Err(EngineError::invalid(
-                    &field.map(|f| f.to_string()).unwrap_or_default(),
-                    "barred_minor",
-                    "registration is refused until this person turns 18 (clause 7.7)",
-                ));
-            }
-        }
         let categories = field_categories(fields.iter().map(|f| f.field.as_str()));
-        let consent_ids: Vec<String> = consents.iter().map(|c| c.consent_id.clone()).collect();
-        let mut new = NewSubject {
-            subject_id: subject,
-            policy_version: self.policy.policy().version.clone(),
-            created_at: now,
-            kek_id: wrapped.kek.to_string(),
-            wrapped_key: wrapped.bytes.clone(),
-            fields,
-            index,
-            consents,
-        };
-        let w = loop {
-            let mut w = self.write().await?;
-            match w.insert_subject(&new).await {
-                Ok(()) => break w,
-                // Another process rotated the KEK meanwhile: wrap under the new one.
-                Err(derbes_store::StoreError::KekChanged { .. }) => {
-                    drop(w);
-                    wrapped = self.rewrap_for_active(&sid, &wrapped).await?;
-                    new.kek_id = wrapped.kek.to_string();
-                    new.wrapped_key = wrapped.bytes.clone();
-                }
-                Err(e) => return Err(self.duplicate(e)),
-            }
-        };
-        self.commit(
-            w,
-            [Record::new(actor, "register")
-                .subject(subject)
-                .categories(&categories)
-                .details(serde_json::json!({"source": valid.source(), "consents": consent_ids}))],
-        )
-        .await?;
-        Ok(Registered {
-            subject_id: subject,
-            consent_receipts: receipts,
+        let (rows, receipts): (Vec<_>, Vec<_>) = consents.into_iter().unzip();
+        Ok(Prepared {
+            new: NewSubject {
+                subject_id: subject,
+                policy_version: self.policy.policy().version.clone(),
+                created_at: self.now(),
+                kek_id: wrapped.kek.to_string(),
+                wrapped_key: wrapped.bytes.clone(),
+                fields,
+                index,
+                consents: rows,
+            },
+            wrapped,
+            categories,
+            source: valid.source().to_string(),
+            receipts,
         })
+    }
+
+    /// Another process rotated the KEK: wrap these keys under the new one.
+    pub(crate) async fn rewrap(&self, prepared: &mut [Prepared]) -> Result<(), EngineError> {
+        for p in prepared {
+            p.wrapped = self
+                .rewrap_for_active(&p.new.subject_id.to_string(), &p.wrapped)
+                .await?;
+            p.new.kek_id = p.wrapped.kek.to_string();
+            p.new.wrapped_key = p.wrapped.bytes.clone();
+        }
+        Ok(())
+    }
+
+    /// The refusal of a barred minor (clause 7.7).
+    pub(crate) fn barred(&self) -> EngineError {
+        EngineError::Invalid(vec![self.barred_problem()])
+    }
+
+    pub(crate) fn barred_problem(&self) -> derbes_core::Problem {
+        let field = self.policy.policy().lookup_field(FieldType::Iin);
+        derbes_core::Problem::new(
+            field.map(|f| f.to_string()).unwrap_or_default(),
+            "barred_minor",
+            "registration is refused until this person turns 18 (clause 7.7)",
+        )
     }
 
     /// A store's refusal of a taken identifier, named by the policy's field.

@@ -886,18 +886,7 @@ async fn versions(w: &World, t: &mut Table) {
     let v1 = common::policy();
     let text = v1_1::policy_1_1_text();
     let v2 = LoadedPolicy::from_text(text).unwrap();
-    for v in [&v1, &v2] {
-        let mut tx = st.write().await.unwrap();
-        tx.publish_policy(
-            &v.policy().version,
-            v.sha256(),
-            v.policy().published,
-            v.text(),
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-    }
+    common::publish(st, &[&v1, &v2]).await;
     let s = register(&w.e, 5, everything()).await;
     let e2 = Engine::over_store(
         st.clone(),

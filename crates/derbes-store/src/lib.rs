@@ -25,6 +25,7 @@ mod consents;
 mod decode;
 mod destroy;
 mod disclosures;
+mod imports;
 mod jobs;
 mod keys;
 mod migrate;
@@ -62,6 +63,7 @@ pub use breaches::{BreachFilter, BreachRow, BreachState};
 pub use consents::{Acceptance, ConsentRow, NewConsent};
 pub use destroy::{DestroyOutcome, Destruction, Scope};
 pub use disclosures::DisclosureRow;
+pub use imports::ImportProgress;
 pub use jobs::{Certificate, JobRow, ObligationRow};
 pub use keys::{KekCount, Rewrap, SubjectKey};
 pub use migrate::latest_version;
@@ -357,6 +359,24 @@ impl Store {
     /// Close every connection (graceful shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// `n` bound values after `start - 1` others, for long lists: SQLite's
+/// plain `?` (its `$n` names are looked up in a list, quadratic in a
+/// statement's parameters), PostgreSQL's `$start, …`. Only in a statement
+/// whose every parameter is written by this, in order (sqlx numbers SQLite's
+/// `?` by position and its `$n` by name: the two do not mix).
+pub(crate) fn bound(backend: Backend, start: usize, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => {
+            let mut s = String::with_capacity(n * 3);
+            for i in 0..n {
+                s.push_str(if i > 0 { ", ?" } else { "?" });
+            }
+            s
+        }
+        Backend::Postgres => placeholders(start, n),
     }
 }
 

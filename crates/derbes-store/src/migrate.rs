@@ -40,6 +40,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_outbox"),
     migration!(13, "0013_subject_sessions"),
     migration!(14, "0014_staff_lang"),
+    migration!(15, "0015_imports"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -234,7 +234,7 @@ impl Store {
     ) -> Result<Vec<SubjectFactsRows>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let list = crate::placeholders(1, chunk.len());
+            let list = crate::bound(self.backend(), 1, chunk.len());
             fn bind_all<'q>(
                 sql: &'q str,
                 chunk: &[SubjectId],
@@ -404,7 +404,6 @@ impl Store {
     }
 }
 
-/// `prefix (($1, ..., $cols), ($cols+1, ...), ...)` for `rows` rows.
 const SUBJECT_COLUMNS: &str =
     "subject_id, status, created_at, policy_version, destroyed_at, relationship_ended_at";
 
@@ -419,7 +418,17 @@ fn subject_row(r: &AnyRow) -> Result<SubjectRow, StoreError> {
     })
 }
 
-pub(crate) fn multi_row_insert(prefix: &str, cols: usize, rows: usize) -> String {
+/// Bound values per multi-row statement: under SQLite's 32,766 and
+/// PostgreSQL's 65,535.
+pub(crate) const VALUES_PER_STATEMENT: usize = 30_000;
+
+/// `prefix (($1, ..., $cols), ($cols+1, ...), ...)` for `rows` rows.
+pub(crate) fn multi_row_insert(
+    backend: crate::Backend,
+    prefix: &str,
+    cols: usize,
+    rows: usize,
+) -> String {
     let mut sql = String::with_capacity(prefix.len() + rows * cols * 5);
     sql.push_str(prefix);
     for r in 0..rows {
@@ -427,13 +436,7 @@ pub(crate) fn multi_row_insert(prefix: &str, cols: usize, rows: usize) -> String
             sql.push_str(", ");
         }
         sql.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(r * cols + c + 1).to_string());
-        }
+        sql.push_str(&crate::bound(backend, r * cols + 1, cols));
         sql.push(')');
     }
     sql
@@ -454,47 +457,110 @@ impl Store {}
 impl Write {
     /// Register a subject: the subject, its wrapped key, sealed fields, blind
     /// indexes and consents, all or nothing. An identifier already indexed
-    /// is refused as [`StoreError::Duplicate`]. Few round trips: the unique
-    /// index detects duplicates, fields and consents go in multi-row inserts.
+    /// is refused as [`StoreError::Duplicate`].
     pub async fn insert_subject(&mut self, s: &NewSubject) -> Result<(), StoreError> {
-        self.require_active_kek(&s.kek_id).await?;
-        let tx = self.tx();
-        for (kind, digest) in &s.index {
-            let inserted = sqlx::query(
-                "INSERT INTO blind_index (kind, digest, subject_id) VALUES ($1, $2, $3) ON CONFLICT (kind, digest) DO NOTHING",
-            )
-            .bind(kind)
-            .bind(digest)
-            .bind(s.subject_id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| duplicate_or(e, kind))?
-            .rows_affected();
-            if inserted == 0 {
-                return Err(StoreError::Duplicate(kind.clone()));
-            }
+        self.insert_subjects(std::slice::from_ref(s)).await
+    }
+
+    /// Register subjects (a registration is one, an import's batch many),
+    /// all or nothing, in a few multi-row inserts per table whatever their
+    /// number. An identifier already indexed (or given twice) is refused as
+    /// [`StoreError::Duplicate`] naming its kind.
+    pub async fn insert_subjects(&mut self, subjects: &[NewSubject]) -> Result<(), StoreError> {
+        let mut keks: Vec<&str> = subjects.iter().map(|s| s.kek_id.as_str()).collect();
+        keks.dedup();
+        for kek in keks {
+            self.require_active_kek(kek).await?;
         }
-        sqlx::query("INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ($1, 'active', $2, $3)")
-            .bind(s.subject_id.to_string())
-            .bind(crate::us(s.created_at))
-            .bind(&s.policy_version)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(s.subject_id.to_string())
-            .bind(&s.kek_id)
-            .bind(&s.wrapped_key)
-            .bind(crate::us(s.created_at))
-            .execute(&mut **tx)
-            .await?;
-        if !s.fields.is_empty() {
+        let backend = self.backend();
+        let tx = self.tx();
+        let index: Vec<(&NewSubject, &String, &Vec<u8>)> = subjects
+            .iter()
+            .flat_map(|s| s.index.iter().map(move |(k, d)| (s, k, d)))
+            .collect();
+        let mut inserted = 0;
+        for chunk in index.chunks(VALUES_PER_STATEMENT / 3) {
             let sql = multi_row_insert(
-                "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) VALUES ",
-                7,
-                s.fields.len(),
+                backend,
+                "INSERT INTO blind_index (kind, digest, subject_id) VALUES ",
+                3,
+                chunk.len(),
+            ) + " ON CONFLICT (kind, digest) DO NOTHING";
+            let mut q = sqlx::query(&sql);
+            for (s, kind, digest) in chunk {
+                q = q.bind(*kind).bind(*digest).bind(s.subject_id.to_string());
+            }
+            inserted += q
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| duplicate_or(e, "index"))?
+                .rows_affected();
+        }
+        if inserted < index.len() as u64 {
+            // Which kind was taken (by someone else, or twice in the batch).
+            let mut kind = "index".to_string();
+            for (s, k, d) in &index {
+                let owner: Option<String> = sqlx::query(
+                    "SELECT subject_id FROM blind_index WHERE kind = $1 AND digest = $2",
+                )
+                .bind(*k)
+                .bind(*d)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("subject_id"))
+                .transpose()?;
+                if owner.as_deref() != Some(s.subject_id.to_string().as_str()) {
+                    kind = (*k).clone();
+                    break;
+                }
+            }
+            return Err(StoreError::Duplicate(kind));
+        }
+        for chunk in subjects.chunks(VALUES_PER_STATEMENT / 4) {
+            let sql = multi_row_insert(
+                backend,
+                "INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ",
+                4,
+                chunk.len(),
             );
             let mut q = sqlx::query(&sql);
-            for f in &s.fields {
+            for s in chunk {
+                q = q
+                    .bind(s.subject_id.to_string())
+                    .bind("active")
+                    .bind(crate::us(s.created_at))
+                    .bind(&s.policy_version);
+            }
+            q.execute(&mut **tx).await?;
+            let sql = multi_row_insert(
+                backend,
+                "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ",
+                4,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                q = q
+                    .bind(s.subject_id.to_string())
+                    .bind(&s.kek_id)
+                    .bind(&s.wrapped_key)
+                    .bind(crate::us(s.created_at));
+            }
+            q.execute(&mut **tx).await?;
+        }
+        let fields: Vec<(&NewSubject, &FieldRow)> = subjects
+            .iter()
+            .flat_map(|s| s.fields.iter().map(move |f| (s, f)))
+            .collect();
+        for chunk in fields.chunks(VALUES_PER_STATEMENT / 7) {
+            let sql = multi_row_insert(
+                backend,
+                "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) VALUES ",
+                7,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for (s, f) in chunk {
                 q = q
                     .bind(s.subject_id.to_string())
                     .bind(&f.field)
@@ -506,14 +572,19 @@ impl Write {
             }
             q.execute(&mut **tx).await?;
         }
-        if !s.consents.is_empty() {
+        let consents: Vec<(&NewSubject, &NewConsent)> = subjects
+            .iter()
+            .flat_map(|s| s.consents.iter().map(move |c| (s, c)))
+            .collect();
+        for chunk in consents.chunks(VALUES_PER_STATEMENT / 8) {
             let sql = multi_row_insert(
+                backend,
                 "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) VALUES ",
                 8,
-                s.consents.len(),
+                chunk.len(),
             );
             let mut q = sqlx::query(&sql);
-            for c in &s.consents {
+            for (s, c) in chunk {
                 q = q
                     .bind(s.subject_id.to_string())
                     .bind(&c.consent_id)

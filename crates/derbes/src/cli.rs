@@ -81,6 +81,16 @@ pub enum Command {
     /// (3.2): client addresses become pseudonyms under a key of the day,
     /// destroyed when the day's window closes; only aggregates are kept.
     Ingest(IngestArgs),
+    /// Bring in the users the app already has: JSON lines (one registration
+    /// per line, each consent with its `given_at`) or CSV (a header of
+    /// policy field ids and `source`, `collected_at`, `consents`,
+    /// `given_at`, `policy_version`, `app_version`, `collected_via`,
+    /// `notify_of_transfers`). Every line is validated exactly as a
+    /// registration; refused lines are reported by number, field and code
+    /// (never a value). Batches commit with the import's checkpoint: run the
+    /// same file again after an interruption and it resumes where it
+    /// stopped, registering nobody twice. Exit 1 when a line was refused.
+    Import(ImportArgs),
     /// The operator's other systems that must follow what derbes does
     /// (destroy, block, stop contacting, send a notice): connect, list,
     /// disconnect.
@@ -105,6 +115,23 @@ pub enum Command {
     /// Usage statistics, k-anonymous: `--by route|status|browser|os|device|referrer|social|hour|day`,
     /// or `report --out FILE` for a self-contained page with charts.
     Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// The file: JSON lines, or CSV with a header.
+    pub file: PathBuf,
+    /// jsonl or csv (default: csv for a `.csv` file, else jsonl).
+    #[arg(long, value_parser = ["jsonl", "csv"])]
+    pub format: Option<String>,
+    /// Validate every line and report; register nobody.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Lines per transaction (and per checkpoint).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    pub batch: u64,
 }
 
 #[derive(Debug, Args)]
@@ -495,6 +522,10 @@ pub enum DevCommand {
         /// Registrations in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Write the users to this file as JSON lines for `derbes import`
+        /// (each consent with a `given_at`) instead of registering them.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 

@@ -454,6 +454,99 @@ fn purge_survives(url: Option<&str>) {
     audit_verify(dir.path(), url);
 }
 
+/// An import killed mid-run, again and again: the next run resumes after
+/// the last committed batch, every adult of the file is registered exactly
+/// once (one `register` record each), the minors are refused, the chain
+/// verifies.
+fn import_survives(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    // The file lives outside the data directory (which holds derbes' own files only).
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("users.jsonl");
+    let path = path.to_str().unwrap();
+    let written = cli(
+        dir.path(),
+        url,
+        &[
+            "dev",
+            "seed",
+            "--subjects",
+            "4000",
+            "--seed",
+            "9",
+            "--out",
+            path,
+        ],
+    );
+    let adults = written["subjects"].as_u64().unwrap() - written["minors"].as_u64().unwrap();
+    let mut killed = 0;
+    for round in 0..rounds() {
+        if kill_cli_after(
+            dir.path(),
+            url,
+            &["import", path, "--batch", "100"],
+            pause(round) / 2,
+        ) {
+            break;
+        }
+        killed += 1;
+    }
+    assert!(killed > 0, "the import finished before any kill");
+    let mut c = derbes();
+    c.args(["import", path, "--json", "--data-dir"])
+        .arg(dir.path());
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    // Exit 1: the minors' lines are refused (in this run or an earlier one).
+    assert!(
+        common::code(&o) <= 1,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report = common::json_of(&o);
+    assert!(
+        report["refused_lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["problems"][0]["code"] == "under_age"),
+        "{report}"
+    );
+    common::runtime().block_on(async {
+        let st = store(dir.path(), url).await;
+        assert_eq!(st.subject_count().await.unwrap().active as u64, adults);
+        let records = st
+            .audit_records(&AuditQuery {
+                limit: 1_000_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut registered = std::collections::HashSet::new();
+        for r in records.iter().filter(|r| r.record.action == "register") {
+            assert!(
+                registered.insert(r.record.subject_id.clone()),
+                "registered twice"
+            );
+        }
+        assert_eq!(registered.len() as u64, adults);
+        st.close().await;
+    });
+    audit_verify(dir.path(), url);
+}
+
+#[test]
+fn kill_9_during_import_on_sqlite() {
+    import_survives(None);
+}
+
+#[test]
+fn kill_9_during_import_on_postgres() {
+    postgres(import_survives);
+}
+
 #[test]
 fn kill_9_during_rotation_ingest_and_purge_on_sqlite() {
     rotation_survives(None);

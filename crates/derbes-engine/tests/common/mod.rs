@@ -85,3 +85,19 @@ pub async fn shred(e: &Engine, s: derbes_core::SubjectId) {
     .unwrap();
     assert_eq!(e.run_jobs().await.unwrap().destroyed, 1);
 }
+
+/// Record these policy versions as published in the store.
+pub async fn publish(store: &derbes_store::Store, versions: &[&LoadedPolicy]) {
+    for v in versions {
+        let mut tx = store.write().await.unwrap();
+        tx.publish_policy(
+            &v.policy().version,
+            v.sha256(),
+            v.policy().published,
+            v.text(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+}

@@ -3,6 +3,7 @@
 mod audit;
 mod breaches;
 mod dev;
+mod import;
 mod keys;
 mod kz;
 mod outbox;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Systems(c) => outbox::systems(c, json),
         Command::Outbox(c) => outbox::run(c, json),
         Command::Ingest(args) => weblog::ingest(args, json),
+        Command::Import(args) => import::run(args, json),
         Command::Stats(args) => weblog::stats(args, json),
     }
 }

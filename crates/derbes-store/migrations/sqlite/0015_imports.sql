@@ -1,0 +1,12 @@
+-- Imports of an existing user base (`derbes import`): where each file (by
+-- its SHA-256) got to. Advanced in the same transaction as the subjects a
+-- batch registers, so an interrupted import resumes after its last
+-- committed line and registers nobody twice.
+CREATE TABLE imports (
+    import_id   TEXT    NOT NULL PRIMARY KEY,  -- SHA-256 of the file, hex
+    lines_done  INTEGER NOT NULL,
+    imported    INTEGER NOT NULL,
+    refused     INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);

@@ -1,0 +1,120 @@
+//! Imports of an existing user base: each file's progress, advanced with
+//! the batch it records, and the checks a batch makes before it writes.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::{Store, StoreError, Write};
+
+/// How far an import got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportProgress {
+    /// Every line up to this one (1-based) is done: registered or refused.
+    pub lines_done: i64,
+    pub imported: i64,
+    pub refused: i64,
+}
+
+impl Store {
+    /// An import's progress (`None`: never started).
+    pub async fn import_progress(
+        &self,
+        import_id: &str,
+    ) -> Result<Option<ImportProgress>, StoreError> {
+        let row =
+            sqlx::query("SELECT lines_done, imported, refused FROM imports WHERE import_id = $1")
+                .bind(import_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(ImportProgress {
+                lines_done: r.try_get("lines_done")?,
+                imported: r.try_get("imported")?,
+                refused: r.try_get("refused")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Which of these `(kind, digest)` identifiers are indexed already (one
+    /// query per kind and 500 digests, each an index lookup).
+    pub async fn indexed(
+        &self,
+        pairs: &[(String, Vec<u8>)],
+    ) -> Result<HashSet<(String, Vec<u8>)>, StoreError> {
+        let mut by_kind: std::collections::BTreeMap<&str, Vec<&Vec<u8>>> = Default::default();
+        for (k, d) in pairs {
+            by_kind.entry(k.as_str()).or_default().push(d);
+        }
+        let mut found = HashSet::new();
+        for (kind, digests) in by_kind {
+            for chunk in digests.chunks(500) {
+                let first = crate::bound(self.backend(), 1, 1);
+                let list = crate::bound(self.backend(), 2, chunk.len());
+                let sql = format!(
+                    "SELECT digest FROM blind_index WHERE kind = {first} AND digest IN ({list})"
+                );
+                let mut q = sqlx::query(&sql).bind(kind);
+                for d in chunk {
+                    q = q.bind((*d).clone());
+                }
+                for r in q.fetch_all(&self.pool).await? {
+                    found.insert((kind.to_string(), r.try_get("digest")?));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which of these IIN digests are barred (a minor, clause 7.7) at `now`.
+    pub async fn barred_among(
+        &self,
+        digests: &[Vec<u8>],
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<Vec<u8>>, StoreError> {
+        let mut found = HashSet::new();
+        for chunk in digests.chunks(500) {
+            let first = crate::bound(self.backend(), 1, 1);
+            let list = crate::bound(self.backend(), 2, chunk.len());
+            let sql = format!(
+                "SELECT digest FROM minor_bar WHERE until_at > {first} AND digest IN ({list})"
+            );
+            let mut q = sqlx::query(&sql).bind(crate::us(now));
+            for d in chunk {
+                q = q.bind(d.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                found.insert(r.try_get("digest")?);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Write {
+    /// Record that an import is done up to `progress.lines_done`, in the
+    /// transaction of the batch that got it there.
+    pub async fn advance_import(
+        &mut self,
+        import_id: &str,
+        progress: ImportProgress,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO imports (import_id, lines_done, imported, refused, started_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (import_id) DO UPDATE SET \
+             lines_done = excluded.lines_done, imported = excluded.imported, \
+             refused = excluded.refused, updated_at = excluded.updated_at",
+        )
+        .bind(import_id)
+        .bind(progress.lines_done)
+        .bind(progress.imported)
+        .bind(progress.refused)
+        .bind(crate::us(now))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+}
