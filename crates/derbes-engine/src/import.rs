@@ -459,88 +459,81 @@ impl Importer {
         }
         let e = self.engine.clone();
         let now = e.now();
+        // Clause 7.7 for the batch at once: barred minors.
+        let iins: Vec<Vec<u8>> = ready
+            .iter()
+            .filter_map(|(_, p)| p.iin_digest().cloned())
+            .collect();
+        let barred = e.store.barred_among(&iins, now).await?;
+        for (n, p) in std::mem::take(&mut ready) {
+            if p.iin_digest().is_some_and(|d| barred.contains(d)) {
+                self.refuse(n, problems_at("", vec![e.barred_problem()]));
+            } else {
+                ready.push((n, p));
+            }
+        }
+        self.progress.lines_done = last as i64;
         for attempt in 0..3 {
-            // Clause 7.7 and the one-person-one-subject rule, for the batch
-            // at once: barred minors, identifiers taken before or given
-            // twice in the batch.
-            let iins: Vec<Vec<u8>> = ready
-                .iter()
-                .filter_map(|(_, p)| p.iin_digest().cloned())
-                .collect();
-            let barred = e.store.barred_among(&iins, now).await?;
-            let pairs: Vec<(String, Vec<u8>)> = ready
-                .iter()
-                .flat_map(|(_, p)| p.new.index.clone())
-                .collect();
-            let taken = e.store.indexed(&pairs).await?;
-            let mut seen = HashSet::new();
-            let mut keep = Vec::with_capacity(ready.len());
-            for (n, p) in std::mem::take(&mut ready) {
-                if p.iin_digest().is_some_and(|d| barred.contains(d)) {
-                    self.refuse(n, problems_at("", vec![e.barred_problem()]));
-                    continue;
-                }
-                if let Some((kind, _)) = p
-                    .new
-                    .index
-                    .iter()
-                    .find(|k| taken.contains(*k) || !seen.insert((*k).clone()))
-                {
-                    let field = FieldType::parse(kind)
-                        .and_then(|t| e.policy.policy().lookup_field(t))
-                        .map_or(kind.clone(), |f| f.to_string());
-                    self.refuse(
-                        n,
-                        vec![problem(
-                            field,
-                            "duplicate_subject",
-                            "a subject with this identifier is registered already",
-                        )],
-                    );
-                    continue;
-                }
-                keep.push((n, p));
-            }
-            ready = keep;
-            self.progress.lines_done = last as i64;
-            if self.report.dry_run {
-                self.report.imported += ready.len() as u64;
-                return Ok(());
-            }
             let news: Vec<_> = ready.iter().map(|(_, p)| p.new.clone()).collect();
             let mut w = e.write().await?;
-            match w.insert_subjects(&news).await {
-                Ok(()) => {
-                    let progress = ImportProgress {
-                        imported: self.progress.imported + ready.len() as i64,
-                        ..self.progress
-                    };
-                    w.advance_import(&self.report.import_id, progress, now)
-                        .await?;
-                    let id = self.report.import_id.clone();
-                    let records: Vec<Record> = ready
-                        .iter()
-                        .map(|(_, p)| p.record(&self.actor, Some(&id)))
-                        .collect();
-                    e.commit(w, records).await?;
-                    self.progress = progress;
-                    self.report.imported += ready.len() as u64;
-                    return Ok(());
-                }
+            // The unique index decides who is registered already (or twice
+            // in the batch), in the statements that write it; a dry run
+            // writes the same and rolls back.
+            let skipped = match w.insert_new_subjects(&news).await {
+                Ok(skipped) => skipped,
                 // Another process rotated the KEK meanwhile: wrap under the new one.
                 Err(derbes_store::StoreError::KekChanged { .. }) if attempt < 2 => {
                     drop(w);
                     for (_, p) in ready.iter_mut() {
                         e.rewrap(std::slice::from_mut(p)).await?;
                     }
+                    continue;
                 }
-                // Someone registered one of these meanwhile: check again.
-                Err(derbes_store::StoreError::Duplicate(_)) if attempt < 2 => drop(w),
                 Err(err) => return Err(e.duplicate(err)),
+            };
+            let skip: HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+            for (i, kind) in skipped {
+                let field = FieldType::parse(&kind)
+                    .and_then(|t| e.policy.policy().lookup_field(t))
+                    .map_or(kind.clone(), |f| f.to_string());
+                self.refuse(
+                    ready[i].0,
+                    vec![problem(
+                        field,
+                        "duplicate_subject",
+                        "a subject with this identifier is registered already (or earlier in the file)",
+                    )],
+                );
             }
+            let kept: Vec<&Prepared> = ready
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !skip.contains(i))
+                .map(|(_, (_, p))| p)
+                .collect();
+            if self.report.dry_run {
+                drop(w);
+                self.report.imported += kept.len() as u64;
+                return Ok(());
+            }
+            let progress = ImportProgress {
+                imported: self.progress.imported + kept.len() as i64,
+                ..self.progress
+            };
+            w.advance_import(&self.report.import_id, progress, now)
+                .await?;
+            let id = self.report.import_id.clone();
+            let records: Vec<Record> = kept
+                .iter()
+                .map(|p| p.record(&self.actor, Some(&id)))
+                .collect();
+            e.commit(w, records).await?;
+            self.progress = progress;
+            self.report.imported += kept.len() as u64;
+            return Ok(());
         }
         Err(EngineError::Internal(
-            "the batch kept meeting concurrent registrations".into(),
+            "the key-encryption key kept changing during the batch".into(),
         ))
     }
 

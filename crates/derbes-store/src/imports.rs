@@ -38,36 +38,6 @@ impl Store {
         .transpose()
     }
 
-    /// Which of these `(kind, digest)` identifiers are indexed already (one
-    /// query per kind and 500 digests, each an index lookup).
-    pub async fn indexed(
-        &self,
-        pairs: &[(String, Vec<u8>)],
-    ) -> Result<HashSet<(String, Vec<u8>)>, StoreError> {
-        let mut by_kind: std::collections::BTreeMap<&str, Vec<&Vec<u8>>> = Default::default();
-        for (k, d) in pairs {
-            by_kind.entry(k.as_str()).or_default().push(d);
-        }
-        let mut found = HashSet::new();
-        for (kind, digests) in by_kind {
-            for chunk in digests.chunks(500) {
-                let first = crate::bound(self.backend(), 1, 1);
-                let list = crate::bound(self.backend(), 2, chunk.len());
-                let sql = format!(
-                    "SELECT digest FROM blind_index WHERE kind = {first} AND digest IN ({list})"
-                );
-                let mut q = sqlx::query(&sql).bind(kind);
-                for d in chunk {
-                    q = q.bind((*d).clone());
-                }
-                for r in q.fetch_all(&self.pool).await? {
-                    found.insert((kind.to_string(), r.try_get("digest")?));
-                }
-            }
-        }
-        Ok(found)
-    }
-
     /// Which of these IIN digests are barred (a minor, clause 7.7) at `now`.
     pub async fn barred_among(
         &self,

@@ -467,6 +467,21 @@ impl Write {
     /// number. An identifier already indexed (or given twice) is refused as
     /// [`StoreError::Duplicate`] naming its kind.
     pub async fn insert_subjects(&mut self, subjects: &[NewSubject]) -> Result<(), StoreError> {
+        match self.insert_new_subjects(subjects).await?.first() {
+            None => Ok(()),
+            Some((_, kind)) => Err(StoreError::Duplicate(kind.clone())),
+        }
+    }
+
+    /// Register the subjects whose identifiers nobody has yet, and skip the
+    /// others: their positions in `subjects` and the kind taken (by someone
+    /// registered before, or earlier in the batch). The unique index
+    /// decides, in the same statements that write it: no separate check
+    /// that another writer could overtake.
+    pub async fn insert_new_subjects(
+        &mut self,
+        subjects: &[NewSubject],
+    ) -> Result<Vec<(usize, String)>, StoreError> {
         let mut keks: Vec<&str> = subjects.iter().map(|s| s.kek_id.as_str()).collect();
         keks.dedup();
         for kek in keks {
@@ -478,44 +493,57 @@ impl Write {
             .iter()
             .flat_map(|s| s.index.iter().map(move |(k, d)| (s, k, d)))
             .collect();
-        let mut inserted = 0;
+        let mut written: std::collections::HashSet<(String, String)> =
+            std::collections::HashSet::with_capacity(index.len());
         for chunk in index.chunks(VALUES_PER_STATEMENT / 3) {
             let sql = multi_row_insert(
                 backend,
                 "INSERT INTO blind_index (kind, digest, subject_id) VALUES ",
                 3,
                 chunk.len(),
-            ) + " ON CONFLICT (kind, digest) DO NOTHING";
+            ) + " ON CONFLICT (kind, digest) DO NOTHING RETURNING subject_id, kind";
             let mut q = sqlx::query(&sql);
             for (s, kind, digest) in chunk {
                 q = q.bind(*kind).bind(*digest).bind(s.subject_id.to_string());
             }
-            inserted += q
-                .execute(&mut **tx)
+            for r in q
+                .fetch_all(&mut **tx)
                 .await
                 .map_err(|e| duplicate_or(e, "index"))?
-                .rows_affected();
-        }
-        if inserted < index.len() as u64 {
-            // Which kind was taken (by someone else, or twice in the batch).
-            let mut kind = "index".to_string();
-            for (s, k, d) in &index {
-                let owner: Option<String> = sqlx::query(
-                    "SELECT subject_id FROM blind_index WHERE kind = $1 AND digest = $2",
-                )
-                .bind(*k)
-                .bind(*d)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(|r| r.try_get("subject_id"))
-                .transpose()?;
-                if owner.as_deref() != Some(s.subject_id.to_string().as_str()) {
-                    kind = (*k).clone();
-                    break;
-                }
+            {
+                written.insert((r.try_get("subject_id")?, r.try_get("kind")?));
             }
-            return Err(StoreError::Duplicate(kind));
         }
+        // A subject with any identifier not written is skipped, and what
+        // was written of its identifiers removed.
+        let mut skipped = Vec::new();
+        for (i, s) in subjects.iter().enumerate() {
+            let id = s.subject_id.to_string();
+            if let Some((kind, _)) = s
+                .index
+                .iter()
+                .find(|(k, _)| !written.contains(&(id.clone(), k.clone())))
+            {
+                skipped.push((i, kind.clone()));
+            }
+        }
+        for chunk in skipped.chunks(500) {
+            let list = crate::bound(backend, 1, chunk.len());
+            let sql = format!("DELETE FROM blind_index WHERE subject_id IN ({list})");
+            let mut q = sqlx::query(&sql);
+            for (i, _) in chunk {
+                q = q.bind(subjects[*i].subject_id.to_string());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        let skip: std::collections::HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+        let kept: Vec<&NewSubject> = subjects
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !skip.contains(i))
+            .map(|(_, s)| s)
+            .collect();
+        let subjects = kept;
         for chunk in subjects.chunks(VALUES_PER_STATEMENT / 4) {
             let sql = multi_row_insert(
                 backend,
@@ -550,6 +578,7 @@ impl Write {
         }
         let fields: Vec<(&NewSubject, &FieldRow)> = subjects
             .iter()
+            .copied()
             .flat_map(|s| s.fields.iter().map(move |f| (s, f)))
             .collect();
         for chunk in fields.chunks(VALUES_PER_STATEMENT / 7) {
@@ -574,6 +603,7 @@ impl Write {
         }
         let consents: Vec<(&NewSubject, &NewConsent)> = subjects
             .iter()
+            .copied()
             .flat_map(|s| s.consents.iter().map(move |c| (s, c)))
             .collect();
         for chunk in consents.chunks(VALUES_PER_STATEMENT / 8) {
@@ -597,7 +627,7 @@ impl Write {
             }
             q.execute(&mut **tx).await?;
         }
-        Ok(())
+        Ok(skipped)
     }
 
     /// Change a subject's status if it is `from` (compare-and-swap); returns
