@@ -46,23 +46,22 @@ stop
 # One wrk per process, the connections split; the sum of their rates.
 spread() {
   local n=$1 what=$2 base=$3
-  local out=()
+  local out=() tag="$dir/$what-$n"
   for i in $(seq 1 "$n"); do
     if [ "$what" = decisions ]; then
       DERBES_TOKEN=$token DERBES_SUBJECT=$subject wrk -t1 -c$((CONNS / n)) -d"${SECS}s" -s bench/decisions.lua \
-        http://127.0.0.1:$((19000 + i))/api/v1/decisions > "$dir/wrk$i" &
+        http://127.0.0.1:$((19000 + i))/api/v1/decisions > "$tag-wrk$i" &
     else
       DERBES_TOKEN=$token DERBES_BASE=$((base + i * 200000)) wrk -t1 -c$((CONNS / n)) -d"${SECS}s" -s bench/register.lua \
-        http://127.0.0.1:$((19000 + i)) > "$dir/wrk$i" &
+        http://127.0.0.1:$((19000 + i)) > "$tag-wrk$i" &
     fi
     out+=($!)
   done
   wait "${out[@]}"
-  cat "$dir"/wrk* | grep '^rate' | python3 -c '
+  cat "$tag"-wrk* | grep '^rate' | python3 -c '
 import sys
 rates = [dict(zip(l.split()[0::2], map(float, l.split()[1::2]))) for l in sys.stdin]
 print(sum(r["rate"] for r in rates), max(r["p99"] for r in rates) / 1000, sum(r["non2xx"] for r in rates))'
-  rm -f "$dir"/wrk*
 }
 
 echo "== PostgreSQL, $SECS s each, $CONNS connections in all, every decision and registration audited"

@@ -547,6 +547,9 @@ impl Importer {
             0.0
         };
         if !self.report.dry_run {
+            if self.report.imported > 0 {
+                self.engine.store.analyze_subjects().await?;
+            }
             let mut reasons = BTreeMap::<String, u64>::new();
             for l in &self.report.refused_lines {
                 for p in &l.problems {

@@ -38,6 +38,20 @@ impl Store {
         .transpose()
     }
 
+    /// Refresh the planner's statistics of the tables an import fills (a
+    /// bulk load leaves them stale: PostgreSQL then plans a decision's
+    /// reads as scans until autovacuum catches up).
+    pub async fn analyze_subjects(&self) -> Result<(), StoreError> {
+        let sql = match self.backend() {
+            crate::Backend::Postgres => {
+                "ANALYZE subjects, subject_keys, subject_fields, blind_index, consents, consent_withdrawals, audit_log"
+            }
+            crate::Backend::Sqlite => "ANALYZE",
+        };
+        sqlx::query(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Which of these IIN digests are barred (a minor, clause 7.7) at `now`.
     pub async fn barred_among(
         &self,
