@@ -15,6 +15,7 @@ use derbes_core::SubjectId;
 use derbes_policy::{Capability, Channel, Operation};
 use derbes_store::NewAuditRecord;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::audit::Record;
 use crate::{Actor, DecisionRequest, Engine, EngineError};
@@ -98,6 +99,22 @@ struct Tally {
     unknown: u64,
     denials: BTreeMap<String, u64>,
     digest: Option<ring::digest::Context>,
+    /// A single decision's details of this question, naming the audience.
+    details: String,
+}
+
+/// The audience's question for one subject: a single decision's question.
+fn question(req: &AudienceRequest, subject: SubjectId) -> DecisionRequest {
+    DecisionRequest {
+        subject_id: subject,
+        operation: req.operation,
+        purpose: req.purpose.clone(),
+        categories: req.categories.clone(),
+        recipient: None,
+        channel: req.channel,
+        legal_basis: None,
+        reference: None,
+    }
 }
 
 impl Engine {
@@ -114,16 +131,12 @@ impl Engine {
         }
         req.check()?;
         let audience_id = uuid::Uuid::now_v7().to_string();
-        let details = serde_json::to_string(&serde_json::json!({
-            "operation": req.operation,
-            "recipient": null,
-            "channel": req.channel,
-            "legal_basis_given": false,
-            "reference_given": false,
-            "audience": audience_id,
-        }))?;
+        // The details a single decision of this question records, and the audience.
+        let mut details = crate::decide::decision_details(&question(req, SubjectId::new()));
+        details["audience"] = Value::from(audience_id.clone());
         let mut tally = Tally {
             digest: Some(ring::digest::Context::new(&ring::digest::SHA256)),
+            details: serde_json::to_string(&details)?,
             ..Tally::default()
         };
         match &req.subject_ids {
@@ -131,8 +144,7 @@ impl Engine {
                 let mut seen = HashSet::with_capacity(ids.len());
                 let ids: Vec<SubjectId> = ids.iter().copied().filter(|s| seen.insert(*s)).collect();
                 for chunk in ids.chunks(CHUNK) {
-                    self.audience_chunk(actor, req, &details, chunk, &mut tally)
-                        .await?;
+                    self.audience_chunk(actor, req, chunk, &mut tally).await?;
                 }
             }
             None => {
@@ -142,8 +154,7 @@ impl Engine {
                     let Some(last) = chunk.last().copied() else {
                         break;
                     };
-                    self.audience_chunk(actor, req, &details, &chunk, &mut tally)
-                        .await?;
+                    self.audience_chunk(actor, req, &chunk, &mut tally).await?;
                     after = Some(last);
                 }
             }
@@ -188,7 +199,6 @@ impl Engine {
         &self,
         actor: &Actor,
         req: &AudienceRequest,
-        details: &str,
         ids: &[SubjectId],
         tally: &mut Tally,
     ) -> Result<(), EngineError> {
@@ -202,17 +212,7 @@ impl Engine {
         for row in &rows {
             let subject = row.subject.subject_id;
             let facts = self.facts_of(row, now).await?;
-            let question = DecisionRequest {
-                subject_id: subject,
-                operation: req.operation,
-                purpose: req.purpose.clone(),
-                categories: req.categories.clone(),
-                recipient: None,
-                channel: req.channel,
-                legal_basis: None,
-                reference: None,
-            };
-            let d = self.decide_facts(actor, &question, &facts);
+            let d = self.decide_facts(actor, &question(req, subject), &facts);
             if d.permit {
                 permitted.push(subject);
             } else {
@@ -238,7 +238,7 @@ impl Engine {
                 categories: categories.clone(),
                 decision: outcome.into(),
                 reasons: serde_json::to_string(&d.reasons)?,
-                details: details.to_string(),
+                details: tally.details.clone(),
             });
         }
         let mut w = self.write().await?;

@@ -538,7 +538,7 @@ fn decision_record<'a>(
 
 /// What the audit keeps of a question: codes and whether a legal basis and
 /// a reference were given — never their words, which may name people.
-fn decision_details(req: &DecisionRequest) -> serde_json::Value {
+pub(crate) fn decision_details(req: &DecisionRequest) -> serde_json::Value {
     let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
     serde_json::json!({
         "operation": req.operation,

@@ -126,7 +126,9 @@ pub struct ImportArgs {
     /// jsonl or csv (default: csv for a `.csv` file, else jsonl).
     #[arg(long, value_parser = ["jsonl", "csv"])]
     pub format: Option<String>,
-    /// Validate every line and report; register nobody.
+    /// Validate every line and report; register nobody (each batch is
+    /// written and rolled back, so duplicates are found exactly as a real
+    /// run would find them).
     #[arg(long)]
     pub dry_run: bool,
     /// Lines per transaction (and per checkpoint).
