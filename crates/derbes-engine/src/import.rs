@@ -314,6 +314,17 @@ pub struct Importer {
     progress: ImportProgress,
     versions: HashMap<String, Option<Arc<LoadedPolicy>>>,
     began: std::time::Instant,
+    /// The batch being written while the next one is read and sealed.
+    writing: Option<tokio::task::JoinHandle<Result<Written, EngineError>>>,
+}
+
+/// What writing a batch found: the lines it refused (minors barred, people
+/// registered already), how many it registered, the checkpoint it wrote.
+#[derive(Debug)]
+struct Written {
+    refused: Vec<(u64, LineProblem)>,
+    imported: u64,
+    progress: ImportProgress,
 }
 
 impl Engine {
@@ -345,6 +356,7 @@ impl Engine {
             progress,
             versions: HashMap::new(),
             began: std::time::Instant::now(),
+            writing: None,
         })
     }
 }
@@ -457,88 +469,45 @@ impl Importer {
                 },
             }
         }
-        let e = self.engine.clone();
-        let now = e.now();
-        // Clause 7.7 for the batch at once: barred minors.
-        let iins: Vec<Vec<u8>> = ready
-            .iter()
-            .filter_map(|(_, p)| p.iin_digest().cloned())
-            .collect();
-        let barred = e.store.barred_among(&iins, now).await?;
-        for (n, p) in std::mem::take(&mut ready) {
-            if p.iin_digest().is_some_and(|d| barred.contains(d)) {
-                self.refuse(n, problems_at("", vec![e.barred_problem()]));
-            } else {
-                ready.push((n, p));
-            }
-        }
+        // The previous batch's write ran while this one was sealed; its
+        // checkpoint is the base of this one's.
+        self.flush().await?;
+        let progress = ImportProgress {
+            lines_done: last as i64,
+            ..self.progress
+        };
         self.progress.lines_done = last as i64;
-        for attempt in 0..3 {
-            let news: Vec<_> = ready.iter().map(|(_, p)| p.new.clone()).collect();
-            let mut w = e.write().await?;
-            // The unique index decides who is registered already (or twice
-            // in the batch), in the statements that write it; a dry run
-            // writes the same and rolls back.
-            let skipped = match w.insert_new_subjects(&news).await {
-                Ok(skipped) => skipped,
-                // Another process rotated the KEK meanwhile: wrap under the new one.
-                Err(derbes_store::StoreError::KekChanged { .. }) if attempt < 2 => {
-                    drop(w);
-                    for (_, p) in ready.iter_mut() {
-                        e.rewrap(std::slice::from_mut(p)).await?;
-                    }
-                    continue;
-                }
-                Err(err) => return Err(e.duplicate(err)),
-            };
-            let skip: HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
-            for (i, kind) in skipped {
-                let field = FieldType::parse(&kind)
-                    .and_then(|t| e.policy.policy().lookup_field(t))
-                    .map_or(kind.clone(), |f| f.to_string());
-                self.refuse(
-                    ready[i].0,
-                    vec![problem(
-                        field,
-                        "duplicate_subject",
-                        "a subject with this identifier is registered already (or earlier in the file)",
-                    )],
-                );
-            }
-            let kept: Vec<&Prepared> = ready
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !skip.contains(i))
-                .map(|(_, (_, p))| p)
-                .collect();
-            if self.report.dry_run {
-                drop(w);
-                self.report.imported += kept.len() as u64;
-                return Ok(());
-            }
-            let progress = ImportProgress {
-                imported: self.progress.imported + kept.len() as i64,
-                ..self.progress
-            };
-            w.advance_import(&self.report.import_id, progress, now)
-                .await?;
-            let id = self.report.import_id.clone();
-            let records: Vec<Record> = kept
-                .iter()
-                .map(|p| p.record(&self.actor, Some(&id)))
-                .collect();
-            e.commit(w, records).await?;
-            self.progress = progress;
-            self.report.imported += kept.len() as u64;
+        let (e, actor, id, dry_run) = (
+            self.engine.clone(),
+            self.actor.clone(),
+            self.report.import_id.clone(),
+            self.report.dry_run,
+        );
+        self.writing = Some(tokio::spawn(async move {
+            write_batch(&e, &actor, &id, dry_run, ready, progress).await
+        }));
+        Ok(())
+    }
+
+    /// Wait for the batch being written, and count what it found.
+    pub async fn flush(&mut self) -> Result<(), EngineError> {
+        let Some(writing) = self.writing.take() else {
             return Ok(());
+        };
+        let w = writing
+            .await
+            .map_err(|e| EngineError::Internal(format!("the import's writer stopped: {e}")))??;
+        for (n, p) in w.refused {
+            self.refuse(n, vec![p]);
         }
-        Err(EngineError::Internal(
-            "the key-encryption key kept changing during the batch".into(),
-        ))
+        self.report.imported += w.imported;
+        self.progress.imported = w.progress.imported;
+        Ok(())
     }
 
     /// Finish: the import's audit record, and its report.
     pub async fn finish(mut self) -> Result<ImportReport, EngineError> {
+        self.flush().await?;
         let secs = self.began.elapsed().as_secs_f64();
         self.report.seconds = secs;
         self.report.subjects_per_second = if secs > 0.0 {
@@ -571,4 +540,99 @@ impl Importer {
         }
         Ok(self.report)
     }
+}
+
+/// Write one batch: minors barred (clause 7.7), then the subjects in one
+/// unit of work with their `register` records and the import's checkpoint
+/// (`progress` advanced by what this batch registered and refused). The
+/// unique index decides who is registered already, or twice in the batch,
+/// in the statements that write it; a dry run writes the same and rolls
+/// back.
+async fn write_batch(
+    e: &Engine,
+    actor: &Actor,
+    import_id: &str,
+    dry_run: bool,
+    ready: Vec<(u64, Prepared)>,
+    mut progress: ImportProgress,
+) -> Result<Written, EngineError> {
+    let now = e.now();
+    let iins: Vec<Vec<u8>> = ready
+        .iter()
+        .filter_map(|(_, p)| p.iin_digest().cloned())
+        .collect();
+    let barred = e.store.barred_among(&iins, now).await?;
+    let mut refused = Vec::new();
+    let mut ready: Vec<(u64, Prepared)> = ready
+        .into_iter()
+        .filter_map(|(n, p)| {
+            if p.iin_digest().is_some_and(|d| barred.contains(d)) {
+                refused.extend(
+                    problems_at("", vec![e.barred_problem()])
+                        .into_iter()
+                        .map(|p| (n, p)),
+                );
+                None
+            } else {
+                Some((n, p))
+            }
+        })
+        .collect();
+    for attempt in 0..3 {
+        let news: Vec<_> = ready.iter().map(|(_, p)| p.new.clone()).collect();
+        let mut w = e.write().await?;
+        let skipped = match w.insert_new_subjects(&news).await {
+            Ok(skipped) => skipped,
+            // Another process rotated the KEK meanwhile: wrap under the new one.
+            Err(derbes_store::StoreError::KekChanged { .. }) if attempt < 2 => {
+                drop(w);
+                for (_, p) in ready.iter_mut() {
+                    e.rewrap(std::slice::from_mut(p)).await?;
+                }
+                continue;
+            }
+            Err(err) => return Err(e.duplicate(err)),
+        };
+        let skip: HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+        for (i, kind) in skipped {
+            let field = FieldType::parse(&kind)
+                .and_then(|t| e.policy.policy().lookup_field(t))
+                .map_or(kind.clone(), |f| f.to_string());
+            refused.push((
+                ready[i].0,
+                problem(
+                    field,
+                    "duplicate_subject",
+                    "a subject with this identifier is registered already (or earlier in the file)",
+                ),
+            ));
+        }
+        let kept: Vec<&Prepared> = ready
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !skip.contains(i))
+            .map(|(_, (_, p))| p)
+            .collect();
+        progress.imported += kept.len() as i64;
+        progress.refused += refused.len() as i64;
+        let imported = kept.len() as u64;
+        if dry_run {
+            drop(w);
+        } else {
+            w.advance_import(import_id, progress, now).await?;
+            let records: Vec<Record> = kept
+                .iter()
+                .map(|p| p.record(actor, Some(import_id)))
+                .collect();
+            e.commit(w, records).await?;
+        }
+        return Ok(Written {
+            refused,
+            imported,
+            progress,
+        });
+    }
+    Err(EngineError::Internal(
+        "the key-encryption key kept changing during the batch".into(),
+    ))
 }

@@ -108,6 +108,7 @@ async fn import_validates_and_resumes(db: TestDb) {
     let all = read(&e, &lines);
     let mut first = e.import(&import, "file-1", false).await.unwrap();
     first.batch(all[..4].to_vec()).await.unwrap();
+    first.flush().await.unwrap();
     drop(first);
     assert_eq!(db.store.subject_count().await.unwrap().active, 2);
     let mut again = e.import(&import, "file-1", false).await.unwrap();
