@@ -300,7 +300,7 @@ impl Engine {
                 }
             }
             let (records, replies): (Vec<NewAuditRecord>, Vec<_>) = batch.into_iter().unzip();
-            match self.store.append_audit(&records).await {
+            match self.store.append_audit(records).await {
                 Ok(seqs) => {
                     let last = seqs.last().copied().unwrap_or(0);
                     for (reply, seq) in replies.into_iter().zip(seqs) {

@@ -151,7 +151,7 @@ const AUDIT_COLUMNS: &str =
 pub(crate) async fn append_in(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
-    records: &[NewAuditRecord],
+    records: Vec<NewAuditRecord>,
 ) -> Result<Vec<i64>, StoreError> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -167,44 +167,35 @@ pub(crate) async fn append_in(
         None => (0, vec![0u8; 32]),
     };
     let mut seqs = Vec::with_capacity(records.len());
-    for chunk in records.chunks(256) {
-        let mut sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..13 {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                // Positional `?` spares SQLite a name lookup per bound value.
-                match backend {
-                    Backend::Sqlite => sql.push('?'),
-                    Backend::Postgres => sql.push_str(&format!("${}", i * 13 + c + 1)),
-                }
-            }
-            sql.push(')');
-        }
+    let mut records = records.into_iter().peekable();
+    while records.peek().is_some() {
+        // The records move into the statement: no copy of their texts.
+        let chunk: Vec<NewAuditRecord> = records.by_ref().take(256).collect();
+        // SQLite's plain `?` spares it a name lookup per bound value.
+        let sql = crate::subjects::multi_row_insert(
+            backend,
+            &format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES "),
+            13,
+            chunk.len(),
+        );
         let mut q = sqlx::query(&sql);
         for r in chunk {
             seq += 1;
-            let hash = record_hash(&prev, seq, r);
+            let hash = record_hash(&prev, seq, &r);
             q = q
                 .bind(seq)
                 .bind(crate::us(r.at))
-                .bind(r.actor.clone())
-                .bind(r.role.clone())
-                .bind(r.action.clone())
-                .bind(r.subject_id.clone())
-                .bind(r.purpose.clone())
-                .bind(r.categories.clone())
-                .bind(r.decision.clone())
-                .bind(r.reasons.clone())
-                .bind(r.details.clone())
-                .bind(prev.clone())
-                .bind(hash.clone());
-            prev = hash;
+                .bind(r.actor)
+                .bind(r.role)
+                .bind(r.action)
+                .bind(r.subject_id)
+                .bind(r.purpose)
+                .bind(r.categories)
+                .bind(r.decision)
+                .bind(r.reasons)
+                .bind(r.details)
+                .bind(std::mem::replace(&mut prev, hash.clone()))
+                .bind(hash);
             seqs.push(seq);
         }
         q.execute(&mut **tx).await?;

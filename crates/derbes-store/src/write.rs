@@ -59,12 +59,16 @@ impl Store {
 
     /// Append audit records on their own, one durable transaction (the
     /// engine's group commit of decisions); their sequence numbers.
-    pub async fn append_audit(&self, records: &[NewAuditRecord]) -> Result<Vec<i64>, StoreError> {
+    pub async fn append_audit(
+        &self,
+        records: impl Into<Vec<NewAuditRecord>>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let records = records.into();
         if records.is_empty() {
             return Ok(Vec::new());
         }
         let mut w = self.write().await?;
-        w.audit.extend_from_slice(records);
+        w.audit = records;
         w.commit().await
     }
 }
@@ -81,7 +85,7 @@ impl Write {
             Vec::new()
         } else {
             let records = std::mem::take(&mut self.audit);
-            crate::audit::append_in(&mut self.tx, self.backend, &records).await?
+            crate::audit::append_in(&mut self.tx, self.backend, records).await?
         };
         if !self.stamp_disclosures.is_empty() {
             let first = *seqs.first().ok_or_else(|| {
