@@ -198,7 +198,7 @@ async fn certificate_as_the_log_grows(name: &str, e: &Engine, db: &TestDb, reque
     for target in [10_000i64, 100_000] {
         while appended < target {
             let batch: Vec<_> = (appended..appended + 1000).map(filler).collect();
-            db.store.append_audit(&batch).await.unwrap();
+            db.store.append_audit(batch).await.unwrap();
             e.checkpoint().await.unwrap();
             appended += 1000;
         }
