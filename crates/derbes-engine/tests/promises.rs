@@ -1044,6 +1044,32 @@ async fn minors(w: &World, t: &mut Table) {
         has(&c, "invalid:barred_minor"),
         format!("re-registration: {c:?}"),
     );
+    // Nor does an import bring them back.
+    let line = json!({
+        "fields": {"identity.iin": iin(6), "identity.rk_citizen": true, "full_name.surname": "Сатпаева",
+                   "full_name.first_name": "Дана", "contact.phone": phone(6)},
+        "consents": [{"kind": "policy", "given_at": "2026-01-05T10:00:00+05:00"}]})
+    .to_string();
+    let import = Actor::system(derbes_engine::SystemJob::Import);
+    let mut i = e.import(&import, "minors-file", false).await.unwrap();
+    i.batch(vec![(
+        1,
+        derbes_engine::ImportLine::from_json(&line, e.now()),
+    )])
+    .await
+    .unwrap();
+    let r = i.finish().await.unwrap();
+    let c: Vec<&str> = r
+        .refused_lines
+        .iter()
+        .flat_map(|l| l.problems.iter().map(|p| p.code.as_str()))
+        .collect();
+    t.cell(
+        p,
+        Door::Collection,
+        r.imported == 0 && c == ["barred_minor"],
+        format!("import: {c:?}"),
+    );
 }
 
 async fn ip_link_and_depersonalised(w: &World, t: &mut Table) {
