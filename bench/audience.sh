@@ -30,8 +30,12 @@ run() {
   local token backend
   token=$(env "${env[@]}" $BIN staff add --name bench --role marketing --json | jq -r .token)
   backend=$(env "${env[@]}" $BIN staff add --name ids --role backend_service --json | jq -r .token)
+  if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then
+    echo "something already listens on 127.0.0.1:$PORT" >&2; exit 1
+  fi
   env "${env[@]}" $BIN serve --listen 127.0.0.1:$PORT >/dev/null 2>"$dir/serve.log" &
   local pid=$!
+  trap "kill $pid 2>/dev/null || true" EXIT
   for _ in $(seq 1 100); do curl -sf localhost:$PORT/healthz >/dev/null && break; sleep 0.1; done
   # Every active subject's id (a question each of them passes), at most 100,000.
   curl -s -X POST localhost:$PORT/api/v1/audiences -H "Authorization: Bearer $backend" -H 'content-type: application/json' \

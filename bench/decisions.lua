@@ -11,9 +11,4 @@ if subject and subject ~= "" then
   wrk.body = '{"subject_id":"' .. subject .. '","operation":"use","purpose":"identification","categories":["identity","full_name"]}'
 end
 
-done = function(summary, latency, requests)
-  local secs = summary.duration / 1e6
-  io.write(string.format("rate %.0f p50 %.0f p99 %.0f non2xx %d\n",
-    summary.requests / secs, latency:percentile(50), latency:percentile(99),
-    summary.errors.status))
-end
+dofile("bench/report.lua")

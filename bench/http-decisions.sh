@@ -29,6 +29,7 @@ run() {
   token=$(env "${env[@]}" $BIN staff add --name bench --role backend_service --json | field token)
   env "${env[@]}" $BIN serve --listen 127.0.0.1:$PORT >/dev/null 2>"$dir/serve.log" &
   local pid=$!
+  trap "kill $pid 2>/dev/null || true" EXIT
   for _ in $(seq 1 100); do curl -sf localhost:$PORT/healthz >/dev/null && break; sleep 0.1; done
   local subject
   subject=$(curl -s -X POST localhost:$PORT/api/v1/subjects -H "Authorization: Bearer $token" -H 'content-type: application/json' \

@@ -50,9 +50,4 @@ request = function()
   }, body)
 end
 
-done = function(summary, latency, requests)
-  local secs = summary.duration / 1e6
-  io.write(string.format("rate %.0f p50 %.0f p99 %.0f non2xx %d\n",
-    summary.requests / secs, latency:percentile(50), latency:percentile(99),
-    summary.errors.status))
-end
+dofile("bench/report.lua")
