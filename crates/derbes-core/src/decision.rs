@@ -12,7 +12,7 @@ use derbes_policy::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::consent::{ConsentRecord, ConsentState};
+use crate::consent::{ConsentRecord, ConsentState, ConsentTerms};
 pub use crate::facts::objection_bit;
 use crate::facts::{channel_bit, channel_index, kind_bit, PurposeCover};
 pub use crate::facts::{ConsentFacts, Coverage, SubjectFacts};
@@ -309,17 +309,26 @@ impl Compiled {
     /// marketing consents per channel and the purposes each covers, the
     /// kinds with an active consent.
     pub fn consent_facts(&self, records: &[ConsentRecord], now: DateTime<Utc>) -> ConsentFacts {
+        let terms: Vec<ConsentTerms> = records.iter().map(ConsentRecord::terms).collect();
+        self.terms_facts(&terms, now)
+    }
+
+    /// [`Compiled::consent_facts`] from the consents' terms, in any order:
+    /// the latest policy acceptance is the one given last (the greater
+    /// consent id when two were given at the same moment).
+    pub fn terms_facts(&self, terms: &[ConsentTerms], now: DateTime<Utc>) -> ConsentFacts {
         let mut f = ConsentFacts::default();
-        let mut latest_policy: Option<&ConsentRecord> = None;
-        for r in records {
-            let active = r.state(now) == ConsentState::Active;
+        let mut latest_policy: Option<&ConsentTerms> = None;
+        for r in terms {
             if r.kind == ConsentKind::Policy {
-                if latest_policy.is_none_or(|l| r.given_at >= l.given_at) {
+                if latest_policy.is_none_or(|l| {
+                    (r.given_at, r.consent_id.as_str()) >= (l.given_at, l.consent_id.as_str())
+                }) {
                     latest_policy = Some(r);
                 }
                 continue;
             }
-            if !active {
+            if r.state(now) != ConsentState::Active {
                 continue;
             }
             f.kinds |= kind_bit(r.kind);

@@ -878,3 +878,69 @@ fn the_subject_needs_to_know_only_to_answer_their_own_requests() {
     let err = LoadedPolicy::from_text(text).unwrap_err().to_string();
     assert!(err.contains("reserved"), "{err}");
 }
+
+proptest::proptest! {
+    /// The stored terms line reads back as the record's terms, for every
+    /// kind, channel, expiry, flags and moment; the facts from the lines
+    /// equal the facts from the records, in whatever order they are read.
+    #[test]
+    fn terms_lines_read_back_as_the_records(
+        kinds in proptest::collection::vec(0usize..6, 1..6),
+        withdrawn in proptest::collection::vec(proptest::option::of(-3i64..3), 6),
+        refuse_third in proptest::bool::ANY,
+        notify in proptest::bool::ANY,
+        later in 0i64..400,
+        micros in 0i64..1_000_000,
+    ) {
+        let p = policy();
+        let s = SubjectId::new();
+        let asks = [
+            serde_json::json!({"kind": "policy", "third_party": !refuse_third, "notify_of_transfers": notify}),
+            serde_json::json!({"kind": "marketing", "channel": "sms"}),
+            serde_json::json!({"kind": "marketing", "channel": "push"}),
+            serde_json::json!({"kind": "cookies", "expires_in_months": 1}),
+            serde_json::json!({"kind": "policy", "cross_border": true}),
+            serde_json::json!({"kind": "marketing", "channel": "email"}),
+        ];
+        let at = now() - Duration::days(40) + Duration::microseconds(micros);
+        let mut recs = Vec::new();
+        for (i, k) in kinds.iter().enumerate() {
+            let req: ConsentRequest = serde_json::from_value(asks[*k].clone()).unwrap();
+            let (mut r, _) = build_consent(&p, s, &req, None, at + Duration::days(i as i64 % 2), "").unwrap();
+            r.withdrawn_at = withdrawn[i].map(|d| now() + Duration::days(d));
+            recs.push(r);
+        }
+        let mut lines = Vec::new();
+        for r in &recs {
+            let line = r.terms().line().unwrap();
+            let back = ConsentTerms::parse_line(&line, r.withdrawn_at).unwrap();
+            proptest::prop_assert_eq!(&back, &r.terms());
+            lines.push(back);
+        }
+        let c = compiled();
+        let when = now() + Duration::days(later);
+        lines.reverse();
+        proptest::prop_assert_eq!(c.terms_facts(&lines, when), c.consent_facts(&recs, when));
+    }
+}
+
+#[test]
+fn a_terms_line_of_another_shape_is_not_read() {
+    let recs = records(&[serde_json::json!({"kind": "marketing", "channel": "sms"})]);
+    let line = recs[0].terms().line().unwrap();
+    assert!(ConsentTerms::parse_line(&line, None).is_some());
+    for bad in [
+        line.replace("t1 ", "t2 "),
+        format!("{line} extra"),
+        line.replace(" sms ", " pigeon "),
+        line.rsplit_once(' ')
+            .map(|(a, _)| format!("{a} 01"))
+            .unwrap(),
+        "{\"kind\":\"policy\"}".to_string(),
+    ] {
+        assert_eq!(ConsentTerms::parse_line(&bad, None), None, "{bad}");
+    }
+    let mut odd = recs[0].terms();
+    odd.purposes.push("two words".into());
+    assert_eq!(odd.line(), None);
+}

@@ -246,6 +246,7 @@ impl Engine {
             w.audit(r);
         }
         w.commit().await?;
+
         tally.permitted.extend(permitted);
         Ok(())
     }

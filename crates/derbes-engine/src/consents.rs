@@ -86,6 +86,7 @@ impl Engine {
                 .map_err(|_| vec![Problem::new("consent", "invalid", "cannot be recorded")])?,
             receipt_sha256: record.receipt_sha256.clone(),
             policy_sha256: record.policy_sha256.clone(),
+            terms: record.terms().line(),
         };
         Ok((row, signed))
     }

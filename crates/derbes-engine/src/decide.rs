@@ -190,9 +190,13 @@ impl Engine {
         rows: &derbes_store::SubjectFactsRows,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<SubjectFacts, EngineError> {
-        let consents = crate::records_of(&rows.consents)?;
+        let consents = rows
+            .consents
+            .iter()
+            .map(terms_of)
+            .collect::<Result<Vec<_>, _>>()?;
         let consents = match self.compiled.as_ref() {
-            Ok(c) => c.consent_facts(&consents, now),
+            Ok(c) => c.terms_facts(&consents, now),
             // Nothing is permitted anyway; no consent is known.
             Err(_) => ConsentFacts::default(),
         };
@@ -578,4 +582,15 @@ pub(crate) fn disclosure_view(r: DisclosureRow, notes: &crate::notes::Opened) ->
         notice_due: r.notice_due,
         notified_at: r.notified_at,
     }
+}
+
+/// A consent's terms as the store read them for a decision: its terms
+/// line, or (stored before lines were) its record.
+fn terms_of(c: &derbes_store::FactsConsent) -> Result<derbes_core::ConsentTerms, EngineError> {
+    if let Some(t) = derbes_core::ConsentTerms::parse_line(&c.terms, c.withdrawn_at) {
+        return Ok(t);
+    }
+    let mut record: derbes_core::ConsentRecord = serde_json::from_str(&c.terms)?;
+    record.withdrawn_at = c.withdrawn_at;
+    Ok(record.terms())
 }

@@ -1843,15 +1843,17 @@ async fn audience_answers_as_decisions(db: TestDb) {
     let everyone = [plain, objected, blocked, held, withdrawn];
     let mut expected = Vec::new();
     let mut denials = BTreeMap::<String, u64>::new();
-    for s in everyone {
-        let q = ask(
+    let sms = |s| {
+        ask(
             s,
             Operation::Use,
             "marketing",
             &["contact"],
             Some(Channel::Sms),
-        );
-        let d = e.decide(&marketing, &q).await.unwrap();
+        )
+    };
+    for s in everyone {
+        let d = e.decide(&marketing, &sms(s)).await.unwrap();
         if d.decision == "permit" {
             expected.push(s);
         } else {
@@ -1907,6 +1909,23 @@ async fn audience_answers_as_decisions(db: TestDb) {
     assert_eq!(b.subject_ids, sorted);
     // Blocked and withdrawn subjects are not active: plain, objected, held.
     assert_eq!(b.asked, 3);
+    // Consents stored before their terms were (schema 16) are read from
+    // their records, and answer alike, in an audience and alone.
+    let st = &w.db.store;
+    let stored = st
+        .debug_execute("UPDATE consents SET terms = NULL WHERE terms IS NOT NULL")
+        .await
+        .unwrap();
+    assert!(stored >= 10, "{stored}");
+    let again = e.audience(&marketing, &req).await.unwrap();
+    assert_eq!(again.subject_ids, expected);
+    assert_eq!(again.denials, a.denials);
+    // A second engine on the same store: its facts cache is empty.
+    let fresh = common::clocked(&w.db, w.dir.path(), w.now.clone());
+    for s in everyone {
+        let d = fresh.decide(&marketing, &sms(s)).await.unwrap();
+        assert_eq!(d.decision == "permit", expected.contains(&s), "{s}");
+    }
     // Refused before anything is decided: neither, both, a subject's session, a role without `decide`.
     for body in [
         json!({"operation": "use", "purpose": "marketing", "categories": ["contact"]}),

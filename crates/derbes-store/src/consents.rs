@@ -17,6 +17,9 @@ pub struct NewConsent {
     pub receipt_sha256: String,
     /// The SHA-256 of the policy version it accepted.
     pub policy_sha256: String,
+    /// What decisions read of it (`derbes_core::ConsentTerms::line`);
+    /// `None`: they read the record.
+    pub terms: Option<String>,
 }
 
 /// A subject's latest acceptance of the policy: the version's SHA-256
@@ -114,8 +117,8 @@ impl Write {
         c: &NewConsent,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256, terms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(subject_id.to_string())
         .bind(&c.consent_id)
@@ -125,6 +128,7 @@ impl Write {
         .bind(&c.record_json)
         .bind(&c.receipt_sha256)
         .bind(&c.policy_sha256)
+        .bind(&c.terms)
         .execute(self.conn())
         .await?;
         Ok(())

@@ -41,6 +41,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_subject_sessions"),
     migration!(14, "0014_staff_lang"),
     migration!(15, "0015_imports"),
+    migration!(16, "0016_consent_terms"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.
