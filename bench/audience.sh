@@ -26,7 +26,7 @@ run() {
   local env=(DERBES_DATA_DIR="$dir/data" DERBES_LOG=warn)
   [ -n "$url" ] && env+=(DATABASE_URL="$url")
   $BIN dev seed --subjects "$N" --out "$dir/users.jsonl" >/dev/null
-  env "${env[@]}" $BIN import "$dir/users.jsonl" --batch 2000 --json > "$dir/import.json" || true
+  env "${env[@]}" $BIN import "$dir/users.jsonl" --json > "$dir/import.json" || true
   local token backend
   token=$(env "${env[@]}" $BIN staff add --name bench --role marketing --json | jq -r .token)
   backend=$(env "${env[@]}" $BIN staff add --name ids --role backend_service --json | jq -r .token)

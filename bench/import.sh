@@ -41,12 +41,12 @@ run() {
   b=$(fresh "${label}_import" "$url")
   echo "== $label"
   env $a $BIN dev seed --subjects "$P" --json > "$work/one.json"
-  env $b $BIN import "$work/users.jsonl" --batch 2000 --json > "$work/import.json" || true
+  env $b $BIN import "$work/users.jsonl" --json > "$work/import.json" || true
   python3 - "$work/one.json" "$work/import.json" <<'PY'
 import json, sys
 one, imp = (json.load(open(f)) for f in sys.argv[1:3])
 print(f"   one at a time (the peer: Engine::register, 8 in flight) {one['registrations_per_second']:>9,.0f} subjects/s   ({one['registered']:,} in {one['seconds']:.1f} s)")
-print(f"   derbes import (batches of 2,000)                        {imp['subjects_per_second']:>9,.0f} subjects/s   ({imp['imported']:,} in {imp['seconds']:.1f} s; {imp['refused']:,} lines refused: minors)")
+print(f"   derbes import (batches of 10,000: the default)          {imp['subjects_per_second']:>9,.0f} subjects/s   ({imp['imported']:,} in {imp['seconds']:.1f} s; {imp['refused']:,} lines refused: minors)")
 print(f"   ratio import / one at a time: {imp['subjects_per_second'] / one['registrations_per_second']:.1f}x")
 PY
   env $a $BIN audit verify | sed "s/^/   audit (one at a time): /"

@@ -131,8 +131,12 @@ pub struct ImportArgs {
     /// run would find them).
     #[arg(long)]
     pub dry_run: bool,
-    /// Lines per transaction (and per checkpoint).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    /// Lines per transaction (and per checkpoint). Larger batches write
+    /// each index page fewer times (10,000: ~10.5k subjects/s on SQLite
+    /// against ~7.5k at 2,000); a smaller one holds SQLite's one writer
+    /// for less time when a `serve` writes to the same store meanwhile,
+    /// and a kill -9 loses less work in flight.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
     pub batch: u64,
 }
 
