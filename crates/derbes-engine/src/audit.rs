@@ -291,6 +291,7 @@ impl Engine {
             .flatten()
             .map(|c| c.seq)
             .unwrap_or(0);
+        let mut appender = self.store.audit_appender();
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -300,7 +301,7 @@ impl Engine {
                 }
             }
             let (records, replies): (Vec<NewAuditRecord>, Vec<_>) = batch.into_iter().unzip();
-            match self.store.append_audit(records).await {
+            match appender.append(&records).await {
                 Ok(seqs) => {
                     let last = seqs.last().copied().unwrap_or(0);
                     for (reply, seq) in replies.into_iter().zip(seqs) {

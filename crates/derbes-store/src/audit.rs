@@ -146,64 +146,229 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
 const AUDIT_COLUMNS: &str =
     "seq, at, actor, role, action, subject_id, purpose, categories, decision, reasons, details, prev_hash, hash";
 
+/// At most this many records per `INSERT` (13 values each).
+const ROWS_PER_INSERT: usize = 256;
+
+/// `INSERT INTO audit_log …` for `rows` records.
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    // SQLite's plain `?` spares it a name lookup per bound value.
+    crate::subjects::multi_row_insert(
+        backend,
+        &format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES "),
+        13,
+        rows,
+    )
+}
+
+/// Bind `chunk` to `q`, numbered and chained after `tail`, which moves to
+/// the chunk's last record.
+fn bind_chunk<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    chunk: &'q [NewAuditRecord],
+    tail: &mut ChainTail,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for r in chunk {
+        let seq = tail.seq + 1;
+        let hash = record_hash(&tail.hash, seq, r);
+        q = q
+            .bind(seq)
+            .bind(crate::us(r.at))
+            .bind(r.actor.as_str())
+            .bind(r.role.as_str())
+            .bind(r.action.as_str())
+            .bind(r.subject_id.as_deref())
+            .bind(r.purpose.as_deref())
+            .bind(r.categories.as_str())
+            .bind(r.decision.as_str())
+            .bind(r.reasons.as_str())
+            .bind(r.details.as_str())
+            .bind(std::mem::replace(&mut tail.hash, hash.clone()))
+            .bind(hash);
+        tail.seq = seq;
+    }
+    q
+}
+
+/// The chain's tail as `conn` sees it; before the first record, number 0
+/// and the all-zero hash.
+async fn read_tail(conn: &mut sqlx::AnyConnection) -> Result<ChainTail, StoreError> {
+    let tail = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(conn)
+        .await?;
+    Ok(match tail {
+        Some(r) => ChainTail {
+            seq: r.try_get("seq")?,
+            hash: r.try_get("hash")?,
+        },
+        None => ChainTail {
+            seq: 0,
+            hash: vec![0u8; 32],
+        },
+    })
+}
+
 /// Append records to the chain inside `tx`, under the chain's lock; their
-/// sequence numbers. Only [`crate::Write::commit`] calls it.
+/// sequence numbers and the new tail. Only [`crate::Write::commit`] calls
+/// it.
 pub(crate) async fn append_in(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
-    records: Vec<NewAuditRecord>,
-) -> Result<Vec<i64>, StoreError> {
+    records: &[NewAuditRecord],
+) -> Result<(Vec<i64>, ChainTail), StoreError> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PG_AUDIT_LOCK)
             .execute(&mut **tx)
             .await?;
     }
-    let tail = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
-        .await?;
-    let (mut seq, mut prev): (i64, Vec<u8>) = match tail {
-        Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
-        None => (0, vec![0u8; 32]),
-    };
-    let mut seqs = Vec::with_capacity(records.len());
-    let mut records = records.into_iter().peekable();
-    while records.peek().is_some() {
-        // The records move into the statement: no copy of their texts.
-        let chunk: Vec<NewAuditRecord> = records.by_ref().take(256).collect();
-        // SQLite's plain `?` spares it a name lookup per bound value.
-        let sql = crate::subjects::multi_row_insert(
-            backend,
-            &format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES "),
-            13,
-            chunk.len(),
-        );
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            seq += 1;
-            let hash = record_hash(&prev, seq, &r);
-            q = q
-                .bind(seq)
-                .bind(crate::us(r.at))
-                .bind(r.actor)
-                .bind(r.role)
-                .bind(r.action)
-                .bind(r.subject_id)
-                .bind(r.purpose)
-                .bind(r.categories)
-                .bind(r.decision)
-                .bind(r.reasons)
-                .bind(r.details)
-                .bind(std::mem::replace(&mut prev, hash.clone()))
-                .bind(hash);
-            seqs.push(seq);
-        }
-        q.execute(&mut **tx).await?;
+    let mut tail = read_tail(tx).await?;
+    let first = tail.seq + 1;
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let sql = insert_sql(backend, chunk.len());
+        bind_chunk(sqlx::query(&sql), chunk, &mut tail)
+            .execute(&mut **tx)
+            .await?;
     }
-    Ok(seqs)
+    Ok(((first..=tail.seq).collect(), tail))
 }
 
+/// The engine's group commit: batches of records appended on a connection
+/// of its own, each batch one durable transaction and as few round trips
+/// as the backend allows — on SQLite one (`BEGIN IMMEDIATE`, the inserts
+/// and `COMMIT` as one statement list), on PostgreSQL three (the chain's
+/// lock with the tail; the inserts; `COMMIT`).
+///
+/// On SQLite the batch is numbered after the tail the store last saw
+/// committed (its own appends and every unit of work's), without reading
+/// it again. That cannot fork the chain: sequence numbers are dense and the
+/// primary key, so if another writer (another process) appended meanwhile,
+/// the batch's first number is taken, the batch rolls back whole, and it is
+/// numbered again after the tail read afresh. On PostgreSQL, where several
+/// processes share the chain, the tail is read under the lock.
+#[derive(Debug)]
+pub struct AuditAppender {
+    store: Store,
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl AuditAppender {
+    /// Append `records` (one durable transaction); their sequence numbers,
+    /// in order. On an error nothing of the batch is stored.
+    pub async fn append(&mut self, records: &[NewAuditRecord]) -> Result<Vec<i64>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut trust_known_tail = true;
+        loop {
+            match self.try_append(records, trust_known_tail).await {
+                Ok(tail) => {
+                    let first = tail.seq - records.len() as i64 + 1;
+                    let seqs = (first..=tail.seq).collect();
+                    self.store.chain_tail.saw(tail);
+                    return Ok(seqs);
+                }
+                Err(e) => {
+                    self.store.chain_tail.forget();
+                    let taken = matches!(&e, StoreError::Database(sqlx::Error::Database(d)) if d.is_unique_violation());
+                    // Whatever the failed batch left open is rolled back;
+                    // a connection that cannot even do that is closed.
+                    let rolled_back = match self.conn.as_mut() {
+                        Some(conn) => sqlx::Executor::execute(conn, "ROLLBACK").await.is_ok(),
+                        None => false,
+                    };
+                    if !rolled_back || !taken {
+                        self.conn = None;
+                    }
+                    // Numbers taken after a known tail: once more, with
+                    // the tail read under the lock, where none can be.
+                    if !taken || !trust_known_tail {
+                        return Err(e);
+                    }
+                    trust_known_tail = false;
+                }
+            }
+        }
+    }
+
+    /// One attempt; the new tail.
+    async fn try_append(
+        &mut self,
+        records: &[NewAuditRecord],
+        trust_known_tail: bool,
+    ) -> Result<ChainTail, StoreError> {
+        let backend = self.store.backend;
+        let known = self.store.chain_tail.get().filter(|_| trust_known_tail);
+        let begun = known.is_none();
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            slot => slot.insert(self.store.pool.acquire().await?.detach()),
+        };
+        let mut tail = match (backend, known) {
+            (Backend::Sqlite, Some(tail)) => tail,
+            (Backend::Sqlite, None) => {
+                sqlx::Executor::execute(&mut *conn, "BEGIN IMMEDIATE").await?;
+                read_tail(conn).await?
+            }
+            (Backend::Postgres, _) => {
+                // One round trip: the transaction, the chain's lock, and
+                // the tail read once the lock is held (each statement of
+                // the list sees what committed before it began).
+                let rows = sqlx::Executor::fetch_all(&mut *conn, PG_BEGIN_LOCKED).await?;
+                let mut tail = ChainTail {
+                    seq: 0,
+                    hash: vec![0u8; 32],
+                };
+                for r in rows.iter().filter(|r| r.try_column("seq").is_ok()) {
+                    tail = ChainTail {
+                        seq: r.try_get("seq")?,
+                        hash: r.try_get("hash")?,
+                    };
+                }
+                tail
+            }
+        };
+        if backend == Backend::Sqlite {
+            // The inserts and the commit as one statement list (with the
+            // `BEGIN IMMEDIATE` when the tail was known): one round trip.
+            let mut sql = String::from(if begun { "" } else { "BEGIN IMMEDIATE; " });
+            for chunk in records.chunks(ROWS_PER_INSERT) {
+                sql.push_str(&insert_sql(backend, chunk.len()));
+                sql.push_str("; ");
+            }
+            sql.push_str("COMMIT;");
+            let mut q = sqlx::query(&sql);
+            for chunk in records.chunks(ROWS_PER_INSERT) {
+                q = bind_chunk(q, chunk, &mut tail);
+            }
+            q.execute(&mut *conn).await?;
+        } else {
+            for chunk in records.chunks(ROWS_PER_INSERT) {
+                let sql = insert_sql(backend, chunk.len());
+                bind_chunk(sqlx::query(&sql), chunk, &mut tail)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::Executor::execute(&mut *conn, "COMMIT").await?;
+        }
+        Ok(tail)
+    }
+}
+
+/// `BEGIN`, the chain's advisory lock (0x617564_6974, "audit") and the
+/// tail, as one statement list.
+const PG_BEGIN_LOCKED: &str =
+    "BEGIN; SELECT 1 AS locked FROM pg_advisory_xact_lock(418581342580); \
+     SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+
 impl Store {
+    /// The engine's group-commit writer (see [`AuditAppender`]).
+    pub fn audit_appender(&self) -> AuditAppender {
+        AuditAppender {
+            store: self.clone(),
+            conn: None,
+        }
+    }
+
     /// The last record's sequence number and hash.
     pub async fn audit_tail(&self) -> Result<Option<ChainTail>, StoreError> {
         let r = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
@@ -486,5 +651,16 @@ impl Write {
         .execute(self.conn())
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The appender's statement list takes the same lock as a unit of work.
+    #[test]
+    fn the_listed_lock_is_the_chains_lock() {
+        assert!(PG_BEGIN_LOCKED.contains(&format!("pg_advisory_xact_lock({PG_AUDIT_LOCK})")));
     }
 }

@@ -56,8 +56,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use audit::{
-    checkpoint_message, record_hash, AuditQuery, AuditRow, ChainTail, Checkpoint, NewAuditRecord,
-    RecordProof, Verification,
+    checkpoint_message, record_hash, AuditAppender, AuditQuery, AuditRow, ChainTail, Checkpoint,
+    NewAuditRecord, RecordProof, Verification,
 };
 pub use breaches::{BreachFilter, BreachRow, BreachState};
 pub use consents::{Acceptance, ConsentRow, NewConsent};
@@ -188,6 +188,38 @@ pub struct Store {
     backend: Backend,
     /// Notified after a unit of work that wrote outbox events commits.
     outbox_signal: std::sync::Arc<tokio::sync::Notify>,
+    /// The furthest tail of the audit chain this process saw committed.
+    chain_tail: TailHint,
+}
+
+/// The furthest tail of the audit chain seen committed, shared by a store's
+/// clones (see [`AuditAppender`]). Committed records are never removed, so
+/// whatever it holds was true, and it only moves forward.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TailHint(std::sync::Arc<std::sync::Mutex<Option<ChainTail>>>);
+
+impl TailHint {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ChainTail>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(&self) -> Option<ChainTail> {
+        self.lock().clone()
+    }
+
+    /// A tail just committed; kept if it is further than the one known.
+    pub(crate) fn saw(&self, tail: ChainTail) {
+        let mut known = self.lock();
+        if known.as_ref().is_none_or(|k| k.seq < tail.seq) {
+            *known = Some(tail);
+        }
+    }
+
+    pub(crate) fn forget(&self) {
+        *self.lock() = None;
+    }
 }
 
 /// Percent-encode the characters SQLite URLs treat specially in a path.
@@ -258,6 +290,10 @@ impl Store {
             .max_connections(max)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
+            // A SQLite connection lives in this process and cannot go
+            // stale: no test query (a round trip to its thread) before
+            // each use. A PostgreSQL one can, and is tested.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -285,6 +321,7 @@ impl Store {
             pool,
             backend,
             outbox_signal: std::sync::Arc::default(),
+            chain_tail: TailHint::default(),
         })
     }
 

@@ -28,6 +28,7 @@ pub struct Write {
     /// Outbox events written: the relay is woken once they commit.
     pub(crate) enqueued: usize,
     signal: std::sync::Arc<tokio::sync::Notify>,
+    chain_tail: crate::TailHint,
 }
 
 impl std::fmt::Debug for Write {
@@ -54,6 +55,7 @@ impl Store {
             stamp_disclosures: Vec::new(),
             enqueued: 0,
             signal: self.outbox_signal.clone(),
+            chain_tail: self.chain_tail.clone(),
         })
     }
 
@@ -81,11 +83,13 @@ impl Write {
 
     /// Commit the change with its audit records; their sequence numbers.
     pub async fn commit(mut self) -> Result<Vec<i64>, StoreError> {
-        let seqs = if self.audit.is_empty() {
-            Vec::new()
+        let (seqs, tail) = if self.audit.is_empty() {
+            (Vec::new(), None)
         } else {
             let records = std::mem::take(&mut self.audit);
-            crate::audit::append_in(&mut self.tx, self.backend, records).await?
+            let (seqs, tail) =
+                crate::audit::append_in(&mut self.tx, self.backend, &records).await?;
+            (seqs, Some(tail))
         };
         if !self.stamp_disclosures.is_empty() {
             let first = *seqs.first().ok_or_else(|| {
@@ -100,6 +104,9 @@ impl Write {
             }
         }
         self.tx.commit().await?;
+        if let Some(tail) = tail {
+            self.chain_tail.saw(tail);
+        }
         if self.enqueued > 0 {
             self.signal.notify_waiters();
         }

@@ -372,3 +372,60 @@ mod proofs {
         }
     }
 }
+
+/// The engine's group-commit writer numbers a batch after the tail its
+/// store last saw committed, without reading it. A writer it did not see
+/// — another process, here a second store on the same database — moving
+/// the tail first cannot fork the chain: the batch's first number is
+/// taken, it rolls back whole and is numbered again under the lock.
+async fn appender(db: TestDb) {
+    let store = &db.store;
+    let mut appender = store.audit_appender();
+    let records: Vec<_> = (1..=30).map(record).collect();
+    assert_eq!(appender.append(&[]).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(
+        appender.append(&records[..10]).await.unwrap(),
+        (1..=10).collect::<Vec<i64>>()
+    );
+    // A unit of work of this process: seen.
+    store.append_audit(&records[10..15]).await.unwrap();
+    assert_eq!(
+        appender.append(&records[15..20]).await.unwrap(),
+        (16..=20).collect::<Vec<i64>>()
+    );
+    // Another process: not seen, so the next batch's numbers are taken.
+    let other = Store::open(&db.config).await.unwrap();
+    other.append_audit(&records[20..25]).await.unwrap();
+    assert_eq!(
+        appender.append(&records[25..]).await.unwrap(),
+        (26..=30).collect::<Vec<i64>>()
+    );
+    // Both at once, many times over; a batch larger than one insert.
+    let o = other.clone();
+    let rival = tokio::spawn(async move {
+        for i in 0..40 {
+            o.append_audit(&[record(100 + i)]).await.unwrap();
+        }
+    });
+    let mut appended = 0;
+    for i in 0..40 {
+        let batch: Vec<_> = (0..1 + i % 3).map(|j| record(200 + 3 * i + j)).collect();
+        let seqs = appender.append(&batch).await.unwrap();
+        assert_eq!(seqs.len(), batch.len());
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "dense: {seqs:?}");
+        appended += batch.len() as i64;
+    }
+    let big: Vec<_> = (0..600).map(|j| record(1000 + j)).collect();
+    let seqs = appender.append(&big).await.unwrap();
+    assert_eq!(seqs.len(), 600);
+    rival.await.unwrap();
+    let v = store.verify_audit(None, &verify_sig).await.unwrap();
+    assert_eq!(
+        (v.records, v.first_bad),
+        (30 + 40 + appended + 600, None),
+        "one chain, every record once"
+    );
+    other.close().await;
+}
+
+derbes_store::both_databases!(appender);
