@@ -47,6 +47,16 @@ pub struct ChainTail {
     pub hash: Vec<u8>,
 }
 
+impl ChainTail {
+    /// Before the first record: number 0 and the all-zero hash.
+    fn start() -> ChainTail {
+        ChainTail {
+            seq: 0,
+            hash: vec![0u8; 32],
+        }
+    }
+}
+
 /// A signed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -189,8 +199,8 @@ fn bind_chunk<'q>(
     q
 }
 
-/// The chain's tail as `conn` sees it; before the first record, number 0
-/// and the all-zero hash.
+/// The chain's tail as `conn` sees it ([`ChainTail::start`] before the
+/// first record).
 async fn read_tail(conn: &mut sqlx::AnyConnection) -> Result<ChainTail, StoreError> {
     let tail = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(conn)
@@ -200,10 +210,7 @@ async fn read_tail(conn: &mut sqlx::AnyConnection) -> Result<ChainTail, StoreErr
             seq: r.try_get("seq")?,
             hash: r.try_get("hash")?,
         },
-        None => ChainTail {
-            seq: 0,
-            hash: vec![0u8; 32],
-        },
+        None => ChainTail::start(),
     })
 }
 
@@ -314,10 +321,7 @@ impl AuditAppender {
                 // the tail read once the lock is held (each statement of
                 // the list sees what committed before it began).
                 let rows = sqlx::Executor::fetch_all(&mut *conn, PG_BEGIN_LOCKED).await?;
-                let mut tail = ChainTail {
-                    seq: 0,
-                    hash: vec![0u8; 32],
-                };
+                let mut tail = ChainTail::start();
                 for r in rows.iter().filter(|r| r.try_column("seq").is_ok()) {
                     tail = ChainTail {
                         seq: r.try_get("seq")?,
@@ -450,7 +454,7 @@ impl Store {
         .map(checkpoint_row)
         .collect::<Result<_, _>>()?;
         let mut expected_seq = 1i64;
-        let mut prev = vec![0u8; 32];
+        let mut prev = ChainTail::start().hash;
         let mut cp = checkpoints.iter().peekable();
         let bad = |seq: i64, why: &str| {
             Ok(Verification {
