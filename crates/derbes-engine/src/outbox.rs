@@ -319,9 +319,7 @@ pub fn confirmation_message(event_id: &str) -> Vec<u8> {
     format!("confirm.{event_id}").into_bytes()
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use derbes_policy::hex;
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {

@@ -8,11 +8,8 @@
 
 use std::io::Read;
 
+use derbes_policy::hex;
 use ring::digest::{Context, SHA256};
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The key an input is known by: the SHA-256 of its first complete line
 /// (`None` when `head`, the start of the input, holds no complete line).
