@@ -103,6 +103,60 @@ struct Tally {
     details: String,
 }
 
+/// A chunk decided: its records, and the ids permitted once they are durable.
+struct Decided {
+    records: Vec<NewAuditRecord>,
+    permitted: Vec<SubjectId>,
+}
+
+/// Where an audience's subjects come from, a chunk at a time.
+enum Source {
+    /// The listed ids, each once, in the order asked.
+    Listed { ids: Vec<SubjectId>, at: usize },
+    /// Every active subject, in id order, after the last one read.
+    Active {
+        after: Option<SubjectId>,
+        done: bool,
+    },
+}
+
+impl Source {
+    fn new(req: &AudienceRequest) -> Source {
+        match &req.subject_ids {
+            Some(ids) => {
+                let mut seen = HashSet::with_capacity(ids.len());
+                let ids = ids.iter().copied().filter(|s| seen.insert(*s)).collect();
+                Source::Listed { ids, at: 0 }
+            }
+            None => Source::Active {
+                after: None,
+                done: false,
+            },
+        }
+    }
+
+    /// The next chunk of ids, `None` when there are no more.
+    async fn next(
+        &mut self,
+        store: &derbes_store::Store,
+    ) -> Result<Option<Vec<SubjectId>>, EngineError> {
+        match self {
+            Source::Listed { ids, at } => {
+                let chunk = &ids[*at..(*at + CHUNK).min(ids.len())];
+                *at += chunk.len();
+                Ok((!chunk.is_empty()).then(|| chunk.to_vec()))
+            }
+            Source::Active { done: true, .. } => Ok(None),
+            Source::Active { after, done } => {
+                let chunk = store.active_subject_ids(*after, CHUNK as i64).await?;
+                *done = chunk.len() < CHUNK;
+                *after = chunk.last().copied();
+                Ok((!chunk.is_empty()).then_some(chunk))
+            }
+        }
+    }
+}
+
 /// The audience's question for one subject: a single decision's question.
 fn question(req: &AudienceRequest, subject: SubjectId) -> DecisionRequest {
     DecisionRequest {
@@ -139,24 +193,27 @@ impl Engine {
             details: serde_json::to_string(&details)?,
             ..Tally::default()
         };
-        match &req.subject_ids {
-            Some(ids) => {
-                let mut seen = HashSet::with_capacity(ids.len());
-                let ids: Vec<SubjectId> = ids.iter().copied().filter(|s| seen.insert(*s)).collect();
-                for chunk in ids.chunks(CHUNK) {
-                    self.audience_chunk(actor, req, chunk, &mut tally).await?;
-                }
+        // Chunks are pipelined: while one chunk's records commit (on a
+        // task of their own: SQLite's writer, or PostgreSQL), the next
+        // chunk's facts are read (another connection) and decided here.
+        let mut source = Source::new(req);
+        let mut committing: Option<tokio::task::JoinHandle<_>> = None;
+        loop {
+            let next = self.decide_chunk(actor, req, &mut source, &mut tally).await;
+            if let Some(commit) = committing.take() {
+                let permitted = commit
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("an audience's commit: {e}")))??;
+                tally.permitted.extend(permitted);
             }
-            None => {
-                let mut after = None;
-                loop {
-                    let chunk = self.store.active_subject_ids(after, CHUNK as i64).await?;
-                    let Some(last) = chunk.last().copied() else {
-                        break;
-                    };
-                    self.audience_chunk(actor, req, &chunk, &mut tally).await?;
-                    after = Some(last);
+            match next? {
+                Some(decided) => {
+                    let engine = self.clone();
+                    committing = Some(tokio::spawn(
+                        async move { engine.commit_chunk(decided).await },
+                    ));
                 }
+                None => break,
             }
         }
         let digest = tally.digest.take().map(|d| d.finish());
@@ -194,16 +251,20 @@ impl Engine {
         })
     }
 
-    /// Decide and durably audit one chunk of the audience.
-    async fn audience_chunk(
+    /// Decide the source's next chunk (`None` once it is exhausted): the
+    /// records to commit and the ids permitted once they are committed.
+    async fn decide_chunk(
         &self,
         actor: &Actor,
         req: &AudienceRequest,
-        ids: &[SubjectId],
+        source: &mut Source,
         tally: &mut Tally,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<Decided>, EngineError> {
+        let Some(ids) = source.next(&self.store).await? else {
+            return Ok(None);
+        };
         let now = self.now();
-        let rows = self.store.subjects_facts(ids).await?;
+        let rows = self.store.subjects_facts(&ids).await?;
         tally.asked += ids.len() as u64;
         tally.unknown += (ids.len() - rows.len()) as u64;
         let (role, categories) = (actor.role().to_string(), req.categories.join(","));
@@ -241,13 +302,17 @@ impl Engine {
                 details: tally.details.clone(),
             });
         }
+        Ok(Some(Decided { records, permitted }))
+    }
+
+    /// Durably audit a decided chunk; its permitted ids, now answerable.
+    async fn commit_chunk(&self, chunk: Decided) -> Result<Vec<SubjectId>, EngineError> {
+        let Decided { records, permitted } = chunk;
         let mut w = self.write().await?;
         for r in records {
             w.audit(r);
         }
         w.commit().await?;
-
-        tally.permitted.extend(permitted);
-        Ok(())
+        Ok(permitted)
     }
 }

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use common::{at, backend, dpo, dpo2, support};
 use derbes_core::SubjectId;
 use derbes_engine::{
-    Actor, AudienceRequest, DecisionRequest, DisclosureRequest, Engine, EngineError, NewRequest,
-    RequestAction,
+    Actor, Audience, AudienceRequest, DecisionRequest, DisclosureRequest, Engine, EngineError,
+    NewRequest, RequestAction,
 };
 use derbes_policy::{Channel, LoadedPolicy, Operation};
 use derbes_store::testing::{contains_text, TestDb};
@@ -1877,26 +1877,56 @@ async fn audience_answers_as_decisions(db: TestDb) {
     assert_eq!((a.asked, a.unknown), (6, 1));
     assert_eq!(a.permitted + a.denied + a.unknown, a.asked);
     assert_eq!(a.denials.as_ref(), Some(&denials));
-    // Each subject's decision is in their own trail, naming the audience.
-    for s in everyone {
-        let q = derbes_engine::AuditQuery {
-            subject_id: Some(s),
-            limit: 1000,
-            ..Default::default()
-        };
-        let trail = e.audit_records(&dpo(), &q).await.unwrap();
-        let theirs = trail
-            .iter()
-            .filter(|r| r.details["audience"] == json!(a.audience_id))
-            .collect::<Vec<_>>();
-        assert_eq!(theirs.len(), 1, "{s}");
-        assert_eq!(theirs[0].action, "decision");
-        let permitted = expected.contains(&s);
-        assert_eq!(
-            theirs[0].decision,
-            if permitted { "permit" } else { "deny" }
-        );
+    // Each subject's decision is in their own trail, once, naming the
+    // audience, with the audience's answer for them.
+    let decided_once = |audience: Audience| async move {
+        for s in everyone {
+            let q = derbes_engine::AuditQuery {
+                subject_id: Some(s),
+                limit: 1000,
+                ..Default::default()
+            };
+            let trail = e.audit_records(&dpo(), &q).await.unwrap();
+            let theirs = trail
+                .iter()
+                .filter(|r| r.details["audience"] == json!(audience.audience_id))
+                .collect::<Vec<_>>();
+            assert_eq!(theirs.len(), 1, "{s}");
+            assert_eq!(theirs[0].action, "decision");
+            let permitted = audience.subject_ids.contains(&s);
+            assert_eq!(
+                theirs[0].decision,
+                if permitted { "permit" } else { "deny" }
+            );
+        }
+    };
+    decided_once(a.clone()).await;
+    // A list longer than a chunk (4,096 ids, decided while the chunk
+    // before commits): the subjects at chunk edges among unknown ids, the
+    // permitted answered in the order asked, every subject decided once.
+    let mut long: Vec<SubjectId> = (0..10_000).map(|_| SubjectId::new()).collect();
+    let placed = [
+        (9_999, plain),
+        (0, held),
+        (4_095, objected),
+        (4_096, blocked),
+        (8_192, withdrawn),
+    ];
+    for (at, s) in placed {
+        long[at] = s;
     }
+    let chunked = AudienceRequest {
+        subject_ids: Some(long),
+        ..req.clone()
+    };
+    let c = e.audience(&marketing, &chunked).await.unwrap();
+    assert_eq!(c.subject_ids, [held, plain]);
+    assert_eq!(
+        (c.asked, c.unknown, c.permitted, c.denied),
+        (10_000, 9_995, 2, 3)
+    );
+    assert_eq!(c.denials, a.denials);
+    decided_once(c).await;
     // Every active subject: the withdrawn one is no longer among them.
     let all: AudienceRequest = serde_json::from_value(json!({
         "operation": "use", "purpose": "marketing", "categories": ["contact"], "channel": "sms",

@@ -301,13 +301,14 @@ impl Store {
                         // every commit durable before it returns;
                         // secure_delete zeroes what a change or a deletion
                         // frees, so no old value lingers in a page's free
-                        // space; reads map the first 256 MiB of the file
-                        // rather than copying each page in with a system call
-                        // (an audience reads thousands of subjects' pages).
+                        // space; reads map the file (up to SQLite's 2 GiB
+                        // ceiling) rather than copying each page in with a
+                        // system call (an audience reads thousands of
+                        // subjects' pages).
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                              PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
-                             PRAGMA mmap_size = 268435456;",
+                             PRAGMA mmap_size = 2147418112;",
                         )
                         .await?;
                         conn.execute(BUSY_TIMEOUT).await?;

@@ -324,6 +324,18 @@ impl Store {
     pub async fn debug_execute(&self, sql: &str) -> Result<u64, crate::StoreError> {
         Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
     }
+
+    /// The first column of every row of `sql`, as text (pragmas, settings).
+    pub async fn debug_texts(&self, sql: &str) -> Result<Vec<String>, crate::StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| match r.try_get::<String, _>(0) {
+                Ok(s) => Ok(s),
+                Err(_) => Ok(r.try_get::<i64, _>(0)?.to_string()),
+            })
+            .collect()
+    }
 }
 
 impl TestDb {

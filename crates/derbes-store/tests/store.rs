@@ -191,3 +191,32 @@ fn config_choice_and_redaction() {
         }
     );
 }
+
+/// SQLite as ARCHITECTURE.md describes it: built without allocation
+/// statistics (one process-wide mutex per `malloc` otherwise; set by
+/// `LIBSQLITE3_FLAGS` in `.cargo/config.toml`), the file mapped up to
+/// SQLite's 2 GiB ceiling, WAL, every commit durable.
+#[tokio::test]
+async fn sqlite_is_built_and_opened_as_documented() {
+    let db = derbes_store::testing::TestDb::sqlite().await;
+    let options = db
+        .store
+        .debug_texts("SELECT compile_options FROM pragma_compile_options")
+        .await
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    for (pragma, expected) in [
+        ("PRAGMA mmap_size", "2147418112"),
+        ("PRAGMA journal_mode", "wal"),
+        ("PRAGMA synchronous", "2"),
+    ] {
+        assert_eq!(
+            db.store.debug_texts(pragma).await.unwrap(),
+            [expected],
+            "{pragma}"
+        );
+    }
+}
