@@ -242,21 +242,36 @@ pub(crate) async fn append_in(
 /// The engine's group commit: batches of records appended on a connection
 /// of its own, each batch one durable transaction and as few round trips
 /// as the backend allows — on SQLite one (`BEGIN IMMEDIATE`, the inserts
-/// and `COMMIT` as one statement list), on PostgreSQL three (the chain's
-/// lock with the tail; the inserts; `COMMIT`).
+/// and `COMMIT` as one statement list), on PostgreSQL one as well (a
+/// single statement, its own transaction, that takes the chain's advisory
+/// lock before its first row: every row joins the lock's one row).
 ///
-/// On SQLite the batch is numbered after the tail the store last saw
-/// committed (its own appends and every unit of work's), without reading
-/// it again. That cannot fork the chain: sequence numbers are dense and the
-/// primary key, so if another writer (another process) appended meanwhile,
-/// the batch's first number is taken, the batch rolls back whole, and it is
-/// numbered again after the tail read afresh. On PostgreSQL, where several
-/// processes share the chain, the tail is read under the lock.
+/// The batch is numbered after the tail the store last saw committed (its
+/// own appends and every unit of work's), without reading it again. That
+/// cannot fork the chain: sequence numbers are dense and the primary key,
+/// so if another writer (another process) appended meanwhile, the batch's
+/// first number is taken, the batch fails whole, and it is numbered again
+/// after the tail read afresh under the lock (SQLite: `BEGIN IMMEDIATE`;
+/// PostgreSQL: the transaction, the lock and the tail as one statement
+/// list, then the inserts, then `COMMIT`: three round trips). The lock is
+/// taken before any row is written, so a unit of work never waits on a
+/// row of the appender's while holding the lock the appender wants.
+///
+/// Where other processes append too, a known tail is often stale and each
+/// stale batch costs a failed attempt: after a batch's numbers were taken,
+/// the appender reads the tail under the lock for a second before
+/// trusting the known tail again.
 #[derive(Debug)]
 pub struct AuditAppender {
     store: Store,
     conn: Option<sqlx::AnyConnection>,
+    /// Until when the tail is read under the lock (another writer was seen).
+    contended_until: Option<std::time::Instant>,
 }
+
+/// How long the appender reads the tail under the lock after another
+/// writer took a batch's numbers.
+const CONTENDED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AuditAppender {
     /// Append `records` (one durable transaction); their sequence numbers,
@@ -265,7 +280,9 @@ impl AuditAppender {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let mut trust_known_tail = true;
+        let mut trust_known_tail = self
+            .contended_until
+            .is_none_or(|until| std::time::Instant::now() >= until);
         loop {
             match self.try_append(records, trust_known_tail).await {
                 Ok(tail) => {
@@ -292,6 +309,7 @@ impl AuditAppender {
                         return Err(e);
                     }
                     trust_known_tail = false;
+                    self.contended_until = Some(std::time::Instant::now() + CONTENDED_FOR);
                 }
             }
         }
@@ -310,6 +328,20 @@ impl AuditAppender {
             Some(c) => c,
             slot => slot.insert(self.store.pool.acquire().await?.detach()),
         };
+        if let (Backend::Postgres, Some(mut tail)) = (backend, known.clone()) {
+            if records.len() <= ROWS_PER_INSERT {
+                // One round trip: one statement in a transaction of its
+                // own, which takes the chain's lock before its first row
+                // (every row joins the lock's one row) and numbers the
+                // records after the known tail — a tail moved meanwhile
+                // makes the first number a duplicate key, as on SQLite.
+                let sql = pg_locked_insert_sql(records.len());
+                bind_chunk(sqlx::query(&sql), records, &mut tail)
+                    .execute(&mut *conn)
+                    .await?;
+                return Ok(tail);
+            }
+        }
         let mut tail = match (backend, known) {
             (Backend::Sqlite, Some(tail)) => tail,
             (Backend::Sqlite, None) => {
@@ -358,6 +390,21 @@ impl AuditAppender {
     }
 }
 
+/// PostgreSQL: `rows` records inserted in one statement that takes the
+/// chain's advisory lock first — the lock's one row is the join's outer
+/// side, so no row is written before the lock is held.
+fn pg_locked_insert_sql(rows: usize) -> String {
+    crate::subjects::multi_row_insert(
+        Backend::Postgres,
+        &format!(
+            "WITH chain AS MATERIALIZED (SELECT pg_advisory_xact_lock({PG_AUDIT_LOCK}) AS locked) \
+             INSERT INTO audit_log ({AUDIT_COLUMNS}) SELECT v.* FROM chain CROSS JOIN (VALUES "
+        ),
+        13,
+        rows,
+    ) + &format!(") AS v ({AUDIT_COLUMNS})")
+}
+
 /// `BEGIN`, the chain's advisory lock (0x617564_6974, "audit") and the
 /// tail, as one statement list.
 const PG_BEGIN_LOCKED: &str =
@@ -370,6 +417,7 @@ impl Store {
         AuditAppender {
             store: self.clone(),
             conn: None,
+            contended_until: None,
         }
     }
 
@@ -665,6 +713,12 @@ mod tests {
     /// The appender's statement list takes the same lock as a unit of work.
     #[test]
     fn the_listed_lock_is_the_chains_lock() {
-        assert!(PG_BEGIN_LOCKED.contains(&format!("pg_advisory_xact_lock({PG_AUDIT_LOCK})")));
+        let lock = format!("pg_advisory_xact_lock({PG_AUDIT_LOCK})");
+        assert!(PG_BEGIN_LOCKED.contains(&lock));
+        // The one-statement append: the lock, then the rows, all joined to it.
+        let sql = pg_locked_insert_sql(2);
+        assert!(sql.starts_with(&format!("WITH chain AS MATERIALIZED (SELECT {lock}")));
+        assert!(sql.contains("FROM chain CROSS JOIN (VALUES ($1, $2"));
+        assert!(sql.contains("($14, $15") && sql.ends_with(&format!("AS v ({AUDIT_COLUMNS})")));
     }
 }

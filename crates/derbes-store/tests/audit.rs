@@ -419,10 +419,25 @@ async fn appender(db: TestDb) {
     let seqs = appender.append(&big).await.unwrap();
     assert_eq!(seqs.len(), 600);
     rival.await.unwrap();
+    // A second after the last rival, the known tail is trusted again
+    // (PostgreSQL: the one-statement append), and a stale one once more
+    // renumbered.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let total = 30 + 40 + appended + 600;
+    assert_eq!(appender.append(&[record(2000)]).await.unwrap(), [total + 1]);
+    other.append_audit(&[record(2001)]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        appender
+            .append(&[record(2002), record(2003)])
+            .await
+            .unwrap(),
+        [total + 3, total + 4]
+    );
     let v = store.verify_audit(None, &verify_sig).await.unwrap();
     assert_eq!(
         (v.records, v.first_bad),
-        (30 + 40 + appended + 600, None),
+        (total + 4, None),
         "one chain, every record once"
     );
     other.close().await;
