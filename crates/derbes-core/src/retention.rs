@@ -171,6 +171,28 @@ impl RetentionRules {
             })
             .max()
     }
+
+    /// The categories kept while the relationship lasts: no field of one
+    /// is due before the relationship ends (a pre-filter for the purge,
+    /// which otherwise reads every field of every subject each pass).
+    /// Sorted.
+    pub fn kept_while_related(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .by_category
+            .iter()
+            .filter(|(_, r)| r.after_relationship.is_some())
+            .map(|(c, _)| c.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every category the rules know (a field of another is due at once). Sorted.
+    pub fn categories(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.by_category.keys().cloned().collect();
+        out.sort();
+        out
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +249,24 @@ mod tests {
             .collected_before_to_expire(at("2027-01-15T00:00:00Z"))
             .unwrap();
         assert!(cutoff >= at("2024-01-15T00:00:00Z"));
+    }
+
+    #[test]
+    fn what_the_relationship_keeps_is_never_due_while_it_lasts() {
+        let r = rules();
+        let kept = r.kept_while_related();
+        assert!(kept.iter().any(|c| c == "identity"), "{kept:?}");
+        assert!(!kept.iter().any(|c| c == "client"), "{kept:?}");
+        let known = r.categories();
+        let long_ago = at("2000-01-01T00:00:00Z");
+        let now = at("2030-01-01T00:00:00Z");
+        for c in &known {
+            let due = r.field(c, long_ago, None).until.expired(now);
+            // The purge's pre-filter leaves out exactly what cannot be due.
+            assert_eq!(kept.contains(c), !due, "{c}");
+        }
+        assert!(r.field("no_such_category", now, None).until.expired(now));
+        assert!(!known.iter().any(|c| c == "no_such_category"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use derbes_core::{RetentionRules, SubjectId, Until};
 use derbes_policy::Capability;
-use derbes_store::{LegalHold, PurgeCandidate};
+use derbes_store::{LegalHold, PurgeCandidate, PurgeScope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -308,7 +308,11 @@ impl Engine {
         let rules = RetentionRules::new(self.policy.policy());
         // What a law keeps of those who withdrew, until its own period ends.
         let statutory = RetentionRules::statutory(self.policy.policy());
-        let cutoff = rules.collected_before_to_expire(now);
+        let scope = PurgeScope {
+            collected_before: rules.collected_before_to_expire(now),
+            kept_while_related: rules.kept_while_related(),
+            known: rules.categories(),
+        };
         let mut report = PurgeReport {
             dry_run,
             ..Default::default()
@@ -321,7 +325,7 @@ impl Engine {
                 .store
                 .purge_candidates(
                     after.as_ref().map(|(s, f)| (*s, f.as_str())),
-                    cutoff,
+                    &scope,
                     page_size,
                 )
                 .await?;

@@ -72,7 +72,7 @@ pub use organizations::OrganizationRow;
 pub use outbox::{EventFilter, EventRow, EventState, NewEvent, NoticeFilter, NoticeRow, SystemRow};
 pub use policy_versions::{PolicyVersion, PublishOutcome};
 pub use requests::{Filing, RequestEvent, RequestFilter, RequestRow};
-pub use retention::{HistoryKey, HistoryRow, LegalHold, PurgeCandidate};
+pub use retention::{HistoryKey, HistoryRow, LegalHold, PurgeCandidate, PurgeScope};
 pub use sessions::SessionRow;
 pub use subjects::{
     FactsConsent, FieldHistoryRow, FieldRow, NewSubject, OptoutRow, Rectification, SubjectCounts,
@@ -418,6 +418,16 @@ pub(crate) fn bound(backend: Backend, start: usize, n: usize) -> String {
             s
         }
         Backend::Postgres => placeholders(start, n),
+    }
+}
+
+/// The text values of parameter `$n`, bound as one JSON array of strings,
+/// as a one-column subquery (`x IN (…)`): one statement text whatever the
+/// list's length.
+pub(crate) fn json_values(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => format!("SELECT value FROM json_each(${n})"),
+        Backend::Postgres => format!("SELECT json_array_elements_text(CAST(${n} AS json))"),
     }
 }
 

@@ -42,6 +42,20 @@ pub struct LegalHold {
     pub released_by: Option<String>,
 }
 
+/// Which fields the purge reads: what the policy's retention rules say
+/// could be due (`derbes_core::RetentionRules`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeScope {
+    /// A field collected before this could be due by its collection date
+    /// (`None`: none can be while the relationship lasts).
+    pub collected_before: Option<DateTime<Utc>>,
+    /// Categories kept while the relationship lasts: an active subject's
+    /// fields of these are not read.
+    pub kept_while_related: Vec<String>,
+    /// The categories the policy knows; a field of another is read always.
+    pub known: Vec<String>,
+}
+
 /// A field the purge looks at: an active subject's field that could be due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurgeCandidate {
@@ -132,23 +146,40 @@ impl Store {
     pub async fn purge_candidates(
         &self,
         after: Option<(SubjectId, &str)>,
-        collected_before: Option<DateTime<Utc>>,
+        scope: &PurgeScope,
         limit: i64,
     ) -> Result<Vec<PurgeCandidate>, StoreError> {
         let (a_subject, a_field) = after.map_or((String::new(), ""), |(s, f)| (s.to_string(), f));
+        let backend = self.backend();
+        let category = match backend {
+            crate::Backend::Sqlite => "substr(f.field, 1, instr(f.field, '.') - 1)",
+            crate::Backend::Postgres => "split_part(f.field, '.', 1)",
+        };
+        // An active subject's field whose category the relationship keeps
+        // cannot be due; another is due by its collection date, or at once
+        // when the policy no longer knows its category.
         let sql = format!(
             "SELECT f.subject_id, f.field, f.collected_at, s.relationship_ended_at, s.status, {OPEN_HOLD} AS held \
              FROM subject_fields f JOIN subjects s ON s.subject_id = f.subject_id \
              WHERE {RETAINED} \
-               AND (s.relationship_ended_at IS NOT NULL OR f.collected_at <= $1) \
+               AND (s.relationship_ended_at IS NOT NULL OR s.status <> 'active' \
+                    OR ({category} NOT IN ({kept}) \
+                        AND (f.collected_at <= $1 OR {category} NOT IN ({known})))) \
                AND (f.subject_id > $2 OR (f.subject_id = $2 AND f.field > $3)) \
-             ORDER BY f.subject_id, f.field LIMIT $4"
+             ORDER BY f.subject_id, f.field LIMIT $4",
+            kept = crate::json_values(backend, 5),
+            known = crate::json_values(backend, 6),
         );
+        // (A list of strings always serialises; were it not to, an empty
+        // list reads more fields, never fewer.)
+        let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         let rows = sqlx::query(&sql)
-            .bind(collected_before.map_or(i64::MIN, crate::us))
+            .bind(scope.collected_before.map_or(i64::MIN, crate::us))
             .bind(a_subject)
             .bind(a_field)
             .bind(limit)
+            .bind(list(&scope.kept_while_related))
+            .bind(list(&scope.known))
             .fetch_all(&self.pool)
             .await?;
         rows.iter()

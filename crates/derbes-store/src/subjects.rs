@@ -395,17 +395,10 @@ const FACTS_PER_STATEMENT: usize = 4096;
 /// kind`; `h`: the subject alone (an open legal hold). One statement text
 /// whatever the count, so each connection prepares it once.
 fn facts_statement(backend: Backend) -> String {
-    let (ids, agg, nl) = match backend {
-        Backend::Sqlite => (
-            "SELECT value FROM json_each($1)",
-            "group_concat",
-            "char(10)",
-        ),
-        Backend::Postgres => (
-            "SELECT json_array_elements_text(CAST($1 AS json))",
-            "string_agg",
-            "chr(10)",
-        ),
+    let ids = crate::json_values(backend, 1);
+    let (agg, nl) = match backend {
+        Backend::Sqlite => ("group_concat", "char(10)"),
+        Backend::Postgres => ("string_agg", "chr(10)"),
     };
     let text = |c: &str| format!("COALESCE(CAST({c} AS TEXT), '-')");
     format!(
