@@ -193,8 +193,9 @@ fn config_choice_and_redaction() {
 }
 
 /// SQLite as ARCHITECTURE.md describes it: built without allocation
-/// statistics (one process-wide mutex per `malloc` otherwise; set by
-/// `LIBSQLITE3_FLAGS` in `.cargo/config.toml`), the file mapped up to
+/// statistics (one process-wide mutex per `malloc` otherwise) and without
+/// STAT4 (a re-prepare per new bound value once ANALYZE has run), both set by
+/// `LIBSQLITE3_FLAGS` in `.cargo/config.toml`; the file mapped up to
 /// SQLite's 2 GiB ceiling, WAL, every commit durable.
 #[tokio::test]
 async fn sqlite_is_built_and_opened_as_documented() {
@@ -206,6 +207,10 @@ async fn sqlite_is_built_and_opened_as_documented() {
         .unwrap();
     assert!(
         options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    assert!(
+        !options.iter().any(|o| o.starts_with("ENABLE_STAT")),
         "{options:?}"
     );
     for (pragma, expected) in [
