@@ -194,7 +194,7 @@ impl Engine {
             ..Tally::default()
         };
         // Chunks are pipelined: while one chunk's records commit (on a
-        // task of their own: SQLite's writer, or PostgreSQL), the next
+        // task of their own, through the audit writer), the next
         // chunk's facts are read (another connection) and decided here.
         let mut source = Source::new(req);
         let mut committing: Option<tokio::task::JoinHandle<_>> = None;
@@ -306,13 +306,13 @@ impl Engine {
     }
 
     /// Durably audit a decided chunk; its permitted ids, now answerable.
+    /// The records go through the audit writer as one job: one commit of
+    /// their own (with any single decisions waiting beside them), on
+    /// SQLite the writer's own connection, and no unit of work holding
+    /// the store meanwhile.
     async fn commit_chunk(&self, chunk: Decided) -> Result<Vec<SubjectId>, EngineError> {
         let Decided { records, permitted } = chunk;
-        let mut w = self.write().await?;
-        for r in records {
-            w.audit(r);
-        }
-        w.commit().await?;
+        self.audit_all(records).await?;
         Ok(permitted)
     }
 }

@@ -237,10 +237,15 @@ const CHECKPOINT_EVERY: i64 = 1000;
 /// The longest a moved tail waits for a checkpoint (see
 /// `Engine::checkpoint_if_due`).
 const CHECKPOINT_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
-/// At most this many records per durable commit.
+/// A commit takes further waiting jobs while it has fewer records than this
+/// (one job's records always go in one commit, however many).
 const MAX_BATCH: usize = 1024;
 
-type Job = (NewAuditRecord, oneshot::Sender<Result<i64, String>>);
+/// Records that commit together, and where their numbers go.
+type Job = (
+    Vec<NewAuditRecord>,
+    oneshot::Sender<Result<Vec<i64>, String>>,
+);
 
 #[derive(Default)]
 pub(crate) struct AuditorCell(OnceLock<mpsc::Sender<Job>>);
@@ -293,19 +298,23 @@ impl Engine {
             .unwrap_or(0);
         let mut appender = self.store.audit_appender();
         while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            let (mut records, reply) = first;
+            let mut replies = vec![(records.len(), reply)];
+            while records.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok((more, reply)) => {
+                        replies.push((more.len(), reply));
+                        records.extend(more);
+                    }
                     Err(_) => break,
                 }
             }
-            let (records, replies): (Vec<NewAuditRecord>, Vec<_>) = batch.into_iter().unzip();
-            match appender.append(&records).await {
+            match appender.append(records).await {
                 Ok(seqs) => {
                     let last = seqs.last().copied().unwrap_or(0);
-                    for (reply, seq) in replies.into_iter().zip(seqs) {
-                        let _ = reply.send(Ok(seq));
+                    let mut seqs = seqs.into_iter();
+                    for (n, reply) in replies {
+                        let _ = reply.send(Ok(seqs.by_ref().take(n).collect()));
                     }
                     if last - last_checkpoint >= CHECKPOINT_EVERY {
                         match self.checkpoint().await {
@@ -317,7 +326,7 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "audit append failed; the operations waiting for it are refused");
-                    for reply in replies {
+                    for (_, reply) in replies {
                         let _ = reply.send(Err(e.to_string()));
                     }
                 }
@@ -390,22 +399,17 @@ impl Engine {
         records: Vec<NewAuditRecord>,
     ) -> Result<Vec<i64>, EngineError> {
         let stopped = || EngineError::Internal("the audit writer stopped".into());
-        let writer = self.auditor();
-        let mut replies = Vec::with_capacity(records.len());
-        for record in records {
-            let (tx, rx) = oneshot::channel();
-            writer.send((record, tx)).await.map_err(|_| stopped())?;
-            replies.push(rx);
+        if records.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut seqs = Vec::with_capacity(replies.len());
-        for rx in replies {
-            seqs.push(
-                rx.await
-                    .map_err(|_| stopped())?
-                    .map_err(|e| EngineError::Internal(format!("audit append failed: {e}")))?,
-            );
-        }
-        Ok(seqs)
+        let (tx, rx) = oneshot::channel();
+        self.auditor()
+            .send((records, tx))
+            .await
+            .map_err(|_| stopped())?;
+        rx.await
+            .map_err(|_| stopped())?
+            .map_err(|e| EngineError::Internal(format!("audit append failed: {e}")))
     }
 
     /// The scheduler's checkpoint: signed when the tail is

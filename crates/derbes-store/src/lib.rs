@@ -160,6 +160,9 @@ pub enum StoreError {
     DataDir(#[source] std::io::Error),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the audit appender's own SQLite connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("policy version {version} is already published with different content (sha256 {existing}); publish changes under a new version")]
     PolicyVersionConflict { version: String, existing: String },
     #[error("{0} is already registered")]
@@ -178,8 +181,28 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
 }
 
+impl StoreError {
+    /// A row's key was already taken.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(d)) => d.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::ConstraintViolation
+                    && matches!(
+                        e.extended_code,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                            | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    )
+            }
+            _ => false,
+        }
+    }
+}
+
 /// How long a SQLite connection waits for another's lock.
 const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
+/// The same wait, for the audit appender's own connection.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
 
 /// A connection pool on one backend.
 #[derive(Debug, Clone)]
@@ -190,6 +213,8 @@ pub struct Store {
     outbox_signal: std::sync::Arc<tokio::sync::Notify>,
     /// The furthest tail of the audit chain this process saw committed.
     chain_tail: TailHint,
+    /// The SQLite file (the audit appender opens its own connection).
+    sqlite_path: Option<std::sync::Arc<Path>>,
 }
 
 /// The furthest tail of the audit chain seen committed, shared by a store's
@@ -323,6 +348,10 @@ impl Store {
             backend,
             outbox_signal: std::sync::Arc::default(),
             chain_tail: TailHint::default(),
+            sqlite_path: match config {
+                StoreConfig::Sqlite { path } => Some(path.as_path().into()),
+                StoreConfig::Postgres { .. } => None,
+            },
         })
     }
 

@@ -382,22 +382,25 @@ async fn appender(db: TestDb) {
     let store = &db.store;
     let mut appender = store.audit_appender();
     let records: Vec<_> = (1..=30).map(record).collect();
-    assert_eq!(appender.append(&[]).await.unwrap(), Vec::<i64>::new());
     assert_eq!(
-        appender.append(&records[..10]).await.unwrap(),
+        appender.append(Vec::new()).await.unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        appender.append(records[..10].to_vec()).await.unwrap(),
         (1..=10).collect::<Vec<i64>>()
     );
     // A unit of work of this process: seen.
     store.append_audit(&records[10..15]).await.unwrap();
     assert_eq!(
-        appender.append(&records[15..20]).await.unwrap(),
+        appender.append(records[15..20].to_vec()).await.unwrap(),
         (16..=20).collect::<Vec<i64>>()
     );
     // Another process: not seen, so the next batch's numbers are taken.
     let other = Store::open(&db.config).await.unwrap();
     other.append_audit(&records[20..25]).await.unwrap();
     assert_eq!(
-        appender.append(&records[25..]).await.unwrap(),
+        appender.append(records[25..].to_vec()).await.unwrap(),
         (26..=30).collect::<Vec<i64>>()
     );
     // Both at once, many times over; a batch larger than one insert.
@@ -410,13 +413,13 @@ async fn appender(db: TestDb) {
     let mut appended = 0;
     for i in 0..40 {
         let batch: Vec<_> = (0..1 + i % 3).map(|j| record(200 + 3 * i + j)).collect();
-        let seqs = appender.append(&batch).await.unwrap();
+        let seqs = appender.append(batch.clone()).await.unwrap();
         assert_eq!(seqs.len(), batch.len());
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "dense: {seqs:?}");
         appended += batch.len() as i64;
     }
     let big: Vec<_> = (0..600).map(|j| record(1000 + j)).collect();
-    let seqs = appender.append(&big).await.unwrap();
+    let seqs = appender.append(big).await.unwrap();
     assert_eq!(seqs.len(), 600);
     rival.await.unwrap();
     // A second after the last rival, the known tail is trusted again
@@ -424,12 +427,15 @@ async fn appender(db: TestDb) {
     // renumbered.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let total = 30 + 40 + appended + 600;
-    assert_eq!(appender.append(&[record(2000)]).await.unwrap(), [total + 1]);
+    assert_eq!(
+        appender.append(vec![record(2000)]).await.unwrap(),
+        [total + 1]
+    );
     other.append_audit(&[record(2001)]).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(
         appender
-            .append(&[record(2002), record(2003)])
+            .append(vec![record(2002), record(2003)])
             .await
             .unwrap(),
         [total + 3, total + 4]
