@@ -156,6 +156,9 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
 const AUDIT_COLUMNS: &str =
     "seq, at, actor, role, action, subject_id, purpose, categories, decision, reasons, details, prev_hash, hash";
 
+/// The chain's last record.
+const TAIL: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+
 /// At most this many records per `INSERT` (13 values each).
 const ROWS_PER_INSERT: usize = 256;
 
@@ -202,9 +205,7 @@ fn bind_chunk<'q>(
 /// The chain's tail as `conn` sees it ([`ChainTail::start`] before the
 /// first record).
 async fn read_tail(conn: &mut sqlx::AnyConnection) -> Result<ChainTail, StoreError> {
-    let tail = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(conn)
-        .await?;
+    let tail = sqlx::query(TAIL).fetch_optional(conn).await?;
     Ok(match tail {
         Some(r) => ChainTail {
             seq: r.try_get("seq")?,
@@ -391,7 +392,7 @@ impl AuditAppender {
             Some(c) => c,
             slot => slot.insert(self.store.pool.acquire().await?.detach()),
         };
-        if let Some(mut tail) = known.clone() {
+        if let Some(mut tail) = known {
             if records.len() <= ROWS_PER_INSERT {
                 // One round trip: one statement in a transaction of its
                 // own, which takes the chain's lock before its first row
@@ -456,8 +457,7 @@ fn sqlite_append(
         let mut tail = match known {
             Some(tail) => tail,
             None => {
-                let mut last = conn
-                    .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
+                let mut last = conn.prepare_cached(TAIL)?;
                 let mut rows = last.query([])?;
                 match rows.next()? {
                     Some(r) => ChainTail {
@@ -536,9 +536,7 @@ impl Store {
 
     /// The last record's sequence number and hash.
     pub async fn audit_tail(&self) -> Result<Option<ChainTail>, StoreError> {
-        let r = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(TAIL).fetch_optional(&self.pool).await?;
         match r {
             None => Ok(None),
             Some(r) => Ok(Some(ChainTail {
