@@ -429,18 +429,14 @@ impl AuditAppender {
 }
 
 /// The appender's own SQLite connection, set up as the pool's are (see
-/// [`Store::open`]): every commit durable, foreign keys on, freed space
-/// zeroed, the same wait for another's lock.
+/// [`Store::open`]).
 fn open_appender(path: &std::path::Path) -> Result<rusqlite::Connection, rusqlite::Error> {
     let conn = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-         PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
-    )?;
-    conn.busy_timeout(crate::BUSY_WAIT)?;
+    conn.execute_batch(crate::SQLITE_PRAGMAS)?;
+    conn.execute_batch(crate::BUSY_TIMEOUT)?;
     Ok(conn)
 }
 

@@ -201,8 +201,11 @@ impl StoreError {
 
 /// How long a SQLite connection waits for another's lock.
 const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
-/// The same wait, for the audit appender's own connection.
-const BUSY_WAIT: Duration = Duration::from_secs(10);
+/// Every SQLite connection's settings (the pool's and the audit
+/// appender's; why each, at [`Store::open`]).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
+     PRAGMA mmap_size = 2147418112;";
 
 /// A connection pool on one backend.
 #[derive(Debug, Clone)]
@@ -330,12 +333,7 @@ impl Store {
                         // ceiling) rather than copying each page in with a
                         // system call (an audience reads thousands of
                         // subjects' pages).
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
-                             PRAGMA mmap_size = 2147418112;",
-                        )
-                        .await?;
+                        conn.execute(SQLITE_PRAGMAS).await?;
                         conn.execute(BUSY_TIMEOUT).await?;
                     }
                     Ok(())
