@@ -346,15 +346,15 @@ impl AuditAppender {
         records: Vec<NewAuditRecord>,
         known: Option<ChainTail>,
     ) -> (Result<ChainTail, StoreError>, Vec<NewAuditRecord>) {
-        let Some(path) = self.store.sqlite_path.clone() else {
-            let e = StoreError::Config("a SQLite store without its file".into());
-            return (Err(e), records);
+        let lite = match self.store.lite() {
+            Ok(lite) => lite.clone(),
+            Err(e) => return (Err(e), records),
         };
         let conn = self.lite.take();
         let work = tokio::task::spawn_blocking(move || {
             let conn = match conn {
                 Some(c) => c,
-                None => match open_appender(&path) {
+                None => match lite.connect() {
                     Ok(c) => c,
                     Err(e) => return (None, Err(e.into()), records),
                 },
@@ -426,18 +426,6 @@ impl AuditAppender {
         sqlx::Executor::execute(&mut *conn, "COMMIT").await?;
         Ok(tail)
     }
-}
-
-/// The appender's own SQLite connection, set up as the pool's are (see
-/// [`Store::open`]).
-fn open_appender(path: &std::path::Path) -> Result<rusqlite::Connection, rusqlite::Error> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.execute_batch(crate::SQLITE_PRAGMAS)?;
-    conn.execute_batch(crate::BUSY_TIMEOUT)?;
-    Ok(conn)
 }
 
 /// One batch in one transaction under SQLite's write lock, numbered after

@@ -28,6 +28,7 @@ mod disclosures;
 mod imports;
 mod jobs;
 mod keys;
+mod lite;
 mod migrate;
 mod notes;
 mod organizations;
@@ -216,8 +217,8 @@ pub struct Store {
     outbox_signal: std::sync::Arc<tokio::sync::Notify>,
     /// The furthest tail of the audit chain this process saw committed.
     chain_tail: TailHint,
-    /// The SQLite file (the audit appender opens its own connection).
-    sqlite_path: Option<std::sync::Arc<Path>>,
+    /// The SQLite file, for the connections of the store's own (see `lite`).
+    lite: Option<std::sync::Arc<lite::LiteFile>>,
 }
 
 /// The furthest tail of the audit chain seen committed, shared by a store's
@@ -346,8 +347,10 @@ impl Store {
             backend,
             outbox_signal: std::sync::Arc::default(),
             chain_tail: TailHint::default(),
-            sqlite_path: match config {
-                StoreConfig::Sqlite { path } => Some(path.as_path().into()),
+            lite: match config {
+                StoreConfig::Sqlite { path } => {
+                    Some(std::sync::Arc::new(lite::LiteFile::new(path)))
+                }
                 StoreConfig::Postgres { .. } => None,
             },
         })

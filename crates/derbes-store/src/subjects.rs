@@ -233,44 +233,53 @@ impl Store {
         Ok(Some(out))
     }
 
-    /// What decisions read of many subjects at once (an audience): one
-    /// statement per 4,096 ids (bound as one JSON array), answering four rows (subjects, consents'
-    /// terms, objections, holds), each every id's lines joined by newlines,
-    /// so thousands of subjects cost four rows to the driver rather than
-    /// three per subject. Ids that name no subject are left out; the
-    /// answer follows `ids`' order.
+    /// What decisions read of many subjects at once (an audience), in
+    /// statements of 4,096 ids each bound as one JSON array; ids that name
+    /// no subject are left out, and the answer follows `ids`' order.
+    ///
+    /// On SQLite a connection of the store's own reads the subjects, then
+    /// their consents, objections and open holds, as rows in one read
+    /// transaction (one snapshot), each value read in place. On
+    /// PostgreSQL one statement answers four rows (subjects, consents'
+    /// terms, objections, holds), each every id's lines joined by
+    /// newlines, so thousands of subjects cost four rows to the driver
+    /// rather than three per subject.
     pub async fn subjects_facts(
         &self,
         ids: &[SubjectId],
     ) -> Result<Vec<SubjectFactsRows>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
-        let sql = facts_statement(self.backend());
         for chunk in ids.chunks(FACTS_PER_STATEMENT) {
-            // Ids are uuids: nothing in them needs escaping.
-            let mut list = String::with_capacity(chunk.len() * 39 + 2);
-            list.push('[');
-            for (i, id) in chunk.iter().enumerate() {
-                list.push_str(if i > 0 { ",\"" } else { "\"" });
-                list.push_str(&id.to_string());
-                list.push('"');
-            }
-            list.push(']');
-            let q = sqlx::query(&sql).bind(list);
-            let mut found: std::collections::HashMap<SubjectId, SubjectFactsRows> =
-                std::collections::HashMap::with_capacity(chunk.len());
-            let rows = q.fetch_all(&self.pool).await?;
-            for r in &rows {
-                let t: String = r.try_get("t")?;
-                let v: Option<String> = r.try_get("v")?;
-                for line in v
-                    .as_deref()
-                    .unwrap_or("")
-                    .split('\n')
-                    .filter(|l| !l.is_empty())
-                {
-                    facts_line(&t, line, &mut found)?;
+            let list = id_list(chunk);
+            let mut found = match self.backend() {
+                Backend::Sqlite => {
+                    self.on_lite(move |conn| {
+                        crate::lite::read_snapshot(conn, |conn| lite_facts(conn, &list))
+                    })
+                    .await?
                 }
-            }
+                Backend::Postgres => {
+                    let sql = pg_facts_statement();
+                    let rows = sqlx::query(&sql).bind(list).fetch_all(&self.pool).await?;
+                    let mut found = std::collections::HashMap::with_capacity(chunk.len());
+                    let mut kinds = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        let t: String = r.try_get("t")?;
+                        let v: Option<String> = r.try_get("v")?;
+                        kinds.push((t, v.unwrap_or_default()));
+                    }
+                    // The subjects' row first, whatever order the rows
+                    // came in: what hangs on a subject is kept only for a
+                    // subject found.
+                    kinds.sort_by_key(|(t, _)| t != "s");
+                    for (t, v) in &kinds {
+                        for line in v.split('\n').filter(|l| !l.is_empty()) {
+                            facts_line(t, line, &mut found)?;
+                        }
+                    }
+                    found
+                }
+            };
             out.extend(chunk.iter().filter_map(|id| found.remove(id)));
         }
         Ok(out)
@@ -387,32 +396,42 @@ const SUBJECT_COLUMNS: &str =
 /// Ids per [`Store::subjects_facts`] statement.
 const FACTS_PER_STATEMENT: usize = 4096;
 
-/// The audience's facts statement: the ids bound once, as one JSON array,
-/// then four aggregated rows `(t, v)`; every line of `v` starts with the
-/// subject's id and a space. `s`: `status created_at destroyed_at|-
-/// ended_at|- policy_version`; `c`: `withdrawn_at|- ` and the consent's
-/// terms line (its record, from before terms were stored); `o`: `channel
-/// kind`; `h`: the subject alone (an open legal hold). One statement text
-/// whatever the count, so each connection prepares it once.
-fn facts_statement(backend: Backend) -> String {
-    let ids = crate::json_values(backend, 1);
-    let (agg, nl) = match backend {
-        Backend::Sqlite => ("group_concat", "char(10)"),
-        Backend::Postgres => ("string_agg", "chr(10)"),
-    };
+/// An audience's ids as one JSON array, bound once per statement. Ids are
+/// uuids: nothing in them needs escaping.
+fn id_list(ids: &[SubjectId]) -> String {
+    let mut list = String::with_capacity(ids.len() * 39 + 2);
+    list.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        list.push_str(if i > 0 { ",\"" } else { "\"" });
+        list.push_str(&id.to_string());
+        list.push('"');
+    }
+    list.push(']');
+    list
+}
+
+/// PostgreSQL's audience facts statement: the ids bound once, as one JSON
+/// array, then four aggregated rows `(t, v)`; every line of `v` starts
+/// with the subject's id and a space. `s`: `status created_at
+/// destroyed_at|- ended_at|- policy_version`; `c`: `withdrawn_at|- ` and
+/// the consent's terms line (its record, from before terms were stored);
+/// `o`: `channel kind`; `h`: the subject alone (an open legal hold). One
+/// statement text whatever the count, so each connection prepares it once.
+fn pg_facts_statement() -> String {
+    let ids = crate::json_values(Backend::Postgres, 1);
     let text = |c: &str| format!("COALESCE(CAST({c} AS TEXT), '-')");
     format!(
         "WITH ids (id) AS ({ids}) \
-         SELECT 's' AS t, {agg}(s.subject_id || ' ' || s.status || ' ' || CAST(s.created_at AS TEXT) || ' ' \
-             || {destroyed} || ' ' || {ended} || ' ' || s.policy_version, {nl}) AS v \
+         SELECT 's' AS t, string_agg(s.subject_id || ' ' || s.status || ' ' || CAST(s.created_at AS TEXT) || ' ' \
+             || {destroyed} || ' ' || {ended} || ' ' || s.policy_version, chr(10)) AS v \
            FROM subjects s WHERE s.subject_id IN (SELECT id FROM ids) \
-         UNION ALL SELECT 'c', {agg}(c.subject_id || ' ' || {withdrawn} || ' ' || COALESCE(c.terms, c.record), {nl}) \
+         UNION ALL SELECT 'c', string_agg(c.subject_id || ' ' || {withdrawn} || ' ' || COALESCE(c.terms, c.record), chr(10)) \
            FROM consents c LEFT JOIN consent_withdrawals w \
              ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id \
           WHERE c.subject_id IN (SELECT id FROM ids) \
-         UNION ALL SELECT 'o', {agg}(subject_id || ' ' || channel || ' ' || kind, {nl}) \
+         UNION ALL SELECT 'o', string_agg(subject_id || ' ' || channel || ' ' || kind, chr(10)) \
            FROM contact_optouts WHERE subject_id IN (SELECT id FROM ids) \
-         UNION ALL SELECT 'h', {agg}(subject_id, {nl}) FROM (SELECT DISTINCT subject_id FROM legal_holds \
+         UNION ALL SELECT 'h', string_agg(subject_id, chr(10)) FROM (SELECT DISTINCT subject_id FROM legal_holds \
           WHERE released_at IS NULL AND subject_id IN (SELECT id FROM ids)) held",
         destroyed = text("s.destroyed_at"),
         ended = text("s.relationship_ended_at"),
@@ -420,7 +439,118 @@ fn facts_statement(backend: Backend) -> String {
     )
 }
 
-/// One line of a [`facts_statement`] row into `found`.
+/// The ids of SQLite's audience facts statements (`?1`: a JSON array).
+const LITE_IDS: &str = "IN (SELECT value FROM json_each(?1))";
+
+/// SQLite's audience facts, read on a connection of the store's own: the
+/// subjects first, then what hangs on them — their consents' terms with
+/// the withdrawals, objections, open holds (kept for the subjects found) —
+/// each a plain row whose values are read in place.
+fn lite_facts(
+    conn: &rusqlite::Connection,
+    ids: &str,
+) -> Result<std::collections::HashMap<SubjectId, SubjectFactsRows>, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt(format!("an audience facts row of {what}"));
+    let text = |r: &rusqlite::Row<'_>, i: usize, what: &str| -> Result<String, StoreError> {
+        r.get_ref(i)?
+            .as_str()
+            .map(str::to_string)
+            .map_err(|_| bad(what))
+    };
+    let time = |r: &rusqlite::Row<'_>, i: usize, what: &str| match r
+        .get_ref(i)?
+        .as_i64_or_null()
+        .map_err(|_| bad(what))?
+    {
+        None => Ok(None),
+        Some(us) => DateTime::from_timestamp_micros(us)
+            .map(Some)
+            .ok_or_else(|| bad(what)),
+    };
+    let id = |r: &rusqlite::Row<'_>, what: &str| -> Result<SubjectId, StoreError> {
+        let s = r.get_ref(0)?.as_str().map_err(|_| bad(what))?;
+        SubjectId::parse(s).map_err(|_| bad(what))
+    };
+    // Each row of a statement over the ids, in turn.
+    let each = |sql: &str, f: &mut dyn FnMut(&rusqlite::Row<'_>) -> Result<(), StoreError>| {
+        let mut q = conn.prepare_cached(sql)?;
+        let mut rows = q.query([ids])?;
+        while let Some(r) = rows.next()? {
+            f(r)?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    let mut found = std::collections::HashMap::new();
+    each(
+        &format!(
+            "SELECT subject_id, status, created_at, destroyed_at, relationship_ended_at, policy_version \
+               FROM subjects WHERE subject_id {LITE_IDS}"
+        ),
+        &mut |r| {
+            let subject = SubjectRow {
+                subject_id: id(r, "subjects")?,
+                status: SubjectStatus::parse(r.get_ref(1)?.as_str().map_err(|_| bad("subjects"))?)
+                    .ok_or_else(|| bad("subjects"))?,
+                created_at: time(r, 2, "subjects")?.ok_or_else(|| bad("subjects"))?,
+                destroyed_at: time(r, 3, "subjects")?,
+                relationship_ended_at: time(r, 4, "subjects")?,
+                policy_version: text(r, 5, "subjects")?,
+            };
+            let rows = SubjectFactsRows {
+                subject,
+                consents: Vec::new(),
+                objections: Vec::new(),
+                held: false,
+            };
+            found.insert(rows.subject.subject_id, rows);
+            Ok(())
+        },
+    )?;
+    each(
+        &format!(
+            "SELECT c.subject_id, w.withdrawn_at, COALESCE(c.terms, c.record) \
+               FROM consents c LEFT JOIN consent_withdrawals w \
+                 ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id \
+              WHERE c.subject_id {LITE_IDS}"
+        ),
+        &mut |r| {
+            if let Some(f) = found.get_mut(&id(r, "consents")?) {
+                f.consents.push(FactsConsent {
+                    withdrawn_at: time(r, 1, "consents")?,
+                    terms: text(r, 2, "consents")?,
+                });
+            }
+            Ok(())
+        },
+    )?;
+    each(
+        &format!(
+            "SELECT subject_id, channel, kind FROM contact_optouts WHERE subject_id {LITE_IDS}"
+        ),
+        &mut |r| {
+            if let Some(f) = found.get_mut(&id(r, "objections")?) {
+                let objection = (text(r, 1, "objections")?, text(r, 2, "objections")?);
+                f.objections.push(objection);
+            }
+            Ok(())
+        },
+    )?;
+    each(
+        &format!(
+            "SELECT DISTINCT subject_id FROM legal_holds \
+              WHERE released_at IS NULL AND subject_id {LITE_IDS}"
+        ),
+        &mut |r| {
+            if let Some(f) = found.get_mut(&id(r, "holds")?) {
+                f.held = true;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(found)
+}
+
+/// One line of a [`pg_facts_statement`] row into `found`.
 fn facts_line(
     t: &str,
     line: &str,
