@@ -250,7 +250,11 @@ impl Store {
     ) -> Result<Vec<SubjectFactsRows>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(FACTS_PER_STATEMENT) {
-            let list = id_list(chunk);
+            // Each id once: the statements read what each id in the list names.
+            let mut seen = std::collections::HashSet::with_capacity(chunk.len());
+            let unique: Vec<SubjectId> =
+                chunk.iter().copied().filter(|s| seen.insert(*s)).collect();
+            let list = id_list(&unique);
             let mut found = match self.backend() {
                 Backend::Sqlite => {
                     self.on_lite(move |conn| {
@@ -439,8 +443,10 @@ fn pg_facts_statement() -> String {
     )
 }
 
-/// The ids of SQLite's audience facts statements (`?1`: a JSON array).
-const LITE_IDS: &str = "IN (SELECT value FROM json_each(?1))";
+/// The ids of SQLite's audience facts statements (`?1`: a JSON array),
+/// joined to what is read of them: `CROSS JOIN` keeps the ids the outer
+/// loop, each looked up by index, with no temporary table of the ids.
+const LITE_IDS: &str = "json_each(?1) AS j CROSS JOIN";
 
 /// SQLite's audience facts, read on a connection of the store's own: the
 /// subjects first, then what hangs on them — their consents' terms with
@@ -483,8 +489,8 @@ fn lite_facts(
     let mut found = std::collections::HashMap::new();
     each(
         &format!(
-            "SELECT subject_id, status, created_at, destroyed_at, relationship_ended_at, policy_version \
-               FROM subjects WHERE subject_id {LITE_IDS}"
+            "SELECT s.subject_id, s.status, s.created_at, s.destroyed_at, s.relationship_ended_at, \
+                    s.policy_version FROM {LITE_IDS} subjects s ON s.subject_id = j.value"
         ),
         &mut |r| {
             let subject = SubjectRow {
@@ -509,9 +515,9 @@ fn lite_facts(
     each(
         &format!(
             "SELECT c.subject_id, w.withdrawn_at, COALESCE(c.terms, c.record) \
-               FROM consents c LEFT JOIN consent_withdrawals w \
-                 ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id \
-              WHERE c.subject_id {LITE_IDS}"
+               FROM {LITE_IDS} consents c ON c.subject_id = j.value \
+               LEFT JOIN consent_withdrawals w \
+                 ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id"
         ),
         &mut |r| {
             if let Some(f) = found.get_mut(&id(r, "consents")?) {
@@ -525,7 +531,8 @@ fn lite_facts(
     )?;
     each(
         &format!(
-            "SELECT subject_id, channel, kind FROM contact_optouts WHERE subject_id {LITE_IDS}"
+            "SELECT o.subject_id, o.channel, o.kind \
+               FROM {LITE_IDS} contact_optouts o ON o.subject_id = j.value"
         ),
         &mut |r| {
             if let Some(f) = found.get_mut(&id(r, "objections")?) {
@@ -537,8 +544,8 @@ fn lite_facts(
     )?;
     each(
         &format!(
-            "SELECT DISTINCT subject_id FROM legal_holds \
-              WHERE released_at IS NULL AND subject_id {LITE_IDS}"
+            "SELECT h.subject_id FROM {LITE_IDS} legal_holds h ON h.subject_id = j.value \
+              WHERE h.released_at IS NULL"
         ),
         &mut |r| {
             if let Some(f) = found.get_mut(&id(r, "holds")?) {
