@@ -14,7 +14,7 @@ pub(crate) fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_us(m: i64, col: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn from_us(m: i64, col: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_micros(m)
         .ok_or_else(|| StoreError::Corrupt(format!("a time out of range in `{col}`")))
 }

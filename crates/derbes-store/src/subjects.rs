@@ -469,9 +469,7 @@ fn lite_facts(
         .map_err(|_| bad(what))?
     {
         None => Ok(None),
-        Some(us) => DateTime::from_timestamp_micros(us)
-            .map(Some)
-            .ok_or_else(|| bad(what)),
+        Some(us) => crate::decode::from_us(us, what).map(Some),
     };
     let id = |r: &rusqlite::Row<'_>, what: &str| -> Result<SubjectId, StoreError> {
         let s = r.get_ref(0)?.as_str().map_err(|_| bad(what))?;
