@@ -2,10 +2,10 @@
 //!
 //! A change's records commit inside its unit of work ([`Engine::write`],
 //! [`Engine::commit`]). Records of reads and decisions, which change
-//! nothing else, go through one background task per engine that batches
-//! whatever is waiting into one durable transaction (group commit): a
-//! decision waits for its record to be on disk, but concurrent decisions
-//! share the fsync.
+//! nothing else, go through one writer per engine (a thread of its own on
+//! SQLite, a task on PostgreSQL) that batches whatever is waiting into one
+//! durable transaction (group commit): a decision waits for its record to
+//! be on disk, but concurrent decisions share the fsync.
 
 use std::sync::{Arc, OnceLock};
 
@@ -242,10 +242,10 @@ const CHECKPOINT_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 const MAX_BATCH: usize = 1024;
 
 /// Records that commit together, and where their numbers go.
-type Job = (
-    Vec<NewAuditRecord>,
-    oneshot::Sender<Result<Vec<i64>, String>>,
-);
+type Job = (Vec<NewAuditRecord>, Reply);
+
+/// Where a job's numbers (or the batch's error) go.
+type Reply = oneshot::Sender<Result<Vec<i64>, String>>;
 
 #[derive(Default)]
 pub(crate) struct AuditorCell(OnceLock<mpsc::Sender<Job>>);
@@ -280,14 +280,50 @@ impl Engine {
             .0
             .get_or_init(|| {
                 let (tx, rx) = mpsc::channel::<Job>(8192);
-                let engine = self.clone();
-                tokio::spawn(async move { engine.run_auditor(rx).await });
+                match self.store.lite_audit_appender() {
+                    // SQLite: a thread of the writer's own, which takes the
+                    // next batch as soon as a commit ends (under load, with
+                    // no hand-off to wait for) and blocks while it commits;
+                    // it signs its checkpoints inside its batches (a unit
+                    // of work would wait for the lock it nearly always
+                    // holds).
+                    Ok(lite) => {
+                        let (keys, clock) = (self.keys.clone(), self.clock.clone());
+                        let lite = lite.checkpointing(
+                            CHECKPOINT_EVERY,
+                            Box::new(move |tail| {
+                                signed_checkpoint(&crate::current_keyring(&keys), tail, clock())
+                            }),
+                        );
+                        let spawned = std::thread::Builder::new()
+                            .name("derbes-audit".into())
+                            .spawn(move || run_lite_auditor(lite, rx));
+                        if let Err(e) = spawned {
+                            // The receiver went with the closure: every
+                            // send fails, every audited operation with it.
+                            tracing::error!(error = %e, "the audit writer's thread did not start");
+                        }
+                    }
+                    // PostgreSQL (or a SQLite store without its file, whose
+                    // every append then fails): a task.
+                    Err(_) => {
+                        let appender = self.store.audit_appender();
+                        let appended = Arc::new(Appended::default());
+                        let moved = appended.clone();
+                        tokio::spawn(async move { run_auditor(appender, rx, &moved).await });
+                        let engine = self.clone();
+                        tokio::spawn(async move { engine.run_checkpointer(&appended).await });
+                    }
+                }
                 tx
             })
             .clone()
     }
 
-    async fn run_auditor(self, mut rx: mpsc::Receiver<Job>) {
+    /// PostgreSQL: sign a checkpoint each time the writer's tail is
+    /// [`CHECKPOINT_EVERY`] records past the last one — beside the writer,
+    /// not in its way.
+    async fn run_checkpointer(self, appended: &Appended) {
         let mut last_checkpoint = self
             .store
             .last_checkpoint()
@@ -296,40 +332,16 @@ impl Engine {
             .flatten()
             .map(|c| c.seq)
             .unwrap_or(0);
-        let mut appender = self.store.audit_appender();
-        while let Some(first) = rx.recv().await {
-            let (mut records, reply) = first;
-            let mut replies = vec![(records.len(), reply)];
-            while records.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok((more, reply)) => {
-                        replies.push((more.len(), reply));
-                        records.extend(more);
-                    }
-                    Err(_) => break,
-                }
+        loop {
+            appended.moved.notified().await;
+            let tail = appended.tail.load(std::sync::atomic::Ordering::Acquire);
+            if tail - last_checkpoint < CHECKPOINT_EVERY {
+                continue;
             }
-            match appender.append(records).await {
-                Ok(seqs) => {
-                    let last = seqs.last().copied().unwrap_or(0);
-                    let mut seqs = seqs.into_iter();
-                    for (n, reply) in replies {
-                        let _ = reply.send(Ok(seqs.by_ref().take(n).collect()));
-                    }
-                    if last - last_checkpoint >= CHECKPOINT_EVERY {
-                        match self.checkpoint().await {
-                            Ok(Some(seq)) => last_checkpoint = seq,
-                            Ok(None) => {}
-                            Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "audit append failed; the operations waiting for it are refused");
-                    for (_, reply) in replies {
-                        let _ = reply.send(Err(e.to_string()));
-                    }
-                }
+            match self.checkpoint().await {
+                Ok(Some(seq)) => last_checkpoint = seq,
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
             }
         }
     }
@@ -448,17 +460,13 @@ impl Engine {
         {
             return Ok(None);
         }
-        let keys = self.keyring();
-        let signature = keys.sign_audit(&checkpoint_message(seq, &hash));
+        let c = signed_checkpoint(
+            &self.keyring(),
+            &derbes_store::ChainTail { seq, hash },
+            self.now(),
+        );
         let mut w = self.write().await?;
-        w.insert_checkpoint(&Checkpoint {
-            seq,
-            hash,
-            signature,
-            public_key: keys.audit_public_key(),
-            at: self.now(),
-        })
-        .await?;
+        w.insert_checkpoint(&c).await?;
         w.commit().await?;
         Ok(Some(seq))
     }
@@ -533,3 +541,96 @@ pub(crate) fn refusal(code: &str, message: &str) -> Decision {
 }
 
 pub(crate) type SharedAuditor = Arc<AuditorCell>;
+
+/// The checkpoint of `tail`, signed with the keyring's audit key.
+fn signed_checkpoint(
+    keys: &derbes_vault::Keyring,
+    tail: &derbes_store::ChainTail,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Checkpoint {
+    Checkpoint {
+        seq: tail.seq,
+        hash: tail.hash.clone(),
+        signature: keys.sign_audit(&checkpoint_message(tail.seq, &tail.hash)),
+        public_key: keys.audit_public_key(),
+        at,
+    }
+}
+
+/// The writer's tail, for the checkpoints beside it (PostgreSQL).
+#[derive(Default)]
+struct Appended {
+    tail: std::sync::atomic::AtomicI64,
+    moved: tokio::sync::Notify,
+}
+
+/// Records to commit together, and where each job's numbers go.
+type Batch = (Vec<NewAuditRecord>, Vec<(usize, Reply)>);
+
+/// `first` and the jobs waiting behind it, up to [`MAX_BATCH`] records.
+fn gather(first: Job, rx: &mut mpsc::Receiver<Job>) -> Batch {
+    let (mut records, reply) = first;
+    let mut replies = vec![(records.len(), reply)];
+    while records.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok((more, reply)) => {
+                replies.push((more.len(), reply));
+                records.extend(more);
+            }
+            Err(_) => break,
+        }
+    }
+    (records, replies)
+}
+
+/// Each job its numbers, or the batch's error; the tail told to the
+/// checkpoints beside the writer, if any.
+fn answer(
+    appended: Option<&Appended>,
+    replies: Vec<(usize, Reply)>,
+    done: Result<Vec<i64>, derbes_store::StoreError>,
+) {
+    match done {
+        Ok(seqs) => {
+            if let (Some(appended), Some(&last)) = (appended, seqs.last()) {
+                appended
+                    .tail
+                    .store(last, std::sync::atomic::Ordering::Release);
+                appended.moved.notify_one();
+            }
+            let mut seqs = seqs.into_iter();
+            for (n, reply) in replies {
+                let _ = reply.send(Ok(seqs.by_ref().take(n).collect()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "audit append failed; the operations waiting for it are refused");
+            for (_, reply) in replies {
+                let _ = reply.send(Err(e.to_string()));
+            }
+        }
+    }
+}
+
+/// The writer on PostgreSQL: a task.
+async fn run_auditor(
+    mut appender: derbes_store::AuditAppender,
+    mut rx: mpsc::Receiver<Job>,
+    appended: &Appended,
+) {
+    while let Some(first) = rx.recv().await {
+        let (records, replies) = gather(first, &mut rx);
+        let done = appender.append(records).await;
+        answer(Some(appended), replies, done);
+    }
+}
+
+/// The writer on SQLite: a thread; it ends when the engine's last sender
+/// is dropped.
+fn run_lite_auditor(mut appender: derbes_store::LiteAppender, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let (records, replies) = gather(first, &mut rx);
+        let done = appender.append(&records);
+        answer(None, replies, done);
+    }
+}

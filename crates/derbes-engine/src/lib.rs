@@ -94,6 +94,14 @@ pub use staff::{Staff, StaffView};
 pub use subjects::{LookupKind, Registered};
 pub use weblog::DEFAULT_K;
 
+/// The keyring in use (a rotation replaces it).
+pub(crate) fn current_keyring(keys: &RwLock<Arc<Keyring>>) -> Arc<Keyring> {
+    match keys.read() {
+        Ok(k) => k.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
 /// The clock, replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -327,10 +335,7 @@ impl Engine {
     }
 
     pub(crate) fn keyring(&self) -> Arc<Keyring> {
-        match self.keys.read() {
-            Ok(k) => k.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        current_keyring(&self.keys)
     }
 
     /// Reload the keyring from the data directory (after `derbes keys rotate`

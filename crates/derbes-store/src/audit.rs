@@ -244,15 +244,17 @@ pub(crate) async fn append_in(
 /// of its own, each batch one durable transaction.
 ///
 /// On SQLite the connection is the appender's own, opened with rusqlite on
-/// the same file (the same bundled SQLite as sqlx's, so one set of locks),
-/// and a batch runs on a blocking thread: `BEGIN IMMEDIATE`, one prepared
-/// single-row insert stepped per record with its values bound in place,
-/// `COMMIT`. Through sqlx each value was copied twice on its way (into the
-/// driver's owned arguments, then into SQLite) and every statement crossed
-/// to sqlx's connection thread and back; the same batches cost about 40 %
-/// less CPU per record without that. On PostgreSQL a batch is one round
-/// trip: a single statement, its own transaction, that takes the chain's
-/// advisory lock before its first row (every row joins the lock's one row).
+/// the same file (the same bundled SQLite as sqlx's, so one set of locks):
+/// `BEGIN IMMEDIATE`, one prepared single-row insert stepped per record with
+/// its values bound in place, `COMMIT`. Its calls block: the engine runs
+/// them on a thread of the appender's own ([`Store::lite_audit_appender`],
+/// [`LiteAppender`]), and [`AuditAppender::append`] on a blocking thread.
+/// Through sqlx each value was copied twice on its way (into the driver's
+/// owned arguments, then into SQLite) and every statement crossed to sqlx's
+/// connection thread and back; the same batches cost about 40 % less CPU
+/// per record without that. On PostgreSQL a batch is one round trip: a
+/// single statement, its own transaction, that takes the chain's advisory
+/// lock before its first row (every row joins the lock's one row).
 ///
 /// The batch is numbered after the tail the store last saw committed (its
 /// own appends and every unit of work's), without reading it again. That
@@ -268,21 +270,188 @@ pub(crate) async fn append_in(
 /// Where other processes append too, a known tail is often stale and each
 /// stale batch costs a failed attempt: after a batch's numbers were taken,
 /// the appender reads the tail under the lock for a second before
-/// trusting the known tail again.
+/// trusting the known tail again ([`Contention`]).
 #[derive(Debug)]
 pub struct AuditAppender {
     store: Store,
     /// PostgreSQL: a connection detached from the pool.
     conn: Option<sqlx::AnyConnection>,
-    /// SQLite: the appender's own connection.
-    lite: Option<rusqlite::Connection>,
+    /// SQLite: the appender proper, between its calls on a blocking thread.
+    lite: Option<LiteAppender>,
+    contention: Contention,
+}
+
+/// When a batch may be numbered after the tail the store last saw.
+#[derive(Debug, Default)]
+struct Contention {
     /// Until when the tail is read under the lock (another writer was seen).
-    contended_until: Option<std::time::Instant>,
+    until: Option<std::time::Instant>,
 }
 
 /// How long the appender reads the tail under the lock after another
 /// writer took a batch's numbers.
 const CONTENDED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Contention {
+    /// Whether a first attempt may trust the known tail.
+    fn trusts_known_tail(&self) -> bool {
+        self.until
+            .is_none_or(|until| std::time::Instant::now() >= until)
+    }
+
+    /// The end of one attempt of `n` records: its numbers, its error, or
+    /// `None` to try once more with the tail read under the lock (the
+    /// batch's numbers were taken after a known tail).
+    fn settle(
+        &mut self,
+        hint: &crate::TailHint,
+        trusted: &mut bool,
+        n: usize,
+        attempt: Result<ChainTail, StoreError>,
+    ) -> Option<Result<Vec<i64>, StoreError>> {
+        match attempt {
+            Ok(tail) => {
+                let first = tail.seq - n as i64 + 1;
+                let seqs = (first..=tail.seq).collect();
+                hint.saw(tail);
+                Some(Ok(seqs))
+            }
+            Err(e) => {
+                hint.forget();
+                if !e.is_unique_violation() || !*trusted {
+                    return Some(Err(e));
+                }
+                *trusted = false;
+                self.until = Some(std::time::Instant::now() + CONTENDED_FOR);
+                None
+            }
+        }
+    }
+}
+
+/// The SQLite appender: its own connection, and calls that block (see
+/// [`AuditAppender`]).
+#[derive(Debug)]
+pub struct LiteAppender {
+    file: std::sync::Arc<crate::lite::LiteFile>,
+    hint: crate::TailHint,
+    conn: Option<rusqlite::Connection>,
+    contention: Contention,
+    checkpoints: Option<Checkpointing>,
+}
+
+/// Signs a checkpoint of a tail (the engine's audit key and clock).
+pub type SignCheckpoint = Box<dyn Fn(&ChainTail) -> Checkpoint + Send>;
+
+/// The appender's own checkpoints: signed inside the batch that carries
+/// the tail `every` records or more past the last one, so a checkpoint
+/// costs no commit of its own and never waits for the appender's lock.
+struct Checkpointing {
+    every: i64,
+    /// The last checkpoint's number, once read.
+    last: Option<i64>,
+    sign: SignCheckpoint,
+}
+
+impl std::fmt::Debug for Checkpointing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointing")
+            .field("every", &self.every)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpointing {
+    /// Inside the batch's transaction: the checkpoint of `tail` inserted
+    /// when one is due; its number.
+    fn sign_if_due(
+        &mut self,
+        conn: &rusqlite::Connection,
+        tail: &ChainTail,
+    ) -> Result<Option<i64>, rusqlite::Error> {
+        let last = match self.last {
+            Some(last) => last,
+            None => {
+                let last = conn.query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints",
+                    [],
+                    |r| r.get(0),
+                )?;
+                self.last = Some(last);
+                last
+            }
+        };
+        if tail.seq - last < self.every {
+            return Ok(None);
+        }
+        let c = (self.sign)(tail);
+        conn.prepare_cached(
+            "INSERT INTO audit_checkpoints (seq, hash, signature, public_key, at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+        )?
+        .execute(rusqlite::params![
+            c.seq,
+            c.hash,
+            c.signature,
+            c.public_key,
+            crate::us(c.at)
+        ])?;
+        Ok(Some(c.seq))
+    }
+}
+
+impl LiteAppender {
+    /// Sign a checkpoint inside each batch that carries the tail `every`
+    /// records or more past the last checkpoint.
+    pub fn checkpointing(mut self, every: i64, sign: SignCheckpoint) -> LiteAppender {
+        self.checkpoints = Some(Checkpointing {
+            every,
+            last: None,
+            sign,
+        });
+        self
+    }
+
+    /// Append `records` (one durable transaction); their sequence numbers,
+    /// in order. On an error nothing of the batch is stored.
+    pub fn append(&mut self, records: &[NewAuditRecord]) -> Result<Vec<i64>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut trusted = self.contention.trusts_known_tail();
+        loop {
+            let known = self.hint.get().filter(|_| trusted);
+            let attempt = self.try_append(records, known);
+            if let Some(done) =
+                self.contention
+                    .settle(&self.hint, &mut trusted, records.len(), attempt)
+            {
+                return done;
+            }
+        }
+    }
+
+    fn try_append(
+        &mut self,
+        records: &[NewAuditRecord],
+        known: Option<ChainTail>,
+    ) -> Result<ChainTail, StoreError> {
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => self.file.connect()?,
+        };
+        let attempt = sqlite_append(&conn, records, known, self.checkpoints.as_mut());
+        // A connection left inside a transaction it could not end is not
+        // used again.
+        self.conn = conn.is_autocommit().then_some(conn);
+        let (tail, signed) = attempt?;
+        if let (Some(c), Some(seq)) = (self.checkpoints.as_mut(), signed) {
+            c.last = Some(seq);
+        }
+        Ok(tail)
+    }
+}
 
 impl AuditAppender {
     /// Append `records` (one durable transaction); their sequence numbers,
@@ -291,99 +460,58 @@ impl AuditAppender {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let mut trust_known_tail = self
-            .contended_until
-            .is_none_or(|until| std::time::Instant::now() >= until);
-        let mut records = records;
-        loop {
-            let known = self.store.chain_tail.get().filter(|_| trust_known_tail);
-            let attempt = match self.store.backend {
-                Backend::Sqlite => {
-                    let (attempt, back) = self.try_append_sqlite(records, known).await;
-                    records = back;
-                    attempt
-                }
-                Backend::Postgres => self.try_append_postgres(&records, known).await,
+        if self.store.backend == Backend::Sqlite {
+            let mut lite = match self.lite.take() {
+                Some(lite) => lite,
+                None => self.store.lite_audit_appender()?,
             };
-            match attempt {
-                Ok(tail) => {
-                    let first = tail.seq - records.len() as i64 + 1;
-                    let seqs = (first..=tail.seq).collect();
-                    self.store.chain_tail.saw(tail);
-                    return Ok(seqs);
-                }
-                Err(e) => {
-                    self.store.chain_tail.forget();
-                    let taken = e.is_unique_violation();
-                    if self.store.backend == Backend::Postgres {
-                        // Whatever the failed batch left open is rolled
-                        // back; a connection that cannot even do that is
-                        // closed.
-                        let rolled_back = match self.conn.as_mut() {
-                            Some(conn) => sqlx::Executor::execute(conn, "ROLLBACK").await.is_ok(),
-                            None => false,
-                        };
-                        if !rolled_back || !taken {
-                            self.conn = None;
-                        }
-                    }
-                    // Numbers taken after a known tail: once more, with
-                    // the tail read under the lock, where none can be.
-                    if !taken || !trust_known_tail {
-                        return Err(e);
-                    }
-                    trust_known_tail = false;
-                    self.contended_until = Some(std::time::Instant::now() + CONTENDED_FOR);
-                }
-            }
-        }
-    }
-
-    /// One SQLite attempt on a blocking thread; the new tail, and the
-    /// records back.
-    async fn try_append_sqlite(
-        &mut self,
-        records: Vec<NewAuditRecord>,
-        known: Option<ChainTail>,
-    ) -> (Result<ChainTail, StoreError>, Vec<NewAuditRecord>) {
-        let lite = match self.store.lite() {
-            Ok(lite) => lite.clone(),
-            Err(e) => return (Err(e), records),
-        };
-        let conn = self.lite.take();
-        let work = tokio::task::spawn_blocking(move || {
-            let conn = match conn {
-                Some(c) => c,
-                None => match lite.connect() {
-                    Ok(c) => c,
-                    Err(e) => return (None, Err(e.into()), records),
-                },
-            };
-            let attempt = sqlite_append(&conn, &records, known);
-            // A connection left inside a transaction it could not end is
-            // not used again.
-            let conn = conn.is_autocommit().then_some(conn);
-            (conn, attempt.map_err(StoreError::from), records)
-        });
-        match work.await {
-            Ok((conn, attempt, records)) => {
-                self.lite = conn;
-                (attempt, records)
-            }
+            let (lite, done) = tokio::task::spawn_blocking(move || {
+                let done = lite.append(&records);
+                (lite, done)
+            })
+            .await
             // The blocking thread panicked or the runtime is shutting
-            // down: the records went with it; nothing was committed that
-            // the caller will not be told failed.
-            Err(e) => (
-                Err(StoreError::Config(format!(
-                    "the audit appender's thread: {e}"
-                ))),
-                Vec::new(),
-            ),
+            // down: nothing was committed that the caller will not be
+            // told failed.
+            .map_err(|e| StoreError::Config(format!("the audit appender's thread: {e}")))?;
+            self.lite = Some(lite);
+            return done;
+        }
+        let mut trusted = self.contention.trusts_known_tail();
+        loop {
+            let known = self.store.chain_tail.get().filter(|_| trusted);
+            let attempt = self.try_append_postgres(&records, known).await;
+            if let Some(done) =
+                self.contention
+                    .settle(&self.store.chain_tail, &mut trusted, records.len(), attempt)
+            {
+                return done;
+            }
         }
     }
 
-    /// One PostgreSQL attempt; the new tail.
+    /// One PostgreSQL attempt; the new tail. Whatever a failed attempt
+    /// left open is rolled back; a connection that cannot even do that,
+    /// or failed otherwise than by a taken number, is closed.
     async fn try_append_postgres(
+        &mut self,
+        records: &[NewAuditRecord],
+        known: Option<ChainTail>,
+    ) -> Result<ChainTail, StoreError> {
+        let attempt = self.postgres_attempt(records, known).await;
+        if let Err(e) = &attempt {
+            let rolled_back = match self.conn.as_mut() {
+                Some(conn) => sqlx::Executor::execute(conn, "ROLLBACK").await.is_ok(),
+                None => false,
+            };
+            if !rolled_back || !e.is_unique_violation() {
+                self.conn = None;
+            }
+        }
+        attempt
+    }
+
+    async fn postgres_attempt(
         &mut self,
         records: &[NewAuditRecord],
         known: Option<ChainTail>,
@@ -429,13 +557,15 @@ impl AuditAppender {
 }
 
 /// One batch in one transaction under SQLite's write lock, numbered after
-/// `known` or, without it, after the tail read under the lock; the new
-/// tail. On an error the transaction is rolled back.
+/// `known` or, without it, after the tail read under the lock, with a
+/// signed checkpoint of its tail when one is due; the new tail and the
+/// checkpoint's number. On an error the transaction is rolled back.
 fn sqlite_append(
     conn: &rusqlite::Connection,
     records: &[NewAuditRecord],
     known: Option<ChainTail>,
-) -> Result<ChainTail, rusqlite::Error> {
+    checkpoints: Option<&mut Checkpointing>,
+) -> Result<(ChainTail, Option<i64>), rusqlite::Error> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let written = (|| {
         let mut tail = match known {
@@ -475,8 +605,12 @@ fn sqlite_append(
             ])?;
             tail = ChainTail { seq, hash };
         }
+        let signed = match checkpoints {
+            Some(c) => c.sign_if_due(conn, &tail)?,
+            None => None,
+        };
         conn.execute_batch("COMMIT")?;
-        Ok(tail)
+        Ok((tail, signed))
     })();
     if written.is_err() && !conn.is_autocommit() {
         // Left in the transaction if even this fails; the caller then
@@ -514,8 +648,20 @@ impl Store {
             store: self.clone(),
             conn: None,
             lite: None,
-            contended_until: None,
+            contention: Contention::default(),
         }
+    }
+
+    /// SQLite: the appender proper, for a thread of its own (its calls
+    /// block); an error on PostgreSQL.
+    pub fn lite_audit_appender(&self) -> Result<LiteAppender, StoreError> {
+        Ok(LiteAppender {
+            file: self.lite()?.clone(),
+            hint: self.chain_tail.clone(),
+            conn: None,
+            contention: Contention::default(),
+            checkpoints: None,
+        })
     }
 
     /// The last record's sequence number and hash.

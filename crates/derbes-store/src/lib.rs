@@ -58,7 +58,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit::{
     checkpoint_message, record_hash, AuditAppender, AuditQuery, AuditRow, ChainTail, Checkpoint,
-    NewAuditRecord, RecordProof, Verification,
+    LiteAppender, NewAuditRecord, RecordProof, SignCheckpoint, Verification,
 };
 pub use breaches::{BreachFilter, BreachRow, BreachState};
 pub use consents::{Acceptance, ConsentRow, NewConsent};
