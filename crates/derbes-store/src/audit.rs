@@ -338,6 +338,8 @@ pub struct LiteAppender {
     conn: Option<rusqlite::Connection>,
     contention: Contention,
     checkpoints: Option<Checkpointing>,
+    /// Copies the WAL back into the file beside the writer.
+    wal: Option<crate::lite::Checkpointer>,
 }
 
 /// Signs a checkpoint of a tail (the engine's audit key and clock).
@@ -439,13 +441,29 @@ impl LiteAppender {
     ) -> Result<ChainTail, StoreError> {
         let conn = match self.conn.take() {
             Some(c) => c,
-            None => self.file.connect()?,
+            None => {
+                let c = self.file.connect()?;
+                if self.wal.is_none() {
+                    self.wal = crate::lite::Checkpointer::start(self.file.clone());
+                }
+                if self.wal.is_some() {
+                    c.pragma_update(
+                        None,
+                        "wal_autocheckpoint",
+                        crate::lite::WRITER_CHECKPOINT_PAGES,
+                    )?;
+                }
+                c
+            }
         };
         let attempt = sqlite_append(&conn, records, known, self.checkpoints.as_mut());
         // A connection left inside a transaction it could not end is not
         // used again.
         self.conn = conn.is_autocommit().then_some(conn);
         let (tail, signed) = attempt?;
+        if let Some(wal) = &self.wal {
+            wal.poke();
+        }
         if let (Some(c), Some(seq)) = (self.checkpoints.as_mut(), signed) {
             c.last = Some(seq);
         }
@@ -661,6 +679,7 @@ impl Store {
             conn: None,
             contention: Contention::default(),
             checkpoints: None,
+            wal: None,
         })
     }
 

@@ -111,3 +111,123 @@ impl Store {
             .map_err(|e| StoreError::Config(format!("a SQLite read's thread: {e}")))?
     }
 }
+
+/// How far the WAL may grow before the audit writer checkpoints it itself
+/// (the checkpointer fell behind): SQLite's automatic checkpoint on the
+/// writer's connection, raised from its default of 1,000 pages.
+pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 8_000;
+
+/// The least time between two of the checkpointer's passes.
+const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Copies the WAL's committed pages back into the database file on a
+/// thread of its own (SQLite's `PASSIVE` checkpoint: it never blocks a
+/// writer or a reader), so the audit writer's commits do not stop to do
+/// it — SQLite's automatic checkpoint runs on the connection that
+/// commits. Poked after the writer's commits; at most one pass every
+/// [`CHECKPOINT_PAUSE`]. Ends when dropped.
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    state: Arc<(Mutex<Poke>, std::sync::Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct Poke {
+    due: bool,
+    closed: bool,
+}
+
+impl Checkpointer {
+    /// Start the thread; `None` if it could not start (the writer then
+    /// checkpoints as SQLite does by default).
+    pub(crate) fn start(file: Arc<LiteFile>) -> Option<Checkpointer> {
+        let state = Arc::new((Mutex::new(Poke::default()), std::sync::Condvar::new()));
+        let theirs = state.clone();
+        std::thread::Builder::new()
+            .name("derbes-wal".into())
+            .spawn(move || run_checkpointer(&file, &theirs))
+            .map_err(|e| tracing::warn!(error = %e, "the WAL checkpointer did not start"))
+            .ok()?;
+        Some(Checkpointer { state })
+    }
+
+    /// The writer committed: a pass is due.
+    pub(crate) fn poke(&self) {
+        let (lock, cv) = &*self.state;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).due = true;
+        cv.notify_one();
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.state;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
+        cv.notify_one();
+    }
+}
+
+fn run_checkpointer(file: &LiteFile, state: &(Mutex<Poke>, std::sync::Condvar)) {
+    let (lock, cv) = state;
+    let mut conn = None;
+    loop {
+        {
+            let mut poke = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            while !poke.due && !poke.closed {
+                poke = cv.wait(poke).unwrap_or_else(PoisonError::into_inner);
+            }
+            if poke.closed {
+                return;
+            }
+            poke.due = false;
+        }
+        if conn.is_none() {
+            conn = file.connect().ok();
+        }
+        if let Some(c) = &conn {
+            // Busy (another checkpoint running) or failed: the next poke
+            // tries again, and the writer's own automatic checkpoint
+            // bounds the WAL meanwhile.
+            if c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                .is_err()
+            {
+                conn = None;
+            }
+        }
+        std::thread::sleep(CHECKPOINT_PAUSE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The checkpointer copies what a writer committed into the database
+    /// file, beside a writer whose own automatic checkpoint is off.
+    #[test]
+    fn the_checkpointer_copies_the_wal_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Connection::open(&path).unwrap());
+        let file = Arc::new(LiteFile::new(&path));
+        let writer = file.connect().unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+                 INSERT INTO t SELECT zeroblob(1000) FROM n;",
+            )
+            .unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        assert!(size() < 100_000, "nothing copied yet: {}", size());
+        let wal = Checkpointer::start(file.clone()).unwrap();
+        wal.poke();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while size() < 1_000_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(size() >= 1_000_000, "copied: {}", size());
+        drop(wal);
+    }
+}
