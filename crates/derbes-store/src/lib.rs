@@ -202,11 +202,10 @@ impl StoreError {
 
 /// How long a SQLite connection waits for another's lock.
 const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
-/// Every SQLite connection's settings (the pool's and the audit
-/// appender's; why each, at [`Store::open`]).
+/// Every SQLite connection's settings (the pool's and the store's own in
+/// `lite.rs`; why each, at [`Store::open`]).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
-     PRAGMA mmap_size = 2147418112;";
+     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
 
 /// A connection pool on one backend.
 #[derive(Debug, Clone)]
@@ -330,10 +329,12 @@ impl Store {
                         // every commit durable before it returns;
                         // secure_delete zeroes what a change or a deletion
                         // frees, so no old value lingers in a page's free
-                        // space; reads map the file (up to SQLite's 2 GiB
-                        // ceiling) rather than copying each page in with a
-                        // system call (an audience reads thousands of
-                        // subjects' pages).
+                        // space. The pool's connections do not map the
+                        // file (the store's own in `lite.rs` do): a
+                        // connection drops its whole map whenever it begins
+                        // a read after another wrote, and under the audit
+                        // writer's commits that was one `munmap` per small
+                        // read.
                         conn.execute(SQLITE_PRAGMAS).await?;
                         conn.execute(BUSY_TIMEOUT).await?;
                     }

@@ -6,8 +6,9 @@
 //!
 //! Same file, same bundled SQLite (one `libsqlite3-sys` in the build, so
 //! one set of locks in the process), same settings as the pool's
-//! connections ([`crate::SQLITE_PRAGMAS`]). Their calls block: they run on a
-//! blocking thread ([`Store::on_lite`]).
+//! connections ([`crate::SQLITE_PRAGMAS`]), and the file mapped ([`MAP`]).
+//! Their calls block: they run on the audit writer's thread or a blocking
+//! thread ([`Store::on_lite`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +16,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{Store, StoreError};
+
+/// These connections map the file (up to SQLite's 2 GiB ceiling) rather
+/// than copying each page in with a system call: an audience reads
+/// thousands of subjects' pages a statement, and the writer's inserts land
+/// on pages all over the indexes. A connection drops its whole map when it
+/// begins a read after another connection wrote, so the pool's many small
+/// reads go without (see [`Store::open`]).
+const MAP: &str = "PRAGMA mmap_size = 2147418112";
 
 /// Idle read connections kept for the next read.
 const IDLE: usize = 4;
@@ -42,6 +51,7 @@ impl LiteFile {
         )?;
         conn.execute_batch(crate::SQLITE_PRAGMAS)?;
         conn.execute_batch(crate::BUSY_TIMEOUT)?;
+        conn.execute_batch(MAP)?;
         Ok(conn)
     }
 
@@ -212,6 +222,11 @@ mod tests {
         drop(Connection::open(&path).unwrap());
         let file = Arc::new(LiteFile::new(&path));
         let writer = file.connect().unwrap();
+        // The store's own connections map the file (the pool's do not).
+        let mapped: i64 = writer
+            .query_row("PRAGMA mmap_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mapped, 2_147_418_112);
         writer
             .execute_batch(
                 "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB); \
