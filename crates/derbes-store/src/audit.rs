@@ -342,6 +342,11 @@ pub struct LiteAppender {
     wal: Option<crate::lite::Checkpointer>,
 }
 
+/// A checkpoint's row (sqlx and rusqlite alike bind `$1`..`$5` in order).
+const INSERT_CHECKPOINT: &str =
+    "INSERT INTO audit_checkpoints (seq, hash, signature, public_key, at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
+
 /// Signs a checkpoint of a tail (the engine's audit key and clock).
 pub type SignCheckpoint = Box<dyn Fn(&ChainTail) -> Checkpoint + Send>;
 
@@ -388,17 +393,14 @@ impl Checkpointing {
             return Ok(None);
         }
         let c = (self.sign)(tail);
-        conn.prepare_cached(
-            "INSERT INTO audit_checkpoints (seq, hash, signature, public_key, at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
-        )?
-        .execute(rusqlite::params![
-            c.seq,
-            c.hash,
-            c.signature,
-            c.public_key,
-            crate::us(c.at)
-        ])?;
+        conn.prepare_cached(INSERT_CHECKPOINT)?
+            .execute(rusqlite::params![
+                c.seq,
+                c.hash,
+                c.signature,
+                c.public_key,
+                crate::us(c.at)
+            ])?;
         Ok(Some(c.seq))
     }
 }
@@ -951,17 +953,14 @@ fn checkpoint_row(r: &AnyRow) -> Result<Checkpoint, StoreError> {
 
 impl Write {
     pub async fn insert_checkpoint(&mut self, c: &Checkpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (seq, hash, signature, public_key, at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (seq) DO NOTHING",
-        )
-        .bind(c.seq)
-        .bind(&c.hash)
-        .bind(&c.signature)
-        .bind(&c.public_key)
-        .bind(crate::us(c.at))
-        .execute(self.conn())
-        .await?;
+        sqlx::query(INSERT_CHECKPOINT)
+            .bind(c.seq)
+            .bind(&c.hash)
+            .bind(&c.signature)
+            .bind(&c.public_key)
+            .bind(crate::us(c.at))
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 }
