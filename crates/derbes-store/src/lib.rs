@@ -207,6 +207,11 @@ const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
 
+/// How long [`Store::expunge`] keeps trying on a busy SQLite file.
+const EXPUNGE_PATIENCE: Duration = Duration::from_millis(250);
+/// Its pause between two tries.
+const EXPUNGE_RETRY: Duration = Duration::from_millis(2);
+
 /// A connection pool on one backend.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -407,10 +412,13 @@ impl Store {
     /// the write-ahead log into the database and truncate it, so that no
     /// earlier image of a changed page — an old value, a destroyed key —
     /// outlives the change there (deleted content in the database itself is
-    /// zeroed: `secure_delete`). It never waits: while a reader or a writer
-    /// is busy it gives up at once and says so (`false`), to be tried again
-    /// later, rather than hold up the writers. PostgreSQL keeps no such copy
-    /// a reader of the database could see: `true`.
+    /// zeroed: `secure_delete`). It never blocks another connection while it
+    /// waits: each try gives up at once when a writer, a reader of an older
+    /// snapshot or another checkpoint (the WAL checkpointer's, which runs
+    /// beside every audit commit) is busy, and it tries again for at most
+    /// [`EXPUNGE_PATIENCE`]; still busy, it says so (`false`), to be tried
+    /// again later. PostgreSQL keeps no such copy a reader of the database
+    /// could see: `true`.
     pub async fn expunge(&self) -> Result<bool, StoreError> {
         if self.backend != Backend::Sqlite {
             return Ok(true);
@@ -420,10 +428,19 @@ impl Store {
         sqlx::query("PRAGMA busy_timeout = 0")
             .execute(&mut *conn)
             .await?;
-        let busy = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&mut *conn)
-            .await
-            .and_then(|r| r.try_get::<i64, _>(0));
+        let until = std::time::Instant::now() + EXPUNGE_PATIENCE;
+        let busy = loop {
+            let busy = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *conn)
+                .await
+                .and_then(|r| r.try_get::<i64, _>(0));
+            match busy {
+                Ok(1) if std::time::Instant::now() < until => {
+                    tokio::time::sleep(EXPUNGE_RETRY).await;
+                }
+                other => break other,
+            }
+        };
         sqlx::query(BUSY_TIMEOUT).execute(&mut *conn).await?;
         Ok(busy? == 0)
     }
