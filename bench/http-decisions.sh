@@ -23,6 +23,15 @@ PORT=18990
 
 field() { python3 -c "import json,sys;print(json.load(sys.stdin)[\"$1\"])"; }
 
+# PostgreSQL's checkpoints so far (timed and requested; -1 on SQLite): one
+# that begins during a round can stretch the commits' WAL syncs, and the
+# round's p99 with them.
+checkpoints() {
+  [ -n "$1" ] || { echo -1; return; }
+  psql "$PGURL" -Atc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter" 2>/dev/null \
+    || psql "$PGURL" -Atc "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+}
+
 run() {
   local label="$1" url="$2"
   # The data directory holds only derbes' own files (it refuses others).
@@ -44,7 +53,9 @@ run() {
   local rounds=()
   for _ in $(seq 1 "$ROUNDS"); do
     rounds+=("$(DERBES_SUBJECT="" wrk -t2 -c"$CONNS" -d"${SECS}s" -s bench/decisions.lua http://127.0.0.1:$PORT/healthz | grep '^rate')")
-    rounds+=("$(DERBES_TOKEN=$token DERBES_SUBJECT=$subject wrk -t2 -c"$CONNS" -d"${SECS}s" -s bench/decisions.lua http://127.0.0.1:$PORT/api/v1/decisions | grep '^rate')")
+    local before; before=$(checkpoints "$url")
+    local line; line=$(DERBES_TOKEN=$token DERBES_SUBJECT=$subject wrk -t2 -c"$CONNS" -d"${SECS}s" -s bench/decisions.lua http://127.0.0.1:$PORT/api/v1/decisions | grep '^rate')
+    rounds+=("$line checkpoints $(( $(checkpoints "$url") - before ))")
   done
   kill -TERM $pid; wait $pid || true
   python3 - "${rounds[@]}" <<'PY'
@@ -57,6 +68,8 @@ pairs = list(zip(runs[0::2], runs[1::2]))
 for i, (c, d) in enumerate(pairs, 1):
     print(f"   round {i}: GET /healthz (the peer: the HTTP stack alone) {c['rate']:>9,.0f} req/s   p99 {c['p99'] / 1000:6.2f} ms")
     print(f"            POST /api/v1/decisions (audited, durable)     {d['rate']:>9,.0f} req/s   p99 {d['p99'] / 1000:6.2f} ms   p50 {d['p50'] / 1000:.2f} ms   non-2xx {d['non2xx']:.0f}   ratio {100 * d['rate'] / c['rate']:.1f} %")
+    if d['checkpoints'] > 0:
+        print(f"            (PostgreSQL checkpoints begun during the decisions: {d['checkpoints']:.0f})")
 ratios = [d['rate'] / c['rate'] for c, d in pairs]
 print(f"   decisions {statistics.median(d['rate'] for _, d in pairs):,.0f} req/s (median), p99 {max(d['p99'] for _, d in pairs) / 1000:.2f} ms (worst round)")
 print(f"   ratio decisions / healthz: {100 * statistics.median(ratios):.1f} % (median of {len(ratios)} rounds)")
