@@ -6,6 +6,8 @@
 //! publication, how long it lasts, and the evidence of how it was given.
 //! Records are never changed: a withdrawal is a separate fact appended later.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use derbes_policy::{Channel, ConsentKind, ContactKind, LoadedPolicy, Operation};
 use serde::{Deserialize, Serialize};
@@ -101,13 +103,13 @@ impl ConsentRecord {
     }
 
     /// What a decision reads of this consent.
-    pub fn terms(&self) -> ConsentTerms {
+    pub fn terms(&self) -> ConsentTerms<'_> {
         ConsentTerms {
-            consent_id: self.consent_id.to_string(),
+            consent_id: Cow::Owned(self.consent_id.to_string()),
             kind: self.kind,
             channel: self.channel,
-            purposes: self.purposes.clone(),
-            policy_sha256: self.policy_sha256.clone(),
+            purposes: Purposes::Record(&self.purposes),
+            policy_sha256: &self.policy_sha256,
             third_party: self.third_party,
             cross_border: self.cross_border,
             notify_of_transfers: self.notify_of_transfers,
@@ -137,14 +139,16 @@ fn state_at(
 /// one short line ([`ConsentTerms::line`], ~150 bytes against the record's
 /// ~1,200 of JSON), so deciding for an audience reads and parses a tenth of
 /// what the records would take. The withdrawal is not in the line: records
-/// are never changed, a withdrawal is a row of its own.
+/// are never changed, a withdrawal is a row of its own. The terms borrow
+/// what they were read from — the line or the record — so deciding for a
+/// subject allocates nothing per consent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsentTerms {
-    pub consent_id: String,
+pub struct ConsentTerms<'a> {
+    pub consent_id: Cow<'a, str>,
     pub kind: ConsentKind,
     pub channel: Option<Channel>,
-    pub purposes: Vec<String>,
-    pub policy_sha256: String,
+    pub purposes: Purposes<'a>,
+    pub policy_sha256: &'a str,
     pub third_party: bool,
     pub cross_border: bool,
     pub notify_of_transfers: bool,
@@ -153,10 +157,40 @@ pub struct ConsentTerms {
     pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
+/// A consent's purposes, as its terms line lists them (comma-separated)
+/// or as its record does; equal when they name the same purposes in the
+/// same order.
+#[derive(Debug, Clone, Copy)]
+pub enum Purposes<'a> {
+    Line(&'a str),
+    Record(&'a [String]),
+}
+
+impl<'a> Purposes<'a> {
+    /// The purposes' ids, in order.
+    pub fn iter(self) -> impl Iterator<Item = &'a str> {
+        let (line, record): (&'a str, &'a [String]) = match self {
+            Purposes::Line(l) => (l, &[]),
+            Purposes::Record(r) => ("", r),
+        };
+        line.split(',')
+            .filter(|p| !p.is_empty())
+            .chain(record.iter().map(String::as_str))
+    }
+}
+
+impl PartialEq for Purposes<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Purposes<'_> {}
+
 /// The first word of a terms line: its format's version.
 const TERMS_V1: &str = "t1";
 
-impl ConsentTerms {
+impl<'a> ConsentTerms<'a> {
     pub fn state(&self, now: DateTime<Utc>) -> ConsentState {
         state_at(self.withdrawn_at, self.expires_at, now)
     }
@@ -174,8 +208,8 @@ impl ConsentTerms {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
         if !plain(&self.consent_id)
-            || !self.purposes.iter().all(|p| plain(p))
-            || !(self.policy_sha256.is_empty() || plain(&self.policy_sha256))
+            || !self.purposes.iter().all(plain)
+            || !(self.policy_sha256.is_empty() || plain(self.policy_sha256))
         {
             return None;
         }
@@ -186,17 +220,18 @@ impl ConsentTerms {
                 s.to_string()
             }
         };
+        let purposes: Vec<&str> = self.purposes.iter().collect();
         let flag = |b: bool| if b { '1' } else { '0' };
         Some(format!(
             "{TERMS_V1} {} {} {} {} {} {} {} {}{}{}",
             self.consent_id,
             self.kind.as_str(),
             self.channel.map_or("-", Channel::as_str),
-            word(&self.purposes.join(",")),
+            word(&purposes.join(",")),
             self.given_at.timestamp_micros(),
             self.expires_at
                 .map_or_else(|| "-".to_string(), |e| e.timestamp_micros().to_string()),
-            word(&self.policy_sha256),
+            word(self.policy_sha256),
             flag(self.third_party),
             flag(self.cross_border),
             flag(self.notify_of_transfers),
@@ -204,20 +239,23 @@ impl ConsentTerms {
     }
 
     /// Read a stored line (`None`: not a terms line of a known version).
-    pub fn parse_line(line: &str, withdrawn_at: Option<DateTime<Utc>>) -> Option<ConsentTerms> {
+    pub fn parse_line(
+        line: &'a str,
+        withdrawn_at: Option<DateTime<Utc>>,
+    ) -> Option<ConsentTerms<'a>> {
         let mut w = line.split(' ');
         if w.next()? != TERMS_V1 {
             return None;
         }
-        let consent_id = w.next()?.to_string();
+        let consent_id = Cow::Borrowed(w.next()?);
         let kind = ConsentKind::parse(w.next()?)?;
         let channel = match w.next()? {
             "-" => None,
             c => Some(Channel::parse(c)?),
         };
         let purposes = match w.next()? {
-            "-" => Vec::new(),
-            p => p.split(',').map(str::to_string).collect(),
+            "-" => Purposes::Line(""),
+            p => Purposes::Line(p),
         };
         let time = |s: &str| DateTime::from_timestamp_micros(s.parse().ok()?);
         let given_at = time(w.next()?)?;
@@ -226,8 +264,8 @@ impl ConsentTerms {
             e => Some(time(e)?),
         };
         let policy_sha256 = match w.next()? {
-            "-" => String::new(),
-            s => s.to_string(),
+            "-" => "",
+            s => s,
         };
         let flags = w.next()?.as_bytes();
         if flags.len() != 3 || w.next().is_some() {

@@ -309,21 +309,21 @@ impl Compiled {
     /// marketing consents per channel and the purposes each covers, the
     /// kinds with an active consent.
     pub fn consent_facts(&self, records: &[ConsentRecord], now: DateTime<Utc>) -> ConsentFacts {
-        let terms: Vec<ConsentTerms> = records.iter().map(ConsentRecord::terms).collect();
+        let terms: Vec<ConsentTerms<'_>> = records.iter().map(ConsentRecord::terms).collect();
         self.terms_facts(&terms, now)
     }
 
     /// [`Compiled::consent_facts`] from the consents' terms, in any order:
     /// the latest policy acceptance is the one given last (the greater
     /// consent id when two were given at the same moment).
-    pub fn terms_facts(&self, terms: &[ConsentTerms], now: DateTime<Utc>) -> ConsentFacts {
+    pub fn terms_facts(&self, terms: &[ConsentTerms<'_>], now: DateTime<Utc>) -> ConsentFacts {
         let mut f = ConsentFacts::default();
-        let mut latest_policy: Option<&ConsentTerms> = None;
+        let mut latest_policy: Option<&ConsentTerms<'_>> = None;
         for r in terms {
             if r.kind == ConsentKind::Policy {
-                if latest_policy.is_none_or(|l| {
-                    (r.given_at, r.consent_id.as_str()) >= (l.given_at, l.consent_id.as_str())
-                }) {
+                if latest_policy
+                    .is_none_or(|l| (r.given_at, &*r.consent_id) >= (l.given_at, &*l.consent_id))
+                {
                     latest_policy = Some(r);
                 }
                 continue;
@@ -346,7 +346,7 @@ impl Compiled {
                 f.kinds |= kind_bit(ConsentKind::Policy);
             }
             f.policy = Some(state);
-            f.policy_sha256 = Some(p.policy_sha256.clone());
+            f.policy_sha256 = Some(p.policy_sha256.to_string());
             f.third_party = p.third_party;
             f.cross_border = p.cross_border;
             f.notify_of_transfers = p.notify_of_transfers;

@@ -32,7 +32,7 @@ pub mod value;
 
 pub use consent::{
     build_consent, receipt_of, CollectedVia, ConsentRecord, ConsentRequest, ConsentState,
-    ConsentTerms, EvidenceInput, Receipt, ReceiptOperator, SignedReceipt,
+    ConsentTerms, EvidenceInput, Purposes, Receipt, ReceiptOperator, SignedReceipt,
 };
 pub use decision::{
     may_contact, objection_bit, Compiled, ConsentFacts, Coverage, Decision, DecisionInput, Reason,

@@ -190,13 +190,19 @@ impl Engine {
         rows: &derbes_store::SubjectFactsRows,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<SubjectFacts, EngineError> {
-        let consents = rows
-            .consents
-            .iter()
-            .map(terms_of)
-            .collect::<Result<Vec<_>, _>>()?;
+        // Terms lines are read in place; a consent stored before lines
+        // were is read from its record, kept here for the terms to borrow.
+        let mut records = Vec::new();
+        let mut terms = Vec::with_capacity(rows.consents.len());
+        for c in &rows.consents {
+            match derbes_core::ConsentTerms::parse_line(&c.terms, c.withdrawn_at) {
+                Some(t) => terms.push(t),
+                None => records.push(record_of(c)?),
+            }
+        }
+        terms.extend(records.iter().map(derbes_core::ConsentRecord::terms));
         let consents = match self.compiled.as_ref() {
-            Ok(c) => c.terms_facts(&consents, now),
+            Ok(c) => c.terms_facts(&terms, now),
             // Nothing is permitted anyway; no consent is known.
             Err(_) => ConsentFacts::default(),
         };
@@ -584,13 +590,10 @@ pub(crate) fn disclosure_view(r: DisclosureRow, notes: &crate::notes::Opened) ->
     }
 }
 
-/// A consent's terms as the store read them for a decision: its terms
-/// line, or (stored before lines were) its record.
-fn terms_of(c: &derbes_store::FactsConsent) -> Result<derbes_core::ConsentTerms, EngineError> {
-    if let Some(t) = derbes_core::ConsentTerms::parse_line(&c.terms, c.withdrawn_at) {
-        return Ok(t);
-    }
+/// A consent stored before terms lines were, as the store read it for a
+/// decision: its record, with its withdrawal.
+fn record_of(c: &derbes_store::FactsConsent) -> Result<derbes_core::ConsentRecord, EngineError> {
     let mut record: derbes_core::ConsentRecord = serde_json::from_str(&c.terms)?;
     record.withdrawn_at = c.withdrawn_at;
-    Ok(record.terms())
+    Ok(record)
 }
