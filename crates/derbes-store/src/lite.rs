@@ -127,15 +127,42 @@ impl Store {
 /// writer's connection, raised from its default of 1,000 pages.
 pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 8_000;
 
-/// The least time between two of the checkpointer's passes.
+/// The least time between two of the checkpointer's passes while commits
+/// trickle in: pages rewritten by many small commits (the last page of the
+/// table and of each index) are then copied once for all of them.
 const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The pause instead after a pass that copied a bulk of frames (an
+/// audience's chunk, an import's batch): the next bulk is copied back as
+/// soon as it is committed, so the WAL stays short and the writer's own
+/// automatic checkpoint is not reached.
+const BULK_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Frames copied in one pass (4 MiB) from which the commits are a bulk.
+const BULK_FRAMES: i64 = 1_024;
+
+/// How long to pause after a pass, from the WAL's frames checkpointed
+/// before it and after it (fewer after: the WAL was restarted between).
+fn pause_after(before: i64, after: i64) -> std::time::Duration {
+    let copied = if after >= before {
+        after - before
+    } else {
+        after
+    };
+    if copied >= BULK_FRAMES {
+        BULK_PAUSE
+    } else {
+        CHECKPOINT_PAUSE
+    }
+}
 
 /// Copies the WAL's committed pages back into the database file on a
 /// thread of its own (SQLite's `PASSIVE` checkpoint: it never blocks a
 /// writer or a reader), so the audit writer's commits do not stop to do
 /// it — SQLite's automatic checkpoint runs on the connection that
 /// commits. Poked after the writer's commits; at most one pass every
-/// [`CHECKPOINT_PAUSE`]. Ends when dropped.
+/// [`CHECKPOINT_PAUSE`], or [`BULK_PAUSE`] after a pass that copied a
+/// bulk. Ends when dropped.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     state: Arc<(Mutex<Poke>, std::sync::Condvar)>,
@@ -180,6 +207,7 @@ impl Drop for Checkpointer {
 fn run_checkpointer(file: &LiteFile, state: &(Mutex<Poke>, std::sync::Condvar)) {
     let (lock, cv) = state;
     let mut conn = None;
+    let mut checkpointed = 0;
     loop {
         {
             let mut poke = lock.lock().unwrap_or_else(PoisonError::into_inner);
@@ -194,17 +222,20 @@ fn run_checkpointer(file: &LiteFile, state: &(Mutex<Poke>, std::sync::Condvar)) 
         if conn.is_none() {
             conn = file.connect().ok();
         }
+        let mut pause = CHECKPOINT_PAUSE;
         if let Some(c) = &conn {
             // Busy (another checkpoint running) or failed: the next poke
             // tries again, and the writer's own automatic checkpoint
             // bounds the WAL meanwhile.
-            if c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                .is_err()
-            {
-                conn = None;
+            match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(2)) {
+                Ok(now) => {
+                    pause = pause_after(checkpointed, now);
+                    checkpointed = now;
+                }
+                Err(_) => conn = None,
             }
         }
-        std::thread::sleep(CHECKPOINT_PAUSE);
+        std::thread::sleep(pause);
     }
 }
 
@@ -212,6 +243,21 @@ fn run_checkpointer(file: &LiteFile, state: &(Mutex<Poke>, std::sync::Condvar)) 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A pass that copied a bulk is followed soon by the next; a trickle
+    /// waits, also across a restart of the WAL.
+    #[test]
+    fn a_bulk_is_copied_back_sooner_than_a_trickle() {
+        assert_eq!(pause_after(0, BULK_FRAMES), BULK_PAUSE);
+        assert_eq!(
+            pause_after(5_000, 5_000 + BULK_FRAMES - 1),
+            CHECKPOINT_PAUSE
+        );
+        assert_eq!(pause_after(9_000, 2_000), BULK_PAUSE);
+        assert_eq!(pause_after(9_000, 40), CHECKPOINT_PAUSE);
+        // A busy pass reports -1: nothing known to be copied.
+        assert_eq!(pause_after(9_000, -1), CHECKPOINT_PAUSE);
+    }
 
     /// The checkpointer copies what a writer committed into the database
     /// file, beside a writer whose own automatic checkpoint is off.
