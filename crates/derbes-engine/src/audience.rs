@@ -16,6 +16,7 @@ use derbes_policy::{Capability, Channel, Operation};
 use derbes_store::NewAuditRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use crate::audit::Record;
 use crate::{Actor, DecisionRequest, Engine, EngineError};
@@ -109,6 +110,10 @@ struct Decided {
     permitted: Vec<SubjectId>,
 }
 
+/// A chunk read: its count of ids and the facts of the subjects found;
+/// `None` once the source is exhausted.
+type Read = Result<Option<(usize, Vec<derbes_store::SubjectFactsRows>)>, EngineError>;
+
 /// Where an audience's subjects come from, a chunk at a time.
 enum Source {
     /// The listed ids, each once, in the order asked.
@@ -194,12 +199,13 @@ impl Engine {
             ..Tally::default()
         };
         // Chunks are pipelined: while one chunk's records commit (on a
-        // task of their own, through the audit writer), the next
-        // chunk's facts are read (another connection) and decided here.
-        let mut source = Source::new(req);
+        // task of their own, through the audit writer), the next chunk is
+        // decided here, and the one after it is read (a task of its own,
+        // another connection).
+        let mut facts = self.read_ahead(Source::new(req));
         let mut committing: Option<tokio::task::JoinHandle<_>> = None;
         loop {
-            let next = self.decide_chunk(actor, req, &mut source, &mut tally).await;
+            let next = self.decide_chunk(actor, req, &mut facts, &mut tally).await;
             if let Some(commit) = committing.take() {
                 let permitted = commit
                     .await
@@ -251,22 +257,51 @@ impl Engine {
         })
     }
 
-    /// Decide the source's next chunk (`None` once it is exhausted): the
-    /// records to commit and the ids permitted once they are committed.
+    /// The facts of the source's chunks, in order, each read while the one
+    /// before it is decided: a chunk's count of ids and its subjects'
+    /// facts, then `None` once the source is exhausted. The reading stops
+    /// at its first error (sent on) or when the receiver is dropped.
+    fn read_ahead(&self, mut source: Source) -> mpsc::Receiver<Read> {
+        let (tx, rx) = mpsc::channel(1);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            loop {
+                let read = match source.next(&store).await {
+                    Ok(Some(ids)) => store
+                        .subjects_facts(&ids)
+                        .await
+                        .map(|rows| Some((ids.len(), rows)))
+                        .map_err(EngineError::from),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                let more = matches!(read, Ok(Some(_)));
+                if tx.send(read).await.is_err() || !more {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
+    /// Decide the next chunk read (`None` once the source is exhausted):
+    /// the records to commit and the ids permitted once they are committed.
     async fn decide_chunk(
         &self,
         actor: &Actor,
         req: &AudienceRequest,
-        source: &mut Source,
+        facts: &mut mpsc::Receiver<Read>,
         tally: &mut Tally,
     ) -> Result<Option<Decided>, EngineError> {
-        let Some(ids) = source.next(&self.store).await? else {
+        let read = facts.recv().await.ok_or_else(|| {
+            EngineError::Internal("an audience's reading of the facts stopped".into())
+        })?;
+        let Some((asked, rows)) = read? else {
             return Ok(None);
         };
         let now = self.now();
-        let rows = self.store.subjects_facts(&ids).await?;
-        tally.asked += ids.len() as u64;
-        tally.unknown += (ids.len() - rows.len()) as u64;
+        tally.asked += asked as u64;
+        tally.unknown += (asked - rows.len()) as u64;
         let (role, categories) = (actor.role().to_string(), req.categories.join(","));
         let mut records = Vec::with_capacity(rows.len());
         let mut permitted = Vec::new();
