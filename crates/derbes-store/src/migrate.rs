@@ -42,6 +42,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(14, "0014_staff_lang"),
     migration!(15, "0015_imports"),
     migration!(16, "0016_consent_terms"),
+    migration!(17, "0017_consent_terms_index"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -510,23 +510,31 @@ fn lite_facts(
             Ok(())
         },
     )?;
-    each(
-        &format!(
-            "SELECT c.subject_id, w.withdrawn_at, COALESCE(c.terms, c.record) \
-               FROM {LITE_IDS} consents c ON c.subject_id = j.value \
-               LEFT JOIN consent_withdrawals w \
-                 ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id"
-        ),
-        &mut |r| {
-            if let Some(f) = found.get_mut(&id(r, "consents")?) {
-                f.consents.push(FactsConsent {
-                    withdrawn_at: time(r, 1, "consents")?,
-                    terms: text(r, 2, "consents")?,
-                });
-            }
-            Ok(())
-        },
-    )?;
+    // Consents' terms lines from their index alone; then those stored
+    // before lines were, by their records (schema 17's two indexes).
+    for (index, terms, read) in [
+        ("consents_terms", "IS NOT NULL", "c.terms"),
+        ("consents_without_terms", "IS NULL", "c.record"),
+    ] {
+        each(
+            &format!(
+                "SELECT c.subject_id, w.withdrawn_at, {read} \
+                   FROM {LITE_IDS} consents c INDEXED BY {index} \
+                     ON c.subject_id = j.value AND c.terms {terms} \
+                   LEFT JOIN consent_withdrawals w \
+                     ON w.subject_id = c.subject_id AND w.consent_id = c.consent_id"
+            ),
+            &mut |r| {
+                if let Some(f) = found.get_mut(&id(r, "consents")?) {
+                    f.consents.push(FactsConsent {
+                        withdrawn_at: time(r, 1, "consents")?,
+                        terms: text(r, 2, "consents")?,
+                    });
+                }
+                Ok(())
+            },
+        )?;
+    }
     each(
         &format!(
             "SELECT o.subject_id, o.channel, o.kind \
