@@ -297,6 +297,10 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before it is
+/// tested again at its next use.
+const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
+
 impl Store {
     /// Connect (creating the SQLite file and its directory if needed). Does
     /// not migrate: call [`Store::migrate`].
@@ -324,9 +328,20 @@ impl Store {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             // A SQLite connection lives in this process and cannot go
-            // stale: no test query (a round trip to its thread) before
-            // each use. A PostgreSQL one can, and is tested.
-            .test_before_acquire(backend == Backend::Postgres)
+            // stale: no test before each use. A PostgreSQL one can, but
+            // sqlx already tests it as it comes back to the pool, so it
+            // is tested again before a use only after it sat idle (a
+            // server restarted meanwhile), not on every acquire: a busy
+            // pool's every decision paid one more round trip for it.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if backend == Backend::Postgres && meta.idle_for >= IDLE_BEFORE_TEST {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -490,4 +505,64 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
         s.push_str(&(start + i).to_string());
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pooled PostgreSQL connection whose server end went away while it
+    /// sat idle is tested at its next use and replaced, not handed out
+    /// broken (the pool no longer tests a connection on every acquire).
+    #[tokio::test]
+    async fn an_idle_postgres_connection_that_died_is_replaced() {
+        let Some(db) = testing::TestDb::postgres().await else {
+            return;
+        };
+        // Every connection the pool holds, each asked for its server pid.
+        let mut held = Vec::new();
+        let mut pids = Vec::new();
+        for _ in 0..db.store.pool.size().max(1) {
+            let mut conn = db
+                .store
+                .pool
+                .acquire()
+                .await
+                .unwrap_or_else(|e| panic!("acquire: {e}"));
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap_or_else(|e| panic!("pid: {e}"));
+            pids.push(pid);
+            held.push(conn);
+        }
+        drop(held);
+        // Back in the pool (each is tested as it returns), then ended.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(db.store.pool.num_idle(), pids.len(), "all back in the pool");
+        let admin = Store::open(&StoreConfig::Postgres {
+            url: testing::admin_url(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("admin: {e}"));
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(p) AS ended FROM unnest(string_to_array($1, ',')::int4[]) AS p) e WHERE ended",
+        )
+        .bind(pids.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
+        .fetch_one(&admin.pool)
+        .await
+        .unwrap_or_else(|e| panic!("terminate: {e}"));
+        admin.close().await;
+        assert_eq!(
+            ended as usize,
+            pids.len(),
+            "the pool's connections were ended"
+        );
+        tokio::time::sleep(IDLE_BEFORE_TEST + Duration::from_millis(200)).await;
+        let again: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap_or_else(|e| panic!("the next use after the connection died: {e}"));
+        assert!(!pids.contains(&again), "a new connection");
+    }
 }
