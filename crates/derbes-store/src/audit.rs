@@ -338,8 +338,6 @@ pub struct LiteAppender {
     conn: Option<rusqlite::Connection>,
     contention: Contention,
     checkpoints: Option<Checkpointing>,
-    /// Copies the WAL back into the file beside the writer.
-    wal: Option<crate::lite::Checkpointer>,
 }
 
 /// A checkpoint's row (sqlx and rusqlite alike bind `$1`..`$5` in order).
@@ -445,16 +443,11 @@ impl LiteAppender {
             Some(c) => c,
             None => {
                 let c = self.file.connect()?;
-                if self.wal.is_none() {
-                    self.wal = crate::lite::Checkpointer::start(self.file.clone());
-                }
-                if self.wal.is_some() {
-                    c.pragma_update(
-                        None,
-                        "wal_autocheckpoint",
-                        crate::lite::WRITER_CHECKPOINT_PAGES,
-                    )?;
-                }
+                c.pragma_update(
+                    None,
+                    "wal_autocheckpoint",
+                    crate::lite::WRITER_CHECKPOINT_PAGES,
+                )?;
                 c
             }
         };
@@ -463,9 +456,7 @@ impl LiteAppender {
         // used again.
         self.conn = conn.is_autocommit().then_some(conn);
         let (tail, signed) = attempt?;
-        if let Some(wal) = &self.wal {
-            wal.poke();
-        }
+        self.file.committed();
         if let (Some(c), Some(seq)) = (self.checkpoints.as_mut(), signed) {
             c.last = Some(seq);
         }
@@ -681,7 +672,6 @@ impl Store {
             conn: None,
             contention: Contention::default(),
             checkpoints: None,
-            wal: None,
         })
     }
 

@@ -205,7 +205,8 @@ const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 /// Every SQLite connection's settings (the pool's and the store's own in
 /// `lite.rs`; why each, at [`Store::open`]).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
+     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA cache_spill = OFF; \
+     PRAGMA wal_autocheckpoint = 40000;";
 
 /// How long [`Store::expunge`] keeps trying on a busy SQLite file.
 const EXPUNGE_PATIENCE: Duration = Duration::from_millis(250);
@@ -354,7 +355,18 @@ impl Store {
                         // connection drops its whole map whenever it begins
                         // a read after another wrote, and under the audit
                         // writer's commits that was one `munmap` per small
-                        // read.
+                        // read. cache_spill off: a big transaction (an
+                        // import's batch) keeps its changed pages in memory
+                        // until its commit instead of writing them to the
+                        // WAL midway, and again when it changes them once
+                        // more (with a statement journal beside); the cache
+                        // of clean pages keeps SQLite's default size. The
+                        // WAL is copied back by the file's checkpointer
+                        // (`lite.rs`) after every commit, on a thread of its
+                        // own; a connection checkpoints itself only if the
+                        // WAL still grew to 8,000 pages (32 MiB; SQLite's
+                        // default is 1,000), so a commit does not stop to do
+                        // it.
                         conn.execute(SQLITE_PRAGMAS).await?;
                         conn.execute(BUSY_TIMEOUT).await?;
                     }

@@ -11,7 +11,7 @@
 //! thread ([`Store::on_lite`]).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -28,11 +28,25 @@ const MAP: &str = "PRAGMA mmap_size = 2147418112";
 /// Idle read connections kept for the next read.
 const IDLE: usize = 4;
 
-/// A SQLite file and the idle connections of ours open on it.
+/// A SQLite file, the idle connections of ours open on it, and the
+/// checkpointer that copies its WAL back (started at the first commit).
 #[derive(Debug)]
 pub(crate) struct LiteFile {
     path: Arc<Path>,
     idle: Mutex<Vec<Connection>>,
+    wal: OnceLock<Option<Checkpointer>>,
+}
+
+/// A new connection to `path`, set up as the pool's are (see [`Store::open`]).
+fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch(crate::SQLITE_PRAGMAS)?;
+    conn.execute_batch(crate::BUSY_TIMEOUT)?;
+    conn.execute_batch(MAP)?;
+    Ok(conn)
 }
 
 impl LiteFile {
@@ -40,19 +54,27 @@ impl LiteFile {
         LiteFile {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
+            wal: OnceLock::new(),
         }
     }
 
     /// A new connection, set up as the pool's are (see [`Store::open`]).
     pub(crate) fn connect(&self) -> Result<Connection, rusqlite::Error> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.execute_batch(crate::SQLITE_PRAGMAS)?;
-        conn.execute_batch(crate::BUSY_TIMEOUT)?;
-        conn.execute_batch(MAP)?;
-        Ok(conn)
+        connect(&self.path)
+    }
+
+    /// A transaction on the file committed (any connection's: the pool's
+    /// units of work, the audit writer's batches): the checkpointer, started
+    /// at the first, copies it back on its own thread. Should the thread
+    /// not start, the committing connections' own automatic checkpoint
+    /// still bounds the WAL ([`crate::SQLITE_PRAGMAS`]).
+    pub(crate) fn committed(&self) {
+        if let Some(wal) = self
+            .wal
+            .get_or_init(|| Checkpointer::start(self.path.clone()))
+        {
+            wal.poke();
+        }
     }
 
     /// Run `f` on an idle connection (or a new one) on this thread. The
@@ -124,7 +146,8 @@ impl Store {
 
 /// How far the WAL may grow before the audit writer checkpoints it itself
 /// (the checkpointer fell behind): SQLite's automatic checkpoint on the
-/// writer's connection, raised from its default of 1,000 pages.
+/// writer's connection, lower than other connections' (its batches are
+/// small and many; see [`crate::SQLITE_PRAGMAS`]).
 pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 8_000;
 
 /// The least time between two of the checkpointer's passes while commits
@@ -158,9 +181,9 @@ fn pause_after(before: i64, after: i64) -> std::time::Duration {
 
 /// Copies the WAL's committed pages back into the database file on a
 /// thread of its own (SQLite's `PASSIVE` checkpoint: it never blocks a
-/// writer or a reader), so the audit writer's commits do not stop to do
-/// it — SQLite's automatic checkpoint runs on the connection that
-/// commits. Poked after the writer's commits; at most one pass every
+/// writer or a reader), so commits do not stop to do it — SQLite's
+/// automatic checkpoint runs on the connection that commits. Poked after
+/// every commit on the file ([`LiteFile::committed`]); at most one pass every
 /// [`CHECKPOINT_PAUSE`], or [`BULK_PAUSE`] after a pass that copied a
 /// bulk. Ends when dropped.
 #[derive(Debug)]
@@ -177,19 +200,19 @@ struct Poke {
 impl Checkpointer {
     /// Start the thread; `None` if it could not start (the writer then
     /// checkpoints as SQLite does by default).
-    pub(crate) fn start(file: Arc<LiteFile>) -> Option<Checkpointer> {
+    fn start(path: Arc<Path>) -> Option<Checkpointer> {
         let state = Arc::new((Mutex::new(Poke::default()), std::sync::Condvar::new()));
         let theirs = state.clone();
         std::thread::Builder::new()
             .name("derbes-wal".into())
-            .spawn(move || run_checkpointer(&file, &theirs))
+            .spawn(move || run_checkpointer(&path, &theirs))
             .map_err(|e| tracing::warn!(error = %e, "the WAL checkpointer did not start"))
             .ok()?;
         Some(Checkpointer { state })
     }
 
     /// The writer committed: a pass is due.
-    pub(crate) fn poke(&self) {
+    fn poke(&self) {
         let (lock, cv) = &*self.state;
         lock.lock().unwrap_or_else(PoisonError::into_inner).due = true;
         cv.notify_one();
@@ -204,7 +227,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run_checkpointer(file: &LiteFile, state: &(Mutex<Poke>, std::sync::Condvar)) {
+fn run_checkpointer(path: &Path, state: &(Mutex<Poke>, std::sync::Condvar)) {
     let (lock, cv) = state;
     let mut conn = None;
     let mut checkpointed = 0;
@@ -220,7 +243,7 @@ fn run_checkpointer(file: &LiteFile, state: &(Mutex<Poke>, std::sync::Condvar)) 
             poke.due = false;
         }
         if conn.is_none() {
-            conn = file.connect().ok();
+            conn = connect(path).ok();
         }
         let mut pause = CHECKPOINT_PAUSE;
         if let Some(c) = &conn {
@@ -259,8 +282,9 @@ mod tests {
         assert_eq!(pause_after(9_000, -1), CHECKPOINT_PAUSE);
     }
 
-    /// The checkpointer copies what a writer committed into the database
-    /// file, beside a writer whose own automatic checkpoint is off.
+    /// The checkpointer, started by the first commit it is told of, copies
+    /// what a writer committed into the database file, beside a writer
+    /// whose own automatic checkpoint is off.
     #[test]
     fn the_checkpointer_copies_the_wal_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -282,13 +306,11 @@ mod tests {
             .unwrap();
         let size = || std::fs::metadata(&path).unwrap().len();
         assert!(size() < 100_000, "nothing copied yet: {}", size());
-        let wal = Checkpointer::start(file.clone()).unwrap();
-        wal.poke();
+        file.committed();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while size() < 1_000_000 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(size() >= 1_000_000, "copied: {}", size());
-        drop(wal);
     }
 }

@@ -29,6 +29,8 @@ pub struct Write {
     pub(crate) enqueued: usize,
     signal: std::sync::Arc<tokio::sync::Notify>,
     chain_tail: crate::TailHint,
+    /// SQLite: the file, whose checkpointer is told of the commit.
+    lite: Option<std::sync::Arc<crate::lite::LiteFile>>,
 }
 
 impl std::fmt::Debug for Write {
@@ -56,6 +58,7 @@ impl Store {
             enqueued: 0,
             signal: self.outbox_signal.clone(),
             chain_tail: self.chain_tail.clone(),
+            lite: self.lite.clone(),
         })
     }
 
@@ -104,6 +107,9 @@ impl Write {
             }
         }
         self.tx.commit().await?;
+        if let Some(lite) = &self.lite {
+            lite.committed();
+        }
         if let Some(tail) = tail {
             self.chain_tail.saw(tail);
         }

@@ -219,6 +219,8 @@ async fn sqlite_is_built_and_opened_as_documented() {
         ("PRAGMA mmap_size", "0"),
         ("PRAGMA journal_mode", "wal"),
         ("PRAGMA synchronous", "2"),
+        ("PRAGMA cache_spill", "0"),
+        ("PRAGMA wal_autocheckpoint", "40000"),
     ] {
         assert_eq!(
             db.store.debug_texts(pragma).await.unwrap(),
@@ -226,4 +228,45 @@ async fn sqlite_is_built_and_opened_as_documented() {
             "{pragma}"
         );
     }
+}
+
+/// A unit of work's commit on the pool is copied back from the WAL into the
+/// database file by the file's checkpointer, not by the committing
+/// connection (its own automatic checkpoint waits for 40,000 pages).
+#[tokio::test]
+async fn a_pool_commit_is_copied_back_by_the_checkpointer() {
+    let db = derbes_store::testing::TestDb::sqlite().await;
+    let derbes_store::StoreConfig::Sqlite { path } = &db.config else {
+        panic!("a SQLite store");
+    };
+    let size = || std::fs::metadata(path).unwrap().len();
+    let before = size();
+    let details = "x".repeat(1_000);
+    let records: Vec<_> = (0..2_000)
+        .map(|i| derbes_store::NewAuditRecord {
+            at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000 + i).unwrap(),
+            actor: "staff".into(),
+            role: "backend_service".into(),
+            action: "decision".into(),
+            subject_id: None,
+            purpose: None,
+            categories: String::new(),
+            decision: "none".into(),
+            reasons: "[]".into(),
+            details: format!("{{\"pad\":\"{details}\"}}"),
+        })
+        .collect();
+    db.store.append_audit(records).await.unwrap();
+    // ~2.5 MB committed, in the WAL: far below the connection's own
+    // automatic checkpoint, so only the checkpointer copies it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + 2_000_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        size() >= before + 2_000_000,
+        "copied back: {} → {}",
+        before,
+        size()
+    );
 }
