@@ -185,10 +185,13 @@ fn pause_after(before: i64, after: i64) -> std::time::Duration {
 /// automatic checkpoint runs on the connection that commits. Poked after
 /// every commit on the file ([`LiteFile::committed`]); at most one pass every
 /// [`CHECKPOINT_PAUSE`], or [`BULK_PAUSE`] after a pass that copied a
-/// bulk. Ends when dropped.
+/// bulk. Dropped, it stops the thread and waits for it: the thread's
+/// connection closes before the process goes on (or exits), so the last
+/// connection to close checkpoints the WAL and removes it, as SQLite does.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     state: Arc<(Mutex<Poke>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 #[derive(Debug, Default)]
@@ -203,12 +206,15 @@ impl Checkpointer {
     fn start(path: Arc<Path>) -> Option<Checkpointer> {
         let state = Arc::new((Mutex::new(Poke::default()), std::sync::Condvar::new()));
         let theirs = state.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("derbes-wal".into())
             .spawn(move || run_checkpointer(&path, &theirs))
             .map_err(|e| tracing::warn!(error = %e, "the WAL checkpointer did not start"))
             .ok()?;
-        Some(Checkpointer { state })
+        Some(Checkpointer {
+            state,
+            thread: Some(thread),
+        })
     }
 
     /// The writer committed: a pass is due.
@@ -223,7 +229,11 @@ impl Drop for Checkpointer {
     fn drop(&mut self) {
         let (lock, cv) = &*self.state;
         lock.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
-        cv.notify_one();
+        cv.notify_all();
+        // At most the pass under way (a pause ends at once).
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -258,7 +268,19 @@ fn run_checkpointer(path: &Path, state: &(Mutex<Poke>, std::sync::Condvar)) {
                 Err(_) => conn = None,
             }
         }
-        std::thread::sleep(pause);
+        // The pause, cut short only by closing (a poke meanwhile stays due).
+        let until = std::time::Instant::now() + pause;
+        let mut poke = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if poke.closed || left.is_zero() {
+                break;
+            }
+            poke = cv
+                .wait_timeout(poke, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 }
 
@@ -284,7 +306,7 @@ mod tests {
 
     /// The checkpointer, started by the first commit it is told of, copies
     /// what a writer committed into the database file, beside a writer
-    /// whose own automatic checkpoint is off.
+    /// whose own automatic checkpoint is off; it ends with the file.
     #[test]
     fn the_checkpointer_copies_the_wal_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -312,5 +334,12 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(size() >= 1_000_000, "copied: {}", size());
+        // Dropped, the file's checkpointer stops and closes its connection
+        // before the drop returns: the last to close, it removes the WAL.
+        drop(writer);
+        let wal = dir.path().join("t.db-wal");
+        assert!(wal.exists(), "the checkpointer's connection keeps the WAL");
+        drop(file);
+        assert!(!wal.exists(), "the WAL is removed once the thread is done");
     }
 }
