@@ -364,9 +364,9 @@ impl Store {
                         // WAL is copied back by the file's checkpointer
                         // (`lite.rs`) after every commit, on a thread of its
                         // own; a connection checkpoints itself only if the
-                        // WAL still grew to 8,000 pages (32 MiB; SQLite's
-                        // default is 1,000), so a commit does not stop to do
-                        // it.
+                        // WAL still grew to 40,000 pages (160 MiB; SQLite's
+                        // default of 1,000 is below one import batch's
+                        // commit), so a commit does not stop to do it.
                         conn.execute(SQLITE_PRAGMAS).await?;
                         conn.execute(BUSY_TIMEOUT).await?;
                     }

@@ -201,8 +201,8 @@ struct Poke {
 }
 
 impl Checkpointer {
-    /// Start the thread; `None` if it could not start (the writer then
-    /// checkpoints as SQLite does by default).
+    /// Start the thread; `None` if it could not start (the committing
+    /// connections then checkpoint at their own bound).
     fn start(path: Arc<Path>) -> Option<Checkpointer> {
         let state = Arc::new((Mutex::new(Poke::default()), std::sync::Condvar::new()));
         let theirs = state.clone();
@@ -217,7 +217,7 @@ impl Checkpointer {
         })
     }
 
-    /// The writer committed: a pass is due.
+    /// A commit on the file: a pass is due.
     fn poke(&self) {
         let (lock, cv) = &*self.state;
         lock.lock().unwrap_or_else(PoisonError::into_inner).due = true;
