@@ -324,25 +324,28 @@ impl Store {
             StoreConfig::Postgres { url } => (url.clone(), Backend::Postgres, 16),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
+        // A SQLite connection lives in this process and cannot go stale:
+        // no test before each use. A PostgreSQL one can, but sqlx already
+        // tests it as it comes back to the pool, so it is tested again
+        // before a use only after it sat idle (a server restarted
+        // meanwhile), not on every acquire: a busy pool's every decision
+        // paid one more round trip for it.
+        let mut pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
-            // A SQLite connection lives in this process and cannot go
-            // stale: no test before each use. A PostgreSQL one can, but
-            // sqlx already tests it as it comes back to the pool, so it
-            // is tested again before a use only after it sat idle (a
-            // server restarted meanwhile), not on every acquire: a busy
-            // pool's every decision paid one more round trip for it.
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
+            .test_before_acquire(false);
+        if backend == Backend::Postgres {
+            pool = pool.before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if backend == Backend::Postgres && meta.idle_for >= IDLE_BEFORE_TEST {
+                    if meta.idle_for >= IDLE_BEFORE_TEST {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
                 })
-            })
+            });
+        }
+        let pool = pool
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
