@@ -193,6 +193,7 @@ async fn certificate_as_the_log_grows(name: &str, e: &Engine, db: &TestDb, reque
         decision: "permit".into(),
         reasons: "[]".into(),
         details: format!("{{\"i\":{i}}}"),
+        group: None,
     };
     let mut appended = 0i64;
     for target in [10_000i64, 100_000] {

@@ -2,18 +2,20 @@
 //! of these users may I message by SMS today?"), each subject decided by the
 //! same rules as a single decision and each decision audited as one.
 //!
-//! Audit design: one `decision` record per subject, exactly as a single
-//! decision writes it (its details name the audience), so a subject's own
-//! trail, exports and `audit verify` see every use with no second format;
-//! then one `audience` record with the counts and the SHA-256 of the
-//! answered ids, so the run as a whole is one record too. Every record is
-//! durable before the first permitted id is returned.
+//! Audit design: each chunk of subjects is one group record (`decisions`,
+//! see `derbes_store::groups`) whose members are the subjects' `decision`
+//! records, each read back in the subject's trail exactly as a single
+//! decision writes it (its details name the audience), and sealed by the
+//! group record's hash, which `audit verify` checks; then one `audience`
+//! record with the counts and the SHA-256 of the answered ids, so the run
+//! as a whole is one record too. Every record is durable before the first
+//! permitted id is returned.
 
 use std::collections::{BTreeMap, HashSet};
 
 use derbes_core::SubjectId;
 use derbes_policy::{Capability, Channel, Operation};
-use derbes_store::NewAuditRecord;
+use derbes_store::{GroupBuilder, GroupOutcome, NewAuditRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -26,6 +28,11 @@ pub const MAX_AUDIENCE: usize = 100_000;
 
 /// Subjects decided and audited per transaction.
 const CHUNK: usize = 4096;
+
+/// Outcomes a chunk's decisions are compared with before one is written
+/// out (a chunk has a handful; past this many, the group builder's own
+/// index finds the rest).
+const DISTINCT_OUTCOMES: usize = 32;
 
 /// A question for many subjects at once.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -104,9 +111,10 @@ struct Tally {
     details: String,
 }
 
-/// A chunk decided: its records, and the ids permitted once they are durable.
+/// A chunk decided: its group record (none if no listed id named a
+/// subject), and the ids permitted once it is durable.
 struct Decided {
-    records: Vec<NewAuditRecord>,
+    record: Option<NewAuditRecord>,
     permitted: Vec<SubjectId>,
 }
 
@@ -302,8 +310,8 @@ impl Engine {
         let now = self.now();
         tally.asked += asked as u64;
         tally.unknown += (asked - rows.len()) as u64;
-        let (role, categories) = (actor.role().to_string(), req.categories.join(","));
-        let mut records = Vec::with_capacity(rows.len());
+        let mut members = GroupBuilder::with_capacity(rows.len());
+        let mut outcomes: Vec<(bool, Vec<derbes_core::Reason>, u32)> = Vec::new();
         let mut permitted = Vec::new();
         for row in &rows {
             let subject = row.subject.subject_id;
@@ -318,26 +326,50 @@ impl Engine {
                 }
             }
             let outcome = if d.permit { "permit" } else { "deny" };
+            let subject = subject.to_string();
             if let Some(c) = tally.digest.as_mut() {
-                c.update(subject.to_string().as_bytes());
+                c.update(subject.as_bytes());
                 c.update(b" ");
                 c.update(outcome.as_bytes());
                 c.update(b"\n");
             }
-            records.push(NewAuditRecord {
+            // The chunk's few distinct outcomes, each written out once.
+            let numbered = outcomes
+                .iter()
+                .find(|(permit, reasons, _)| *permit == d.permit && *reasons == d.reasons);
+            let at = match numbered {
+                Some((_, _, at)) => *at,
+                None => {
+                    let at = members.outcome(GroupOutcome {
+                        action: "decision".into(),
+                        decision: outcome.into(),
+                        reasons: serde_json::to_string(&d.reasons)?,
+                    });
+                    if outcomes.len() < DISTINCT_OUTCOMES {
+                        outcomes.push((d.permit, d.reasons, at));
+                    }
+                    at
+                }
+            };
+            members.push(subject, at);
+        }
+        let record = match members.build()? {
+            Some(group) => Some(NewAuditRecord {
                 at: now,
                 actor: actor.id().to_string(),
-                role: role.clone(),
-                action: "decision".into(),
-                subject_id: Some(subject.to_string()),
+                role: actor.role().to_string(),
+                action: "decisions".into(),
+                subject_id: None,
                 purpose: Some(req.purpose.clone()),
-                categories: categories.clone(),
-                decision: outcome.into(),
-                reasons: serde_json::to_string(&d.reasons)?,
+                categories: req.categories.join(","),
+                decision: "none".into(),
+                reasons: "[]".into(),
                 details: tally.details.clone(),
-            });
-        }
-        Ok(Some(Decided { records, permitted }))
+                group: Some(std::sync::Arc::new(group)),
+            }),
+            None => None,
+        };
+        Ok(Some(Decided { record, permitted }))
     }
 
     /// Durably audit a decided chunk; its permitted ids, now answerable.
@@ -346,8 +378,8 @@ impl Engine {
     /// SQLite the writer's own connection, and no unit of work holding
     /// the store meanwhile.
     async fn commit_chunk(&self, chunk: Decided) -> Result<Vec<SubjectId>, EngineError> {
-        let Decided { records, permitted } = chunk;
-        self.audit_all(records).await?;
+        let Decided { record, permitted } = chunk;
+        self.audit_all(record.into_iter().collect()).await?;
         Ok(permitted)
     }
 }

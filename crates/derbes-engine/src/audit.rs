@@ -401,6 +401,7 @@ impl Engine {
                 &r.decision.map(|d| d.reasons.clone()).unwrap_or_default(),
             )?,
             details: serde_json::to_string(&r.details)?,
+            group: None,
         })
     }
 
@@ -567,13 +568,22 @@ struct Appended {
 /// Records to commit together, and where each job's numbers go.
 type Batch = (Vec<NewAuditRecord>, Vec<(usize, Reply)>);
 
-/// `first` and the jobs waiting behind it, up to [`MAX_BATCH`] records.
+/// `first` and the jobs waiting behind it, up to [`MAX_BATCH`] records (a
+/// group record weighs as its members).
 fn gather(first: Job, rx: &mut mpsc::Receiver<Job>) -> Batch {
+    let weight = |records: &[NewAuditRecord]| -> usize {
+        records
+            .iter()
+            .map(|r| r.group.as_ref().map_or(1, |g| g.len()))
+            .sum()
+    };
     let (mut records, reply) = first;
+    let mut weighed = weight(&records);
     let mut replies = vec![(records.len(), reply)];
-    while records.len() < MAX_BATCH {
+    while weighed < MAX_BATCH {
         match rx.try_recv() {
             Ok((more, reply)) => {
+                weighed += weight(&more);
                 replies.push((more.len(), reply));
                 records.extend(more);
             }

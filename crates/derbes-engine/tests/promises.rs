@@ -1975,7 +1975,8 @@ async fn audience_answers_as_decisions(db: TestDb) {
         codes(&e.audience(&marketing, &too_many).await),
         ["invalid:too_many"]
     );
-    assert!(e.verify_audit().await.unwrap().first_bad.is_none());
+    let v = e.verify_audit().await.unwrap();
+    assert!(v.first_bad.is_none(), "{v:?}");
 }
 
 derbes_store::both_databases!(audience_answers_as_decisions);

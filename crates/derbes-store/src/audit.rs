@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::groups::AuditGroup;
 use crate::{Backend, Store, StoreError, SubjectId, Write};
 
 /// One audit record as written.
@@ -29,6 +30,9 @@ pub struct NewAuditRecord {
     pub reasons: String,
     /// JSON object of further ids (no personal data).
     pub details: String,
+    /// A group record's members (see [`crate::groups`]): their digest is
+    /// part of this record's hash, their rows commit with it.
+    pub group: Option<std::sync::Arc<AuditGroup>>,
 }
 
 /// A stored record with its place in the chain.
@@ -93,7 +97,7 @@ pub type SignatureCheck = dyn Fn(&[u8], &[u8], &[u8]) -> bool + Sync;
 
 const PG_AUDIT_LOCK: i64 = 0x0061_7564_6974; // "audit"
 
-fn put(buf: &mut Vec<u8>, field: &[u8]) {
+pub(crate) fn put(buf: &mut Vec<u8>, field: &[u8]) {
     buf.extend_from_slice(&(field.len() as u64).to_be_bytes());
     buf.extend_from_slice(field);
 }
@@ -119,6 +123,12 @@ pub fn record_hash(prev: &[u8], seq: i64, r: &NewAuditRecord) -> Vec<u8> {
     }
     for f in [&r.categories, &r.decision, &r.reasons, &r.details] {
         put(&mut buf, f.as_bytes());
+    }
+    // Only a group record has more (the encoding stays one-to-one): its
+    // members' digest.
+    if let Some(g) = &r.group {
+        buf.push(1);
+        put(&mut buf, g.digest());
     }
     ring::digest::digest(&ring::digest::SHA256, &buf)
         .as_ref()
@@ -147,6 +157,7 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow, StoreError> {
             decision: r.try_get("decision")?,
             reasons: r.try_get("reasons")?,
             details: r.try_get("details")?,
+            group: None,
         },
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
@@ -237,6 +248,7 @@ pub(crate) async fn append_in(
             .execute(&mut **tx)
             .await?;
     }
+    crate::groups::insert_sqlx(tx, backend, first, records).await?;
     Ok(((first..=tail.seq).collect(), tail))
 }
 
@@ -532,7 +544,7 @@ impl AuditAppender {
             slot => slot.insert(self.store.pool.acquire().await?.detach()),
         };
         if let Some(mut tail) = known {
-            if records.len() <= ROWS_PER_INSERT {
+            if records.len() <= ROWS_PER_INSERT && records.iter().all(|r| r.group.is_none()) {
                 // One round trip: one statement in a transaction of its
                 // own, which takes the chain's lock before its first row
                 // (every row joins the lock's one row) and numbers the
@@ -556,12 +568,14 @@ impl AuditAppender {
                 hash: r.try_get("hash")?,
             };
         }
+        let first = tail.seq + 1;
         for chunk in records.chunks(ROWS_PER_INSERT) {
             let sql = insert_sql(Backend::Postgres, chunk.len());
             bind_chunk(sqlx::query(&sql), chunk, &mut tail)
                 .execute(&mut *conn)
                 .await?;
         }
+        crate::groups::insert_sqlx(conn, Backend::Postgres, first, records).await?;
         sqlx::Executor::execute(&mut *conn, "COMMIT").await?;
         Ok(tail)
     }
@@ -614,6 +628,9 @@ fn sqlite_append(
                 tail.hash,
                 hash,
             ])?;
+            if let Some(g) = &r.group {
+                crate::groups::insert_lite(conn, seq, g)?;
+            }
             tail = ChainTail { seq, hash };
         }
         let signed = match checkpoints {
@@ -694,28 +711,72 @@ impl Store {
         r.map(|r| checkpoint_row(&r)).transpose()
     }
 
-    /// Records matching `q`, in sequence order.
+    /// Records matching `q`, in sequence order. With a subject, the
+    /// subject's own records and their records in group records (see
+    /// [`crate::groups`]): each such member read as a record of its own,
+    /// with its group record's number and hash.
     pub async fn audit_records(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
-        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1");
+        let limit = q.limit.clamp(1, 10_000);
+        let mut rows = self
+            .filtered_records(
+                q,
+                limit,
+                &format!("SELECT {AUDIT_COLUMNS} FROM audit_log a"),
+                "a",
+            )
+            .await?;
+        if q.subject_id.is_some() {
+            let members = self
+                .filtered_records(
+                    q,
+                    limit,
+                    "SELECT a.seq, a.at, a.actor, a.role, o.action AS action, m.subject_id AS subject_id, \
+                     a.purpose, a.categories, o.decision AS decision, o.reasons AS reasons, a.details, \
+                     a.prev_hash, a.hash \
+                     FROM audit_members m JOIN audit_log a ON a.seq = m.seq \
+                     JOIN audit_outcomes o ON o.seq = m.seq AND o.outcome = m.outcome",
+                    "m",
+                )
+                .await?;
+            if !members.is_empty() {
+                rows.extend(members);
+                rows.sort_by_key(|r| r.seq);
+                rows.truncate(limit as usize);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// `select` (whose record table is `a`) filtered by `q`, the number
+    /// and the subject matched on table `by`'s (the members' own index
+    /// serves their subject's trail), in sequence order, at most `limit`.
+    async fn filtered_records(
+        &self,
+        q: &AuditQuery,
+        limit: i64,
+        select: &str,
+        by: &str,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let mut sql = format!("{select} WHERE {by}.seq > $1");
         let mut n = 1;
         let mut push = |sql: &mut String, cond: &str| {
             n += 1;
             sql.push_str(&format!(" AND {cond} ${n}"));
         };
         if q.subject_id.is_some() {
-            push(&mut sql, "subject_id =");
+            push(&mut sql, &format!("{by}.subject_id ="));
         }
         if q.actor.is_some() {
-            push(&mut sql, "actor =");
+            push(&mut sql, "a.actor =");
         }
         if q.from.is_some() {
-            push(&mut sql, "at >=");
+            push(&mut sql, "a.at >=");
         }
         if q.to.is_some() {
-            push(&mut sql, "at <");
+            push(&mut sql, "a.at <");
         }
         n += 1;
-        sql.push_str(&format!(" ORDER BY seq LIMIT ${n}"));
+        sql.push_str(&format!(" ORDER BY {by}.seq LIMIT ${n}"));
         let mut query = sqlx::query(&sql).bind(q.after);
         if let Some(s) = &q.subject_id {
             query = query.bind(s.to_string());
@@ -729,11 +790,28 @@ impl Store {
         if let Some(t) = q.to {
             query = query.bind(crate::us(t));
         }
-        let rows = query
-            .bind(q.limit.clamp(1, 10_000))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = query.bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(audit_row).collect()
+    }
+
+    /// Records `after + 1 ..` (at most `limit`) as the chain holds them:
+    /// group records with their groups read back as stored, so that their
+    /// hashes can be computed again.
+    async fn chain_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let mut page = self
+            .audit_records(&AuditQuery {
+                after,
+                limit,
+                ..AuditQuery::default()
+            })
+            .await?;
+        if let (Some(first), Some(last)) = (page.first(), page.last()) {
+            let mut groups = self.stored_groups(first.seq, last.seq).await?;
+            for row in &mut page {
+                row.record.group = groups.remove(&row.seq).map(std::sync::Arc::new);
+            }
+        }
+        Ok(page)
     }
 
     /// Walk the whole chain: contiguous sequence numbers from 1, each
@@ -764,13 +842,7 @@ impl Store {
             })
         };
         loop {
-            let page = self
-                .audit_records(&AuditQuery {
-                    after: expected_seq - 1,
-                    limit: 5000,
-                    ..AuditQuery::default()
-                })
-                .await?;
+            let page = self.chain_page(expected_seq - 1, 5000).await?;
             if page.is_empty() {
                 break;
             }
@@ -817,6 +889,12 @@ impl Store {
         }
         if let Some(c) = cp.next() {
             return bad(expected_seq, &format!("a signed checkpoint covers record {}, which is gone (records were deleted from the end)", c.seq));
+        }
+        if self.stray_group_rows(expected_seq - 1).await? > 0 {
+            return bad(
+                expected_seq,
+                "group rows name a record that does not exist (members were added after the tail)",
+            );
         }
         Ok(Verification {
             records: expected_seq - 1,
@@ -871,11 +949,7 @@ impl Store {
         loop {
             let until = checkpoint.as_ref().map_or(i64::MAX, |c| c.seq);
             let page = self
-                .audit_records(&AuditQuery {
-                    after: expected - 1,
-                    limit: (until - expected + 1).clamp(1, 5000),
-                    ..AuditQuery::default()
-                })
+                .chain_page(expected - 1, (until - expected + 1).clamp(1, 5000))
                 .await?;
             if page.is_empty() {
                 break;

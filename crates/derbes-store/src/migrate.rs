@@ -43,6 +43,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(15, "0015_imports"),
     migration!(16, "0016_consent_terms"),
     migration!(17, "0017_consent_terms_index"),
+    migration!(18, "0018_audit_groups"),
 ];
 
 /// Arbitrary constant naming derbes' migration lock in PostgreSQL.

@@ -27,6 +27,7 @@ fn record(i: i64) -> NewAuditRecord {
         },
         reasons: r#"[{"code":"permitted"}]"#.into(),
         details: "{}".into(),
+        group: None,
     }
 }
 
@@ -450,3 +451,239 @@ async fn appender(db: TestDb) {
 }
 
 derbes_store::both_databases!(appender);
+
+/// Group records (an audience's chunks of decisions): each member is read
+/// back in its subject's trail as a record of its own, and a member or an
+/// outcome changed, added, removed or moved breaks the chain at the group
+/// record — written through a unit of work and through the appender.
+mod groups {
+    use super::*;
+    use derbes_store::{GroupBuilder, GroupOutcome};
+
+    fn outcome(decision: &str) -> GroupOutcome {
+        GroupOutcome {
+            action: "decision".into(),
+            decision: decision.into(),
+            reasons: format!(r#"[{{"code":"{decision}ed"}}]"#),
+        }
+    }
+
+    /// Record `i` as a group record of `members` (subject number, decision).
+    fn group(i: i64, members: &[(i64, &str)]) -> NewAuditRecord {
+        let mut g = GroupBuilder::default();
+        for (s, d) in members {
+            let o = g.outcome(outcome(d));
+            g.push(subject(*s), o);
+        }
+        NewAuditRecord {
+            action: "decisions".into(),
+            subject_id: None,
+            decision: "none".into(),
+            reasons: "[]".into(),
+            details: r#"{"audience":"a1"}"#.into(),
+            group: Some(std::sync::Arc::new(g.build().unwrap().unwrap())),
+            ..record(i)
+        }
+    }
+
+    /// Records 1–12: a group at 6 (a unit of work) and at 10 (the appender).
+    async fn fill(store: &Store) {
+        let mut records: Vec<_> = (1..=12).map(record).collect();
+        records[5] = group(6, &[(1, "permit"), (2, "deny"), (3, "deny")]);
+        records[9] = group(10, &[(4, "deny"), (1, "permit")]);
+        store.append_audit(&records[..6]).await.unwrap();
+        let mut appender = store.audit_appender();
+        assert_eq!(
+            appender.append(records[6..].to_vec()).await.unwrap(),
+            (7..=12).collect::<Vec<i64>>()
+        );
+    }
+
+    async fn trail(store: &Store, q: AuditQuery) -> Vec<(i64, String, String)> {
+        store
+            .audit_records(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.seq, r.record.action, r.record.decision))
+            .collect()
+    }
+
+    fn of(n: i64) -> Option<derbes_store::SubjectId> {
+        Some(derbes_store::SubjectId::parse(&subject(n)).unwrap())
+    }
+
+    async fn reads(db: TestDb) {
+        let store = &db.store;
+        fill(store).await;
+        let v = store.verify_audit(None, &verify_sig).await.unwrap();
+        assert_eq!((v.records, v.first_bad), (12, None));
+        // Subject 1: its own record 1 and 11, and its member records in 6 and 10.
+        let q = AuditQuery {
+            subject_id: of(1),
+            limit: 100,
+            ..AuditQuery::default()
+        };
+        let decision = |seq: i64, d: &str| (seq, "decision".to_string(), d.to_string());
+        assert_eq!(
+            trail(store, q.clone()).await,
+            [
+                decision(1, "permit"),
+                decision(6, "permit"),
+                decision(10, "permit"),
+                decision(11, "permit")
+            ]
+        );
+        // A member as a record: the group's time, actor, purpose and details,
+        // the member's subject and outcome, the group's number and hash.
+        let rows = store.audit_records(&q).await.unwrap();
+        let (member, sealed) = (&rows[1].record, &records_at(store, 6).await);
+        assert_eq!(member.subject_id, Some(subject(1)));
+        assert_eq!(member.reasons, r#"[{"code":"permited"}]"#);
+        assert_eq!(
+            (member.at, &member.actor),
+            (sealed.record.at, &sealed.record.actor)
+        );
+        assert_eq!(member.details, sealed.record.details);
+        assert_eq!(rows[1].hash, sealed.hash);
+        // Paging and filters apply to members as to records.
+        let page = |after, limit| AuditQuery {
+            after,
+            limit,
+            ..q.clone()
+        };
+        assert_eq!(
+            trail(store, page(1, 2)).await,
+            [decision(6, "permit"), decision(10, "permit")]
+        );
+        assert_eq!(trail(store, page(6, 1)).await, [decision(10, "permit")]);
+        let actor = AuditQuery {
+            actor: Some(sealed.record.actor.clone()),
+            ..q.clone()
+        };
+        assert!(trail(store, actor).await.iter().any(|r| r.0 == 6));
+        let elsewhere = AuditQuery {
+            actor: Some("nobody".into()),
+            ..q.clone()
+        };
+        assert!(trail(store, elsewhere).await.is_empty());
+        assert_eq!(
+            trail(
+                store,
+                AuditQuery {
+                    subject_id: of(2),
+                    ..q.clone()
+                }
+            )
+            .await,
+            [
+                decision(2, "permit"),
+                decision(6, "deny"),
+                decision(7, "permit"),
+                decision(12, "deny")
+            ]
+        );
+        // Without a subject, the group record is one record.
+        let all = trail(
+            store,
+            AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            },
+        )
+        .await;
+        assert_eq!(all.len(), 12);
+        assert_eq!(all[5], (6, "decisions".to_string(), "none".to_string()));
+    }
+
+    async fn records_at(store: &Store, seq: i64) -> derbes_store::AuditRow {
+        store
+            .audit_records(&AuditQuery {
+                after: seq - 1,
+                limit: 1,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap()
+            .remove(0)
+    }
+
+    derbes_store::both_databases!(reads);
+
+    macro_rules! group_tamper_test {
+        ($name:ident, [$($sql:expr),+], $expect_seq:expr, $expect_text:expr) => {
+            mod $name {
+                use super::*;
+                async fn body(db: TestDb) {
+                    let store = &db.store;
+                    fill(store).await;
+                    $(
+                        let sql = $sql.replace("S1", &subject(1)).replace("S4", &subject(4));
+                        store.debug_execute(&sql).await.unwrap();
+                    )+
+                    let v = store.verify_audit(None, &verify_sig).await.unwrap();
+                    let (seq, why) = v.first_bad.expect("tampering must be detected");
+                    assert_eq!(seq, $expect_seq, "{why}");
+                    assert!(why.contains($expect_text), "{why}");
+                    if seq <= 12 {
+                        let proof = store.prove_record(seq, None, &verify_sig).await.unwrap();
+                        assert!(
+                            matches!(proof, derbes_store::RecordProof::Broken { seq: s, .. } if s == seq),
+                            "{proof:?}"
+                        );
+                    }
+                }
+                derbes_store::both_databases!(body);
+            }
+        };
+    }
+
+    group_tamper_test!(
+        member_outcome_changed,
+        ["UPDATE audit_members SET outcome = 0 WHERE seq = 6 AND outcome = 1"],
+        6,
+        "changed"
+    );
+    group_tamper_test!(
+        member_removed,
+        ["DELETE FROM audit_members WHERE seq = 10 AND subject_id = 'S4'"],
+        10,
+        "changed"
+    );
+    group_tamper_test!(
+        member_added,
+        ["INSERT INTO audit_members (seq, subject_id, outcome) VALUES (6, 'S4', 0)"],
+        6,
+        "changed"
+    );
+    group_tamper_test!(
+        outcome_reasons_changed,
+        ["UPDATE audit_outcomes SET reasons = '[]' WHERE seq = 10"],
+        10,
+        "changed"
+    );
+    group_tamper_test!(
+        group_removed,
+        [
+            "DELETE FROM audit_members WHERE seq = 6",
+            "DELETE FROM audit_outcomes WHERE seq = 6"
+        ],
+        6,
+        "changed"
+    );
+    group_tamper_test!(
+        group_moved_to_another_record,
+        [
+            "UPDATE audit_members SET seq = 7 WHERE seq = 6",
+            "UPDATE audit_outcomes SET seq = 7 WHERE seq = 6"
+        ],
+        6,
+        "changed"
+    );
+    group_tamper_test!(
+        member_after_the_tail,
+        ["INSERT INTO audit_members (seq, subject_id, outcome) VALUES (13, 'S1', 0)"],
+        13,
+        "group rows"
+    );
+}

@@ -254,6 +254,7 @@ async fn a_pool_commit_is_copied_back_by_the_checkpointer() {
             decision: "none".into(),
             reasons: "[]".into(),
             details: format!("{{\"pad\":\"{details}\"}}"),
+            group: None,
         })
         .collect();
     db.store.append_audit(records).await.unwrap();

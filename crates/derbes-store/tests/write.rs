@@ -18,6 +18,7 @@ fn record(action: &str) -> NewAuditRecord {
         decision: "none".into(),
         reasons: "[]".into(),
         details: "{}".into(),
+        group: None,
     }
 }
 
