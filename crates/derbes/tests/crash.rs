@@ -226,6 +226,25 @@ fn destruction_passes_survive(url: Option<&str>) {
     audit_verify(dir.path(), url);
 }
 
+/// The whole audit log, in order (a page holds at most 10,000).
+async fn every_record(st: &derbes_store::Store) -> Vec<derbes_store::AuditRow> {
+    let mut all: Vec<derbes_store::AuditRow> = Vec::new();
+    loop {
+        let page = st
+            .audit_records(&AuditQuery {
+                after: all.last().map_or(0, |r| r.seq),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
 fn postgres<F: FnOnce(Option<&str>)>(f: F) {
     common::with_postgres(|url| f(Some(url)));
 }
@@ -492,20 +511,7 @@ fn import_survives(url: Option<&str>) {
         killed += 1;
     }
     assert!(killed > 0, "the import finished before any kill");
-    let mut c = derbes();
-    c.args(["import", path, "--json", "--data-dir"])
-        .arg(dir.path());
-    if let Some(u) = url {
-        c.env("DATABASE_URL", u);
-    }
-    let o = c.output().unwrap();
-    // Exit 1: the minors' lines are refused (in this run or an earlier one).
-    assert!(
-        common::code(&o) <= 1,
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let report = common::json_of(&o);
+    let report = import_to_the_end(dir.path(), url, path);
     assert!(
         report["refused_lines"]
             .as_array()
@@ -517,13 +523,7 @@ fn import_survives(url: Option<&str>) {
     common::runtime().block_on(async {
         let st = store(dir.path(), url).await;
         assert_eq!(st.subject_count().await.unwrap().active as u64, adults);
-        let records = st
-            .audit_records(&AuditQuery {
-                limit: 1_000_000,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let records = every_record(&st).await;
         let mut registered = std::collections::HashSet::new();
         for r in records.iter().filter(|r| r.record.action == "register") {
             assert!(
@@ -535,6 +535,131 @@ fn import_survives(url: Option<&str>) {
         st.close().await;
     });
     audit_verify(dir.path(), url);
+}
+
+/// `derbes import FILE` run to its end; its report. Exit 1 is the minors'
+/// lines refused (in this run or an earlier one).
+fn import_to_the_end(dir: &std::path::Path, url: Option<&str>, path: &str) -> serde_json::Value {
+    let mut c = derbes();
+    c.args(["import", path, "--json", "--data-dir"]).arg(dir);
+    if let Some(u) = url {
+        c.env("DATABASE_URL", u);
+    }
+    let o = c.output().unwrap();
+    assert!(
+        common::code(&o) <= 1,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    common::json_of(&o)
+}
+
+/// Audiences asked from two clients while the service is killed, again
+/// and again: each chunk's group record and its members commit together or
+/// not at all (the chain verifies: a member without its seal, or a seal
+/// without its members, would break it), and every answered audience has
+/// its record and every subject's decision in that subject's trail.
+fn audiences_survive(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("users.jsonl");
+    let path = path.to_str().unwrap();
+    // ~9,000 adults: three chunks an audience.
+    cli(
+        dir.path(),
+        url,
+        &[
+            "dev",
+            "seed",
+            "--subjects",
+            "9600",
+            "--seed",
+            "5",
+            "--out",
+            path,
+        ],
+    );
+    import_to_the_end(dir.path(), url, path);
+    let backend = staff(dir.path(), url, "backend_service");
+    let ask = json!({"operation": "use", "purpose": "identification",
+        "categories": ["identity"], "every_active_subject": true});
+    let answered = Arc::new(Mutex::new(Vec::<(i64, Vec<String>)>::new()));
+    for round in 0..rounds() {
+        let server = Server::start(dir.path(), url);
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            let (addr, token, ask, answered) = (
+                server.addr.clone(),
+                backend.clone(),
+                ask.clone(),
+                answered.clone(),
+            );
+            clients.push(std::thread::spawn(move || loop {
+                let Ok((status, v)) = call(&addr, "POST", "/api/v1/audiences", &token, Some(&ask))
+                else {
+                    return;
+                };
+                // Cut off mid-answer by the kill: no whole document.
+                let Some(ids) = v["subject_ids"].as_array().filter(|_| status == 200) else {
+                    return;
+                };
+                let ids = ids
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect();
+                answered
+                    .lock()
+                    .unwrap()
+                    .push((v["audit_id"].as_i64().unwrap(), ids));
+            }));
+        }
+        std::thread::sleep(pause(round));
+        server.kill9();
+        for c in clients {
+            c.join().unwrap();
+        }
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(
+        !answered.is_empty(),
+        "no audience was answered before the kills"
+    );
+    audit_verify(dir.path(), url);
+    common::runtime().block_on(async {
+        let st = store(dir.path(), url).await;
+        let records = every_record(&st).await;
+        let seqs: std::collections::HashMap<i64, &str> = records
+            .iter()
+            .map(|r| (r.seq, r.record.action.as_str()))
+            .collect();
+        for (audit_id, ids) in &answered {
+            assert_eq!(seqs.get(audit_id), Some(&"audience"), "{audit_id}");
+            // The first and last subjects answered: decided in every answered audience.
+            for id in [ids.first().unwrap(), ids.last().unwrap()] {
+                let decided = common::subject_records(&st, id)
+                    .await
+                    .iter()
+                    .filter(|r| r.record.action == "decision" && r.seq < *audit_id)
+                    .count();
+                let before = answered.iter().filter(|(a, _)| a <= audit_id).count();
+                assert!(
+                    decided >= before,
+                    "{id}: {decided} decisions, {before} audiences"
+                );
+            }
+        }
+        st.close().await;
+    });
+}
+
+#[test]
+fn kill_9_during_audiences_on_sqlite() {
+    audiences_survive(None);
+}
+
+#[test]
+fn kill_9_during_audiences_on_postgres() {
+    postgres(audiences_survive);
 }
 
 #[test]
