@@ -794,24 +794,40 @@ impl Store {
         rows.iter().map(audit_row).collect()
     }
 
-    /// Records `after + 1 ..` (at most `limit`) as the chain holds them:
-    /// group records with their groups read back as stored, so that their
-    /// hashes can be computed again.
-    async fn chain_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let mut page = self
+    /// Records `after + 1 ..` (at most `limit`) as the chain holds them,
+    /// and the numbers among them that group rows name: each such record
+    /// is given its group as stored ([`Store::with_stored_group`]) just
+    /// before its hash is computed again.
+    async fn chain_page(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Vec<AuditRow>, std::collections::BTreeSet<i64>), StoreError> {
+        let page = self
             .audit_records(&AuditQuery {
                 after,
                 limit,
                 ..AuditQuery::default()
             })
             .await?;
-        if let (Some(first), Some(last)) = (page.first(), page.last()) {
-            let mut groups = self.stored_groups(first.seq, last.seq).await?;
-            for row in &mut page {
-                row.record.group = groups.remove(&row.seq).map(std::sync::Arc::new);
-            }
+        let groups = match (page.first(), page.last()) {
+            (Some(first), Some(last)) => self.group_seqs(first.seq, last.seq).await?,
+            _ => Default::default(),
+        };
+        Ok((page, groups))
+    }
+
+    /// `row` as the chain holds it: with its group as stored, if group
+    /// rows name it.
+    async fn with_stored_group(
+        &self,
+        mut row: AuditRow,
+        groups: &std::collections::BTreeSet<i64>,
+    ) -> Result<AuditRow, StoreError> {
+        if groups.contains(&row.seq) {
+            row.record.group = Some(std::sync::Arc::new(self.stored_group(row.seq).await?));
         }
-        Ok(page)
+        Ok(row)
     }
 
     /// Walk the whole chain: contiguous sequence numbers from 1, each
@@ -842,11 +858,12 @@ impl Store {
             })
         };
         loop {
-            let page = self.chain_page(expected_seq - 1, 5000).await?;
+            let (page, groups) = self.chain_page(expected_seq - 1, 5000).await?;
             if page.is_empty() {
                 break;
             }
             for row in page {
+                let row = self.with_stored_group(row, &groups).await?;
                 if row.seq != expected_seq {
                     return bad(expected_seq, &format!("record {expected_seq} is missing (deleted, or records were renumbered)"));
                 }
@@ -948,13 +965,14 @@ impl Store {
         let mut prev: Option<Vec<u8>> = None;
         loop {
             let until = checkpoint.as_ref().map_or(i64::MAX, |c| c.seq);
-            let page = self
+            let (page, groups) = self
                 .chain_page(expected - 1, (until - expected + 1).clamp(1, 5000))
                 .await?;
             if page.is_empty() {
                 break;
             }
             for row in page {
+                let row = self.with_stored_group(row, &groups).await?;
                 if row.seq != expected {
                     return broken(expected, "a record is missing");
                 }

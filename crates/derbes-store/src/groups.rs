@@ -161,8 +161,9 @@ const INSERT_OUTCOME: &str =
     "INSERT INTO audit_outcomes (seq, outcome, action, decision, reasons) VALUES ";
 const INSERT_MEMBER: &str = "INSERT INTO audit_members (seq, subject_id, outcome) VALUES ";
 
-/// Members per `INSERT` through sqlx (3 values each).
-const MEMBERS_PER_INSERT: usize = 1000;
+/// Rows per `INSERT` through sqlx (5 values or 3 each: within SQLite's and
+/// PostgreSQL's limits on bound values).
+const ROWS_PER_INSERT: usize = 1000;
 
 /// The appender's own SQLite connection: the group's rows under record `seq`.
 pub(crate) fn insert_lite(
@@ -195,18 +196,23 @@ pub(crate) async fn insert_sqlx(
         .zip(records)
         .filter_map(|(s, r)| Some((s, r.group.as_deref()?)))
     {
-        let sql = crate::subjects::multi_row_insert(backend, INSERT_OUTCOME, 5, g.outcomes.len());
-        let mut q = sqlx::query(&sql);
-        for (i, x) in g.outcomes.iter().enumerate() {
-            q = q
-                .bind(seq)
-                .bind(i as i64)
-                .bind(x.action.as_str())
-                .bind(x.decision.as_str())
-                .bind(x.reasons.as_str());
+        for (at, chunk) in (0i64..)
+            .step_by(ROWS_PER_INSERT)
+            .zip(g.outcomes.chunks(ROWS_PER_INSERT))
+        {
+            let sql = crate::subjects::multi_row_insert(backend, INSERT_OUTCOME, 5, chunk.len());
+            let mut q = sqlx::query(&sql);
+            for (i, x) in (at..).zip(chunk) {
+                q = q
+                    .bind(seq)
+                    .bind(i)
+                    .bind(x.action.as_str())
+                    .bind(x.decision.as_str())
+                    .bind(x.reasons.as_str());
+            }
+            q.execute(&mut *conn).await?;
         }
-        q.execute(&mut *conn).await?;
-        for chunk in g.members.chunks(MEMBERS_PER_INSERT) {
+        for chunk in g.members.chunks(ROWS_PER_INSERT) {
             let sql = crate::subjects::multi_row_insert(backend, INSERT_MEMBER, 3, chunk.len());
             let mut q = sqlx::query(&sql);
             for (subject, outcome) in chunk {
@@ -219,65 +225,62 @@ pub(crate) async fn insert_sqlx(
 }
 
 impl crate::Store {
-    /// The groups of records `from..=to` as stored, by record number: for
-    /// re-computing the group records' hashes (a member changed, added or
-    /// removed changes its group's digest; a group whose rows were all
-    /// removed is read as none, and its record's hash no longer matches).
-    pub(crate) async fn stored_groups(
+    /// The numbers, among records `from..=to`, that group rows name (a
+    /// group record's, or a record's that rows were added to).
+    pub(crate) async fn group_seqs(
         &self,
         from: i64,
         to: i64,
-    ) -> Result<HashMap<i64, AuditGroup>, StoreError> {
-        let mut outcomes: HashMap<i64, Vec<GroupOutcome>> = HashMap::new();
+    ) -> Result<std::collections::BTreeSet<i64>, StoreError> {
+        let mut seqs = std::collections::BTreeSet::new();
+        for table in ["audit_outcomes", "audit_members"] {
+            let found: Vec<i64> = sqlx::query_scalar(&format!(
+                "SELECT DISTINCT seq FROM {table} WHERE seq BETWEEN $1 AND $2"
+            ))
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+            seqs.extend(found);
+        }
+        Ok(seqs)
+    }
+
+    /// Record `seq`'s group as stored, for computing the record's hash
+    /// again: a member or outcome changed, added or removed changes the
+    /// digest; a group whose rows were all removed is read as none (and
+    /// the record's hash no longer matches). One group in memory at a time.
+    pub(crate) async fn stored_group(&self, seq: i64) -> Result<AuditGroup, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, action, decision, reasons FROM audit_outcomes \
-             WHERE seq BETWEEN $1 AND $2 ORDER BY seq, outcome",
+            "SELECT action, decision, reasons FROM audit_outcomes WHERE seq = $1 ORDER BY outcome",
         )
-        .bind(from)
-        .bind(to)
+        .bind(seq)
         .fetch_all(&self.pool)
         .await?;
-        for r in &rows {
-            outcomes
-                .entry(r.try_get("seq")?)
-                .or_default()
-                .push(GroupOutcome {
+        let outcomes = rows
+            .iter()
+            .map(|r| {
+                Ok(GroupOutcome {
                     action: r.try_get("action")?,
                     decision: r.try_get("decision")?,
                     reasons: r.try_get("reasons")?,
-                });
-        }
-        let mut members: HashMap<i64, Vec<(String, u32)>> = HashMap::new();
-        let seqs: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT seq FROM audit_members WHERE seq BETWEEN $1 AND $2",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        for seq in seqs {
-            let rows = sqlx::query("SELECT subject_id, outcome FROM audit_members WHERE seq = $1")
-                .bind(seq)
-                .fetch_all(&self.pool)
-                .await?;
-            let list = members.entry(seq).or_default();
-            for r in &rows {
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let rows = sqlx::query("SELECT subject_id, outcome FROM audit_members WHERE seq = $1")
+            .bind(seq)
+            .fetch_all(&self.pool)
+            .await?;
+        let members = rows
+            .iter()
+            .map(|r| {
                 let outcome: i64 = r.try_get("outcome")?;
                 // Out of range is damage: kept as stored (its bits in the
                 // digest), so the group's record no longer matches.
-                list.push((r.try_get("subject_id")?, outcome as u32));
-            }
-        }
-        let seqs: std::collections::BTreeSet<i64> =
-            outcomes.keys().chain(members.keys()).copied().collect();
-        Ok(seqs
-            .into_iter()
-            .map(|seq| {
-                let o = outcomes.remove(&seq).unwrap_or_default();
-                let m = members.remove(&seq).unwrap_or_default();
-                (seq, AuditGroup::sealed(o, m))
+                Ok((r.try_get("subject_id")?, outcome as u32))
             })
-            .collect())
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(AuditGroup::sealed(outcomes, members))
     }
 
     /// Group rows that name no record of the chain (after its tail `tail`,
