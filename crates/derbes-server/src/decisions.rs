@@ -141,7 +141,9 @@ pub(crate) async fn disclosures(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    /// Only records about this subject.
+    /// Only records about this subject, with their decisions in an
+    /// audience's group records (`decisions`) each as a `decision` record
+    /// of its own, carrying the group record's `seq` and `hash`.
     #[param(
         pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     )]
