@@ -312,11 +312,14 @@ impl Engine {
         tally.unknown += (asked - rows.len()) as u64;
         let mut members = GroupBuilder::with_capacity(rows.len());
         let mut outcomes: Vec<(bool, Vec<derbes_core::Reason>, u32)> = Vec::new();
+        // One question, its subject set for each row in turn.
+        let mut asking = question(req, SubjectId::new());
         let mut permitted = Vec::new();
         for row in &rows {
             let subject = row.subject.subject_id;
             let facts = self.facts_of(row, now).await?;
-            let d = self.decide_facts(actor, &question(req, subject), &facts);
+            asking.subject_id = subject;
+            let d = self.decide_facts(actor, &asking, &facts);
             if d.permit {
                 permitted.push(subject);
             } else {
