@@ -255,10 +255,11 @@ impl Store {
             let unique: Vec<SubjectId> =
                 chunk.iter().copied().filter(|s| seen.insert(*s)).collect();
             let list = id_list(&unique);
+            let n = unique.len();
             let mut found = match self.backend() {
                 Backend::Sqlite => {
                     self.on_lite(move |conn| {
-                        crate::lite::read_snapshot(conn, |conn| lite_facts(conn, &list))
+                        crate::lite::read_snapshot(conn, |conn| lite_facts(conn, &list, n))
                     })
                     .await?
                 }
@@ -451,10 +452,12 @@ const LITE_IDS: &str = "json_each(?1) AS j CROSS JOIN";
 /// SQLite's audience facts, read on a connection of the store's own: the
 /// subjects first, then what hangs on them — their consents' terms with
 /// the withdrawals, objections, open holds (kept for the subjects found) —
-/// each a plain row whose values are read in place.
+/// each a plain row whose values are read in place. `n`: the ids listed
+/// (the most subjects found).
 fn lite_facts(
     conn: &rusqlite::Connection,
     ids: &str,
+    n: usize,
 ) -> Result<std::collections::HashMap<SubjectId, SubjectFactsRows>, StoreError> {
     let bad = |what: &str| StoreError::Corrupt(format!("an audience facts row of {what}"));
     let text = |r: &rusqlite::Row<'_>, i: usize, what: &str| -> Result<String, StoreError> {
@@ -484,7 +487,7 @@ fn lite_facts(
         }
         Ok::<_, StoreError>(())
     };
-    let mut found = std::collections::HashMap::new();
+    let mut found = std::collections::HashMap::with_capacity(n);
     each(
         &format!(
             "SELECT s.subject_id, s.status, s.created_at, s.destroyed_at, s.relationship_ended_at, \
