@@ -43,14 +43,16 @@ pub struct GroupOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditGroup {
     outcomes: Vec<GroupOutcome>,
-    /// Each member's subject id and outcome index, in subject-id order.
-    members: Vec<(String, u32)>,
+    /// Each member's subject id and outcome index, in subject-id order
+    /// (64 bits, as stored: a stored index out of range cannot alias one
+    /// in range).
+    members: Vec<(String, u64)>,
     digest: [u8; 32],
 }
 
 impl AuditGroup {
     /// `members` sorted by subject id; the digest computed.
-    fn sealed(outcomes: Vec<GroupOutcome>, mut members: Vec<(String, u32)>) -> AuditGroup {
+    fn sealed(outcomes: Vec<GroupOutcome>, mut members: Vec<(String, u64)>) -> AuditGroup {
         members.sort_unstable();
         let mut buf = Vec::with_capacity(64 + members.len() * 48);
         buf.extend_from_slice(b"derbes/audit-group/v1");
@@ -85,7 +87,7 @@ impl AuditGroup {
     }
 
     /// Each member's subject id and outcome index, in subject-id order.
-    pub fn members(&self) -> &[(String, u32)] {
+    pub fn members(&self) -> &[(String, u64)] {
         &self.members
     }
 
@@ -104,7 +106,7 @@ impl AuditGroup {
 pub struct GroupBuilder {
     outcomes: Vec<GroupOutcome>,
     index: HashMap<GroupOutcome, u32>,
-    members: Vec<(String, u32)>,
+    members: Vec<(String, u64)>,
 }
 
 impl GroupBuilder {
@@ -130,7 +132,7 @@ impl GroupBuilder {
 
     /// A member: `subject` with the outcome [`GroupBuilder::outcome`] numbered.
     pub fn push(&mut self, subject: String, outcome: u32) {
-        self.members.push((subject, outcome));
+        self.members.push((subject, u64::from(outcome)));
     }
 
     /// The group, `None` without members; refused if a subject was pushed
@@ -143,7 +145,7 @@ impl GroupBuilder {
         if self
             .members
             .iter()
-            .any(|m| m.1 as usize >= self.outcomes.len())
+            .any(|m| m.1 >= self.outcomes.len() as u64)
         {
             return Err(StoreError::Config(
                 "an audit group member names no outcome".into(),
@@ -216,7 +218,8 @@ pub(crate) async fn insert_sqlx(
             let sql = crate::subjects::multi_row_insert(backend, INSERT_MEMBER, 3, chunk.len());
             let mut q = sqlx::query(&sql);
             for (subject, outcome) in chunk {
-                q = q.bind(seq).bind(subject.as_str()).bind(i64::from(*outcome));
+                // Built indexes are `u32`s: they fit.
+                q = q.bind(seq).bind(subject.as_str()).bind(*outcome as i64);
             }
             q.execute(&mut *conn).await?;
         }
@@ -275,9 +278,10 @@ impl crate::Store {
             .iter()
             .map(|r| {
                 let outcome: i64 = r.try_get("outcome")?;
-                // Out of range is damage: kept as stored (its bits in the
-                // digest), so the group's record no longer matches.
-                Ok((r.try_get("subject_id")?, outcome as u32))
+                // Out of range is damage: kept as stored (all its 64 bits
+                // in the digest, so it aliases no index in range), and the
+                // group's record no longer matches.
+                Ok((r.try_get("subject_id")?, outcome as u64))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(AuditGroup::sealed(outcomes, members))

@@ -645,6 +645,13 @@ mod groups {
         "changed"
     );
     group_tamper_test!(
+        member_outcome_out_of_range,
+        // 2^32 + 1: an index that wraps to a real one in 32 bits.
+        ["UPDATE audit_members SET outcome = 4294967297 WHERE seq = 6 AND outcome = 1"],
+        6,
+        "changed"
+    );
+    group_tamper_test!(
         member_removed,
         ["DELETE FROM audit_members WHERE seq = 10 AND subject_id = 'S4'"],
         10,
