@@ -7,13 +7,13 @@
 //! is registered twice. Refused lines are reported by number, field and
 //! code, never by value.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use derbes_core::{almaty_date, validate_registration, Problem, RegistrationRequest, SubjectId};
 use derbes_policy::{Capability, FieldType, LoadedPolicy};
-use derbes_store::ImportProgress;
+use derbes_store::{ImportBatch, ImportProgress};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -325,6 +325,11 @@ struct Written {
     refused: Vec<(u64, LineProblem)>,
     imported: u64,
     progress: ImportProgress,
+    /// The batch, handed back to be freed on the thread that sealed it:
+    /// freed there, its memory serves the next batch at once; freed on
+    /// the writer's thread, the sealing thread took fresh pages from the
+    /// system for every batch.
+    spent: ImportBatch,
 }
 
 impl Engine {
@@ -497,6 +502,7 @@ impl Importer {
         let w = writing
             .await
             .map_err(|e| EngineError::Internal(format!("the import's writer stopped: {e}")))??;
+        drop(w.spent);
         for (n, p) in w.refused {
             self.refuse(n, vec![p]);
         }
@@ -543,7 +549,7 @@ impl Importer {
 }
 
 /// Write one batch: minors barred (clause 7.7), then the subjects in one
-/// unit of work with their `register` records and the import's checkpoint
+/// transaction with their `register` records and the import's checkpoint
 /// (`progress` advanced by what this batch registered and refused). The
 /// unique index decides who is registered already, or twice in the batch,
 /// in the statements that write it; a dry run writes the same and rolls
@@ -563,43 +569,52 @@ async fn write_batch(
         .collect();
     let barred = e.store.barred_among(&iins, now).await?;
     let mut refused = Vec::new();
-    let mut ready: Vec<(u64, Prepared)> = ready
-        .into_iter()
-        .filter_map(|(n, p)| {
-            if p.iin_digest().is_some_and(|d| barred.contains(d)) {
-                refused.extend(
-                    problems_at("", vec![e.barred_problem()])
-                        .into_iter()
-                        .map(|p| (n, p)),
-                );
-                None
-            } else {
-                Some((n, p))
-            }
-        })
-        .collect();
+    let mut lines = Vec::with_capacity(ready.len());
+    let mut wrapped = Vec::with_capacity(ready.len());
+    let mut batch = ImportBatch {
+        import_id: import_id.to_string(),
+        now,
+        dry_run,
+        ..ImportBatch::default()
+    };
+    for (n, p) in ready {
+        if p.iin_digest().is_some_and(|d| barred.contains(d)) {
+            refused.extend(
+                problems_at("", vec![e.barred_problem()])
+                    .into_iter()
+                    .map(|p| (n, p)),
+            );
+            continue;
+        }
+        batch
+            .records
+            .push(e.audit_record(p.record(actor, Some(import_id)))?);
+        let (new, key) = p.into_parts();
+        lines.push(n);
+        batch.subjects.push(new);
+        wrapped.push(key);
+    }
+    progress.refused += refused.len() as i64;
+    batch.progress = progress;
     for attempt in 0..3 {
-        let news: Vec<_> = ready.iter().map(|(_, p)| p.new.clone()).collect();
-        let mut w = e.write().await?;
-        let skipped = match w.insert_new_subjects(&news).await {
-            Ok(skipped) => skipped,
+        let written = match e.store.write_import_batch(&mut batch).await {
+            Ok(written) => written,
             // Another process rotated the KEK meanwhile: wrap under the new one.
             Err(derbes_store::StoreError::KekChanged { .. }) if attempt < 2 => {
-                drop(w);
-                for (_, p) in ready.iter_mut() {
-                    e.rewrap(std::slice::from_mut(p)).await?;
+                for (new, key) in batch.subjects.iter_mut().zip(wrapped.iter_mut()) {
+                    e.rewrap(new, key).await?;
                 }
                 continue;
             }
             Err(err) => return Err(e.duplicate(err)),
         };
-        let skip: HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
-        for (i, kind) in skipped {
+        let skipped = written.skipped.len();
+        for (i, kind) in written.skipped {
             let field = FieldType::parse(&kind)
                 .and_then(|t| e.policy.policy().lookup_field(t))
                 .map_or(kind.clone(), |f| f.to_string());
             refused.push((
-                ready[i].0,
+                lines[i],
                 problem(
                     field,
                     "duplicate_subject",
@@ -607,29 +622,19 @@ async fn write_batch(
                 ),
             ));
         }
-        let kept: Vec<&Prepared> = ready
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !skip.contains(i))
-            .map(|(_, (_, p))| p)
-            .collect();
-        progress.imported += kept.len() as i64;
-        progress.refused += refused.len() as i64;
-        let imported = kept.len() as u64;
-        if dry_run {
-            drop(w);
-        } else {
-            w.advance_import(import_id, progress, now).await?;
-            let records: Vec<Record> = kept
-                .iter()
-                .map(|p| p.record(actor, Some(import_id)))
-                .collect();
-            e.commit(w, records).await?;
+        // What changed for a subject is forgotten by the decisions' cache
+        // (`Engine::commit`): none of these is in it yet, but the rule
+        // holds at every door.
+        if !dry_run {
+            for s in &batch.subjects {
+                e.facts.forget(&s.subject_id);
+            }
         }
         return Ok(Written {
             refused,
-            imported,
-            progress,
+            imported: (batch.subjects.len() - skipped) as u64,
+            progress: written.progress,
+            spent: batch,
         });
     }
     Err(EngineError::Internal(

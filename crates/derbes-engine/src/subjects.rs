@@ -50,6 +50,12 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
+    /// What the store writes, and the data key as wrapped (to wrap it anew
+    /// should the KEK change before it is stored).
+    pub(crate) fn into_parts(self) -> (NewSubject, derbes_vault::WrappedKey) {
+        (self.new, self.wrapped)
+    }
+
     /// The IIN's blind-index digest.
     pub(crate) fn iin_digest(&self) -> Option<&Vec<u8>> {
         self.new
@@ -117,7 +123,7 @@ impl Engine {
                 // Another process rotated the KEK meanwhile: wrap under the new one.
                 Err(derbes_store::StoreError::KekChanged { .. }) => {
                     drop(w);
-                    self.rewrap(std::slice::from_mut(&mut p)).await?;
+                    self.rewrap(&mut p.new, &mut p.wrapped).await?;
                 }
                 Err(e) => return Err(self.duplicate(e)),
             }
@@ -183,14 +189,16 @@ impl Engine {
     }
 
     /// Another process rotated the KEK: wrap these keys under the new one.
-    pub(crate) async fn rewrap(&self, prepared: &mut [Prepared]) -> Result<(), EngineError> {
-        for p in prepared {
-            p.wrapped = self
-                .rewrap_for_active(&p.new.subject_id.to_string(), &p.wrapped)
-                .await?;
-            p.new.kek_id = p.wrapped.kek.to_string();
-            p.new.wrapped_key = p.wrapped.bytes.clone();
-        }
+    pub(crate) async fn rewrap(
+        &self,
+        new: &mut NewSubject,
+        wrapped: &mut derbes_vault::WrappedKey,
+    ) -> Result<(), EngineError> {
+        *wrapped = self
+            .rewrap_for_active(&new.subject_id.to_string(), wrapped)
+            .await?;
+        new.kek_id = wrapped.kek.to_string();
+        new.wrapped_key = wrapped.bytes.clone();
         Ok(())
     }
 

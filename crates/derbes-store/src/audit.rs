@@ -593,46 +593,11 @@ fn sqlite_append(
 ) -> Result<(ChainTail, Option<i64>), rusqlite::Error> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let written = (|| {
-        let mut tail = match known {
+        let tail = match known {
             Some(tail) => tail,
-            None => {
-                let mut last = conn.prepare_cached(TAIL)?;
-                let mut rows = last.query([])?;
-                match rows.next()? {
-                    Some(r) => ChainTail {
-                        seq: r.get(0)?,
-                        hash: r.get(1)?,
-                    },
-                    None => ChainTail::start(),
-                }
-            }
+            None => lite_tail(conn)?,
         };
-        let mut insert = conn.prepare_cached(&format!(
-            "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-        ))?;
-        for r in records {
-            let seq = tail.seq + 1;
-            let hash = record_hash(&tail.hash, seq, r);
-            insert.execute(rusqlite::params![
-                seq,
-                crate::us(r.at),
-                r.actor,
-                r.role,
-                r.action,
-                r.subject_id,
-                r.purpose,
-                r.categories,
-                r.decision,
-                r.reasons,
-                r.details,
-                tail.hash,
-                hash,
-            ])?;
-            if let Some(g) = &r.group {
-                crate::groups::insert_lite(conn, seq, g)?;
-            }
-            tail = ChainTail { seq, hash };
-        }
+        let tail = lite_insert_records(conn, records, tail)?;
         let signed = match checkpoints {
             Some(c) => c.sign_if_due(conn, &tail)?,
             None => None,
@@ -646,6 +611,57 @@ fn sqlite_append(
         let _ = conn.execute_batch("ROLLBACK");
     }
     written
+}
+
+/// SQLite: the chain's tail as `conn` sees it ([`ChainTail::start`] before
+/// the first record); read under the write lock, it is the tail.
+pub(crate) fn lite_tail(conn: &rusqlite::Connection) -> Result<ChainTail, rusqlite::Error> {
+    let mut last = conn.prepare_cached(TAIL)?;
+    let mut rows = last.query([])?;
+    Ok(match rows.next()? {
+        Some(r) => ChainTail {
+            seq: r.get(0)?,
+            hash: r.get(1)?,
+        },
+        None => ChainTail::start(),
+    })
+}
+
+/// SQLite, inside a transaction holding the write lock: `records` chained
+/// after `tail`, one prepared single-row insert stepped per record (and
+/// a group's rows after its record); the new tail.
+pub(crate) fn lite_insert_records<'r>(
+    conn: &rusqlite::Connection,
+    records: impl IntoIterator<Item = &'r NewAuditRecord>,
+    mut tail: ChainTail,
+) -> Result<ChainTail, rusqlite::Error> {
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    ))?;
+    for r in records {
+        let seq = tail.seq + 1;
+        let hash = record_hash(&tail.hash, seq, r);
+        insert.execute(rusqlite::params![
+            seq,
+            crate::us(r.at),
+            r.actor,
+            r.role,
+            r.action,
+            r.subject_id,
+            r.purpose,
+            r.categories,
+            r.decision,
+            r.reasons,
+            r.details,
+            tail.hash,
+            hash,
+        ])?;
+        if let Some(g) = &r.group {
+            crate::groups::insert_lite(conn, seq, g)?;
+        }
+        tail = ChainTail { seq, hash };
+    }
+    Ok(tail)
 }
 
 /// PostgreSQL: `rows` records inserted in one statement that takes the

@@ -146,7 +146,7 @@ impl Write {
     /// is accepted.
     pub(crate) async fn require_active_kek(&mut self, kek: &str) -> Result<(), StoreError> {
         let sql = match self.backend() {
-            Backend::Sqlite => "SELECT active_kek FROM key_state WHERE id = 1",
+            Backend::Sqlite => ACTIVE_KEK,
             Backend::Postgres => "SELECT active_kek FROM key_state WHERE id = 1 FOR SHARE",
         };
         let active: Option<String> = sqlx::query(sql)
@@ -154,9 +154,31 @@ impl Write {
             .await?
             .map(|r| r.try_get("active_kek"))
             .transpose()?;
-        match active {
-            Some(active) if active != kek => Err(StoreError::KekChanged { active }),
-            _ => Ok(()),
-        }
+        kek_is_active(active, kek)
     }
+}
+
+/// The KEK the database names active (SQLite: read under the write lock).
+const ACTIVE_KEK: &str = "SELECT active_kek FROM key_state WHERE id = 1";
+
+/// `kek` is the one `active` names (or none is named yet).
+fn kek_is_active(active: Option<String>, kek: &str) -> Result<(), StoreError> {
+    match active {
+        Some(active) if active != kek => Err(StoreError::KekChanged { active }),
+        _ => Ok(()),
+    }
+}
+
+/// [`Write::require_active_kek`] on a connection of the store's own,
+/// inside a transaction holding SQLite's write lock.
+pub(crate) fn lite_require_active_kek(
+    conn: &rusqlite::Connection,
+    kek: &str,
+) -> Result<(), StoreError> {
+    use rusqlite::OptionalExtension;
+    let active: Option<Option<String>> = conn
+        .prepare_cached(ACTIVE_KEK)?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    kek_is_active(active.flatten(), kek)
 }

@@ -66,7 +66,7 @@ pub use consents::{Acceptance, ConsentRow, NewConsent};
 pub use destroy::{DestroyOutcome, Destruction, Scope};
 pub use disclosures::DisclosureRow;
 pub use groups::{AuditGroup, GroupBuilder, GroupOutcome};
-pub use imports::ImportProgress;
+pub use imports::{ImportBatch, ImportBatchWritten, ImportProgress};
 pub use jobs::{Certificate, JobRow, ObligationRow};
 pub use keys::{KekCount, Rewrap, SubjectKey};
 pub use migrate::latest_version;

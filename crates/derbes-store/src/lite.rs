@@ -1,7 +1,7 @@
 //! SQLite connections of the store's own, beside the pool's (sqlx), for the
 //! work where the pool's driver costs more than the work: the audit
-//! appender's group commit, and an audience's facts read, thousands of rows
-//! a statement. Here a value is bound and read in place — sqlx copies each
+//! appender's group commit, an audience's facts read, thousands of rows
+//! a statement, and an import's batch, ~100,000 rows a transaction. Here a value is bound and read in place — sqlx copies each
 //! into an owned value and hands rows across to its connection's thread.
 //!
 //! Same file, same bundled SQLite (one `libsqlite3-sys` in the build, so
@@ -80,7 +80,7 @@ impl LiteFile {
     /// Run `f` on an idle connection (or a new one) on this thread. The
     /// connection is kept for the next call unless `f` left it inside a
     /// transaction.
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {

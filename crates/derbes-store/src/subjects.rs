@@ -3,6 +3,8 @@
 //! plaintext personal data: values arrive sealed, identifiers arrive as
 //! blind-index digests.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -667,6 +669,122 @@ pub(crate) fn multi_row_insert(
     sql
 }
 
+/// The identifiers a batch wrote: (subject id, kind).
+type Written = HashSet<(String, String)>;
+
+/// The statements of a registration's rows, their values appended per
+/// driver (sqlx: one multi-row statement a table; rusqlite: a prepared
+/// single-row statement stepped per row).
+const INSERT_INDEX: &str = "INSERT INTO blind_index (kind, digest, subject_id) VALUES ";
+const DELETE_INDEX: &str = "DELETE FROM blind_index WHERE subject_id";
+const INSERT_SUBJECT: &str =
+    "INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ";
+const INSERT_KEY: &str =
+    "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ";
+const INSERT_FIELD: &str = "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) VALUES ";
+const INSERT_CONSENT: &str = "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256, terms) VALUES ";
+
+/// The subjects of a batch with an identifier not written (someone
+/// registered before has it, or someone earlier in the batch): their
+/// positions and the first such kind. Their identifiers that were written
+/// are removed again.
+fn skipped_of(subjects: &[NewSubject], written: &Written) -> Vec<(usize, String)> {
+    let mut skipped = Vec::new();
+    for (i, s) in subjects.iter().enumerate() {
+        let id = s.subject_id.to_string();
+        if let Some((kind, _)) = s
+            .index
+            .iter()
+            .find(|(k, _)| !written.contains(&(id.clone(), k.clone())))
+        {
+            skipped.push((i, kind.clone()));
+        }
+    }
+    skipped
+}
+
+/// The subjects of a batch not skipped.
+fn kept_of<'a>(subjects: &'a [NewSubject], skipped: &[(usize, String)]) -> Vec<&'a NewSubject> {
+    let skip: HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+    subjects
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !skip.contains(i))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// SQLite, on a connection of the store's own inside a transaction holding
+/// the write lock: what [`Write::insert_new_subjects`] does, in the same
+/// order with the same outcome, a prepared single-row statement stepped per
+/// row with its values bound in place (an import's batch writes ~100,000
+/// rows; through sqlx each value was copied into the driver's arguments
+/// and each statement crossed to its connection's thread).
+pub(crate) fn lite_insert_new_subjects(
+    conn: &rusqlite::Connection,
+    subjects: &[NewSubject],
+) -> Result<Vec<(usize, String)>, StoreError> {
+    let mut keks: Vec<&str> = subjects.iter().map(|s| s.kek_id.as_str()).collect();
+    keks.dedup();
+    for kek in keks {
+        crate::keys::lite_require_active_kek(conn, kek)?;
+    }
+    let mut written: Written = HashSet::with_capacity(subjects.len() * 2);
+    let mut index = conn.prepare_cached(&format!(
+        "{INSERT_INDEX}(?1, ?2, ?3) ON CONFLICT (kind, digest) DO NOTHING"
+    ))?;
+    for s in subjects {
+        let id = s.subject_id.to_string();
+        for (kind, digest) in &s.index {
+            if index.execute(rusqlite::params![kind, digest, id])? == 1 {
+                written.insert((id.clone(), kind.clone()));
+            }
+        }
+    }
+    let skipped = skipped_of(subjects, &written);
+    let mut delete = conn.prepare_cached(&format!("{DELETE_INDEX} = ?1"))?;
+    for (i, _) in &skipped {
+        delete.execute([subjects[*i].subject_id.to_string()])?;
+    }
+    let mut subject = conn.prepare_cached(&format!("{INSERT_SUBJECT}(?1, 'active', ?2, ?3)"))?;
+    let mut key = conn.prepare_cached(&format!("{INSERT_KEY}(?1, ?2, ?3, ?4)"))?;
+    let mut field = conn.prepare_cached(&format!("{INSERT_FIELD}(?1, ?2, ?3, ?4, ?5, ?6, ?7)"))?;
+    let mut consent = conn.prepare_cached(&format!(
+        "{INSERT_CONSENT}(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?;
+    for s in kept_of(subjects, &skipped) {
+        let id = s.subject_id.to_string();
+        let created = crate::us(s.created_at);
+        subject.execute(rusqlite::params![id, created, s.policy_version])?;
+        key.execute(rusqlite::params![id, s.kek_id, s.wrapped_key, created])?;
+        for f in &s.fields {
+            field.execute(rusqlite::params![
+                id,
+                f.field,
+                f.sealed,
+                f.source,
+                crate::us(f.collected_at),
+                f.purposes,
+                f.version
+            ])?;
+        }
+        for c in &s.consents {
+            consent.execute(rusqlite::params![
+                id,
+                c.consent_id,
+                c.kind,
+                crate::us(c.given_at),
+                c.expires_at.map(crate::us),
+                c.record_json,
+                c.receipt_sha256,
+                c.policy_sha256,
+                c.terms
+            ])?;
+        }
+    }
+    Ok(skipped)
+}
+
 /// A unique violation becomes [`StoreError::Duplicate`]; anything else stays.
 pub(crate) fn duplicate_or(e: sqlx::Error, kind: &str) -> StoreError {
     match &e {
@@ -718,15 +836,10 @@ impl Write {
             .iter()
             .flat_map(|s| s.index.iter().map(move |(k, d)| (s, k, d)))
             .collect();
-        let mut written: std::collections::HashSet<(String, String)> =
-            std::collections::HashSet::with_capacity(index.len());
+        let mut written: Written = HashSet::with_capacity(index.len());
         for chunk in index.chunks(VALUES_PER_STATEMENT / 3) {
-            let sql = multi_row_insert(
-                backend,
-                "INSERT INTO blind_index (kind, digest, subject_id) VALUES ",
-                3,
-                chunk.len(),
-            ) + " ON CONFLICT (kind, digest) DO NOTHING RETURNING subject_id, kind";
+            let sql = multi_row_insert(backend, INSERT_INDEX, 3, chunk.len())
+                + " ON CONFLICT (kind, digest) DO NOTHING RETURNING subject_id, kind";
             let mut q = sqlx::query(&sql);
             for (s, kind, digest) in chunk {
                 q = q.bind(*kind).bind(*digest).bind(s.subject_id.to_string());
@@ -739,43 +852,19 @@ impl Write {
                 written.insert((r.try_get("subject_id")?, r.try_get("kind")?));
             }
         }
-        // A subject with any identifier not written is skipped, and what
-        // was written of its identifiers removed.
-        let mut skipped = Vec::new();
-        for (i, s) in subjects.iter().enumerate() {
-            let id = s.subject_id.to_string();
-            if let Some((kind, _)) = s
-                .index
-                .iter()
-                .find(|(k, _)| !written.contains(&(id.clone(), k.clone())))
-            {
-                skipped.push((i, kind.clone()));
-            }
-        }
+        let skipped = skipped_of(subjects, &written);
         for chunk in skipped.chunks(500) {
             let list = crate::bound(backend, 1, chunk.len());
-            let sql = format!("DELETE FROM blind_index WHERE subject_id IN ({list})");
+            let sql = format!("{DELETE_INDEX} IN ({list})");
             let mut q = sqlx::query(&sql);
             for (i, _) in chunk {
                 q = q.bind(subjects[*i].subject_id.to_string());
             }
             q.execute(&mut **tx).await?;
         }
-        let skip: std::collections::HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
-        let kept: Vec<&NewSubject> = subjects
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !skip.contains(i))
-            .map(|(_, s)| s)
-            .collect();
-        let subjects = kept;
+        let subjects = kept_of(subjects, &skipped);
         for chunk in subjects.chunks(VALUES_PER_STATEMENT / 4) {
-            let sql = multi_row_insert(
-                backend,
-                "INSERT INTO subjects (subject_id, status, created_at, policy_version) VALUES ",
-                4,
-                chunk.len(),
-            );
+            let sql = multi_row_insert(backend, INSERT_SUBJECT, 4, chunk.len());
             let mut q = sqlx::query(&sql);
             for s in chunk {
                 q = q
@@ -785,12 +874,7 @@ impl Write {
                     .bind(&s.policy_version);
             }
             q.execute(&mut **tx).await?;
-            let sql = multi_row_insert(
-                backend,
-                "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) VALUES ",
-                4,
-                chunk.len(),
-            );
+            let sql = multi_row_insert(backend, INSERT_KEY, 4, chunk.len());
             let mut q = sqlx::query(&sql);
             for s in chunk {
                 q = q
@@ -807,12 +891,7 @@ impl Write {
             .flat_map(|s| s.fields.iter().map(move |f| (s, f)))
             .collect();
         for chunk in fields.chunks(VALUES_PER_STATEMENT / 7) {
-            let sql = multi_row_insert(
-                backend,
-                "INSERT INTO subject_fields (subject_id, field, sealed, source, collected_at, purposes, version) VALUES ",
-                7,
-                chunk.len(),
-            );
+            let sql = multi_row_insert(backend, INSERT_FIELD, 7, chunk.len());
             let mut q = sqlx::query(&sql);
             for (s, f) in chunk {
                 q = q
@@ -832,12 +911,7 @@ impl Write {
             .flat_map(|s| s.consents.iter().map(move |c| (s, c)))
             .collect();
         for chunk in consents.chunks(VALUES_PER_STATEMENT / 9) {
-            let sql = multi_row_insert(
-                backend,
-                "INSERT INTO consents (subject_id, consent_id, kind, given_at, expires_at, record, receipt_sha256, policy_sha256, terms) VALUES ",
-                9,
-                chunk.len(),
-            );
+            let sql = multi_row_insert(backend, INSERT_CONSENT, 9, chunk.len());
             let mut q = sqlx::query(&sql);
             for (s, c) in chunk {
                 q = q
