@@ -55,16 +55,8 @@ impl ImportBatch {
     }
 
     /// The records of the subjects not skipped.
-    fn kept_records<'a>(
-        &'a self,
-        skipped: &[(usize, String)],
-    ) -> impl Iterator<Item = &'a NewAuditRecord> {
-        let skip: HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
-        self.records
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| !skip.contains(i))
-            .map(|(_, r)| r)
+    fn kept_records(&self, skipped: &[(usize, String)]) -> Vec<&NewAuditRecord> {
+        crate::subjects::kept_of(&self.records, skipped)
     }
 }
 

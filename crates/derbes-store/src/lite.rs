@@ -1,8 +1,9 @@
 //! SQLite connections of the store's own, beside the pool's (sqlx), for the
 //! work where the pool's driver costs more than the work: the audit
 //! appender's group commit, an audience's facts read, thousands of rows
-//! a statement, and an import's batch, ~100,000 rows a transaction. Here a value is bound and read in place — sqlx copies each
-//! into an owned value and hands rows across to its connection's thread.
+//! a statement, and an import's batch, ~100,000 rows a transaction. Here
+//! a value is bound and read in place — sqlx copies each into an owned
+//! value and hands rows across to its connection's thread.
 //!
 //! Same file, same bundled SQLite (one `libsqlite3-sys` in the build, so
 //! one set of locks in the process), same settings as the pool's

@@ -703,10 +703,11 @@ fn skipped_of(subjects: &[NewSubject], written: &Written) -> Vec<(usize, String)
     skipped
 }
 
-/// The subjects of a batch not skipped.
-fn kept_of<'a>(subjects: &'a [NewSubject], skipped: &[(usize, String)]) -> Vec<&'a NewSubject> {
+/// The items of a batch (its subjects, or their records) at the positions
+/// not skipped.
+pub(crate) fn kept_of<'a, T>(items: &'a [T], skipped: &[(usize, String)]) -> Vec<&'a T> {
     let skip: HashSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
-    subjects
+    items
         .iter()
         .enumerate()
         .filter(|(i, _)| !skip.contains(i))
