@@ -215,6 +215,13 @@ async fn sqlite_is_built_and_opened_as_documented() {
         !options.iter().any(|o| o.starts_with("ENABLE_STAT")),
         "{options:?}"
     );
+    // Not among the compile options SQLite reports: the flag the build
+    // passed it (cargo's `[env]` reaches the build script and this test).
+    assert!(
+        option_env!("LIBSQLITE3_FLAGS")
+            .is_some_and(|f| f.split_whitespace().any(|x| x == "-DHAVE_FDATASYNC=1")),
+        "SQLite is built to sync with fdatasync"
+    );
     for (pragma, expected) in [
         ("PRAGMA mmap_size", "0"),
         ("PRAGMA journal_mode", "wal"),
