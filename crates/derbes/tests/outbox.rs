@@ -328,7 +328,17 @@ fn end_to_end(url: Option<&str>) {
     let r = request_destruction(&addr, &backend, &subject);
     verify_request(&addr, &dpo, &r);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(hook.kinds().contains(&"subject.destroyed".to_string()) && stream.messages() >= 1) {
+    // The webhook's delivery is recorded once its 2xx is back, a moment
+    // after the hook has seen the event: wait for the record too.
+    let orders_recorded = || {
+        !request_state(&addr, &dpo, &r)["awaiting"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|w| w["system"] == "orders"))
+    };
+    while !(hook.kinds().contains(&"subject.destroyed".to_string())
+        && stream.messages() >= 1
+        && orders_recorded())
+    {
         assert!(
             Instant::now() < deadline,
             "the destroyed event on both systems: {:?} {:?} {}",
