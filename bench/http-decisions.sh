@@ -10,6 +10,7 @@
 # the difference being measured, and a peer measured beside each round
 # drifts with it.
 # Usage: bench/http-decisions.sh [seconds] [connections]   (needs wrk; release build)
+# BACKENDS="sqlite postgres" (the default) names the backends to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
@@ -18,7 +19,7 @@ ROUNDS="${ROUNDS:-3}"
 PGURL="${DERBES_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 cargo build --release -q -p derbes
-BIN=target/release/derbes
+BIN="${DERBES_BIN:-target/release/derbes}"
 PORT=18990
 
 field() { python3 -c "import json,sys;print(json.load(sys.stdin)[\"$1\"])"; }
@@ -78,8 +79,9 @@ PY
   rm -rf "$dir"
 }
 
-run sqlite ""
-if pg_isready -h 127.0.0.1 -q 2>/dev/null; then
+BACKENDS="${BACKENDS:-sqlite postgres}"
+[[ " $BACKENDS " == *" sqlite "* ]] && run sqlite ""
+if [[ " $BACKENDS " == *" postgres "* ]] && pg_isready -h 127.0.0.1 -q 2>/dev/null; then
   schema="bench_$$"
   psql "$PGURL" -qc "CREATE SCHEMA $schema"
   run postgres "$PGURL?options=-c%20search_path%3D$schema"

@@ -280,13 +280,14 @@ impl Engine {
             .0
             .get_or_init(|| {
                 let (tx, rx) = mpsc::channel::<Job>(8192);
-                match self.store.lite_audit_appender() {
-                    // SQLite: a thread of the writer's own, which takes the
-                    // next batch as soon as a commit ends (under load, with
-                    // no hand-off to wait for) and blocks while it commits;
-                    // it signs its checkpoints inside its batches (a unit
-                    // of work would wait for the lock it nearly always
-                    // holds).
+                // A thread of the writer's own, whichever the backend: it
+                // takes the next batch as soon as a commit ends and is woken
+                // by the kernel when its commit returns, not queued behind
+                // the requests on the runtime's workers.
+                let writer: Box<dyn FnOnce() + Send> = match self.store.lite_audit_appender() {
+                    // SQLite: the writer blocks while it commits; it signs
+                    // its checkpoints inside its batches (a unit of work
+                    // would wait for the lock it nearly always holds).
                     Ok(lite) => {
                         let (keys, clock) = (self.keys.clone(), self.clock.clone());
                         let lite = lite.checkpointing(
@@ -295,25 +296,39 @@ impl Engine {
                                 signed_checkpoint(&crate::current_keyring(&keys), tail, clock())
                             }),
                         );
-                        let spawned = std::thread::Builder::new()
-                            .name("derbes-audit".into())
-                            .spawn(move || run_lite_auditor(lite, rx));
-                        if let Err(e) = spawned {
-                            // The receiver went with the closure: every
-                            // send fails, every audited operation with it.
-                            tracing::error!(error = %e, "the audit writer's thread did not start");
-                        }
+                        Box::new(move || run_lite_auditor(lite, rx))
                     }
                     // PostgreSQL (or a SQLite store without its file, whose
-                    // every append then fails): a task.
+                    // every append then fails): a runtime of the thread's
+                    // own, on which the writer opens its connection (its
+                    // socket wakes this thread); the checkpoints are signed
+                    // beside it, by a task.
                     Err(_) => {
                         let appender = self.store.audit_appender();
                         let appended = Arc::new(Appended::default());
                         let moved = appended.clone();
-                        tokio::spawn(async move { run_auditor(appender, rx, &moved).await });
                         let engine = self.clone();
                         tokio::spawn(async move { engine.run_checkpointer(&appended).await });
+                        Box::new(move || {
+                            match tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                            {
+                                Ok(rt) => rt.block_on(run_auditor(appender, rx, &moved)),
+                                // The receiver is dropped: every send fails,
+                                // every audited operation with it.
+                                Err(e) => tracing::error!(error = %e, "the audit writer's runtime did not start"),
+                            }
+                        })
                     }
+                };
+                let spawned = std::thread::Builder::new()
+                    .name("derbes-audit".into())
+                    .spawn(writer);
+                if let Err(e) = spawned {
+                    // The receiver went with the closure: every send
+                    // fails, every audited operation with it.
+                    tracing::error!(error = %e, "the audit writer's thread did not start");
                 }
                 tx
             })
@@ -622,7 +637,8 @@ fn answer(
     }
 }
 
-/// The writer on PostgreSQL: a task.
+/// The writer on PostgreSQL: a task on its thread's own runtime; it ends
+/// when the engine's last sender is dropped.
 async fn run_auditor(
     mut appender: derbes_store::AuditAppender,
     mut rx: mpsc::Receiver<Job>,

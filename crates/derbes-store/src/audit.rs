@@ -286,7 +286,8 @@ pub(crate) async fn append_in(
 #[derive(Debug)]
 pub struct AuditAppender {
     store: Store,
-    /// PostgreSQL: a connection detached from the pool.
+    /// PostgreSQL: a connection of its own, opened where the appender
+    /// runs ([`Store::own_connection`]).
     conn: Option<sqlx::AnyConnection>,
     /// SQLite: the appender proper, between its calls on a blocking thread.
     lite: Option<LiteAppender>,
@@ -541,7 +542,7 @@ impl AuditAppender {
     ) -> Result<ChainTail, StoreError> {
         let conn = match &mut self.conn {
             Some(c) => c,
-            slot => slot.insert(self.store.pool.acquire().await?.detach()),
+            slot => slot.insert(self.store.own_connection().await?),
         };
         if let Some(mut tail) = known {
             if records.len() <= ROWS_PER_INSERT && records.iter().all(|r| r.group.is_none()) {

@@ -300,6 +300,9 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// How long a connection may take to come (from the pool or opened).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a pooled PostgreSQL connection may sit idle before it is
 /// tested again at its next use.
 const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
@@ -335,7 +338,7 @@ impl Store {
         let mut pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(0)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false);
         if backend == Backend::Postgres {
             pool = pool.before_acquire(|conn, meta| {
@@ -428,6 +431,23 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// A connection of its own, outside the pool, opened with the pool's
+    /// settings on the runtime that calls this (its socket wakes that
+    /// runtime, not the pool's): for a writer on a thread of its own.
+    /// Gives up as an acquire from the pool would, after [`ACQUIRE_TIMEOUT`].
+    pub(crate) async fn own_connection(&self) -> Result<sqlx::AnyConnection, StoreError> {
+        let options = self.pool.connect_options();
+        tokio::time::timeout(ACQUIRE_TIMEOUT, sqlx::ConnectOptions::connect(&*options))
+            .await
+            .map_err(|_| {
+                sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "opening a database connection timed out",
+                ))
+            })?
+            .map_err(StoreError::from)
     }
 
     pub fn backend(&self) -> Backend {
