@@ -1079,4 +1079,75 @@ mod tests {
         assert!(sql.contains("FROM chain CROSS JOIN (VALUES ($1, $2"));
         assert!(sql.contains("($14, $15") && sql.ends_with(&format!("AS v ({AUDIT_COLUMNS})")));
     }
+
+    fn record(i: i64) -> NewAuditRecord {
+        NewAuditRecord {
+            at: Utc::now(),
+            actor: "staff-1".into(),
+            role: "backend_service".into(),
+            action: "decision".into(),
+            subject_id: Some(format!("01900000-0000-7000-8000-00000000000{i}")),
+            purpose: Some("identification".into()),
+            categories: "identity".into(),
+            decision: "permit".into(),
+            reasons: "[]".into(),
+            details: "{}".into(),
+            group: None,
+        }
+    }
+
+    /// The server's process behind the writer's connection.
+    async fn writer_pid(appender: &mut AuditAppender) -> i32 {
+        let conn = appender
+            .conn
+            .as_mut()
+            .unwrap_or_else(|| panic!("the writer holds no connection"));
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(conn)
+            .await
+            .unwrap_or_else(|e| panic!("pid: {e}"))
+    }
+
+    /// PostgreSQL: the group-commit writer's connection is its own, outside
+    /// the pool; when the server ends it (a restart, an administrator), the
+    /// batch that finds it dead fails whole, and the next opens a new
+    /// connection and continues the one chain.
+    #[tokio::test]
+    async fn the_writer_opens_a_new_connection_when_its_own_died() {
+        let Some(db) = crate::testing::TestDb::postgres().await else {
+            return;
+        };
+        let mut appender = db.store.audit_appender();
+        assert_eq!(appender.append(vec![record(1)]).await.ok(), Some(vec![1]));
+        let first = writer_pid(&mut appender).await;
+        let pool_pids: Vec<i32> = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_all(&db.store.pool)
+            .await
+            .unwrap_or_else(|e| panic!("pool pid: {e}"));
+        assert!(!pool_pids.contains(&first), "not a pooled connection");
+        assert_eq!(crate::testing::terminate_backends(&[first]).await, 1);
+        // The dead connection fails its batch (nothing of it stored), or,
+        // had the server's end not yet reached it, carries it.
+        let seqs = match appender.append(vec![record(2)]).await {
+            Ok(seqs) => seqs,
+            Err(_) => appender
+                .append(vec![record(2)])
+                .await
+                .unwrap_or_else(|e| panic!("the next batch: {e}")),
+        };
+        assert_eq!(seqs, [2]);
+        let second = writer_pid(&mut appender).await;
+        assert_ne!(first, second, "a new connection");
+        assert_eq!(appender.append(vec![record(3)]).await.ok(), Some(vec![3]));
+        let v = db
+            .store
+            .verify_audit(None, &|_, _, _| false)
+            .await
+            .unwrap_or_else(|e| panic!("verify: {e}"));
+        assert_eq!(
+            (v.records, v.first_bad),
+            (3, None),
+            "one chain, every record once"
+        );
+    }
 }

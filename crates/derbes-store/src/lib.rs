@@ -586,24 +586,8 @@ mod tests {
         while db.store.pool.num_idle() < pids.len() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let admin = Store::open(&StoreConfig::Postgres {
-            url: testing::admin_url(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("admin: {e}"));
-        let ended: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(p) AS ended FROM unnest(string_to_array($1, ',')::int4[]) AS p) e WHERE ended",
-        )
-        .bind(pids.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
-        .fetch_one(&admin.pool)
-        .await
-        .unwrap_or_else(|e| panic!("terminate: {e}"));
-        admin.close().await;
-        assert_eq!(
-            ended as usize,
-            pids.len(),
-            "the pool's connections were ended"
-        );
+        let ended = testing::terminate_backends(&pids).await;
+        assert_eq!(ended, pids.len(), "the pool's connections were ended");
         tokio::time::sleep(IDLE_BEFORE_TEST + Duration::from_millis(200)).await;
         let again: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&db.store.pool)

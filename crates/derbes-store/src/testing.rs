@@ -37,6 +37,23 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
 }
 
+/// End these PostgreSQL backends (`pg_terminate_backend`, from a
+/// connection of the test server's own); how many were ended.
+pub async fn terminate_backends(pids: &[i32]) -> usize {
+    let admin = Store::open(&StoreConfig::Postgres { url: admin_url() })
+        .await
+        .unwrap_or_else(|e| panic!("admin: {e}"));
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(p) AS ended FROM unnest(string_to_array($1, ',')::int4[]) AS p) e WHERE ended",
+    )
+    .bind(pids.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
+    .fetch_one(&admin.pool)
+    .await
+    .unwrap_or_else(|e| panic!("terminate: {e}"));
+    admin.close().await;
+    ended as usize
+}
+
 /// Whether PostgreSQL tests may be skipped (never in CI).
 pub fn postgres_skipped() -> bool {
     std::env::var_os("CI").is_none() && std::env::var("DERBES_SKIP_POSTGRES").as_deref() == Ok("1")
