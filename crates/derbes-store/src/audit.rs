@@ -1080,22 +1080,6 @@ mod tests {
         assert!(sql.contains("($14, $15") && sql.ends_with(&format!("AS v ({AUDIT_COLUMNS})")));
     }
 
-    fn record(i: i64) -> NewAuditRecord {
-        NewAuditRecord {
-            at: Utc::now(),
-            actor: "staff-1".into(),
-            role: "backend_service".into(),
-            action: "decision".into(),
-            subject_id: Some(format!("01900000-0000-7000-8000-00000000000{i}")),
-            purpose: Some("identification".into()),
-            categories: "identity".into(),
-            decision: "permit".into(),
-            reasons: "[]".into(),
-            details: "{}".into(),
-            group: None,
-        }
-    }
-
     /// The server's process behind the writer's connection.
     async fn writer_pid(appender: &mut AuditAppender) -> i32 {
         let conn = appender
@@ -1117,6 +1101,7 @@ mod tests {
         let Some(db) = crate::testing::TestDb::postgres().await else {
             return;
         };
+        let record = crate::testing::audit_record;
         let mut appender = db.store.audit_appender();
         assert_eq!(appender.append(vec![record(1)]).await.ok(), Some(vec![1]));
         let first = writer_pid(&mut appender).await;

@@ -37,6 +37,34 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
 }
 
+/// The `n`th synthetic subject's id.
+pub fn audit_subject(n: i64) -> String {
+    format!("01900000-0000-7000-8000-00000000000{n}")
+}
+
+/// A synthetic decision record: one of three actors, one of five subjects
+/// (`audit_subject(i % 5)`), every fourth a denial.
+pub fn audit_record(i: i64) -> crate::NewAuditRecord {
+    crate::NewAuditRecord {
+        at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000 + i)
+            .unwrap_or_else(|| panic!("a time")),
+        actor: format!("staff-{}", i % 3),
+        role: "backend_service".into(),
+        action: "decision".into(),
+        subject_id: Some(audit_subject(i % 5)),
+        purpose: Some("identification".into()),
+        categories: "identity,full_name".into(),
+        decision: if i % 4 == 0 {
+            "deny".into()
+        } else {
+            "permit".into()
+        },
+        reasons: r#"[{"code":"permitted"}]"#.into(),
+        details: "{}".into(),
+        group: None,
+    }
+}
+
 /// End these PostgreSQL backends (`pg_terminate_backend`, from a
 /// connection of the test server's own); how many were ended.
 pub async fn terminate_backends(pids: &[i32]) -> usize {

@@ -2,34 +2,9 @@
 //! The audit chain detects every change, deletion, insertion and reordering,
 //! on SQLite and PostgreSQL.
 
-use derbes_store::testing::TestDb;
+use derbes_store::testing::{audit_record as record, audit_subject as subject, TestDb};
 use derbes_store::{checkpoint_message, AuditQuery, Checkpoint, NewAuditRecord, Store};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
-
-/// A synthetic subject id: one of five.
-fn subject(n: i64) -> String {
-    format!("01900000-0000-7000-8000-00000000000{n}")
-}
-
-fn record(i: i64) -> NewAuditRecord {
-    NewAuditRecord {
-        at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000 + i).unwrap(),
-        actor: format!("staff-{}", i % 3),
-        role: "backend_service".into(),
-        action: "decision".into(),
-        subject_id: Some(subject(i % 5)),
-        purpose: Some("identification".into()),
-        categories: "identity,full_name".into(),
-        decision: if i % 4 == 0 {
-            "deny".into()
-        } else {
-            "permit".into()
-        },
-        reasons: r#"[{"code":"permitted"}]"#.into(),
-        details: "{}".into(),
-        group: None,
-    }
-}
 
 fn verify_sig(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     UnparsedPublicKey::new(&ED25519, pk)
