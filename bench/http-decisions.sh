@@ -10,7 +10,8 @@
 # the difference being measured, and a peer measured beside each round
 # drifts with it.
 # Usage: bench/http-decisions.sh [seconds] [connections]   (needs wrk; release build)
-# BACKENDS="sqlite postgres" (the default) names the backends to run.
+# BACKENDS="sqlite postgres" (the default) names the backends to run;
+# DERBES_BIN runs another build than target/release/derbes (to alternate two).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
